@@ -1,0 +1,92 @@
+// Argument checks shared by the bindings: dtype, ndim, shape and contiguity, raising ValueError/TypeError
+// that name the argument, so a direct call into _core can never read or write out of bounds.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rltrain::bind {
+
+namespace py = pybind11;
+
+enum class Kind { F32, F64, U8, I64, Other };
+
+inline Kind kind_of(const py::array& a) {
+  const char k = a.dtype().kind();
+  const auto sz = a.dtype().itemsize();
+  if (k == 'f' && sz == 4) return Kind::F32;
+  if (k == 'f' && sz == 8) return Kind::F64;
+  if ((k == 'b' || k == 'u') && sz == 1) return Kind::U8;
+  if (k == 'i' && sz == 8) return Kind::I64;
+  return Kind::Other;
+}
+
+inline std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
+    s += std::to_string(a.shape(i));
+    if (a.ndim() == 1 || i + 1 < a.ndim()) s += ", ";
+  }
+  if (a.ndim() == 1) s.pop_back(), s.pop_back(), s += ",";
+  return s + ")";
+}
+
+inline std::string shape_str(const std::vector<py::ssize_t>& v) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    s += std::to_string(v[i]);
+    if (i + 1 < v.size()) s += ", ";
+  }
+  if (v.size() == 1) s += ",";
+  return s + ")";
+}
+
+inline py::array as_array(py::handle obj, const char* name) {
+  if (!py::isinstance<py::array>(obj))
+    throw py::type_error(std::string(name) + ": expected a numpy.ndarray, got " +
+                         std::string(py::str(py::type::handle_of(obj).attr("__name__"))));
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+inline void require_shape(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape) {
+  bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  for (std::size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
+  if (!ok)
+    throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " + shape_str(a));
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+}
+
+inline void require_float(const py::array& a, const char* name, Kind want) {
+  const Kind k = kind_of(a);
+  if (k != want)
+    throw py::type_error(std::string(name) + ": expected dtype " + (want == Kind::F32 ? "float32" : "float64") +
+                         ", got " + std::string(py::str(a.dtype())));
+}
+
+inline void require_writable(const py::array& a, const char* name) {
+  if (!a.writeable()) throw py::value_error(std::string(name) + ": output array is read-only");
+}
+
+inline Kind require_flag(const py::array& a, const char* name) {
+  const Kind k = kind_of(a);
+  if (k != Kind::U8 && k != Kind::F32 && k != Kind::F64)
+    throw py::type_error(std::string(name) + ": expected dtype bool, uint8, float32 or float64, got " +
+                         std::string(py::str(a.dtype())));
+  return k;
+}
+
+template <typename T>
+const T* cptr(const py::array& a) {
+  return static_cast<const T*>(a.data());
+}
+template <typename T>
+T* mptr(py::array& a) {
+  return static_cast<T*>(a.mutable_data());
+}
+
+}  // namespace rltrain::bind

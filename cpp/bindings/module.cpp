@@ -1,0 +1,15 @@
+// Entry point of rltrain._core: wires the topic registrations, nothing else.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace rltrain::bind {
+void register_kernels(py::module_& m);
+void register_envs(py::module_& m);
+}  // namespace rltrain::bind
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "rltrain compiled core: kernels, thread pool, native environments";
+  rltrain::bind::register_kernels(m);
+  rltrain::bind::register_envs(m);
+}

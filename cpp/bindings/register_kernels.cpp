@@ -1,0 +1,422 @@
+// pybind11 registration of the numeric kernels: check dtype/shape/contiguity, release the GIL, call the C++.
+// Python wrappers in rltrain.kernels do the friendly conversions (torch, non-contiguous, out=) first.
+#include <pthread.h>
+
+#include <cmath>
+#include <memory>
+#include <mutex>
+
+#include "checks.hpp"
+#include "rltrain/gae.hpp"
+#include "rltrain/group_advantage.hpp"
+#include "rltrain/running_stats.hpp"
+#include "rltrain/thread_pool.hpp"
+
+namespace rltrain::bind {
+
+namespace {
+
+// The one kernel pool, created on first use and replaced by set_num_threads. After fork() the child has
+// no worker threads, so the inherited pool is abandoned (never joined) and a fresh one is made on demand.
+std::mutex g_pool_mu;
+ThreadPool* g_pool = nullptr;
+int g_threads = 0;
+
+void atfork_child() {
+  g_pool = nullptr;  // leaked on purpose: its threads do not exist in the child
+  new (&g_pool_mu) std::mutex();
+}
+
+ThreadPool& kernel_pool() {
+  static const bool registered = [] {
+    pthread_atfork(nullptr, nullptr, atfork_child);
+    return true;
+  }();
+  (void)registered;
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  if (g_pool == nullptr) {
+    if (g_threads <= 0) g_threads = default_num_threads();
+    g_pool = new ThreadPool(g_threads);
+  }
+  return *g_pool;
+}
+
+void set_num_threads(int k) {
+  if (k < 1) throw py::value_error("num_threads: expected an integer >= 1, got " + std::to_string(k));
+  std::lock_guard<std::mutex> lk(g_pool_mu);
+  if (g_pool != nullptr && g_threads == k) return;
+  delete g_pool;
+  g_pool = nullptr;
+  g_threads = k;
+}
+
+int get_num_threads() { return kernel_pool().num_threads(); }
+
+void check_unit(double x, const char* name) {
+  if (!std::isfinite(x) || x < 0.0 || x > 1.0)
+    throw py::value_error(std::string(name) + ": expected a finite number in [0, 1], got " + std::to_string(x));
+}
+
+// Splits N columns into at most `threads` ranges of whole 64-byte lines.
+template <typename Fn>
+void split_columns(std::size_t rows, std::size_t N, Fn&& fn) {
+  ThreadPool& pool = kernel_pool();
+  const std::size_t work = rows * N;
+  std::size_t chunks = std::min<std::size_t>(pool.num_threads(), (N + 15) / 16);
+  if (work < (std::size_t(1) << 14)) chunks = 1;
+  if (chunks <= 1) {
+    fn(std::size_t(0), N);
+    return;
+  }
+  const std::size_t step = ((N + chunks - 1) / chunks + 15) / 16 * 16;
+  pool.parallel_for(chunks, [&](std::size_t c) {
+    const std::size_t b = c * step, e = std::min(N, b + step);
+    if (b < e) fn(b, e);
+  });
+}
+
+template <typename T, typename FD, typename FT>
+void run_gae(GaeArgs<T, FD, FT> a) {
+  split_columns(a.T_len, a.N, [&](std::size_t b, std::size_t e) { gae_columns(a, b, e); });
+}
+
+template <typename T, typename FD>
+void dispatch_gae_term(GaeArgs<T, FD, uint8_t> base, const py::array* term, Kind tk) {
+  if (term == nullptr || tk == Kind::U8) {
+    if (term) base.terminated = cptr<uint8_t>(*term);
+    run_gae(base);
+    return;
+  }
+  auto with = [&](auto tag) {
+    using FT = decltype(tag);
+    GaeArgs<T, FD, FT> a;
+    a.T_len = base.T_len, a.N = base.N, a.rewards = base.rewards, a.values = base.values, a.dones = base.dones;
+    a.last_values = base.last_values, a.final_values = base.final_values, a.gamma = base.gamma, a.lam = base.lam;
+    a.advantages = base.advantages, a.returns = base.returns, a.terminated = cptr<FT>(*term);
+    run_gae(a);
+  };
+  if (tk == Kind::F32) with(float{});
+  else with(double{});
+}
+
+template <typename T>
+void gae_typed(py::array& rewards, py::array& values, py::array& dones, Kind dk, py::array& last_values,
+               const py::array* term, Kind tk, const py::array* final_values, double gamma, double lam,
+               py::array& adv, py::array& ret) {
+  auto fill = [&](auto tag) {
+    using FD = decltype(tag);
+    GaeArgs<T, FD, uint8_t> a;
+    a.T_len = rewards.shape(0), a.N = rewards.shape(1);
+    a.rewards = cptr<T>(rewards), a.values = cptr<T>(values), a.dones = cptr<FD>(dones);
+    a.last_values = cptr<T>(last_values);
+    a.final_values = final_values ? cptr<T>(*final_values) : nullptr;
+    a.gamma = gamma, a.lam = lam, a.advantages = mptr<T>(adv), a.returns = mptr<T>(ret);
+    py::gil_scoped_release nogil;
+    dispatch_gae_term<T, FD>(a, term, tk);
+  };
+  if (dk == Kind::U8) fill(uint8_t{});
+  else if (dk == Kind::F32) fill(float{});
+  else fill(double{});
+}
+
+void gae(py::object rewards_o, py::object values_o, py::object dones_o, py::object last_values_o,
+         py::object terminated_o, py::object final_values_o, double gamma, double lam, py::object adv_o,
+         py::object ret_o) {
+  py::array rewards = as_array(rewards_o, "rewards");
+  if (rewards.ndim() != 2)
+    throw py::value_error("rewards: expected a 2-D array [T, N], got shape " + shape_str(rewards));
+  const Kind fk = kind_of(rewards);
+  if (fk != Kind::F32 && fk != Kind::F64)
+    throw py::type_error("rewards: expected dtype float32 or float64, got " + std::string(py::str(rewards.dtype())));
+  const py::ssize_t T = rewards.shape(0), N = rewards.shape(1);
+  require_shape(rewards, "rewards", {T, N});
+  py::array values = as_array(values_o, "values");
+  require_float(values, "values", fk);
+  require_shape(values, "values", {T, N});
+  py::array dones = as_array(dones_o, "dones");
+  const Kind dk = require_flag(dones, "dones");
+  require_shape(dones, "dones", {T, N});
+  py::array last_values = as_array(last_values_o, "last_values");
+  require_float(last_values, "last_values", fk);
+  require_shape(last_values, "last_values", {N});
+  py::array term, fin;
+  Kind tk = Kind::U8;
+  if (!terminated_o.is_none()) {
+    term = as_array(terminated_o, "terminated");
+    tk = require_flag(term, "terminated");
+    require_shape(term, "terminated", {T, N});
+    if (final_values_o.is_none())
+      throw py::value_error("final_values: required when terminated is given");
+    fin = as_array(final_values_o, "final_values");
+    require_float(fin, "final_values", fk);
+    require_shape(fin, "final_values", {T, N});
+  }
+  check_unit(gamma, "gamma");
+  check_unit(lam, "lam");
+  py::array adv = as_array(adv_o, "out[0] (advantages)");
+  require_float(adv, "out[0] (advantages)", fk);
+  require_shape(adv, "out[0] (advantages)", {T, N});
+  require_writable(adv, "out[0] (advantages)");
+  py::array ret = as_array(ret_o, "out[1] (returns)");
+  require_float(ret, "out[1] (returns)", fk);
+  require_shape(ret, "out[1] (returns)", {T, N});
+  require_writable(ret, "out[1] (returns)");
+  const py::array* tp = terminated_o.is_none() ? nullptr : &term;
+  const py::array* fp = terminated_o.is_none() ? nullptr : &fin;
+  if (fk == Kind::F32) gae_typed<float>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
+  else gae_typed<double>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
+}
+
+void discounted_returns(py::object rewards_o, py::object dones_o, py::object last_values_o, double gamma,
+                        py::object out_o) {
+  py::array rewards = as_array(rewards_o, "rewards");
+  if (rewards.ndim() != 2)
+    throw py::value_error("rewards: expected a 2-D array [T, N], got shape " + shape_str(rewards));
+  const Kind fk = kind_of(rewards);
+  if (fk != Kind::F32 && fk != Kind::F64)
+    throw py::type_error("rewards: expected dtype float32 or float64, got " + std::string(py::str(rewards.dtype())));
+  const py::ssize_t T = rewards.shape(0), N = rewards.shape(1);
+  require_shape(rewards, "rewards", {T, N});
+  py::array dones = as_array(dones_o, "dones");
+  const Kind dk = require_flag(dones, "dones");
+  require_shape(dones, "dones", {T, N});
+  py::array last;
+  if (!last_values_o.is_none()) {
+    last = as_array(last_values_o, "last_values");
+    require_float(last, "last_values", fk);
+    require_shape(last, "last_values", {N});
+  }
+  check_unit(gamma, "gamma");
+  py::array out = as_array(out_o, "out");
+  require_float(out, "out", fk);
+  require_shape(out, "out", {T, N});
+  require_writable(out, "out");
+  auto run = [&](auto ttag, auto dtag) {
+    using Tt = decltype(ttag);
+    using FD = decltype(dtag);
+    const Tt* lv = last_values_o.is_none() ? nullptr : cptr<Tt>(last);
+    const Tt* r = cptr<Tt>(rewards);
+    const FD* d = cptr<FD>(dones);
+    Tt* o = mptr<Tt>(out);
+    py::gil_scoped_release nogil;
+    split_columns(T, N, [&](std::size_t b, std::size_t e) {
+      discounted_returns_columns<Tt, FD>(T, N, r, d, lv, gamma, o, b, e);
+    });
+  };
+  auto with_t = [&](auto ttag) {
+    if (dk == Kind::U8) run(ttag, uint8_t{});
+    else if (dk == Kind::F32) run(ttag, float{});
+    else run(ttag, double{});
+  };
+  if (fk == Kind::F32) with_t(float{});
+  else with_t(double{});
+}
+
+// Group kernels take rewards [B, G, T] (float), lengths [B, G] (int64), out [B, G, T].
+struct GroupArrays {
+  py::array rewards, lengths, out;
+  GroupShape shape;
+  Kind fk;
+};
+
+GroupArrays check_group(py::object rewards_o, py::object lengths_o, py::object out_o) {
+  GroupArrays g;
+  g.rewards = as_array(rewards_o, "rewards");
+  if (g.rewards.ndim() != 3)
+    throw py::value_error("rewards: expected a 3-D array [B, G, T], got shape " + shape_str(g.rewards));
+  g.fk = kind_of(g.rewards);
+  if (g.fk != Kind::F32 && g.fk != Kind::F64)
+    throw py::type_error("rewards: expected dtype float32 or float64, got " + std::string(py::str(g.rewards.dtype())));
+  const py::ssize_t B = g.rewards.shape(0), G = g.rewards.shape(1), T = g.rewards.shape(2);
+  require_shape(g.rewards, "rewards", {B, G, T});
+  g.lengths = as_array(lengths_o, "lengths");
+  if (kind_of(g.lengths) != Kind::I64)
+    throw py::type_error("lengths: expected dtype int64, got " + std::string(py::str(g.lengths.dtype())));
+  require_shape(g.lengths, "lengths", {B, G});
+  const int64_t* L = cptr<int64_t>(g.lengths);
+  for (py::ssize_t i = 0; i < B * G; ++i)
+    if (L[i] < 0 || L[i] > T)
+      throw py::value_error("lengths: expected integers in [0, " + std::to_string(T) + "], got " +
+                            std::to_string(L[i]) + " at flat index " + std::to_string(i));
+  g.out = as_array(out_o, "out");
+  require_float(g.out, "out", g.fk);
+  require_shape(g.out, "out", {B, G, T});
+  require_writable(g.out, "out");
+  g.shape.B = B, g.shape.G = G, g.shape.T = T;
+  return g;
+}
+
+void check_eps_ddof(double eps, int ddof) {
+  if (!std::isfinite(eps) || eps < 0.0)
+    throw py::value_error("eps: expected a finite number >= 0, got " + std::to_string(eps));
+  if (ddof < 0) throw py::value_error("ddof: expected an integer >= 0, got " + std::to_string(ddof));
+}
+
+template <typename Fn>
+void with_float(const GroupArrays& g, Fn&& fn) {
+  if (g.fk == Kind::F32) fn(float{});
+  else fn(double{});
+}
+
+void episodic(py::object r, py::object l, double eps, int ddof, py::object o) {
+  check_eps_ddof(eps, ddof);
+  GroupArrays g = check_group(r, l, o);
+  with_float(g, [&](auto tag) {
+    using T = decltype(tag);
+    const T* rp = cptr<T>(g.rewards);
+    const int64_t* lp = cptr<int64_t>(g.lengths);
+    T* op = mptr<T>(g.out);
+    py::gil_scoped_release nogil;
+    episodic_advantages<T>(g.shape, rp, lp, eps, ddof, op, kernel_pool());
+  });
+}
+
+void per_step(py::object r, py::object l, double gamma, int pooled, double eps, int ddof, py::object o) {
+  check_unit(gamma, "gamma");
+  check_eps_ddof(eps, ddof);
+  GroupArrays g = check_group(r, l, o);
+  with_float(g, [&](auto tag) {
+    using T = decltype(tag);
+    const T* rp = cptr<T>(g.rewards);
+    const int64_t* lp = cptr<int64_t>(g.lengths);
+    T* op = mptr<T>(g.out);
+    py::gil_scoped_release nogil;
+    per_step_advantages<T>(g.shape, rp, lp, gamma, pooled ? StepNorm::Pooled : StepNorm::Timestep, eps, ddof, op,
+                           kernel_pool());
+  });
+}
+
+void hybrid(py::object r, py::object l, double gamma, double alpha, double beta, double clip, double eps, int ddof,
+            py::object o) {
+  check_unit(gamma, "gamma");
+  check_eps_ddof(eps, ddof);
+  if (!std::isfinite(alpha) || alpha < 0.0)
+    throw py::value_error("alpha: expected a finite number >= 0, got " + std::to_string(alpha));
+  if (!std::isfinite(beta) || beta < 0.0)
+    throw py::value_error("beta: expected a finite number >= 0, got " + std::to_string(beta));
+  if (std::isnan(clip)) throw py::value_error("clip: expected a number >= 0 or None, got nan");
+  GroupArrays g = check_group(r, l, o);
+  with_float(g, [&](auto tag) {
+    using T = decltype(tag);
+    const T* rp = cptr<T>(g.rewards);
+    const int64_t* lp = cptr<int64_t>(g.lengths);
+    T* op = mptr<T>(g.out);
+    py::gil_scoped_release nogil;
+    hybrid_advantages<T>(g.shape, rp, lp, gamma, alpha, beta, clip, eps, ddof, op, kernel_pool());
+  });
+}
+
+void group_norm(py::object scores_o, py::ssize_t group_size, int scale, double eps, int ddof, py::object out_o) {
+  check_eps_ddof(eps, ddof);
+  py::array s = as_array(scores_o, "scores");
+  if (s.ndim() != 1) throw py::value_error("scores: expected a 1-D array [B*G], got shape " + shape_str(s));
+  const Kind fk = kind_of(s);
+  if (fk != Kind::F32 && fk != Kind::F64)
+    throw py::type_error("scores: expected dtype float32 or float64, got " + std::string(py::str(s.dtype())));
+  const py::ssize_t n = s.shape(0);
+  require_shape(s, "scores", {n});
+  if (group_size < 1 || (n > 0 && n % group_size != 0))
+    throw py::value_error("group_size: expected an integer >= 1 dividing len(scores) = " + std::to_string(n) +
+                          ", got " + std::to_string(group_size));
+  if (scale < 0 || scale > 2) throw py::value_error("scale: expected 0 (group), 1 (batch) or 2 (none)");
+  py::array out = as_array(out_o, "out");
+  require_float(out, "out", fk);
+  require_shape(out, "out", {n});
+  require_writable(out, "out");
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* sp = cptr<T>(s);
+    T* op = mptr<T>(out);
+    py::gil_scoped_release nogil;
+    group_normalize<T>(n, group_size, sp, static_cast<GroupScale>(scale), eps, ddof, op);
+  };
+  if (fk == Kind::F32) run(float{});
+  else run(double{});
+}
+
+// Running statistics: mean/var are float64 [dim] arrays updated in place; batch is [n, dim].
+double rms_update(py::object mean_o, py::object var_o, double count, py::object batch_o) {
+  py::array mean = as_array(mean_o, "mean"), var = as_array(var_o, "var"), batch = as_array(batch_o, "batch");
+  if (batch.ndim() != 2) throw py::value_error("batch: expected a 2-D array [n, dim], got shape " + shape_str(batch));
+  const Kind fk = kind_of(batch);
+  if (fk != Kind::F32 && fk != Kind::F64)
+    throw py::type_error("batch: expected dtype float32 or float64, got " + std::string(py::str(batch.dtype())));
+  const py::ssize_t n = batch.shape(0), dim = batch.shape(1);
+  require_shape(batch, "batch", {n, dim});
+  require_float(mean, "mean", Kind::F64);
+  require_shape(mean, "mean", {dim});
+  require_writable(mean, "mean");
+  require_float(var, "var", Kind::F64);
+  require_shape(var, "var", {dim});
+  require_writable(var, "var");
+  if (!std::isfinite(count) || count < 0.0)
+    throw py::value_error("count: expected a finite number >= 0, got " + std::to_string(count));
+  if (n == 0) return count;
+  double* m = mptr<double>(mean);
+  double* v = mptr<double>(var);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* x = cptr<T>(batch);
+    py::gil_scoped_release nogil;
+    std::vector<double> bm(dim), bv(dim);
+    batch_moments<T>(n, dim, x, bm.data(), bv.data(), kernel_pool());
+    return merge_moments(dim, m, v, count, bm.data(), bv.data(), static_cast<double>(n));
+  };
+  return fk == Kind::F32 ? run(float{}) : run(double{});
+}
+
+void rms_normalize(py::object x_o, py::object mean_o, py::object var_o, double clip, double eps, py::object out_o) {
+  py::array x = as_array(x_o, "x"), mean = as_array(mean_o, "mean"), var = as_array(var_o, "var");
+  if (x.ndim() != 2) throw py::value_error("x: expected a 2-D array [n, dim], got shape " + shape_str(x));
+  const Kind fk = kind_of(x);
+  if (fk != Kind::F32 && fk != Kind::F64)
+    throw py::type_error("x: expected dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+  const py::ssize_t n = x.shape(0), dim = x.shape(1);
+  require_shape(x, "x", {n, dim});
+  require_float(mean, "mean", Kind::F64);
+  require_shape(mean, "mean", {dim});
+  require_float(var, "var", Kind::F64);
+  require_shape(var, "var", {dim});
+  if (std::isnan(clip) || clip < 0.0) throw py::value_error("clip: expected a number >= 0, got " + std::to_string(clip));
+  if (!std::isfinite(eps) || eps < 0.0) throw py::value_error("eps: expected a finite number >= 0");
+  py::array out = as_array(out_o, "out");
+  require_float(out, "out", fk);
+  require_shape(out, "out", {n, dim});
+  require_writable(out, "out");
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = cptr<T>(x);
+    const double* mp = cptr<double>(mean);
+    const double* vp = cptr<double>(var);
+    T* op = mptr<T>(out);
+    py::gil_scoped_release nogil;
+    normalize_moments<T>(n, dim, xp, mp, vp, clip, eps, op, kernel_pool());
+  };
+  if (fk == Kind::F32) run(float{});
+  else run(double{});
+}
+
+}  // namespace
+
+void register_kernels(py::module_& m) {
+  m.def("set_num_threads", &set_num_threads, py::arg("num_threads"));
+  m.def("get_num_threads", &get_num_threads);
+  m.def("gae", &gae, py::arg("rewards"), py::arg("values"), py::arg("dones"), py::arg("last_values"),
+        py::arg("terminated"), py::arg("final_values"), py::arg("gamma"), py::arg("lam"), py::arg("adv_out"),
+        py::arg("ret_out"));
+  m.def("discounted_returns", &discounted_returns, py::arg("rewards"), py::arg("dones"), py::arg("last_values"),
+        py::arg("gamma"), py::arg("out"));
+  m.def("episodic_advantages", &episodic, py::arg("rewards"), py::arg("lengths"), py::arg("eps"), py::arg("ddof"),
+        py::arg("out"));
+  m.def("per_step_advantages", &per_step, py::arg("rewards"), py::arg("lengths"), py::arg("gamma"),
+        py::arg("pooled"), py::arg("eps"), py::arg("ddof"), py::arg("out"));
+  m.def("hybrid_advantages", &hybrid, py::arg("rewards"), py::arg("lengths"), py::arg("gamma"), py::arg("alpha"),
+        py::arg("beta"), py::arg("clip"), py::arg("eps"), py::arg("ddof"), py::arg("out"));
+  m.def("group_normalize", &group_norm, py::arg("scores"), py::arg("group_size"), py::arg("scale"), py::arg("eps"),
+        py::arg("ddof"), py::arg("out"));
+  m.def("rms_update", &rms_update, py::arg("mean"), py::arg("var"), py::arg("count"), py::arg("batch"));
+  m.def("rms_normalize", &rms_normalize, py::arg("x"), py::arg("mean"), py::arg("var"), py::arg("clip"),
+        py::arg("eps"), py::arg("out"));
+}
+
+}  // namespace rltrain::bind

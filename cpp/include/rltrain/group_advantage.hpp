@@ -1,0 +1,289 @@
+// Group-relative advantages (GRPO family) over padded [B, G, T] episodes with lengths [B, G].
+// Shao et al. 2024, "DeepSeekMath" sec. 4.1.2/4.1.3: outcome supervision normalises each episode's total reward
+// within its group; process supervision normalises step rewards and sums the normalised future rewards.
+// All statistics are accumulated in double in a fixed order (episode by episode, step by step), so results are
+// identical for any thread count: threads only ever own disjoint rows, columns or groups.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "rltrain/thread_pool.hpp"
+
+namespace rltrain {
+
+struct GroupShape {
+  std::size_t B = 1, G = 0, T = 0;
+  std::size_t rows() const { return B * G; }
+};
+
+// std with `ddof`; 0 where fewer than ddof + 1 values exist.
+inline double group_std(double sum_sq_dev, double n, int ddof) {
+  if (n < static_cast<double>(ddof) + 1.0) return 0.0;
+  return std::sqrt(sum_sq_dev / (n - static_cast<double>(ddof)));
+}
+
+// Per-episode sums R[b, i] (double).
+template <typename T>
+void episode_returns(const GroupShape& s, const T* rewards, const int64_t* lengths, double* R,
+                     ThreadPool& pool) {
+  pool.parallel_range(s.rows(), 64, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t row = r0; row < r1; ++row) {
+      const T* x = rewards + row * s.T;
+      const std::size_t len = static_cast<std::size_t>(lengths[row]);
+      double acc = 0.0;
+      for (std::size_t t = 0; t < len; ++t) acc += static_cast<double>(x[t]);
+      R[row] = acc;
+    }
+  });
+}
+
+// A[b, i] = (R[b, i] - mean_b) / (std_b + eps), in place over R.
+inline void normalize_within_groups(const GroupShape& s, double* R, double eps, int ddof) {
+  for (std::size_t b = 0; b < s.B; ++b) {
+    double* x = R + b * s.G;
+    if (s.G == 0) continue;
+    double sum = 0.0;
+    for (std::size_t i = 0; i < s.G; ++i) sum += x[i];
+    const double mean = sum / static_cast<double>(s.G);
+    double ss = 0.0;
+    for (std::size_t i = 0; i < s.G; ++i) ss += (x[i] - mean) * (x[i] - mean);
+    const double denom = group_std(ss, static_cast<double>(s.G), ddof) + eps;
+    for (std::size_t i = 0; i < s.G; ++i) x[i] = (x[i] - mean) / denom;
+  }
+}
+
+// Broadcasts per-episode values A[row] onto the valid steps of each row; zeros after the episode's length.
+template <typename T>
+void broadcast_rows(const GroupShape& s, const double* A, const int64_t* lengths, T* out, ThreadPool& pool) {
+  pool.parallel_range(s.rows(), 64, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t row = r0; row < r1; ++row) {
+      T* o = out + row * s.T;
+      const std::size_t len = static_cast<std::size_t>(lengths[row]);
+      const T v = static_cast<T>(A[row]);
+      std::fill(o, o + len, v);
+      std::fill(o + len, o + s.T, T(0));
+    }
+  });
+}
+
+// Outcome supervision: every valid step of episode i gets (R_i - mean(R)) / (std(R) + eps).
+template <typename T>
+void episodic_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double eps, int ddof,
+                         T* out, ThreadPool& pool) {
+  std::vector<double> R(s.rows());
+  episode_returns(s, rewards, lengths, R.data(), pool);
+  normalize_within_groups(s, R.data(), eps, ddof);
+  broadcast_rows(s, R.data(), lengths, out, pool);
+}
+
+enum class StepNorm { Timestep, Pooled };
+
+// Process supervision, written as doubles into `work` [B, G, T] (zeros at invalid steps):
+// n[i,t] = (r[i,t] - mean) / (std + eps) with per-timestep (episodes alive at t) or pooled statistics, then
+// A[i,t] = sum_{k=t}^{len_i-1} gamma^(k-t) n[i,k].
+template <typename T>
+void per_step_advantages_double(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
+                                StepNorm norm, double eps, int ddof, double* work, ThreadPool& pool) {
+  const std::size_t G = s.G, TT = s.T;
+  if (s.rows() == 0 || TT == 0) return;
+  // Per (b, t) mean and denominator. Pooled statistics are stored once per group and broadcast.
+  std::vector<double> mean(s.B * TT), denom(s.B * TT);
+  if (norm == StepNorm::Timestep) {
+    constexpr std::size_t kChunk = 256;
+    const std::size_t chunks_per_group = (TT + kChunk - 1) / kChunk;
+    pool.parallel_for(s.B * chunks_per_group, [&](std::size_t task) {
+      const std::size_t b = task / chunks_per_group;
+      const std::size_t t0 = (task % chunks_per_group) * kChunk;
+      const std::size_t t1 = std::min(TT, t0 + kChunk);
+      const std::size_t w = t1 - t0;
+      double sum[kChunk], cnt[kChunk], ss[kChunk];
+      std::fill(sum, sum + w, 0.0);
+      std::fill(cnt, cnt + w, 0.0);
+      std::fill(ss, ss + w, 0.0);
+      for (std::size_t i = 0; i < G; ++i) {
+        const std::size_t row = b * G + i;
+        const std::size_t len = static_cast<std::size_t>(lengths[row]);
+        const T* x = rewards + row * TT;
+        const std::size_t e = std::min(t1, std::max(t0, len));
+        for (std::size_t t = t0; t < e; ++t) {
+          sum[t - t0] += static_cast<double>(x[t]);
+          cnt[t - t0] += 1.0;
+        }
+      }
+      double* m = mean.data() + b * TT;
+      for (std::size_t k = 0; k < w; ++k) m[t0 + k] = cnt[k] > 0 ? sum[k] / cnt[k] : 0.0;
+      for (std::size_t i = 0; i < G; ++i) {
+        const std::size_t row = b * G + i;
+        const std::size_t len = static_cast<std::size_t>(lengths[row]);
+        const T* x = rewards + row * TT;
+        const std::size_t e = std::min(t1, std::max(t0, len));
+        for (std::size_t t = t0; t < e; ++t) {
+          const double dv = static_cast<double>(x[t]) - m[t];
+          ss[t - t0] += dv * dv;
+        }
+      }
+      double* dn = denom.data() + b * TT;
+      for (std::size_t k = 0; k < w; ++k) dn[t0 + k] = group_std(ss[k], cnt[k], ddof) + eps;
+    });
+  } else {
+    for (std::size_t b = 0; b < s.B; ++b) {
+      double sum = 0.0, cnt = 0.0;
+      for (std::size_t i = 0; i < G; ++i) {
+        const std::size_t row = b * G + i;
+        const T* x = rewards + row * TT;
+        const std::size_t len = static_cast<std::size_t>(lengths[row]);
+        for (std::size_t t = 0; t < len; ++t) sum += static_cast<double>(x[t]);
+        cnt += static_cast<double>(len);
+      }
+      const double m = cnt > 0 ? sum / cnt : 0.0;
+      double ss = 0.0;
+      for (std::size_t i = 0; i < G; ++i) {
+        const std::size_t row = b * G + i;
+        const T* x = rewards + row * TT;
+        const std::size_t len = static_cast<std::size_t>(lengths[row]);
+        for (std::size_t t = 0; t < len; ++t) {
+          const double dv = static_cast<double>(x[t]) - m;
+          ss += dv * dv;
+        }
+      }
+      const double d = group_std(ss, cnt, ddof) + eps;
+      std::fill(mean.begin() + b * TT, mean.begin() + (b + 1) * TT, m);
+      std::fill(denom.begin() + b * TT, denom.begin() + (b + 1) * TT, d);
+    }
+  }
+  pool.parallel_range(s.rows(), 16, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t row = r0; row < r1; ++row) {
+      const std::size_t b = row / G;
+      const std::size_t len = static_cast<std::size_t>(lengths[row]);
+      const T* x = rewards + row * TT;
+      const double* m = mean.data() + b * TT;
+      const double* dn = denom.data() + b * TT;
+      double* o = work + row * TT;
+      double acc = 0.0;
+      for (std::size_t t = len; t-- > 0;) {
+        acc = (static_cast<double>(x[t]) - m[t]) / dn[t] + gamma * acc;
+        o[t] = acc;
+      }
+      std::fill(o + len, o + TT, 0.0);
+    }
+  });
+}
+
+template <typename T>
+void cast_rows(const GroupShape& s, const double* src, T* out, ThreadPool& pool) {
+  const std::size_t n = s.rows() * s.T;
+  pool.parallel_range(n, 1 << 15, [&](std::size_t a, std::size_t e) {
+    for (std::size_t k = a; k < e; ++k) out[k] = static_cast<T>(src[k]);
+  });
+}
+
+template <typename T>
+void per_step_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
+                         StepNorm norm, double eps, int ddof, T* out, ThreadPool& pool) {
+  std::vector<double> work(s.rows() * s.T);
+  per_step_advantages_double(s, rewards, lengths, gamma, norm, eps, ddof, work.data(), pool);
+  cast_rows(s, work.data(), out, pool);
+}
+
+// Hybrid: sign +1 only where the episodic and the per-step advantage are both positive;
+// magnitude |E|^alpha * |S|^beta, clipped (clip < 0 means no clip), then normalised over each group's valid steps.
+template <typename T>
+void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
+                       double alpha, double beta, double clip, double eps, int ddof, T* out,
+                       ThreadPool& pool) {
+  const std::size_t G = s.G, TT = s.T;
+  std::vector<double> E(s.rows());
+  episode_returns(s, rewards, lengths, E.data(), pool);
+  normalize_within_groups(s, E.data(), eps, ddof);
+  std::vector<double> H(s.rows() * TT);
+  per_step_advantages_double(s, rewards, lengths, gamma, StepNorm::Timestep, eps, ddof, H.data(), pool);
+  const bool do_clip = clip >= 0.0;
+  pool.parallel_range(s.rows(), 16, [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t row = r0; row < r1; ++row) {
+      const std::size_t len = static_cast<std::size_t>(lengths[row]);
+      const double e = E[row];
+      const double ea = std::pow(std::fabs(e), alpha);
+      double* h = H.data() + row * TT;
+      for (std::size_t t = 0; t < len; ++t) {
+        const double st = h[t];
+        double mag = ea * std::pow(std::fabs(st), beta);
+        if (do_clip) mag = std::min(mag, clip);
+        h[t] = (e > 0.0 && st > 0.0) ? mag : -mag;
+      }
+    }
+  });
+  for (std::size_t b = 0; b < s.B; ++b) {
+    double sum = 0.0, cnt = 0.0;
+    for (std::size_t i = 0; i < G; ++i) {
+      const std::size_t row = b * G + i;
+      const std::size_t len = static_cast<std::size_t>(lengths[row]);
+      const double* h = H.data() + row * TT;
+      for (std::size_t t = 0; t < len; ++t) sum += h[t];
+      cnt += static_cast<double>(len);
+    }
+    const double m = cnt > 0 ? sum / cnt : 0.0;
+    double ss = 0.0;
+    for (std::size_t i = 0; i < G; ++i) {
+      const std::size_t row = b * G + i;
+      const std::size_t len = static_cast<std::size_t>(lengths[row]);
+      const double* h = H.data() + row * TT;
+      for (std::size_t t = 0; t < len; ++t) ss += (h[t] - m) * (h[t] - m);
+    }
+    const double d = group_std(ss, cnt, ddof) + eps;
+    for (std::size_t i = 0; i < G; ++i) {
+      const std::size_t row = b * G + i;
+      const std::size_t len = static_cast<std::size_t>(lengths[row]);
+      double* h = H.data() + row * TT;
+      for (std::size_t t = 0; t < len; ++t) h[t] = (h[t] - m) / d;
+    }
+  }
+  cast_rows(s, H.data(), out, pool);
+}
+
+// group_normalize: scores [n] in contiguous groups of group_size.
+// A = s - mean_group(s), divided by std_group + eps (scale 0), std over the whole batch + eps (scale 1) or
+// nothing (scale 2, Dr. GRPO, Liu et al. 2025).
+enum class GroupScale { Group = 0, Batch = 1, None = 2 };
+
+template <typename T>
+void group_normalize(std::size_t n, std::size_t group_size, const T* scores, GroupScale scale, double eps,
+                     int ddof, T* out) {
+  if (n == 0) return;
+  double batch_denom = 1.0;
+  if (scale == GroupScale::Batch) {
+    double sum = 0.0;
+    for (std::size_t k = 0; k < n; ++k) sum += static_cast<double>(scores[k]);
+    const double m = sum / static_cast<double>(n);
+    double ss = 0.0;
+    for (std::size_t k = 0; k < n; ++k) {
+      const double dv = static_cast<double>(scores[k]) - m;
+      ss += dv * dv;
+    }
+    batch_denom = group_std(ss, static_cast<double>(n), ddof) + eps;
+  }
+  for (std::size_t g0 = 0; g0 < n; g0 += group_size) {
+    const T* x = scores + g0;
+    T* o = out + g0;
+    double sum = 0.0;
+    for (std::size_t k = 0; k < group_size; ++k) sum += static_cast<double>(x[k]);
+    const double m = sum / static_cast<double>(group_size);
+    double denom = 1.0;
+    if (scale == GroupScale::Group) {
+      double ss = 0.0;
+      for (std::size_t k = 0; k < group_size; ++k) {
+        const double dv = static_cast<double>(x[k]) - m;
+        ss += dv * dv;
+      }
+      denom = group_std(ss, static_cast<double>(group_size), ddof) + eps;
+    } else if (scale == GroupScale::Batch) {
+      denom = batch_denom;
+    }
+    for (std::size_t k = 0; k < group_size; ++k) o[k] = static_cast<T>((static_cast<double>(x[k]) - m) / denom);
+  }
+}
+
+}  // namespace rltrain

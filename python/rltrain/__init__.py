@@ -1,0 +1,8 @@
+"""rltrain: reinforcement-learning training with a compiled core."""
+
+from __future__ import annotations
+
+from rltrain import kernels, reference
+
+__all__ = ["kernels", "reference", "__version__"]
+__version__ = "0.1.0"
