@@ -1,1 +1,290 @@
+"""Plain NumPy references for every kernel in ``rltrain.kernels``: these functions *are* the specification.
+
+Same signatures as the compiled kernels. They favour clarity over speed (loops over time, float64 statistics)
+and do no argument checking beyond what NumPy does; ``rltrain.kernels`` validates and then calls C++.
+"""
+
 from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "gae",
+    "discounted_returns",
+    "group_normalize",
+    "episodic_advantages",
+    "per_step_advantages",
+    "hybrid_advantages",
+    "RunningMeanStd",
+    "RewardNormalizer",
+]
+
+
+def _np(x: Any) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _flags(x: Any) -> np.ndarray:
+    return _np(x).astype(bool)
+
+
+def _write(out: Any, value: np.ndarray) -> Any:
+    if out is None:
+        return value
+    _np(out)[...] = value
+    return out
+
+
+def gae(
+    rewards: Any,
+    values: Any,
+    dones: Any,
+    last_values: Any,
+    *,
+    gamma: float = 0.99,
+    lam: float = 0.95,
+    terminated: Any = None,
+    final_values: Any = None,
+    out: tuple[Any, Any] | None = None,
+) -> tuple[Any, Any]:
+    """Generalized Advantage Estimation (Schulman et al. 2016, eq. 16), time-major ``[T, N]``.
+
+    ``dones[t]`` cuts the trace after step t. Without ``terminated`` a done step bootstraps nothing
+    (Stable-Baselines3's ``compute_returns_and_advantage``); with it, a truncated step (done, not terminated)
+    bootstraps from ``final_values[t]``, the value of the true final observation. ``lam=0`` gives the TD(0)
+    error, ``lam=1`` the Monte-Carlo return minus V.
+    """
+    r, v = _np(rewards), _np(values)
+    dtype = np.result_type(r, v, _np(last_values))
+    r, v, lv = r.astype(dtype), v.astype(dtype), _np(last_values).astype(dtype)
+    d = _flags(dones)
+    term = None if terminated is None else _flags(terminated)
+    fin = None if terminated is None else _np(final_values).astype(dtype)
+    T = r.shape[0]
+    adv = np.zeros_like(r)
+    g, gl = dtype.type(gamma), dtype.type(gamma * lam)
+    a_next = np.zeros_like(lv)
+    for t in range(T - 1, -1, -1):
+        next_v = v[t + 1] if t < T - 1 else lv
+        if term is None:
+            boot = np.where(d[t], dtype.type(0), next_v)
+        else:
+            boot = np.where(term[t], dtype.type(0), np.where(d[t], fin[t], next_v))
+        delta = r[t] + g * boot - v[t]
+        a_next = delta + gl * np.where(d[t], dtype.type(0), a_next)
+        adv[t] = a_next
+    returns = adv + v
+    if out is None:
+        return adv, returns
+    return _write(out[0], adv), _write(out[1], returns)
+
+
+def discounted_returns(
+    rewards: Any, dones: Any, *, gamma: float = 0.99, last_values: Any = None, out: Any = None
+) -> Any:
+    """``R[t] = rewards[t] + gamma * (1 - dones[t]) * R[t+1]`` with ``R[T] = last_values`` (zeros when None)."""
+    r = _np(rewards)
+    d = _flags(dones)
+    dtype = r.dtype if last_values is None else np.result_type(r, _np(last_values))
+    r = r.astype(dtype)
+    nxt = np.zeros(r.shape[1], dtype) if last_values is None else _np(last_values).astype(dtype)
+    g = dtype.type(gamma)
+    res = np.zeros_like(r)
+    for t in range(r.shape[0] - 1, -1, -1):
+        nxt = r[t] + g * np.where(d[t], dtype.type(0), nxt)
+        res[t] = nxt
+    return _write(out, res)
+
+
+def _std(x: np.ndarray, ddof: int) -> float:
+    """Standard deviation with ``ddof``; 0 where fewer than ddof + 1 values exist."""
+    n = x.size
+    if n < ddof + 1:
+        return 0.0
+    return float(np.sqrt(np.sum((x - x.mean()) ** 2) / (n - ddof)))
+
+
+def group_normalize(
+    scores: Any,
+    *,
+    group_size: int | None = None,
+    scale: str = "group",
+    eps: float = 1e-8,
+    ddof: int = 0,
+    out: Any = None,
+) -> Any:
+    """Group-relative advantages of scalar scores (GRPO, Shao et al. 2024): ``s - mean_group(s)``, divided by
+    ``std_group + eps`` ("group"), by the std of all scores + eps ("batch"), or not at all ("none", Dr. GRPO)."""
+    s = _np(scores)
+    x = s.astype(np.float64)
+    n = x.size
+    gs = n if group_size is None else group_size
+    res = np.zeros(n, np.float64)
+    batch_denom = _std(x, ddof) + eps
+    for g0 in range(0, n, max(gs, 1)):
+        grp = x[g0 : g0 + gs]
+        centered = grp - grp.mean()
+        if scale == "group":
+            centered = centered / (_std(grp, ddof) + eps)
+        elif scale == "batch":
+            centered = centered / batch_denom
+        res[g0 : g0 + gs] = centered
+    return _write(out, res.astype(s.dtype))
+
+
+def _groups(rewards: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray, np.dtype, tuple[int, ...]]:
+    r = _np(rewards)
+    shape = r.shape
+    x = r.astype(np.float64).reshape((-1,) + shape[-2:])
+    lens = _np(lengths).astype(np.int64).reshape(x.shape[:2])
+    return x, lens, r.dtype, shape
+
+
+def _valid(lens: np.ndarray, T: int) -> np.ndarray:
+    return np.arange(T)[None, :] < lens[:, None]
+
+
+def episodic_advantages(
+    rewards: Any, lengths: Any, *, eps: float = 1e-8, ddof: int = 0, out: Any = None
+) -> Any:
+    """Outcome supervision: ``A_i = (R_i - mean(R)) / (std(R) + eps)`` with ``R_i`` the total reward of
+    episode i, written on each of its valid steps (zeros after its length)."""
+    x, lens, dtype, shape = _groups(rewards, lengths)
+    res = np.zeros_like(x)
+    for b in range(x.shape[0]):
+        mask = _valid(lens[b], x.shape[2])
+        R = np.where(mask, x[b], 0.0).sum(axis=1)
+        A = (R - R.mean()) / (_std(R, ddof) + eps) if R.size else R
+        res[b] = np.where(mask, A[:, None], 0.0)
+    return _write(out, res.reshape(shape).astype(dtype))
+
+
+def _per_step_double(
+    x: np.ndarray, lens: np.ndarray, gamma: float, normalize: str, eps: float, ddof: int
+) -> np.ndarray:
+    B, G, T = x.shape
+    res = np.zeros_like(x)
+    for b in range(B):
+        mask = _valid(lens[b], T)
+        n = np.zeros((G, T))
+        if normalize == "timestep":
+            for t in range(T):
+                alive = mask[:, t]
+                col = x[b, alive, t]
+                if col.size:
+                    n[alive, t] = (col - col.mean()) / (_std(col, ddof) + eps)
+        else:
+            vals = x[b][mask]
+            if vals.size:
+                n[mask] = (vals - vals.mean()) / (_std(vals, ddof) + eps)
+        acc = np.zeros(G)
+        for t in range(T - 1, -1, -1):
+            acc = np.where(mask[:, t], n[:, t] + gamma * acc, 0.0)
+            res[b, :, t] = acc
+    return res
+
+
+def per_step_advantages(
+    rewards: Any,
+    lengths: Any,
+    *,
+    gamma: float = 0.99,
+    normalize: str = "timestep",
+    eps: float = 1e-8,
+    ddof: int = 0,
+    out: Any = None,
+) -> Any:
+    """Process supervision: step rewards normalised per timestep over the episodes still alive at t
+    ("timestep") or over all valid steps of the group ("pooled", DeepSeekMath), then
+    ``A[i, t] = sum_{k=t}^{len_i-1} gamma^(k-t) n[i, k]``."""
+    x, lens, dtype, shape = _groups(rewards, lengths)
+    res = _per_step_double(x, lens, gamma, normalize, eps, ddof)
+    return _write(out, res.reshape(shape).astype(dtype))
+
+
+def hybrid_advantages(
+    rewards: Any,
+    lengths: Any,
+    *,
+    gamma: float = 0.99,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    clip: float | None = 10.0,
+    eps: float = 1e-8,
+    ddof: int = 0,
+    out: Any = None,
+) -> Any:
+    """Hybrid: ``sign = +1`` where the episodic advantage E and the per-step advantage S are both positive,
+    else -1; magnitude ``|E|^alpha * |S|^beta`` (clipped at ``clip``); then normalised over the valid steps."""
+    x, lens, dtype, shape = _groups(rewards, lengths)
+    B, G, T = x.shape
+    E = episodic_advantages(x, lens, eps=eps, ddof=ddof)
+    S = _per_step_double(x, lens, gamma, "timestep", eps, ddof)
+    res = np.zeros_like(x)
+    for b in range(B):
+        mask = _valid(lens[b], T)
+        e, s = E[b], S[b]
+        mag = np.abs(e) ** alpha * np.abs(s) ** beta
+        if clip is not None:
+            mag = np.minimum(mag, clip)
+        h = np.where((e > 0) & (s > 0), mag, -mag)
+        vals = h[mask]
+        if vals.size:
+            res[b][mask] = (vals - vals.mean()) / (_std(vals, ddof) + eps)
+    return _write(out, res.reshape(shape).astype(dtype))
+
+
+class RunningMeanStd:
+    """Running mean and population variance (Stable-Baselines3 semantics, Chan et al. parallel merge)."""
+
+    def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
+        self.shape = tuple(shape)
+        self.mean = np.zeros(self.shape, np.float64)
+        self.var = np.ones(self.shape, np.float64)
+        self.count = float(epsilon)
+
+    @property
+    def std(self) -> np.ndarray:
+        return np.sqrt(self.var)
+
+    def update(self, batch: Any) -> None:
+        x = _np(batch).astype(np.float64)
+        self._merge(x.mean(axis=0), x.var(axis=0), x.shape[0])
+
+    def merge(self, other: RunningMeanStd) -> None:
+        self._merge(other.mean, other.var, other.count)
+
+    def _merge(self, bmean: np.ndarray, bvar: np.ndarray, bcount: float) -> None:
+        delta = bmean - self.mean
+        tot = self.count + bcount
+        m2 = self.var * self.count + bvar * bcount + delta**2 * self.count * bcount / tot
+        self.mean = self.mean + delta * bcount / tot
+        self.var = m2 / tot
+        self.count = tot
+
+    def normalize(self, x: Any, clip: float = 10.0, eps: float = 1e-8) -> np.ndarray:
+        a = _np(x)
+        return np.clip((a - self.mean) / np.sqrt(self.var + eps), -clip, clip).astype(a.dtype)
+
+
+class RewardNormalizer:
+    """Scales rewards by the std of the discounted return (SB3 ``VecNormalize`` reward path)."""
+
+    def __init__(self, num_envs: int, gamma: float = 0.99, epsilon: float = 1e-8, clip: float = 10.0) -> None:
+        self.gamma, self.epsilon, self.clip = gamma, epsilon, clip
+        self.returns = np.zeros(num_envs, np.float64)
+        self.stats = RunningMeanStd(shape=())
+        self.training = True
+
+    def normalize(self, rewards: Any, dones: Any) -> np.ndarray:
+        r = _np(rewards)
+        self.returns = self.returns * self.gamma + r
+        if self.training:
+            self.stats.update(self.returns)
+        out = np.clip(r / np.sqrt(self.stats.var + self.epsilon), -self.clip, self.clip).astype(r.dtype)
+        self.returns[_flags(dones)] = 0.0
+        return out
