@@ -10,6 +10,19 @@ void register_envs(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rltrain compiled core: kernels, thread pool, native environments";
+  py::dict info;
+#ifdef RLTRAIN_SANITIZED
+  info["sanitizers"] = "address,undefined";
+#else
+  info["sanitizers"] = "";
+#endif
+#ifdef NDEBUG
+  info["optimized"] = true;
+#else
+  info["optimized"] = false;
+#endif
+  info["compiler"] = __VERSION__;
+  m.attr("build_info") = info;
   rltrain::bind::register_kernels(m);
   rltrain::bind::register_envs(m);
 }

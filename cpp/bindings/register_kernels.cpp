@@ -69,10 +69,13 @@ void split_columns(std::size_t rows, std::size_t N, Fn&& fn) {
     return;
   }
   const std::size_t step = ((N + chunks - 1) / chunks + 15) / 16 * 16;
-  pool.parallel_for(chunks, [&](std::size_t c) {
-    const std::size_t b = c * step, e = std::min(N, b + step);
-    if (b < e) fn(b, e);
-  });
+  pool.parallel_for(
+      chunks,
+      [&](std::size_t c) {
+        const std::size_t b = c * step, e = std::min(N, b + step);
+        if (b < e) fn(b, e);
+      },
+      ThreadPool::Schedule::Static);
 }
 
 template <typename T, typename FD, typename FT>

@@ -31,6 +31,68 @@ struct GaeArgs {
   T* returns = nullptr;     // [T, N] out
 };
 
+namespace detail {
+
+// One row of the recursion over columns [j0, j1). Separate functions with restrict parameters so the
+// compiler can prove the rows do not alias and vectorise the selects.
+template <typename T, typename FD>
+inline void gae_row(std::size_t j0, std::size_t j1, const T* __restrict r, const T* __restrict v,
+                    const FD* __restrict d, const T* __restrict nv, const T* __restrict an, T gamma, T gl,
+                    T* __restrict adv, T* __restrict ret) {
+  for (std::size_t j = j0; j < j1; ++j) {
+    const T nvj = nv[j], anj = an[j], vj = v[j];
+    const bool dn = flag_set(d[j]);
+    const T boot = dn ? T(0) : nvj;
+    const T carry = dn ? T(0) : anj;
+    const T x = (r[j] + gamma * boot - vj) + gl * carry;
+    adv[j] = x;
+    ret[j] = x + vj;
+  }
+}
+
+template <typename T, typename FD>
+inline void gae_row_last(std::size_t j0, std::size_t j1, const T* __restrict r, const T* __restrict v,
+                         const FD* __restrict d, const T* __restrict nv, T gamma, T* __restrict adv,
+                         T* __restrict ret) {
+  for (std::size_t j = j0; j < j1; ++j) {
+    const T nvj = nv[j], vj = v[j];
+    const T boot = flag_set(d[j]) ? T(0) : nvj;
+    const T x = r[j] + gamma * boot - vj;
+    adv[j] = x;
+    ret[j] = x + vj;
+  }
+}
+
+// With terminated/final_values: a truncated step bootstraps from the true final observation's value.
+template <typename T, typename FD, typename FT>
+inline void gae_row_trunc(std::size_t j0, std::size_t j1, const T* __restrict r, const T* __restrict v,
+                          const FD* __restrict d, const FT* __restrict term, const T* __restrict fv,
+                          const T* __restrict nv, const T* __restrict an, T gamma, T gl, T* __restrict adv,
+                          T* __restrict ret) {
+  for (std::size_t j = j0; j < j1; ++j) {
+    const T nvj = nv[j], fvj = fv[j], vj = v[j];
+    const T anj = an != nullptr ? an[j] : T(0);
+    const bool dn = flag_set(d[j]);
+    const T boot = flag_set(term[j]) ? T(0) : (dn ? fvj : nvj);
+    const T carry = dn ? T(0) : anj;
+    const T x = (r[j] + gamma * boot - vj) + gl * carry;
+    adv[j] = x;
+    ret[j] = x + vj;
+  }
+}
+
+template <typename T, typename FD>
+inline void returns_row(std::size_t j0, std::size_t j1, const T* __restrict r, const FD* __restrict d,
+                        const T* __restrict nx, T gamma, T* __restrict o) {
+  for (std::size_t j = j0; j < j1; ++j) {
+    const T nxj = nx[j];
+    const T next = flag_set(d[j]) ? T(0) : nxj;
+    o[j] = r[j] + gamma * next;
+  }
+}
+
+}  // namespace detail
+
 // Computes columns [j0, j1).
 template <typename T, typename FD, typename FT>
 void gae_columns(const GaeArgs<T, FD, FT>& a, std::size_t j0, std::size_t j1) {
@@ -39,44 +101,18 @@ void gae_columns(const GaeArgs<T, FD, FT>& a, std::size_t j0, std::size_t j1) {
   const T gl = static_cast<T>(a.gamma * a.lam);
   for (std::size_t tt = a.T_len; tt-- > 0;) {
     const std::size_t row = tt * N;
-    const T* __restrict r = a.rewards + row;
-    const T* __restrict v = a.values + row;
-    const FD* __restrict d = a.dones + row;
-    const T* __restrict nv = (tt + 1 < a.T_len) ? a.values + row + N : a.last_values;
-    const T* __restrict an = (tt + 1 < a.T_len) ? a.advantages + row + N : nullptr;
-    T* __restrict adv = a.advantages + row;
-    T* __restrict ret = a.returns + row;
-    if (a.terminated == nullptr) {
-      if (an == nullptr) {
-        for (std::size_t j = j0; j < j1; ++j) {
-          const bool dn = flag_set(d[j]);
-          const T boot = dn ? T(0) : nv[j];
-          const T x = r[j] + gamma * boot - v[j];
-          adv[j] = x;
-          ret[j] = x + v[j];
-        }
-      } else {
-        for (std::size_t j = j0; j < j1; ++j) {
-          const bool dn = flag_set(d[j]);
-          const T boot = dn ? T(0) : nv[j];
-          const T carry = dn ? T(0) : an[j];
-          const T x = (r[j] + gamma * boot - v[j]) + gl * carry;
-          adv[j] = x;
-          ret[j] = x + v[j];
-        }
-      }
+    const bool last = tt + 1 == a.T_len;
+    const T* nv = last ? a.last_values : a.values + row + N;
+    const T* an = last ? nullptr : a.advantages + row + N;
+    if (a.terminated != nullptr) {
+      detail::gae_row_trunc(j0, j1, a.rewards + row, a.values + row, a.dones + row, a.terminated + row,
+                            a.final_values + row, nv, an, gamma, gl, a.advantages + row, a.returns + row);
+    } else if (last) {
+      detail::gae_row_last(j0, j1, a.rewards + row, a.values + row, a.dones + row, nv, gamma,
+                           a.advantages + row, a.returns + row);
     } else {
-      const FT* __restrict term = a.terminated + row;
-      const T* __restrict fv = a.final_values + row;
-      for (std::size_t j = j0; j < j1; ++j) {
-        const bool dn = flag_set(d[j]);
-        const bool tm = flag_set(term[j]);
-        const T boot = tm ? T(0) : (dn ? fv[j] : nv[j]);
-        const T carry = (dn || an == nullptr) ? T(0) : an[j];
-        const T x = (r[j] + gamma * boot - v[j]) + gl * carry;
-        adv[j] = x;
-        ret[j] = x + v[j];
-      }
+      detail::gae_row(j0, j1, a.rewards + row, a.values + row, a.dones + row, nv, an, gamma, gl,
+                      a.advantages + row, a.returns + row);
     }
   }
 }
@@ -89,17 +125,11 @@ void discounted_returns_columns(std::size_t T_len, std::size_t N, const T* rewar
   const T gamma = static_cast<T>(gamma_d);
   for (std::size_t tt = T_len; tt-- > 0;) {
     const std::size_t row = tt * N;
-    const T* __restrict r = rewards + row;
-    const FD* __restrict d = dones + row;
-    const T* __restrict nx = (tt + 1 < T_len) ? out + row + N : last_values;
-    T* __restrict o = out + row;
+    const T* nx = (tt + 1 < T_len) ? out + row + N : last_values;
     if (nx == nullptr) {
-      for (std::size_t j = j0; j < j1; ++j) o[j] = r[j];
+      for (std::size_t j = j0; j < j1; ++j) out[row + j] = rewards[row + j];
     } else {
-      for (std::size_t j = j0; j < j1; ++j) {
-        const T next = flag_set(d[j]) ? T(0) : nx[j];
-        o[j] = r[j] + gamma * next;
-      }
+      detail::returns_row(j0, j1, rewards + row, dones + row, nx, gamma, out + row);
     }
   }
 }

@@ -26,17 +26,42 @@ inline double group_std(double sum_sq_dev, double n, int ddof) {
   return std::sqrt(sum_sq_dev / (n - static_cast<double>(ddof)));
 }
 
+// Sum of x[0..n) in double with eight interleaved accumulators combined in a fixed order: the same result
+// on every call and thread count, without a serial chain of dependent additions.
+template <typename T>
+double sum_f64(const T* x, std::size_t n) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) a[k] += static_cast<double>(x[i + k]);
+  for (int k = 0; i < n; ++i, ++k) a[k] += static_cast<double>(x[i]);
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+// Sum of (x - m)^2 over x[0..n), same accumulation pattern as sum_f64.
+template <typename T>
+double ssd_f64(const T* x, std::size_t n, double m) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) {
+      const double d = static_cast<double>(x[i + k]) - m;
+      a[k] += d * d;
+    }
+  for (int k = 0; i < n; ++i, ++k) {
+    const double d = static_cast<double>(x[i]) - m;
+    a[k] += d * d;
+  }
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
 // Per-episode sums R[b, i] (double).
 template <typename T>
 void episode_returns(const GroupShape& s, const T* rewards, const int64_t* lengths, double* R,
                      ThreadPool& pool) {
   pool.parallel_range(s.rows(), 64, [&](std::size_t r0, std::size_t r1) {
     for (std::size_t row = r0; row < r1; ++row) {
-      const T* x = rewards + row * s.T;
-      const std::size_t len = static_cast<std::size_t>(lengths[row]);
-      double acc = 0.0;
-      for (std::size_t t = 0; t < len; ++t) acc += static_cast<double>(x[t]);
-      R[row] = acc;
+      R[row] = sum_f64(rewards + row * s.T, static_cast<std::size_t>(lengths[row]));
     }
   });
 }
@@ -134,41 +159,53 @@ void per_step_advantages_double(const GroupShape& s, const T* rewards, const int
       double sum = 0.0, cnt = 0.0;
       for (std::size_t i = 0; i < G; ++i) {
         const std::size_t row = b * G + i;
-        const T* x = rewards + row * TT;
         const std::size_t len = static_cast<std::size_t>(lengths[row]);
-        for (std::size_t t = 0; t < len; ++t) sum += static_cast<double>(x[t]);
+        sum += sum_f64(rewards + row * TT, len);
         cnt += static_cast<double>(len);
       }
       const double m = cnt > 0 ? sum / cnt : 0.0;
       double ss = 0.0;
       for (std::size_t i = 0; i < G; ++i) {
         const std::size_t row = b * G + i;
-        const T* x = rewards + row * TT;
-        const std::size_t len = static_cast<std::size_t>(lengths[row]);
-        for (std::size_t t = 0; t < len; ++t) {
-          const double dv = static_cast<double>(x[t]) - m;
-          ss += dv * dv;
-        }
+        ss += ssd_f64(rewards + row * TT, static_cast<std::size_t>(lengths[row]), m);
       }
       const double d = group_std(ss, cnt, ddof) + eps;
       std::fill(mean.begin() + b * TT, mean.begin() + (b + 1) * TT, m);
       std::fill(denom.begin() + b * TT, denom.begin() + (b + 1) * TT, d);
     }
   }
-  pool.parallel_range(s.rows(), 16, [&](std::size_t r0, std::size_t r1) {
-    for (std::size_t row = r0; row < r1; ++row) {
-      const std::size_t b = row / G;
-      const std::size_t len = static_cast<std::size_t>(lengths[row]);
-      const T* x = rewards + row * TT;
-      const double* m = mean.data() + b * TT;
-      const double* dn = denom.data() + b * TT;
-      double* o = work + row * TT;
-      double acc = 0.0;
-      for (std::size_t t = len; t-- > 0;) {
-        acc = (static_cast<double>(x[t]) - m[t]) / dn[t] + gamma * acc;
-        o[t] = acc;
+  // n[i, t] row by row (vectorised division), then the discounted sums over blocks of eight rows so that
+  // eight independent recurrences overlap instead of one serial chain of multiply-adds.
+  constexpr std::size_t kRows = 8;
+  const std::size_t blocks = (s.rows() + kRows - 1) / kRows;
+  pool.parallel_range(blocks, 2, [&](std::size_t k0, std::size_t k1) {
+    for (std::size_t blk = k0; blk < k1; ++blk) {
+      const std::size_t r0 = blk * kRows, r1 = std::min(s.rows(), r0 + kRows);
+      std::size_t maxlen = 0;
+      for (std::size_t row = r0; row < r1; ++row) {
+        const std::size_t b = row / G;
+        const std::size_t len = static_cast<std::size_t>(lengths[row]);
+        const T* __restrict x = rewards + row * TT;
+        const double* __restrict m = mean.data() + b * TT;
+        const double* __restrict dn = denom.data() + b * TT;
+        double* __restrict o = work + row * TT;
+        for (std::size_t t = 0; t < len; ++t) o[t] = (static_cast<double>(x[t]) - m[t]) / dn[t];
+        std::fill(o + len, o + TT, 0.0);
+        maxlen = std::max(maxlen, len);
       }
-      std::fill(o + len, o + TT, 0.0);
+      double acc[kRows] = {0, 0, 0, 0, 0, 0, 0, 0};
+      std::size_t len[kRows] = {0, 0, 0, 0, 0, 0, 0, 0};
+      double* o[kRows] = {};
+      for (std::size_t k = 0; k < r1 - r0; ++k) {
+        len[k] = static_cast<std::size_t>(lengths[r0 + k]);
+        o[k] = work + (r0 + k) * TT;
+      }
+      for (std::size_t t = maxlen; t-- > 0;)
+        for (std::size_t k = 0; k < r1 - r0; ++k)
+          if (t < len[k]) {
+            acc[k] = o[k][t] + gamma * acc[k];
+            o[k][t] = acc[k];
+          }
     }
   });
 }
@@ -206,13 +243,15 @@ void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* len
     for (std::size_t row = r0; row < r1; ++row) {
       const std::size_t len = static_cast<std::size_t>(lengths[row]);
       const double e = E[row];
-      const double ea = std::pow(std::fabs(e), alpha);
+      const double ea = alpha == 1.0 ? std::fabs(e) : std::pow(std::fabs(e), alpha);
       double* h = H.data() + row * TT;
+      const double clip_v = do_clip ? clip : HUGE_VAL;
+      const bool e_pos = e > 0.0, beta_one = beta == 1.0;
       for (std::size_t t = 0; t < len; ++t) {
         const double st = h[t];
-        double mag = ea * std::pow(std::fabs(st), beta);
-        if (do_clip) mag = std::min(mag, clip);
-        h[t] = (e > 0.0 && st > 0.0) ? mag : -mag;
+        const double sb = beta_one ? std::fabs(st) : std::pow(std::fabs(st), beta);
+        const double mag = std::min(ea * sb, clip_v);
+        h[t] = (e_pos && st > 0.0) ? mag : -mag;
       }
     }
   });
@@ -221,17 +260,14 @@ void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* len
     for (std::size_t i = 0; i < G; ++i) {
       const std::size_t row = b * G + i;
       const std::size_t len = static_cast<std::size_t>(lengths[row]);
-      const double* h = H.data() + row * TT;
-      for (std::size_t t = 0; t < len; ++t) sum += h[t];
+      sum += sum_f64(H.data() + row * TT, len);
       cnt += static_cast<double>(len);
     }
     const double m = cnt > 0 ? sum / cnt : 0.0;
     double ss = 0.0;
     for (std::size_t i = 0; i < G; ++i) {
       const std::size_t row = b * G + i;
-      const std::size_t len = static_cast<std::size_t>(lengths[row]);
-      const double* h = H.data() + row * TT;
-      for (std::size_t t = 0; t < len; ++t) ss += (h[t] - m) * (h[t] - m);
+      ss += ssd_f64(H.data() + row * TT, static_cast<std::size_t>(lengths[row]), m);
     }
     const double d = group_std(ss, cnt, ddof) + eps;
     for (std::size_t i = 0; i < G; ++i) {

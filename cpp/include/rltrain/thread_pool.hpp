@@ -1,35 +1,48 @@
-// Fixed-size thread pool: parallel_for(n, fn) -> tasks claimed from an atomic counter -> workers + caller.
-// One pool is created per owner and reused for every call (never a thread per call). The caller thread takes
-// part in the work, exceptions thrown by a task are rethrown on the caller, and a nested or concurrent call
-// runs inline, so no call can deadlock. How tasks are split never depends on the thread count.
+// Fixed-size thread pool: parallel_for(n, fn) -> generation counter -> spinning/sleeping workers + caller.
+// One pool per owner, reused for every call (never a thread per call). The caller takes part in the work,
+// exceptions thrown by a task are rethrown on the caller, and a nested or concurrent call runs inline, so no
+// call can deadlock. Workers spin briefly before sleeping because kernels are often called back to back and a
+// futex wake-up costs more than a small kernel. With the static schedule task i always runs on thread
+// i % num_threads, so repeated calls keep each thread's columns in its own cache. How work is split never
+// depends on the thread count.
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <cstdlib>
 #include <exception>
 #include <functional>
-#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define RLTRAIN_PAUSE() _mm_pause()
+#else
+#define RLTRAIN_PAUSE() std::this_thread::yield()
+#endif
 
 namespace rltrain {
 
 class ThreadPool {
  public:
+  enum class Schedule { Dynamic, Static };
+
   // num_threads counts the caller: a pool of k runs k-1 worker threads.
-  explicit ThreadPool(int num_threads) : num_threads_(std::max(1, num_threads)) {
-    for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this] { worker_loop(); });
+  explicit ThreadPool(int num_threads, int spin_iterations = 4000)
+      : num_threads_(std::max(1, num_threads)), spin_(spin_iterations) {
+    for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
   ~ThreadPool() {
     {
       std::lock_guard<std::mutex> lk(mu_);
-      stop_ = true;
+      stop_.store(true, std::memory_order_release);
     }
     cv_work_.notify_all();
     for (auto& t : workers_) t.join();
@@ -38,43 +51,56 @@ class ThreadPool {
   int num_threads() const { return num_threads_; }
 
   // Runs fn(i) for i in [0, n). Blocks until all tasks finished; rethrows the first task exception.
-  void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn) {
+  void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn,
+                    Schedule schedule = Schedule::Dynamic) {
     if (n == 0) return;
     std::unique_lock<std::mutex> call_lock(call_mu_, std::defer_lock);
     if (n == 1 || workers_.empty() || in_worker() || !call_lock.try_lock()) {
       for (std::size_t i = 0; i < n; ++i) fn(i);
       return;
     }
+    job_ = &fn;
+    n_tasks_ = n;
+    static_ = schedule == Schedule::Static;
+    next_.store(0, std::memory_order_relaxed);
+    pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+    error_ = nullptr;
     {
+      // Publishing under the mutex orders the job fields before the new generation for sleeping and
+      // spinning workers alike.
       std::lock_guard<std::mutex> lk(mu_);
-      job_ = &fn;
-      n_tasks_ = n;
-      next_.store(0, std::memory_order_relaxed);
-      done_.store(0, std::memory_order_relaxed);
-      error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
-    cv_work_.notify_all();
-    run_tasks(fn, n);
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_done_.wait(lk, [&] { return done_.load(std::memory_order_acquire) == n && active_ == 0; });
+    if (sleepers_.load(std::memory_order_acquire) > 0) cv_work_.notify_all();
+    in_worker() = true;  // a parallel_for nested in fn runs inline
+    run_tasks(0);
+    in_worker() = false;
+    // Wait for every worker to have finished this generation (they touch fn until then).
+    for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
+      if (spins < spin_) RLTRAIN_PAUSE();
+      else std::this_thread::yield();
+    }
     job_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
 
-  // Splits [0, total) into contiguous chunks of at least `grain` items (the split depends only on
-  // total and grain) and runs fn(begin, end) on each.
+  // Splits [0, total) into contiguous chunks of at least `grain` items (the split depends only on total and
+  // grain) and runs fn(begin, end) on each.
   void parallel_range(std::size_t total, std::size_t grain,
-                      const std::function<void(std::size_t, std::size_t)>& fn) {
+                      const std::function<void(std::size_t, std::size_t)>& fn,
+                      Schedule schedule = Schedule::Dynamic) {
     if (total == 0) return;
     grain = std::max<std::size_t>(grain, 1);
     const std::size_t chunks = std::min<std::size_t>((total + grain - 1) / grain, 64);
     const std::size_t step = (total + chunks - 1) / chunks;
-    parallel_for(chunks, [&](std::size_t c) {
-      const std::size_t b = c * step;
-      const std::size_t e = std::min(total, b + step);
-      if (b < e) fn(b, e);
-    });
+    parallel_for(
+        chunks,
+        [&](std::size_t c) {
+          const std::size_t b = c * step;
+          const std::size_t e = std::min(total, b + step);
+          if (b < e) fn(b, e);
+        },
+        schedule);
   }
 
  private:
@@ -83,60 +109,70 @@ class ThreadPool {
     return flag;
   }
 
-  void run_tasks(const std::function<void(std::size_t)>& fn, std::size_t n) {
-    for (;;) {
-      const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed);
-      if (i >= n) break;
-      try {
-        fn(i);
-      } catch (...) {
-        std::lock_guard<std::mutex> lk(mu_);
-        if (!error_) error_ = std::current_exception();
-      }
-      if (done_.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
-        std::lock_guard<std::mutex> lk(mu_);
-        cv_done_.notify_all();
+  void run_one(std::size_t i) {
+    try {
+      (*job_)(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lk(err_mu_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+
+  void run_tasks(int self) {
+    const std::size_t n = n_tasks_;
+    if (static_) {
+      for (std::size_t i = static_cast<std::size_t>(self); i < n; i += static_cast<std::size_t>(num_threads_))
+        run_one(i);
+    } else {
+      for (;;) {
+        const std::size_t i = next_.fetch_add(1, std::memory_order_relaxed);
+        if (i >= n) break;
+        run_one(i);
       }
     }
   }
 
-  void worker_loop() {
+  void worker_loop(int self) {
     in_worker() = true;
-    std::size_t seen = 0;
+    std::uint64_t seen = 0;
     for (;;) {
-      const std::function<void(std::size_t)>* job;
-      std::size_t n;
-      {
+      std::uint64_t g = generation_.load(std::memory_order_acquire);
+      for (int spins = 0; g == seen && spins < spin_ && !stop_.load(std::memory_order_relaxed); ++spins) {
+        RLTRAIN_PAUSE();
+        g = generation_.load(std::memory_order_acquire);
+      }
+      if (g == seen) {
         std::unique_lock<std::mutex> lk(mu_);
-        cv_work_.wait(lk, [&] { return stop_ || (generation_ != seen && job_ != nullptr); });
-        if (stop_) return;
-        seen = generation_;
-        job = job_;
-        n = n_tasks_;
-        ++active_;
+        sleepers_.fetch_add(1, std::memory_order_acq_rel);
+        cv_work_.wait(lk, [&] {
+          return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_acquire) != seen;
+        });
+        sleepers_.fetch_sub(1, std::memory_order_acq_rel);
+        if (stop_.load(std::memory_order_relaxed)) return;
+        g = generation_.load(std::memory_order_acquire);
       }
-      run_tasks(*job, n);
-      {
-        std::lock_guard<std::mutex> lk(mu_);
-        --active_;
-      }
-      cv_done_.notify_all();
+      if (stop_.load(std::memory_order_relaxed)) return;
+      seen = g;
+      run_tasks(self);
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
   int num_threads_;
+  int spin_;
   std::vector<std::thread> workers_;
   std::mutex call_mu_;  // one parallel_for at a time; a concurrent caller runs inline
-  std::mutex mu_;
-  std::condition_variable cv_work_, cv_done_;
+  std::mutex mu_, err_mu_;
+  std::condition_variable cv_work_;
   const std::function<void(std::size_t)>* job_ = nullptr;
   std::size_t n_tasks_ = 0;
-  std::size_t generation_ = 0;
-  int active_ = 0;
-  bool stop_ = false;
+  bool static_ = false;
   std::exception_ptr error_;
+  std::atomic<std::uint64_t> generation_{0};
   std::atomic<std::size_t> next_{0};
-  std::atomic<std::size_t> done_{0};
+  std::atomic<int> pending_{0};
+  std::atomic<int> sleepers_{0};
+  std::atomic<bool> stop_{false};
 };
 
 // Default thread count: RLTRAIN_NUM_THREADS if set and positive, else the hardware concurrency.

@@ -1,0 +1,32 @@
+"""The installed package: imported from site-packages (not the source tree), built optimised or sanitized."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import rltrain
+from rltrain import _core
+
+
+def test_imports_installed_package_not_source_tree() -> None:
+    src = pathlib.Path(__file__).resolve().parents[1] / "python"
+    assert not pathlib.Path(rltrain.__file__).resolve().is_relative_to(src)
+    assert pathlib.Path(_core.__file__).suffix == ".so"
+
+
+def test_import_from_outside_source_tree(tmp_path: pathlib.Path) -> None:
+    code = "import rltrain, rltrain.kernels as k, numpy as np; print(k.gae(np.ones((2, 1)), np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(1))[0].ravel())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert "1.99" in out.stdout
+
+
+def test_build_flavour() -> None:
+    info = _core.build_info
+    if os.environ.get("RLTRAIN_EXPECT_SANITIZED") == "1":
+        assert info["sanitizers"] == "address,undefined"
+    else:
+        assert info["sanitizers"] == ""
+        assert info["optimized"] is True
