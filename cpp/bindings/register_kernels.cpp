@@ -52,6 +52,19 @@ void set_num_threads(int k) {
 
 int get_num_threads() { return kernel_pool().num_threads(); }
 
+// An output argument: the caller's array, or a new one of the given dtype and shape when None.
+py::array out_or_new(py::object o, const char* name, Kind fk, const std::vector<py::ssize_t>& shape) {
+  if (o.is_none()) {
+    if (fk == Kind::F32) return py::array_t<float>(shape);
+    return py::array_t<double>(shape);
+  }
+  py::array a = as_array(o, name);
+  require_float(a, name, fk);
+  require_shape(a, name, shape);
+  require_writable(a, name);
+  return a;
+}
+
 void check_unit(double x, const char* name) {
   if (!std::isfinite(x) || x < 0.0 || x > 1.0)
     throw py::value_error(std::string(name) + ": expected a finite number in [0, 1], got " + std::to_string(x));
@@ -122,9 +135,9 @@ void gae_typed(py::array& rewards, py::array& values, py::array& dones, Kind dk,
   else fill(double{});
 }
 
-void gae(py::object rewards_o, py::object values_o, py::object dones_o, py::object last_values_o,
-         py::object terminated_o, py::object final_values_o, double gamma, double lam, py::object adv_o,
-         py::object ret_o) {
+py::tuple gae(py::object rewards_o, py::object values_o, py::object dones_o, py::object last_values_o,
+              py::object terminated_o, py::object final_values_o, double gamma, double lam, py::object adv_o,
+              py::object ret_o) {
   py::array rewards = as_array(rewards_o, "rewards");
   if (rewards.ndim() != 2)
     throw py::value_error("rewards: expected a 2-D array [T, N], got shape " + shape_str(rewards));
@@ -156,22 +169,17 @@ void gae(py::object rewards_o, py::object values_o, py::object dones_o, py::obje
   }
   check_unit(gamma, "gamma");
   check_unit(lam, "lam");
-  py::array adv = as_array(adv_o, "out[0] (advantages)");
-  require_float(adv, "out[0] (advantages)", fk);
-  require_shape(adv, "out[0] (advantages)", {T, N});
-  require_writable(adv, "out[0] (advantages)");
-  py::array ret = as_array(ret_o, "out[1] (returns)");
-  require_float(ret, "out[1] (returns)", fk);
-  require_shape(ret, "out[1] (returns)", {T, N});
-  require_writable(ret, "out[1] (returns)");
+  py::array adv = out_or_new(adv_o, "out[0] (advantages)", fk, {T, N});
+  py::array ret = out_or_new(ret_o, "out[1] (returns)", fk, {T, N});
   const py::array* tp = terminated_o.is_none() ? nullptr : &term;
   const py::array* fp = terminated_o.is_none() ? nullptr : &fin;
   if (fk == Kind::F32) gae_typed<float>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
   else gae_typed<double>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
+  return py::make_tuple(adv, ret);
 }
 
-void discounted_returns(py::object rewards_o, py::object dones_o, py::object last_values_o, double gamma,
-                        py::object out_o) {
+py::array discounted_returns(py::object rewards_o, py::object dones_o, py::object last_values_o, double gamma,
+                             py::object out_o) {
   py::array rewards = as_array(rewards_o, "rewards");
   if (rewards.ndim() != 2)
     throw py::value_error("rewards: expected a 2-D array [T, N], got shape " + shape_str(rewards));
@@ -190,10 +198,7 @@ void discounted_returns(py::object rewards_o, py::object dones_o, py::object las
     require_shape(last, "last_values", {N});
   }
   check_unit(gamma, "gamma");
-  py::array out = as_array(out_o, "out");
-  require_float(out, "out", fk);
-  require_shape(out, "out", {T, N});
-  require_writable(out, "out");
+  py::array out = out_or_new(out_o, "out", fk, {T, N});
   auto run = [&](auto ttag, auto dtag) {
     using Tt = decltype(ttag);
     using FD = decltype(dtag);
@@ -213,6 +218,7 @@ void discounted_returns(py::object rewards_o, py::object dones_o, py::object las
   };
   if (fk == Kind::F32) with_t(float{});
   else with_t(double{});
+  return out;
 }
 
 // Group kernels take rewards [B, G, T] (float), lengths [B, G] (int64), out [B, G, T].
@@ -225,26 +231,28 @@ struct GroupArrays {
 GroupArrays check_group(py::object rewards_o, py::object lengths_o, py::object out_o) {
   GroupArrays g;
   g.rewards = as_array(rewards_o, "rewards");
-  if (g.rewards.ndim() != 3)
-    throw py::value_error("rewards: expected a 3-D array [B, G, T], got shape " + shape_str(g.rewards));
+  const py::ssize_t nd = g.rewards.ndim();
+  if (nd != 2 && nd != 3)
+    throw py::value_error("rewards: expected a 2-D [G, T] or 3-D [B, G, T] array, got shape " +
+                          shape_str(g.rewards));
   g.fk = kind_of(g.rewards);
   if (g.fk != Kind::F32 && g.fk != Kind::F64)
     throw py::type_error("rewards: expected dtype float32 or float64, got " + std::string(py::str(g.rewards.dtype())));
-  const py::ssize_t B = g.rewards.shape(0), G = g.rewards.shape(1), T = g.rewards.shape(2);
-  require_shape(g.rewards, "rewards", {B, G, T});
+  const py::ssize_t B = nd == 3 ? g.rewards.shape(0) : 1;
+  const py::ssize_t G = g.rewards.shape(nd - 2), T = g.rewards.shape(nd - 1);
+  std::vector<py::ssize_t> full = nd == 3 ? std::vector<py::ssize_t>{B, G, T} : std::vector<py::ssize_t>{G, T};
+  std::vector<py::ssize_t> lshape = nd == 3 ? std::vector<py::ssize_t>{B, G} : std::vector<py::ssize_t>{G};
+  require_shape(g.rewards, "rewards", full);
   g.lengths = as_array(lengths_o, "lengths");
   if (kind_of(g.lengths) != Kind::I64)
     throw py::type_error("lengths: expected dtype int64, got " + std::string(py::str(g.lengths.dtype())));
-  require_shape(g.lengths, "lengths", {B, G});
+  require_shape(g.lengths, "lengths", lshape);
   const int64_t* L = cptr<int64_t>(g.lengths);
   for (py::ssize_t i = 0; i < B * G; ++i)
     if (L[i] < 0 || L[i] > T)
-      throw py::value_error("lengths: expected integers in [0, " + std::to_string(T) + "], got " +
+      throw py::value_error("lengths: expected integers in [0, T] = [0, " + std::to_string(T) + "], got " +
                             std::to_string(L[i]) + " at flat index " + std::to_string(i));
-  g.out = as_array(out_o, "out");
-  require_float(g.out, "out", g.fk);
-  require_shape(g.out, "out", {B, G, T});
-  require_writable(g.out, "out");
+  g.out = out_or_new(out_o, "out", g.fk, full);
   g.shape.B = B, g.shape.G = G, g.shape.T = T;
   return g;
 }
@@ -261,7 +269,7 @@ void with_float(const GroupArrays& g, Fn&& fn) {
   else fn(double{});
 }
 
-void episodic(py::object r, py::object l, double eps, int ddof, py::object o) {
+py::array episodic(py::object r, py::object l, double eps, int ddof, py::object o) {
   check_eps_ddof(eps, ddof);
   GroupArrays g = check_group(r, l, o);
   with_float(g, [&](auto tag) {
@@ -272,9 +280,10 @@ void episodic(py::object r, py::object l, double eps, int ddof, py::object o) {
     py::gil_scoped_release nogil;
     episodic_advantages<T>(g.shape, rp, lp, eps, ddof, op, kernel_pool());
   });
+  return g.out;
 }
 
-void per_step(py::object r, py::object l, double gamma, int pooled, double eps, int ddof, py::object o) {
+py::array per_step(py::object r, py::object l, double gamma, int pooled, double eps, int ddof, py::object o) {
   check_unit(gamma, "gamma");
   check_eps_ddof(eps, ddof);
   GroupArrays g = check_group(r, l, o);
@@ -287,9 +296,10 @@ void per_step(py::object r, py::object l, double gamma, int pooled, double eps, 
     per_step_advantages<T>(g.shape, rp, lp, gamma, pooled ? StepNorm::Pooled : StepNorm::Timestep, eps, ddof, op,
                            kernel_pool());
   });
+  return g.out;
 }
 
-void hybrid(py::object r, py::object l, double gamma, double alpha, double beta, double clip, double eps, int ddof,
+py::array hybrid(py::object r, py::object l, double gamma, double alpha, double beta, double clip, double eps, int ddof,
             py::object o) {
   check_unit(gamma, "gamma");
   check_eps_ddof(eps, ddof);
@@ -307,9 +317,10 @@ void hybrid(py::object r, py::object l, double gamma, double alpha, double beta,
     py::gil_scoped_release nogil;
     hybrid_advantages<T>(g.shape, rp, lp, gamma, alpha, beta, clip, eps, ddof, op, kernel_pool());
   });
+  return g.out;
 }
 
-void group_norm(py::object scores_o, py::ssize_t group_size, int scale, double eps, int ddof, py::object out_o) {
+py::array group_norm(py::object scores_o, py::ssize_t group_size, int scale, double eps, int ddof, py::object out_o) {
   check_eps_ddof(eps, ddof);
   py::array s = as_array(scores_o, "scores");
   if (s.ndim() != 1) throw py::value_error("scores: expected a 1-D array [B*G], got shape " + shape_str(s));
@@ -322,10 +333,7 @@ void group_norm(py::object scores_o, py::ssize_t group_size, int scale, double e
     throw py::value_error("group_size: expected an integer >= 1 dividing len(scores) = " + std::to_string(n) +
                           ", got " + std::to_string(group_size));
   if (scale < 0 || scale > 2) throw py::value_error("scale: expected 0 (group), 1 (batch) or 2 (none)");
-  py::array out = as_array(out_o, "out");
-  require_float(out, "out", fk);
-  require_shape(out, "out", {n});
-  require_writable(out, "out");
+  py::array out = out_or_new(out_o, "out", fk, {n});
   auto run = [&](auto tag) {
     using T = decltype(tag);
     const T* sp = cptr<T>(s);
@@ -335,6 +343,7 @@ void group_norm(py::object scores_o, py::ssize_t group_size, int scale, double e
   };
   if (fk == Kind::F32) run(float{});
   else run(double{});
+  return out;
 }
 
 // Running statistics: mean/var are float64 [dim] arrays updated in place; batch is [n, dim].

@@ -31,6 +31,23 @@ __all__ = [
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_FLAG_DTYPES = (np.dtype(np.bool_), np.dtype(np.uint8)) + _FLOATS
+_I64 = np.dtype(np.int64)
+_ND = np.ndarray
+
+
+# Fast-path predicates: plain C-contiguous NumPy arrays go straight to the C++ binding, which checks shapes,
+# dtypes and lengths again and raises the same errors; everything else takes the converting path.
+def _plain(a: Any) -> bool:
+    return type(a) is _ND and a.dtype in _FLOATS and a.flags.c_contiguous
+
+
+def _plain_flag(a: Any) -> bool:
+    return type(a) is _ND and a.dtype in _FLAG_DTYPES and a.flags.c_contiguous
+
+
+def _plain_out(a: Any) -> bool:
+    return a is None or _plain(a)
 
 
 def set_num_threads(num_threads: int) -> None:
@@ -157,8 +174,8 @@ class _Out:
 
     def __init__(self, obj: Any, name: str, shape: Sequence[int], dtype: np.dtype) -> None:
         self.obj, self.name, self.copy_back = obj, name, False
+        self.buf: np.ndarray | None = None
         if obj is None:
-            self.buf = np.empty(shape, dtype)
             return
         if _is_torch(obj):
             import torch
@@ -186,9 +203,9 @@ class _Out:
         else:
             self.buf, self.copy_back = np.empty(shape, dtype), True
 
-    def result(self, io: _Io) -> Any:
+    def result(self, io: _Io, computed: np.ndarray) -> Any:
         if self.obj is None:
-            return io.wrap(self.buf)
+            return io.wrap(computed)
         if self.copy_back:
             if _is_torch(self.obj):
                 import torch
@@ -231,6 +248,19 @@ def gae(
     with ``terminated`` (and ``final_values``), truncated steps bootstrap from the value of the true final
     observation. See ``rltrain.reference.gae`` for the exact definition.
     """
+    if (
+        terminated is None
+        and type(gamma) is float
+        and type(lam) is float
+        and _plain(rewards)
+        and _plain(values)
+        and _plain(last_values)
+        and _plain_flag(dones)
+        and (out is None or (type(out) is tuple and len(out) == 2 and _plain(out[0]) and _plain(out[1])))
+        and rewards.dtype == values.dtype == last_values.dtype
+    ):
+        o0, o1 = (None, None) if out is None else out
+        return _core.gae(rewards, values, dones, last_values, None, None, gamma, lam, o0, o1)
     io = _Io()
     r = io.array(rewards, "rewards")
     _check_ndim(r, "rewards", 2, "[T, N]")
@@ -258,8 +288,8 @@ def gae(
     o_adv, o_ret = _out_pair(out, 2)
     adv = _Out(o_adv, "out[0] (advantages)", (T, N), dtype)
     ret = _Out(o_ret, "out[1] (returns)", (T, N), dtype)
-    _core.gae(_as(r, dtype), _as(v, dtype), d, _as(lv, dtype), term, fin, g, lm, adv.buf, ret.buf)
-    return adv.result(io), ret.result(io)
+    a, b = _core.gae(_as(r, dtype), _as(v, dtype), d, _as(lv, dtype), term, fin, g, lm, adv.buf, ret.buf)
+    return adv.result(io, a), ret.result(io, b)
 
 
 def discounted_returns(
@@ -267,6 +297,14 @@ def discounted_returns(
 ) -> Any:
     """``R[t] = rewards[t] + gamma * (1 - dones[t]) * R[t+1]`` over ``[T, N]``; ``R[T] = last_values``
     (zeros when None). Monte-Carlo returns for REINFORCE."""
+    if (
+        type(gamma) is float
+        and _plain(rewards)
+        and _plain_flag(dones)
+        and _plain_out(out)
+        and (last_values is None or (_plain(last_values) and last_values.dtype == rewards.dtype))
+    ):
+        return _core.discounted_returns(rewards, dones, last_values, gamma, out)
     io = _Io()
     r = io.array(rewards, "rewards")
     _check_ndim(r, "rewards", 2, "[T, N]")
@@ -283,15 +321,26 @@ def discounted_returns(
     d = _flags(d, "dones")
     g = _unit(gamma, "gamma")
     o = _Out(out, "out", (T, N), dtype)
-    _core.discounted_returns(_as(r, dtype), d, lv, g, o.buf)
-    return o.result(io)
+    return o.result(io, _core.discounted_returns(_as(r, dtype), d, lv, g, o.buf))
 
 
 # ------------------------------------------------------------------------------------------ group kernels
 
 
+def _fast_group(rewards: Any, lengths: Any, out: Any, eps: Any, ddof: Any) -> bool:
+    return (
+        type(eps) is float
+        and type(ddof) is int
+        and _plain(rewards)
+        and type(lengths) is _ND
+        and lengths.dtype == _I64
+        and lengths.flags.c_contiguous
+        and _plain_out(out)
+    )
+
+
 def _group_inputs(io: _Io, rewards: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
-    """Validates ``rewards [G, T] | [B, G, T]`` and ``lengths [G] | [B, G]``; returns 3-D/2-D views."""
+    """Validates and converts ``rewards [G, T] | [B, G, T]`` and ``lengths [G] | [B, G]``."""
     r = io.array(rewards, "rewards")
     if r.ndim not in (2, 3):
         raise ValueError(f"rewards: expected a 2-D [G, T] or 3-D [B, G, T] array, got shape {_shape(r.shape)}")
@@ -306,10 +355,7 @@ def _group_inputs(io: _Io, rewards: Any, lengths: Any) -> tuple[np.ndarray, np.n
         if lo < 0 or hi > T:
             bad = lo if lo < 0 else hi
             raise ValueError(f"lengths: expected integers in [0, T] = [0, {T}], got {bad}")
-    shape = tuple(r.shape)
-    r3 = _as(r, dtype).reshape((-1,) + shape[-2:])
-    l2 = _as(lens, np.dtype(np.int64)).reshape(r3.shape[:2])
-    return r3, l2, shape
+    return _as(r, dtype), _as(lens, _I64), tuple(r.shape)
 
 
 def episodic_advantages(
@@ -319,12 +365,13 @@ def episodic_advantages(
     ``(R_i - mean(R)) / (std(R) + eps)``, ``R_i`` its total reward; zeros past ``lengths[i]``.
 
     ``rewards [G, T]`` padded per episode (or ``[B, G, T]`` for B independent groups), ``lengths [G]``."""
+    if _fast_group(rewards, lengths, out, eps, ddof):
+        return _core.episodic_advantages(rewards, lengths, eps, ddof, out)
     io = _Io()
     e, dd = _nonneg(eps, "eps"), _ddof(ddof)
     r3, l2, shape = _group_inputs(io, rewards, lengths)
     o = _Out(out, "out", shape, r3.dtype)
-    _core.episodic_advantages(r3, l2, e, dd, o.buf.reshape(r3.shape))
-    return o.result(io)
+    return o.result(io, _core.episodic_advantages(r3, l2, e, dd, o.buf))
 
 
 def per_step_advantages(
@@ -340,14 +387,15 @@ def per_step_advantages(
     """Process supervision (GRPO): normalise step rewards per timestep over the episodes alive at t
     (``normalize="timestep"``) or over all valid steps (``"pooled"``, DeepSeekMath), then
     ``A[i, t] = sum_{k=t}^{len_i-1} gamma^(k-t) n[i, k]``."""
-    io = _Io()
     if normalize not in ("timestep", "pooled"):
         raise ValueError(f"normalize: expected 'timestep' or 'pooled', got {normalize!r}")
+    if type(gamma) is float and _fast_group(rewards, lengths, out, eps, ddof):
+        return _core.per_step_advantages(rewards, lengths, gamma, int(normalize == "pooled"), eps, ddof, out)
+    io = _Io()
     g, e, dd = _unit(gamma, "gamma"), _nonneg(eps, "eps"), _ddof(ddof)
     r3, l2, shape = _group_inputs(io, rewards, lengths)
     o = _Out(out, "out", shape, r3.dtype)
-    _core.per_step_advantages(r3, l2, g, int(normalize == "pooled"), e, dd, o.buf.reshape(r3.shape))
-    return o.result(io)
+    return o.result(io, _core.per_step_advantages(r3, l2, g, int(normalize == "pooled"), e, dd, o.buf))
 
 
 def hybrid_advantages(
@@ -365,14 +413,23 @@ def hybrid_advantages(
     """Hybrid group advantage: ``sign = +1`` only where the episodic (E) and per-step (S, timestep
     normalisation) advantages are both positive; ``|E|^alpha * |S|^beta`` clipped at ``clip`` (None: no clip);
     then normalised to zero mean and unit std over the group's valid steps."""
+    if (
+        type(gamma) is float
+        and type(alpha) is float
+        and type(beta) is float
+        and (clip is None or type(clip) is float)
+        and _fast_group(rewards, lengths, out, eps, ddof)
+        and (clip is None or clip >= 0.0)
+    ):
+        c = -1.0 if clip is None else clip
+        return _core.hybrid_advantages(rewards, lengths, gamma, alpha, beta, c, eps, ddof, out)
     io = _Io()
     g, e, dd = _unit(gamma, "gamma"), _nonneg(eps, "eps"), _ddof(ddof)
     a, b = _nonneg(alpha, "alpha"), _nonneg(beta, "beta")
     c = -1.0 if clip is None else _nonneg(clip, "clip")
     r3, l2, shape = _group_inputs(io, rewards, lengths)
     o = _Out(out, "out", shape, r3.dtype)
-    _core.hybrid_advantages(r3, l2, g, a, b, c, e, dd, o.buf.reshape(r3.shape))
-    return o.result(io)
+    return o.result(io, _core.hybrid_advantages(r3, l2, g, a, b, c, e, dd, o.buf))
 
 
 _SCALES = {"group": 0, "batch": 1, "none": 2}
@@ -390,9 +447,14 @@ def group_normalize(
     """GRPO advantages of scalar scores ``[B*G]`` in contiguous groups of ``group_size`` (None: one group):
     ``s - mean_group(s)`` divided by ``std_group + eps`` (``scale="group"``), by the std of all scores + eps
     (``"batch"``) or by nothing (``"none"``, Dr. GRPO). TRL and verl use ``ddof=1``."""
-    io = _Io()
     if scale not in _SCALES:
         raise ValueError(f"scale: expected 'group', 'batch' or 'none', got {scale!r}")
+    if _plain(scores) and scores.ndim == 1 and type(eps) is float and type(ddof) is int and _plain_out(out):
+        if group_size is None:
+            return _core.group_normalize(scores, max(scores.shape[0], 1), _SCALES[scale], eps, ddof, out)
+        if type(group_size) is int:
+            return _core.group_normalize(scores, group_size, _SCALES[scale], eps, ddof, out)
+    io = _Io()
     e, dd = _nonneg(eps, "eps"), _ddof(ddof)
     s = io.array(scores, "scores")
     _check_ndim(s, "scores", 1, "[B*G]")
@@ -407,8 +469,7 @@ def group_normalize(
         if gs < 1 or n % gs != 0:
             raise ValueError(f"group_size: expected an int >= 1 dividing len(scores) = {n}, got {gs}")
     o = _Out(out, "out", (n,), dtype)
-    _core.group_normalize(_as(s, dtype), gs, _SCALES[scale], e, dd, o.buf)
-    return o.result(io)
+    return o.result(io, _core.group_normalize(_as(s, dtype), gs, _SCALES[scale], e, dd, o.buf))
 
 
 # ------------------------------------------------------------------------------------- running statistics

@@ -55,11 +55,14 @@ double ssd_f64(const T* x, std::size_t n, double m) {
   return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
+// Rows per task: enough elements per task (~16k) that dispatch costs little next to the work.
+inline std::size_t row_grain(const GroupShape& s) { return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(s.T, 1)); }
+
 // Per-episode sums R[b, i] (double).
 template <typename T>
 void episode_returns(const GroupShape& s, const T* rewards, const int64_t* lengths, double* R,
                      ThreadPool& pool) {
-  pool.parallel_range(s.rows(), 64, [&](std::size_t r0, std::size_t r1) {
+  pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t row = r0; row < r1; ++row) {
       R[row] = sum_f64(rewards + row * s.T, static_cast<std::size_t>(lengths[row]));
     }
@@ -84,7 +87,7 @@ inline void normalize_within_groups(const GroupShape& s, double* R, double eps, 
 // Broadcasts per-episode values A[row] onto the valid steps of each row; zeros after the episode's length.
 template <typename T>
 void broadcast_rows(const GroupShape& s, const double* A, const int64_t* lengths, T* out, ThreadPool& pool) {
-  pool.parallel_range(s.rows(), 64, [&](std::size_t r0, std::size_t r1) {
+  pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t row = r0; row < r1; ++row) {
       T* o = out + row * s.T;
       const std::size_t len = static_cast<std::size_t>(lengths[row]);
@@ -239,7 +242,7 @@ void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* len
   std::vector<double> H(s.rows() * TT);
   per_step_advantages_double(s, rewards, lengths, gamma, StepNorm::Timestep, eps, ddof, H.data(), pool);
   const bool do_clip = clip >= 0.0;
-  pool.parallel_range(s.rows(), 16, [&](std::size_t r0, std::size_t r1) {
+  pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t row = r0; row < r1; ++row) {
       const std::size_t len = static_cast<std::size_t>(lengths[row]);
       const double e = E[row];
@@ -255,29 +258,40 @@ void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* len
       }
     }
   });
+  // Normalise over each group's valid steps: per-row partial sums in parallel, added in row order.
+  std::vector<double> part(s.rows()), gmean(s.B), gdenom(s.B);
+  pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t row = r0; row < r1; ++row)
+      part[row] = sum_f64(H.data() + row * TT, static_cast<std::size_t>(lengths[row]));
+  });
+  std::vector<double> cnt(s.B, 0.0);
   for (std::size_t b = 0; b < s.B; ++b) {
-    double sum = 0.0, cnt = 0.0;
+    double sum = 0.0;
     for (std::size_t i = 0; i < G; ++i) {
-      const std::size_t row = b * G + i;
-      const std::size_t len = static_cast<std::size_t>(lengths[row]);
-      sum += sum_f64(H.data() + row * TT, len);
-      cnt += static_cast<double>(len);
+      sum += part[b * G + i];
+      cnt[b] += static_cast<double>(lengths[b * G + i]);
     }
-    const double m = cnt > 0 ? sum / cnt : 0.0;
-    double ss = 0.0;
-    for (std::size_t i = 0; i < G; ++i) {
-      const std::size_t row = b * G + i;
-      ss += ssd_f64(H.data() + row * TT, static_cast<std::size_t>(lengths[row]), m);
-    }
-    const double d = group_std(ss, cnt, ddof) + eps;
-    for (std::size_t i = 0; i < G; ++i) {
-      const std::size_t row = b * G + i;
-      const std::size_t len = static_cast<std::size_t>(lengths[row]);
-      double* h = H.data() + row * TT;
-      for (std::size_t t = 0; t < len; ++t) h[t] = (h[t] - m) / d;
-    }
+    gmean[b] = cnt[b] > 0 ? sum / cnt[b] : 0.0;
   }
-  cast_rows(s, H.data(), out, pool);
+  pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t row = r0; row < r1; ++row)
+      part[row] = ssd_f64(H.data() + row * TT, static_cast<std::size_t>(lengths[row]), gmean[row / G]);
+  });
+  for (std::size_t b = 0; b < s.B; ++b) {
+    double ss = 0.0;
+    for (std::size_t i = 0; i < G; ++i) ss += part[b * G + i];
+    gdenom[b] = group_std(ss, cnt[b], ddof) + eps;
+  }
+  pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
+    for (std::size_t row = r0; row < r1; ++row) {
+      const std::size_t len = static_cast<std::size_t>(lengths[row]);
+      const double m = gmean[row / G], d = gdenom[row / G];
+      const double* __restrict h = H.data() + row * TT;
+      T* __restrict o = out + row * TT;
+      for (std::size_t t = 0; t < len; ++t) o[t] = static_cast<T>((h[t] - m) / d);
+      std::fill(o + len, o + TT, T(0));
+    }
+  });
 }
 
 // group_normalize: scores [n] in contiguous groups of group_size.
