@@ -57,8 +57,9 @@ inline void require_shape(const py::array& a, const char* name, const std::vecto
   for (std::size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
   if (!ok)
     throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " + shape_str(a));
-  if (!(a.flags() & py::array::c_style))
-    throw py::value_error(std::string(name) + ": expected a C-contiguous array");
+  constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED: the kernels dereference typed pointers
+  if (!(a.flags() & py::array::c_style) || !(a.flags() & kAligned))
+    throw py::value_error(std::string(name) + ": expected an aligned C-contiguous array");
 }
 
 inline void require_float(const py::array& a, const char* name, Kind want) {

@@ -39,11 +39,16 @@ _ND = np.ndarray
 # Fast-path predicates: plain C-contiguous NumPy arrays go straight to the C++ binding, which checks shapes,
 # dtypes and lengths again and raises the same errors; everything else takes the converting path.
 def _plain(a: Any) -> bool:
-    return type(a) is _ND and a.dtype in _FLOATS and a.flags.c_contiguous
+    return type(a) is _ND and a.dtype in _FLOATS and _c_aligned(a)
 
 
 def _plain_flag(a: Any) -> bool:
-    return type(a) is _ND and a.dtype in _FLAG_DTYPES and a.flags.c_contiguous
+    return type(a) is _ND and a.dtype in _FLAG_DTYPES and _c_aligned(a)
+
+
+def _c_aligned(a: np.ndarray) -> bool:
+    f = a.flags
+    return f.c_contiguous and f.aligned
 
 
 def _plain_out(a: Any) -> bool:
@@ -128,9 +133,9 @@ def _float_dtype(a: np.ndarray, name: str) -> np.dtype:
 
 def _as(a: np.ndarray, dtype: np.dtype) -> np.ndarray:
     """C-contiguous array of ``dtype``; no copy when it already is one."""
-    if a.dtype == dtype and a.flags.c_contiguous:
+    if a.dtype == dtype and _c_aligned(a):
         return a
-    return np.ascontiguousarray(a, dtype=dtype)
+    return np.require(a, dtype=dtype, requirements=["C", "A"])
 
 
 def _flags(a: np.ndarray, name: str) -> np.ndarray:
@@ -185,7 +190,7 @@ class _Out:
                 raise TypeError(f"{name}: expected dtype {want}, got {obj.dtype}")
             if tuple(obj.shape) != tuple(shape):
                 raise ValueError(f"{name}: expected shape {_shape(shape)}, got {_shape(obj.shape)}")
-            if obj.device.type == "cpu" and obj.is_contiguous() and not obj.requires_grad:
+            if obj.device.type == "cpu" and obj.is_contiguous() and not obj.requires_grad and obj.numpy().flags.aligned:
                 self.buf = obj.numpy()
             else:
                 self.buf, self.copy_back = np.empty(shape, dtype), True
@@ -198,7 +203,7 @@ class _Out:
             raise ValueError(f"{name}: expected shape {_shape(shape)}, got {_shape(obj.shape)}")
         if not obj.flags.writeable:
             raise ValueError(f"{name}: output array is read-only")
-        if obj.flags.c_contiguous:
+        if _c_aligned(obj):
             self.buf = obj
         else:
             self.buf, self.copy_back = np.empty(shape, dtype), True
@@ -334,7 +339,7 @@ def _fast_group(rewards: Any, lengths: Any, out: Any, eps: Any, ddof: Any) -> bo
         and _plain(rewards)
         and type(lengths) is _ND
         and lengths.dtype == _I64
-        and lengths.flags.c_contiguous
+        and _c_aligned(lengths)
         and _plain_out(out)
     )
 
@@ -481,7 +486,7 @@ def _stats_array(io: _Io, x: Any, name: str) -> np.ndarray:
     if a.dtype in _FLOATS:
         return _as(a, a.dtype)
     if a.dtype.kind in "biu" or a.dtype == np.float16:
-        return np.ascontiguousarray(a, dtype=np.float32 if a.dtype == np.float16 else np.float64)
+        return _as(a, np.dtype(np.float32 if a.dtype == np.float16 else np.float64))
     raise TypeError(f"{name}: expected a real numeric dtype, got {a.dtype}")
 
 
@@ -537,7 +542,7 @@ class RunningMeanStd:
         if tuple(x.shape[1:]) != self.shape or x.ndim != len(self.shape) + 1:
             raise ValueError(f"batch: expected shape (n, *{self.shape}), got {_shape(x.shape)}")
         self.count = float(
-            _core.rms_update(self._mean.reshape(-1), self._var.reshape(-1), self.count, x.reshape(x.shape[0], -1))
+            _core.rms_update(self._mean.reshape(-1), self._var.reshape(-1), self.count, x.reshape(x.shape[0], self._dim()))
         )
 
     def merge(self, other: RunningMeanStd) -> None:
@@ -567,7 +572,9 @@ class RunningMeanStd:
         c, e = _nonneg(clip, "clip"), _nonneg(eps, "eps")
         out = np.empty(a.shape, a.dtype)
         dim = self._dim()
-        _core.rms_normalize(a.reshape(-1, dim), self._mean.reshape(-1), self._var.reshape(-1), c, e, out.reshape(-1, dim))
+        rows = int(np.prod(a.shape[: a.ndim - k], dtype=np.int64))
+        _core.rms_normalize(a.reshape(rows, dim), self._mean.reshape(-1), self._var.reshape(-1), c, e,
+                            out.reshape(rows, dim))
         return io.wrap(out)
 
     def copy(self) -> RunningMeanStd:
