@@ -257,7 +257,7 @@ GroupArrays check_group(py::object rewards_o, py::object lengths_o, py::object o
   return g;
 }
 
-void check_eps_ddof(double eps, int ddof) {
+void check_eps_ddof(double eps, int64_t ddof) {
   if (!std::isfinite(eps) || eps < 0.0)
     throw py::value_error("eps: expected a finite number >= 0, got " + std::to_string(eps));
   if (ddof < 0) throw py::value_error("ddof: expected an integer >= 0, got " + std::to_string(ddof));
@@ -269,7 +269,7 @@ void with_float(const GroupArrays& g, Fn&& fn) {
   else fn(double{});
 }
 
-py::array episodic(py::object r, py::object l, double eps, int ddof, py::object o) {
+py::array episodic(py::object r, py::object l, double eps, int64_t ddof, py::object o) {
   check_eps_ddof(eps, ddof);
   GroupArrays g = check_group(r, l, o);
   with_float(g, [&](auto tag) {
@@ -283,7 +283,7 @@ py::array episodic(py::object r, py::object l, double eps, int ddof, py::object 
   return g.out;
 }
 
-py::array per_step(py::object r, py::object l, double gamma, int pooled, double eps, int ddof, py::object o) {
+py::array per_step(py::object r, py::object l, double gamma, int pooled, double eps, int64_t ddof, py::object o) {
   check_unit(gamma, "gamma");
   check_eps_ddof(eps, ddof);
   GroupArrays g = check_group(r, l, o);
@@ -299,7 +299,7 @@ py::array per_step(py::object r, py::object l, double gamma, int pooled, double 
   return g.out;
 }
 
-py::array hybrid(py::object r, py::object l, double gamma, double alpha, double beta, double clip, double eps, int ddof,
+py::array hybrid(py::object r, py::object l, double gamma, double alpha, double beta, double clip, double eps, int64_t ddof,
             py::object o) {
   check_unit(gamma, "gamma");
   check_eps_ddof(eps, ddof);
@@ -320,7 +320,7 @@ py::array hybrid(py::object r, py::object l, double gamma, double alpha, double 
   return g.out;
 }
 
-py::array group_norm(py::object scores_o, py::ssize_t group_size, int scale, double eps, int ddof, py::object out_o) {
+py::array group_norm(py::object scores_o, py::ssize_t group_size, int scale, double eps, int64_t ddof, py::object out_o) {
   check_eps_ddof(eps, ddof);
   py::array s = as_array(scores_o, "scores");
   if (s.ndim() != 1) throw py::value_error("scores: expected a 1-D array [B*G], got shape " + shape_str(s));

@@ -33,6 +33,7 @@ __all__ = [
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _FLAG_DTYPES = (np.dtype(np.bool_), np.dtype(np.uint8)) + _FLOATS
 _I64 = np.dtype(np.int64)
+_DDOF_MAX = 2**62
 _ND = np.ndarray
 
 
@@ -170,7 +171,7 @@ def _ddof(x: Any) -> int:
         raise TypeError(f"ddof: expected an int >= 0, got {type(x).__name__}")
     if x < 0:
         raise ValueError(f"ddof: expected an int >= 0, got {x}")
-    return int(x)
+    return min(int(x), _DDOF_MAX)  # beyond any element count: std is 0 either way
 
 
 class _Out:
@@ -336,6 +337,7 @@ def _fast_group(rewards: Any, lengths: Any, out: Any, eps: Any, ddof: Any) -> bo
     return (
         type(eps) is float
         and type(ddof) is int
+        and ddof < _DDOF_MAX
         and _plain(rewards)
         and type(lengths) is _ND
         and lengths.dtype == _I64
@@ -454,7 +456,14 @@ def group_normalize(
     (``"batch"``) or by nothing (``"none"``, Dr. GRPO). TRL and verl use ``ddof=1``."""
     if scale not in _SCALES:
         raise ValueError(f"scale: expected 'group', 'batch' or 'none', got {scale!r}")
-    if _plain(scores) and scores.ndim == 1 and type(eps) is float and type(ddof) is int and _plain_out(out):
+    if (
+        _plain(scores)
+        and scores.ndim == 1
+        and type(eps) is float
+        and type(ddof) is int
+        and ddof < _DDOF_MAX
+        and _plain_out(out)
+    ):
         if group_size is None:
             return _core.group_normalize(scores, max(scores.shape[0], 1), _SCALES[scale], eps, ddof, out)
         if type(group_size) is int:
@@ -601,7 +610,7 @@ class RunningMeanStd:
 class RewardNormalizer:
     """Divides rewards by the running std of the discounted return (SB3 ``VecNormalize`` reward path):
     ``ret = ret * gamma + r; stats.update(ret); out = clip(r / sqrt(var + epsilon)); ret[dones] = 0``.
-    Set ``training = False`` to freeze the statistics for evaluation."""
+    Set ``training = False`` to freeze the statistics (and, as SB3, the return accumulator) for evaluation."""
 
     def __init__(self, num_envs: int, gamma: float = 0.99, epsilon: float = 1e-8, clip: float = 10.0) -> None:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -621,9 +630,9 @@ class RewardNormalizer:
         d = io.array(dones, "dones")
         _check_shape(d, "dones", (self.num_envs,), "[num_envs]")
         d = _flags(d, "dones").astype(bool, copy=False)
-        self.returns *= self.gamma
-        self.returns += r
-        if self.training:
+        if self.training:  # as SB3's VecNormalize: the return accumulator and its statistics both freeze
+            self.returns *= self.gamma
+            self.returns += r
             self.stats.update(self.returns)
         out = np.clip(r / np.sqrt(self.stats.var + self.epsilon), -self.clip, self.clip).astype(r.dtype, copy=False)
         self.returns[d] = 0.0

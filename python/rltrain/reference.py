@@ -139,7 +139,8 @@ def group_normalize(
 def _groups(rewards: Any, lengths: Any) -> tuple[np.ndarray, np.ndarray, np.dtype, tuple[int, ...]]:
     r = _np(rewards)
     shape = r.shape
-    x = r.astype(np.float64).reshape((-1,) + shape[-2:])
+    B = int(np.prod(shape[:-2], dtype=np.int64))
+    x = r.astype(np.float64).reshape((B,) + shape[-2:])
     lens = _np(lengths).astype(np.int64).reshape(x.shape[:2])
     return x, lens, r.dtype, shape
 
@@ -282,8 +283,8 @@ class RewardNormalizer:
 
     def normalize(self, rewards: Any, dones: Any) -> np.ndarray:
         r = _np(rewards)
-        self.returns = self.returns * self.gamma + r
         if self.training:
+            self.returns = self.returns * self.gamma + r
             self.stats.update(self.returns)
         out = np.clip(r / np.sqrt(self.stats.var + self.epsilon), -self.clip, self.clip).astype(r.dtype)
         self.returns[_flags(dones)] = 0.0

@@ -21,7 +21,7 @@ struct GroupShape {
 };
 
 // std with `ddof`; 0 where fewer than ddof + 1 values exist.
-inline double group_std(double sum_sq_dev, double n, int ddof) {
+inline double group_std(double sum_sq_dev, double n, int64_t ddof) {
   if (n < static_cast<double>(ddof) + 1.0) return 0.0;
   return std::sqrt(sum_sq_dev / (n - static_cast<double>(ddof)));
 }
@@ -70,7 +70,7 @@ void episode_returns(const GroupShape& s, const T* rewards, const int64_t* lengt
 }
 
 // A[b, i] = (R[b, i] - mean_b) / (std_b + eps), in place over R.
-inline void normalize_within_groups(const GroupShape& s, double* R, double eps, int ddof) {
+inline void normalize_within_groups(const GroupShape& s, double* R, double eps, int64_t ddof) {
   for (std::size_t b = 0; b < s.B; ++b) {
     double* x = R + b * s.G;
     if (s.G == 0) continue;
@@ -100,7 +100,7 @@ void broadcast_rows(const GroupShape& s, const double* A, const int64_t* lengths
 
 // Outcome supervision: every valid step of episode i gets (R_i - mean(R)) / (std(R) + eps).
 template <typename T>
-void episodic_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double eps, int ddof,
+void episodic_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double eps, int64_t ddof,
                          T* out, ThreadPool& pool) {
   std::vector<double> R(s.rows());
   episode_returns(s, rewards, lengths, R.data(), pool);
@@ -115,7 +115,7 @@ enum class StepNorm { Timestep, Pooled };
 // A[i,t] = sum_{k=t}^{len_i-1} gamma^(k-t) n[i,k].
 template <typename T>
 void per_step_advantages_double(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
-                                StepNorm norm, double eps, int ddof, double* work, ThreadPool& pool) {
+                                StepNorm norm, double eps, int64_t ddof, double* work, ThreadPool& pool) {
   const std::size_t G = s.G, TT = s.T;
   if (s.rows() == 0 || TT == 0) return;
   // Per (b, t) mean and denominator. Pooled statistics are stored once per group and broadcast.
@@ -223,7 +223,7 @@ void cast_rows(const GroupShape& s, const double* src, T* out, ThreadPool& pool)
 
 template <typename T>
 void per_step_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
-                         StepNorm norm, double eps, int ddof, T* out, ThreadPool& pool) {
+                         StepNorm norm, double eps, int64_t ddof, T* out, ThreadPool& pool) {
   std::vector<double> work(s.rows() * s.T);
   per_step_advantages_double(s, rewards, lengths, gamma, norm, eps, ddof, work.data(), pool);
   cast_rows(s, work.data(), out, pool);
@@ -233,7 +233,7 @@ void per_step_advantages(const GroupShape& s, const T* rewards, const int64_t* l
 // magnitude |E|^alpha * |S|^beta, clipped (clip < 0 means no clip), then normalised over each group's valid steps.
 template <typename T>
 void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
-                       double alpha, double beta, double clip, double eps, int ddof, T* out,
+                       double alpha, double beta, double clip, double eps, int64_t ddof, T* out,
                        ThreadPool& pool) {
   const std::size_t G = s.G, TT = s.T;
   std::vector<double> E(s.rows());
@@ -301,7 +301,7 @@ enum class GroupScale { Group = 0, Batch = 1, None = 2 };
 
 template <typename T>
 void group_normalize(std::size_t n, std::size_t group_size, const T* scores, GroupScale scale, double eps,
-                     int ddof, T* out) {
+                     int64_t ddof, T* out) {
   if (n == 0) return;
   double batch_denom = 1.0;
   if (scale == GroupScale::Batch) {
