@@ -1,9 +1,14 @@
 // pybind11 registration of the classic-control native environments: a batcher class (<Name>Vec) and a
-// single-env class (<Name>) per env, plus test-only hooks into the NumPy-exact RNG and maths.
+// single-env class (<Name>) per env, plus test-only hooks into the NumPy-exact RNG and maths and a test-double
+// env for the batcher's async and error paths.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <chrono>
 #include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <thread>
 
 #include "rltrain/envs/acrobot.hpp"
 #include "rltrain/envs/cartpole.hpp"
@@ -19,6 +24,57 @@ namespace py = pybind11;
 namespace rltrain::bind {
 
 namespace {
+
+// Test double for VecEnv's scheduling, timeout and error paths: action k < 999 sleeps k milliseconds and pays
+// reward k; action 999 throws from step(). The observation is [seed, steps taken].
+class SleepEnv {
+ public:
+  static constexpr const char* kId = "_Sleep-v0";
+  static constexpr int kObsDim = 2;
+  static constexpr int kActDim = 1;
+  static constexpr bool kDiscrete = true;
+  static constexpr int kNumActions = 1000;
+  static constexpr int kMaxEpisodeSteps = 1000000;
+  using Action = int64_t;
+  struct Config {
+    int max_episode_steps = kMaxEpisodeSteps;
+    template <class F>
+    void for_each_field(F&& f) {
+      f("max_episode_steps", max_episode_steps);
+    }
+  };
+  SleepEnv() = default;
+  explicit SleepEnv(const Config& cfg) : cfg_(cfg) {}
+  const Config& config() const { return cfg_; }
+  void obs_bounds(float* low, float* high) const {
+    for (int i = 0; i < kObsDim; ++i) low[i] = 0.0f, high[i] = std::numeric_limits<float>::infinity();
+  }
+  void act_bounds(float*, float*) const {}
+  void seed(uint64_t s) { seed_ = s; }
+  void reset(float* obs) {
+    steps_ = 0;
+    write_obs(obs);
+  }
+  envs::StepResult step(const Action* a, float* obs) {
+    if (a[0] == 999) throw std::runtime_error("SleepEnv: step failed on purpose");
+    std::this_thread::sleep_for(std::chrono::milliseconds(a[0]));
+    ++steps_;
+    write_obs(obs);
+    envs::StepResult r;
+    r.reward = static_cast<double>(a[0]);
+    r.truncated = steps_ >= cfg_.max_episode_steps;
+    return r;
+  }
+
+ private:
+  void write_obs(float* obs) const {
+    obs[0] = static_cast<float>(seed_);
+    obs[1] = static_cast<float>(steps_);
+  }
+  Config cfg_;
+  uint64_t seed_ = 0;
+  int steps_ = 0;
+};
 
 template <class E>
 void bind_env(py::module_& m, const std::string& name) {
@@ -42,6 +98,8 @@ void register_envs(py::module_& m) {
   ids[envs::MountainCarContinuous::kId] = "MountainCarContinuous";
   ids[envs::Pendulum::kId] = "Pendulum";
   m.attr("NATIVE_ENVS") = ids;
+
+  bind_vec_env<SleepEnv>(m, "_SleepEnvVec");
 
   m.def(
       "_numpy_rng_uniform",
