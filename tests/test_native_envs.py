@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -100,7 +101,9 @@ def test_numpy_float32_sin_cos_bitwise() -> None:
     ).astype(np.float32)
     with np.errstate(invalid="ignore"):
         for cosine, fn in [(True, np.cos), (False, np.sin)]:
-            expected = np.array([fn(v) for v in x], dtype=np.float32)  # NumPy scalars, as gymnasium computes them
+            expected = np.array(
+                [fn(v) for v in x], dtype=np.float32
+            )  # NumPy scalars, as gymnasium computes them
             assert _core._numpy_f32_trig(x, cosine).tobytes() == expected.tobytes()
 
 
@@ -173,7 +176,9 @@ def test_unknown_config_kwarg() -> None:
 @pytest.mark.parametrize("env_id", list(ENVS))
 def test_parity_random_actions(env_id: str) -> None:
     @HYP
-    @given(seed=st.integers(0, 2**64 - 1), actions=st.lists(action_strategy(env_id), min_size=1, max_size=300))
+    @given(
+        seed=st.integers(0, 2**64 - 1), actions=st.lists(action_strategy(env_id), min_size=1, max_size=300)
+    )
     def check(seed: int, actions: list[Any]) -> None:
         run_parity(env_id, seed, actions)
 
@@ -200,7 +205,9 @@ def _policy(env_id: str) -> Callable[[np.ndarray, np.random.Generator], Any]:
         "CartPole-v1": lambda o, rng: int(o[2] + 0.5 * o[3] > 0),  # balances: truncation at 500
         "Acrobot-v1": lambda o, rng: 2 if o[5] > 0 else 0,  # pumps energy: termination
         "MountainCar-v0": lambda o, rng: 2 if o[1] > 0 else 0,
-        "MountainCarContinuous-v0": lambda o, rng: np.float32((1.5 if o[1] >= 0 else -1.5) * rng.uniform(0.5, 1.0)),
+        "MountainCarContinuous-v0": lambda o, rng: np.float32(
+            (1.5 if o[1] >= 0 else -1.5) * rng.uniform(0.5, 1.0)
+        ),
         "Pendulum-v1": lambda o, rng: np.float32(rng.uniform(-3, 3)),
     }[env_id]
 
@@ -228,10 +235,13 @@ def test_parity_full_episodes_with_controllers(env_id: str, expect_term: bool, e
         o_ref, r_ref, te_ref, tr_ref, _ = ref.step(a)
         o_nat, r_nat, te_nat, tr_nat = nat.step(a)
         steps += 1
-        assert same_obs(o_ref, o_nat) and float(r_ref) == r_nat and (te_ref, tr_ref) == (te_nat, tr_nat), steps
+        assert same_obs(o_ref, o_nat) and float(r_ref) == r_nat and (te_ref, tr_ref) == (te_nat, tr_nat), (
+            steps
+        )
         if te_nat or tr_nat:
             terms, truncs = terms + te_nat, truncs + tr_nat
-            assert same_obs(ref.reset()[0], o_nat := nat.reset())
+            o_nat = nat.reset()
+            assert same_obs(ref.reset()[0], o_nat)
     assert (terms > 0, truncs > 0) == (expect_term, expect_trunc)
     if expect_trunc:
         assert steps == 3 * ref.spec.max_episode_steps
@@ -255,11 +265,13 @@ def test_parity_config_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
     rng = np.random.default_rng(1)
     policy = _policy(env_id)
     ref, nat = gym.make(env_id, **kwargs), ENVS[env_id](**kwargs)
-    assert same_obs(ref.reset(seed=5)[0], o := nat.reset(seed=5))
+    o = nat.reset(seed=5)
+    assert same_obs(ref.reset(seed=5)[0], o)
     for _ in range(600):
         a = as_gym_action(nat, policy(o, rng))
         o_ref, r_ref, te_ref, tr_ref, _ = ref.step(a)
         o, r, te, tr = nat.step(a)
         assert same_obs(o_ref, o) and float(r_ref) == r and (te_ref, tr_ref) == (te, tr)
         if te or tr:
-            assert same_obs(ref.reset()[0], o := nat.reset())
+            o = nat.reset()
+            assert same_obs(ref.reset()[0], o)

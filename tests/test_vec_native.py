@@ -184,13 +184,17 @@ def test_reset_with_per_env_seed_list() -> None:
         obs, _ = env.reset(seed=[5, None, 9])
     for i, s in [(0, 5), (2, 9)]:
         assert obs[i].tobytes() == gym.make("CartPole-v1").reset(seed=s)[0].tobytes()
-    assert obs[1].tobytes() == gym.make("CartPole-v1").reset(seed=1)[0].tobytes()  # kept its stream (seed 0 + 1)
+    assert (
+        obs[1].tobytes() == gym.make("CartPole-v1").reset(seed=1)[0].tobytes()
+    )  # kept its stream (seed 0 + 1)
 
 
 # ------------------------------------------------------------------------------------------------- determinism
 
 
-def trajectory(env_id: str, n: int, num_threads: int, identical: bool = False, steps: int = 150) -> list[bytes]:
+def trajectory(
+    env_id: str, n: int, num_threads: int, identical: bool = False, steps: int = 150
+) -> list[bytes]:
     rng = np.random.default_rng(3)
     out: list[bytes] = []
     with make_vec(env_id, n, seed=21, num_threads=num_threads, identical_seeds=identical) as env:
@@ -202,7 +206,11 @@ def trajectory(env_id: str, n: int, num_threads: int, identical: bool = False, s
             obs, r, te, tr, info = env.step(a)
             out += [obs.tobytes(), r.tobytes(), te.tobytes(), tr.tobytes()]
             if "final_obs" in info:
-                out += [info["_final_obs"].tobytes(), info["episode"]["r"].tobytes(), info["episode"]["l"].tobytes()]
+                out += [
+                    info["_final_obs"].tobytes(),
+                    info["episode"]["r"].tobytes(),
+                    info["episode"]["l"].tobytes(),
+                ]
     return out
 
 
@@ -248,7 +256,10 @@ def test_episode_statistics_sum_rewards_of_each_episode() -> None:
 
 
 def test_copy_false_returns_read_only_views_copy_true_owns() -> None:
-    with make_vec("CartPole-v1", 2, seed=0) as owned, NativeVectorEnv("CartPole-v1", 2, seed=0, copy=False) as views:
+    with (
+        make_vec("CartPole-v1", 2, seed=0) as owned,
+        NativeVectorEnv("CartPole-v1", 2, seed=0, copy=False) as views,
+    ):
         o1, _ = owned.reset()
         v1, _ = views.reset()
         assert o1.flags.writeable and o1.flags.owndata and not v1.flags.writeable
@@ -328,9 +339,10 @@ def test_worker_exception_reraises_in_caller() -> None:
 
 def test_send_recv_equals_sync_step() -> None:
     rng = np.random.default_rng(0)
-    with make_vec("CartPole-v1", 8, seed=5, max_episode_steps=30) as a, make_vec(
-        "CartPole-v1", 8, seed=5, max_episode_steps=30
-    ) as s:
+    with (
+        make_vec("CartPole-v1", 8, seed=5, max_episode_steps=30) as a,
+        make_vec("CartPole-v1", 8, seed=5, max_episode_steps=30) as s,
+    ):
         a.reset()
         s.reset()
         for _ in range(60):
@@ -383,7 +395,9 @@ def test_recv_errors_and_timeout() -> None:
     assert len(env.recv(2, timeout=5)["env_id"]) == 2
     with pytest.raises(TimeoutError, match="timed out"):
         env.recv(1, timeout=0.01)
-    assert env.recv(1, timeout=5)["env_id"].tolist() == [0]  # still in flight after the timeout, then received
+    assert env.recv(1, timeout=5)["env_id"].tolist() == [
+        0
+    ]  # still in flight after the timeout, then received
     with pytest.raises(ValueError, match="appears twice"):
         env.send(np.array([0, 0]), np.array([1, 1]))
     with pytest.raises(ValueError, match="outside"):

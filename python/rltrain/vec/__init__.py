@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import functools
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from rltrain import _core
 
@@ -104,7 +105,12 @@ def make_vec(
 
         native_env_spec(env_id)
         return NativeVectorEnv(
-            env_id, num_envs, seed=seed, identical_seeds=identical_seeds, num_threads=num_threads, **env_kwargs
+            env_id,
+            num_envs,
+            seed=seed,
+            identical_seeds=identical_seeds,
+            num_threads=num_threads,
+            **env_kwargs,
         )
     return _make_fork(env_id, num_envs, seed, identical_seeds, num_threads, env_kwargs)
 
@@ -145,7 +151,9 @@ def _make_fork(
         if e.name not in ("rltrain.vec.fork",):
             raise
         raise RuntimeError("the fork backend (rltrain.vec.fork) is not available in this build") from e
-    return ForkVectorEnv([factory] * num_envs, num_workers=num_threads, seed=seed, identical_seeds=identical_seeds)
+    return ForkVectorEnv(
+        [factory] * num_envs, num_workers=num_threads, seed=seed, identical_seeds=identical_seeds
+    )
 
 
 def __getattr__(name: str) -> Any:

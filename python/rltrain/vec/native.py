@@ -90,7 +90,9 @@ class NativeVectorEnv(VectorEnv):
         self._bufs = core.buffers()
 
     @staticmethod
-    def _make_spec(env_id: str, env_kwargs: dict[str, Any], max_steps: int) -> gym.envs.registration.EnvSpec | None:
+    def _make_spec(
+        env_id: str, env_kwargs: dict[str, Any], max_steps: int
+    ) -> gym.envs.registration.EnvSpec | None:
         if env_id not in gym.registry:
             return None
         kwargs = {k: v for k, v in env_kwargs.items() if k != "max_episode_steps"}
@@ -129,7 +131,9 @@ class NativeVectorEnv(VectorEnv):
         """Steps every env; ``actions`` has shape ``(num_envs,)`` (discrete) or ``(num_envs, act_dim)``."""
         obs, rewards, terminated, truncated = self._core.step(np.asarray(actions))
         b = self._bufs
-        infos = self._infos(b["has_final"], b["final_obs"], b["episode_return"], b["episode_length"], b["episode_time"])
+        infos = self._infos(
+            b["has_final"], b["final_obs"], b["episode_return"], b["episode_length"], b["episode_time"]
+        )
         if self._copy:
             return obs.copy(), rewards.copy(), terminated.copy(), truncated.copy(), infos
         return obs, rewards, terminated, truncated, infos
@@ -147,7 +151,9 @@ class NativeVectorEnv(VectorEnv):
         each row. ``TimeoutError`` after ``timeout`` seconds (the envs stay in flight); ``RuntimeError`` when nothing
         is in flight."""
         d = self._core.recv(batch_size, timeout)
-        infos = self._infos(d["has_final"], d["final_obs"], d["episode_return"], d["episode_length"], d["episode_time"])
+        infos = self._infos(
+            d["has_final"], d["final_obs"], d["episode_return"], d["episode_length"], d["episode_time"]
+        )
         infos["env_id"] = d["env_id"]
         return d["obs"], d["rewards"], d["terminated"], d["truncated"], infos
 
