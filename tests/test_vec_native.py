@@ -462,3 +462,35 @@ def test_create_close_cycles_do_not_leak_threads() -> None:
     env = _core.CartPoleVec(4, 3, 0)
     del env  # destruction without close() joins the threads too
     assert threads_now() == before
+
+
+def test_forked_child_neither_hangs_nor_steps_the_parents_env() -> None:
+    env = make_vec("CartPole-v1", 8, seed=0, num_threads=3)
+    env.reset()
+    env.send(np.zeros(8, np.int64))  # the async driver thread is running too
+    pid = os.fork()
+    if pid == 0:  # child: the parent's threads do not exist here
+        code = 1
+        try:
+            try:
+                env.step(np.zeros(8, np.int64))
+            except RuntimeError as e:
+                code = 0 if "another process" in str(e) else 2
+            env.close()  # must not join threads that are not in this process
+            del env
+        finally:
+            os._exit(code)
+    deadline = 50
+    while deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        threading.Event().wait(0.1)
+        deadline -= 1
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("forked child hung")
+    assert os.waitstatus_to_exitcode(status) == 0
+    env.recv(timeout=5)  # the parent's env is unaffected
+    env.close()

@@ -13,7 +13,8 @@
 // Autoreset is same-step (gymnasium AutoresetMode.SAME_STEP): an env whose episode ends is reset inside the
 // same step. Every env's result depends only on its own RNG stream and actions, never on num_threads or on
 // scheduling. The class is not meant for concurrent callers: overlapping calls from two threads raise
-// std::runtime_error rather than race.
+// std::runtime_error rather than race. After fork() the child has none of the threads: there every call raises,
+// and close()/destruction abandon the parent's threads instead of joining them (which would hang).
 #pragma once
 
 #include <algorithm>
@@ -31,6 +32,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <unistd.h>
 
 #include "rltrain/envs/env.hpp"
 #include "rltrain/thread_pool.hpp"
@@ -244,6 +247,7 @@ class VecEnv {
   }
 
   std::size_t num_in_flight() const {
+    if (::getpid() != owner_pid_) return n_in_flight_;  // forked child: q_mu_ may be held by a thread not here
     std::lock_guard<std::mutex> lk(q_mu_);
     return n_in_flight_;
   }
@@ -251,6 +255,14 @@ class VecEnv {
   // Stops the driver and worker threads (finishing a step already running); the buffers stay readable.
   // Idempotent; every later call except close() raises.
   void close() {
+    if (::getpid() != owner_pid_) {
+      // A forked child: the threads (and any mutex they held) exist only in the parent. Leak, never join.
+      if (closed_) return;
+      (void)pool_.release();
+      if (driver_.joinable()) (void)new std::thread(std::move(driver_));
+      closed_ = true;
+      return;
+    }
     std::lock_guard<std::mutex> api(api_mu_);
     if (closed_) return;
     {
@@ -272,7 +284,12 @@ class VecEnv {
   // Serialises the public calls; a second thread gets an error instead of a data race or a deadlock.
   class Guard {
    public:
-    Guard(VecEnv* v, const char* what) : lk_(v->api_mu_, std::try_to_lock) {
+    Guard(VecEnv* v, const char* what) {
+      if (::getpid() != v->owner_pid_)
+        throw std::runtime_error(std::string(what) +
+                                 ": this vector env was created in another process (before fork()); create a new "
+                                 "one in this process");
+      lk_ = std::unique_lock<std::mutex>(v->api_mu_, std::try_to_lock);
       if (!lk_.owns_lock())
         throw std::runtime_error(std::string(what) + ": the vector env is busy in another thread's call");
       if (v->closed_) throw std::runtime_error(std::string(what) + ": the vector env is closed");
@@ -387,6 +404,7 @@ class VecEnv {
   std::vector<Clock::time_point> start_time_;
   std::vector<Action> actions_;  // staging: row i is read by env i's step
 
+  pid_t owner_pid_ = ::getpid();
   std::mutex api_mu_;
   bool closed_ = false;
   bool needs_reset_ = true;
