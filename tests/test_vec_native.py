@@ -467,7 +467,9 @@ def test_create_close_cycles_do_not_leak_threads() -> None:
 def test_forked_child_neither_hangs_nor_steps_the_parents_env() -> None:
     env = make_vec("CartPole-v1", 8, seed=0, num_threads=3)
     env.reset()
-    env.send(np.zeros(8, np.int64))  # the async driver thread is running too
+    env.send(np.zeros(8, np.int64))
+    env.recv(timeout=5)
+    threading.Event().wait(0.05)  # the async driver and the pool workers now wait on condition variables
     pid = os.fork()
     if pid == 0:  # child: the parent's threads do not exist here
         code = 1
@@ -492,5 +494,5 @@ def test_forked_child_neither_hangs_nor_steps_the_parents_env() -> None:
         os.waitpid(pid, 0)
         pytest.fail("forked child hung")
     assert os.waitstatus_to_exitcode(status) == 0
-    env.recv(timeout=5)  # the parent's env is unaffected
+    env.step(np.ones(8, np.int64))  # the parent's env is unaffected
     env.close()

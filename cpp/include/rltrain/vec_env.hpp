@@ -259,6 +259,7 @@ class VecEnv {
       // A forked child: the threads (and any mutex they held) exist only in the parent. Leak, never join.
       if (closed_) return;
       (void)pool_.release();
+      (void)sync_.release();
       if (driver_.joinable()) (void)new std::thread(std::move(driver_));
       closed_ = true;
       return;
@@ -405,12 +406,21 @@ class VecEnv {
   std::vector<Action> actions_;  // staging: row i is read by env i's step
 
   pid_t owner_pid_ = ::getpid();
-  std::mutex api_mu_;
+  // The locks live on the heap so that a forked child can abandon them: their state was copied mid-use from
+  // the parent, and destroying a condition variable that records waiters blocks forever (glibc).
+  struct Sync {
+    std::mutex api_mu;          // one public call at a time
+    std::mutex q_mu;            // guards the async state below
+    std::condition_variable q_cv, ready_cv;
+  };
+  std::unique_ptr<Sync> sync_ = std::make_unique<Sync>();
+  std::mutex& api_mu_ = sync_->api_mu;
+  std::mutex& q_mu_ = sync_->q_mu;
+  std::condition_variable& q_cv_ = sync_->q_cv;
+  std::condition_variable& ready_cv_ = sync_->ready_cv;
   bool closed_ = false;
   bool needs_reset_ = true;
 
-  mutable std::mutex q_mu_;  // guards everything below
-  std::condition_variable q_cv_, ready_cv_;
   std::deque<std::vector<std::size_t>> jobs_;
   std::deque<std::size_t> ready_;
   std::vector<uint8_t> in_flight_;
