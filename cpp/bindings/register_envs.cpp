@@ -1,8 +1,127 @@
-// pybind11 registration of the native environments (filled in by the rollout-engine work).
+// pybind11 registration of the classic-control native environments: a batcher class (<Name>Vec) and a
+// single-env class (<Name>) per env, plus test-only hooks into the NumPy-exact RNG and maths and a test-double
+// env for the batcher's async and error paths.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+
+#include <chrono>
+#include <cstdint>
+#include <limits>
+#include <stdexcept>
+#include <thread>
+
+#include "rltrain/envs/acrobot.hpp"
+#include "rltrain/envs/cartpole.hpp"
+#include "rltrain/envs/mountain_car.hpp"
+#include "rltrain/envs/mountain_car_continuous.hpp"
+#include "rltrain/envs/pendulum.hpp"
+#include "rltrain/numpy_math.hpp"
+#include "rltrain/numpy_rng.hpp"
+#include "vec_binding.hpp"
 
 namespace py = pybind11;
 
 namespace rltrain::bind {
-void register_envs(py::module_& m) { (void)m; }
+
+namespace {
+
+// Test double for VecEnv's scheduling, timeout and error paths: action k < 999 sleeps k milliseconds and pays
+// reward k; action 999 throws from step(). The observation is [seed, steps taken].
+class SleepEnv {
+ public:
+  static constexpr const char* kId = "_Sleep-v0";
+  static constexpr int kObsDim = 2;
+  static constexpr int kActDim = 1;
+  static constexpr bool kDiscrete = true;
+  static constexpr int kNumActions = 1000;
+  static constexpr int kMaxEpisodeSteps = 1000000;
+  using Action = int64_t;
+  struct Config {
+    int max_episode_steps = kMaxEpisodeSteps;
+    template <class F>
+    void for_each_field(F&& f) {
+      f("max_episode_steps", max_episode_steps);
+    }
+  };
+  SleepEnv() = default;
+  explicit SleepEnv(const Config& cfg) : cfg_(cfg) {}
+  const Config& config() const { return cfg_; }
+  void obs_bounds(float* low, float* high) const {
+    for (int i = 0; i < kObsDim; ++i) low[i] = 0.0f, high[i] = std::numeric_limits<float>::infinity();
+  }
+  void act_bounds(float*, float*) const {}
+  void seed(uint64_t s) { seed_ = s; }
+  void reset(float* obs) {
+    steps_ = 0;
+    write_obs(obs);
+  }
+  envs::StepResult step(const Action* a, float* obs) {
+    if (a[0] == 999) throw std::runtime_error("SleepEnv: step failed on purpose");
+    std::this_thread::sleep_for(std::chrono::milliseconds(a[0]));
+    ++steps_;
+    write_obs(obs);
+    envs::StepResult r;
+    r.reward = static_cast<double>(a[0]);
+    r.truncated = steps_ >= cfg_.max_episode_steps;
+    return r;
+  }
+
+ private:
+  void write_obs(float* obs) const {
+    obs[0] = static_cast<float>(seed_);
+    obs[1] = static_cast<float>(steps_);
+  }
+  Config cfg_;
+  uint64_t seed_ = 0;
+  int steps_ = 0;
+};
+
+template <class E>
+void bind_env(py::module_& m, const std::string& name) {
+  bind_vec_env<E>(m, (name + "Vec").c_str());
+  bind_single_env<E>(m, name.c_str());
+}
+
+}  // namespace
+
+void register_envs(py::module_& m) {
+  bind_env<envs::CartPole>(m, "CartPole");
+  bind_env<envs::Acrobot>(m, "Acrobot");
+  bind_env<envs::MountainCar>(m, "MountainCar");
+  bind_env<envs::MountainCarContinuous>(m, "MountainCarContinuous");
+  bind_env<envs::Pendulum>(m, "Pendulum");
+
+  py::dict ids;
+  ids[envs::CartPole::kId] = "CartPole";
+  ids[envs::Acrobot::kId] = "Acrobot";
+  ids[envs::MountainCar::kId] = "MountainCar";
+  ids[envs::MountainCarContinuous::kId] = "MountainCarContinuous";
+  ids[envs::Pendulum::kId] = "Pendulum";
+  m.attr("NATIVE_ENVS") = ids;
+
+  bind_vec_env<SleepEnv>(m, "_SleepEnvVec");
+
+  m.def(
+      "_numpy_rng_uniform",
+      [](uint64_t seed, std::size_t n, double low, double high) {
+        NumpyRng rng(seed);
+        py::array_t<double> out(static_cast<py::ssize_t>(n));
+        double* p = out.mutable_data();
+        for (std::size_t i = 0; i < n; ++i) p[i] = rng.uniform(low, high);
+        return out;
+      },
+      py::arg("seed"), py::arg("n"), py::arg("low") = 0.0, py::arg("high") = 1.0,
+      "Test hook: n draws of numpy.random.default_rng(seed).uniform(low, high).");
+  m.def(
+      "_numpy_f32_trig",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> x, bool cosine) {
+        py::array_t<float> out(x.size());
+        const float* src = x.data();
+        float* dst = out.mutable_data();
+        for (py::ssize_t i = 0; i < x.size(); ++i) dst[i] = cosine ? npmath::cos_f32(src[i]) : npmath::sin_f32(src[i]);
+        return out;
+      },
+      py::arg("x"), py::arg("cosine"), "Test hook: np.cos / np.sin of float32 scalars, as NumPy computes them.");
+}
+
 }  // namespace rltrain::bind

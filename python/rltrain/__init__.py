@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rltrain import kernels, reference
+from rltrain.vec import make_vec, native_envs
 
-__all__ = ["kernels", "reference", "__version__"]
+__all__ = ["__version__", "kernels", "make_vec", "native_envs", "reference"]
 __version__ = "0.1.0"

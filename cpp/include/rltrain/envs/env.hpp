@@ -2,21 +2,35 @@
 // the batcher in vec_env.hpp is a template over it.
 //
 //   struct E {
-//     struct Config { ... };                  // gymnasium.make kwargs, with gymnasium's defaults
-//     using Action = int64_t | float;         // discrete: one int64 per env; continuous: kActDim floats
+//     struct Config {                          // gymnasium.make kwargs, with gymnasium's defaults
+//       ...;
+//       int max_episode_steps = kMaxEpisodeSteps;   // gymnasium.make(..., max_episode_steps=)
+//       template <class F> void for_each_field(F&& f);  // f("name", field&) for each field (bindings use it)
+//     };
+//     using Action = int64_t | float;         // discrete: one int64 per env; continuous: kActDim floats (float32,
+//                                             // the action space's dtype, as gymnasium's Box hands it over)
 //     static constexpr const char* kId;       // "CartPole-v1"
 //     static constexpr int kObsDim, kActDim;  // kActDim = 1 for discrete
 //     static constexpr bool kDiscrete;
 //     static constexpr int kNumActions;       // discrete only (0 otherwise)
 //     static constexpr int kMaxEpisodeSteps;  // gymnasium's TimeLimit (registration max_episode_steps)
-//     explicit E(const Config&);
+//     E(); explicit E(const Config&);         // unseeded: the RNG draws from std::random_device
+//     const Config& config() const;
 //     void obs_bounds(float* low, float* high) const;  // observation space, kObsDim each
 //     void act_bounds(float* low, float* high) const;  // continuous only, kActDim each
-//     void seed(uint64_t s);                  // like env.reset(seed=s): RNG = numpy.random.default_rng(s)
+//     void seed(uint64_t s);                  // like env.reset(seed=s): RNG = numpy.random.default_rng(s);
+//                                             // the next reset() draws from it, later resets continue the stream
 //     void reset(float* obs);                 // new episode from the env's own RNG stream
-//     StepResult step(const Action* a, float* obs);  // TimeLimit included: truncated at kMaxEpisodeSteps
+//     StepResult step(const Action* a, float* obs);  // TimeLimit included: truncated at max_episode_steps
 //   };
+//
+// Actions reach step() already validated (check_action below): discrete in [0, kNumActions), continuous not NaN.
+// Continuous actions are clipped by the env itself exactly where gymnasium clips them.
 #pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
 
 namespace rltrain::envs {
 
@@ -25,5 +39,18 @@ struct StepResult {
   bool terminated = false;
   bool truncated = false;
 };
+
+// Empty string when `a` (one env's kActDim actions) is valid for E, else the reason.
+template <class E>
+std::string check_action(const typename E::Action* a) {
+  if constexpr (E::kDiscrete) {
+    if (a[0] < 0 || a[0] >= E::kNumActions)
+      return "discrete action " + std::to_string(a[0]) + " is outside [0, " + std::to_string(E::kNumActions) + ")";
+  } else {
+    for (int j = 0; j < E::kActDim; ++j)
+      if (std::isnan(a[j])) return "continuous action component " + std::to_string(j) + " is NaN";
+  }
+  return {};
+}
 
 }  // namespace rltrain::envs
