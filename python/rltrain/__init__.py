@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rltrain import kernels, reference
+from rltrain import envs, kernels, reference
 
-__all__ = ["kernels", "reference", "__version__"]
+__all__ = ["envs", "kernels", "reference", "__version__"]
 __version__ = "0.1.0"
