@@ -15,12 +15,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
-
 import rltrain.envs
+from gymnasium.envs.box2d.lunar_lander import heuristic
 from rltrain.envs.lunar import SPAWN_MAX_ANGLE, SPAWN_MAX_DX, DenseLunarLander, SparseLunarLander
 from rltrain.envs.testing import replay_reset
-
-from gymnasium.envs.box2d.lunar_lander import heuristic  # noqa: E402  (pybox2d imported quietly above)
 
 try:
     from rltrain import _box2d
@@ -75,7 +73,9 @@ class _Pilot:
         self.unwrapped = self
 
 
-def rollout(env: Any, policy: Callable[[np.ndarray], Any], seed: int) -> tuple[list[np.ndarray], list[float], bool, bool]:
+def rollout(
+    env: Any, policy: Callable[[np.ndarray], Any], seed: int
+) -> tuple[list[np.ndarray], list[float], bool, bool]:
     obs = [env.reset(seed=seed)]
     rewards: list[float] = []
     while True:
@@ -92,7 +92,9 @@ def rollout(env: Any, policy: Callable[[np.ndarray], Any], seed: int) -> tuple[l
 def test_box2d_module_present_when_required() -> None:
     required = os.environ.get("RLTRAIN_REQUIRE_BOX2D") == "1"
     if _box2d is None and not required:
-        pytest.skip(f"rltrain._box2d unavailable ({_BOX2D_ERROR}); set RLTRAIN_REQUIRE_BOX2D=1 to make this fail")
+        pytest.skip(
+            f"rltrain._box2d unavailable ({_BOX2D_ERROR}); set RLTRAIN_REQUIRE_BOX2D=1 to make this fail"
+        )
     assert _box2d is not None, f"RLTRAIN_REQUIRE_BOX2D=1 but rltrain._box2d failed to import: {_BOX2D_ERROR}"
 
 
@@ -200,7 +202,7 @@ def test_reward_is_gymnasium_shaping_minus_fuel(continuous: bool) -> None:
         prev = env.reset(seed=seed)
         while True:
             a = rng.uniform(-1, 1, 2).astype(np.float32) if continuous else int(rng.integers(4))
-            obs, r, term, trunc = env.step(a)
+            obs, r, term, _ = env.step(a)
             if term:
                 assert r in (-100.0, 100.0)
                 break
@@ -217,7 +219,8 @@ def test_leaving_the_viewport_terminates_with_minus_100() -> None:
         env.reset(seed=0)
         env.place_lander(W / 2 + side * 0.95 * W / 2, 10.0, 0.0, 0.0, 0.0, 0.0)
         assert not env.step(0)[2]
-        env.place_lander(W / 2 + side * 0.997 * W / 2, 10.0, 0.0, side * 3.0, 0.0, 0.0)  # 0.006 per step outwards
+        # 0.003 inside the edge, moving outwards by 0.006 per step
+        env.place_lander(W / 2 + side * 0.997 * W / 2, 10.0, 0.0, side * 3.0, 0.0, 0.0)
         obs, r, term, trunc = env.step(0)
         assert side * obs[0] >= 1.0 and term and not trunc and r == -100.0
 
@@ -228,7 +231,7 @@ def test_body_contact_is_a_crash() -> None:
     env.reset(seed=0)
     env.place_lander(W / 2, env.helipad_y + 2.0, math.pi, 0.0, -3.0, 0.0)  # upside down above the pad
     for _ in range(100):
-        obs, r, term, trunc = env.step(0)
+        obs, r, term, _ = env.step(0)
         if term:
             break
     assert term and r == -100.0 and abs(obs[4]) > 3.0
@@ -258,7 +261,7 @@ def test_landing_outcome_matches_gymnasium(drop: float, outcome: float) -> None:
 @needs_box2d
 def test_time_limit_truncates_at_1000_steps() -> None:
     env = _box2d.LunarLander()
-    obs, rewards, term, trunc = rollout(env, hover, seed=1)
+    _, rewards, term, trunc = rollout(env, hover, seed=1)
     assert len(rewards) == 1000 and trunc and not term and env.elapsed_steps == 1000
 
 
@@ -335,7 +338,10 @@ def test_python_randomized_spawn_varies() -> None:
 
 
 def test_registered_ids_and_native_config() -> None:
-    for env_id, cls in (("rltrain/DenseLunarLander-v0", DenseLunarLander), ("rltrain/SparseLunarLander-v0", SparseLunarLander)):
+    for env_id, cls in (
+        ("rltrain/DenseLunarLander-v0", DenseLunarLander),
+        ("rltrain/SparseLunarLander-v0", SparseLunarLander),
+    ):
         assert env_id in rltrain.envs.ENV_IDS
         env = gym.make(env_id, randomize_pos=True, continuous=True, gravity=-9.0)
         assert env.spec is not None and env.spec.max_episode_steps == 1000
@@ -344,8 +350,14 @@ def test_registered_ids_and_native_config() -> None:
         assert inner.native_id == "LunarLanderContinuous-v3"
         cfg = inner.native_config
         assert cfg == {
-            "continuous": True, "gravity": -9.0, "enable_wind": False, "wind_power": 15.0, "turbulence_power": 1.5,
-            "randomize_angle": False, "randomize_pos": True, "sparse": cls is SparseLunarLander,
+            "continuous": True,
+            "gravity": -9.0,
+            "enable_wind": False,
+            "wind_power": 15.0,
+            "turbulence_power": 1.5,
+            "randomize_angle": False,
+            "randomize_pos": True,
+            "sparse": cls is SparseLunarLander,
         }
         clone = pickle.loads(pickle.dumps(inner))
         assert type(clone) is cls and clone.native_config == cfg
@@ -375,19 +387,30 @@ def test_python_sparse_pays_at_truncation_and_termination() -> None:
 @needs_box2d
 @pytest.mark.parametrize(
     "kwargs",
-    [{}, {"continuous": True}, {"enable_wind": True}, {"randomize_angle": True, "randomize_pos": True}, {"sparse": True}],
+    [
+        {},
+        {"continuous": True},
+        {"enable_wind": True},
+        {"randomize_angle": True, "randomize_pos": True},
+        {"sparse": True},
+    ],
     ids=["discrete", "continuous", "wind", "random-spawn", "sparse"],
 )
 def test_trajectories_match_gymnasium_given_the_same_draws(kwargs: dict[str, Any]) -> None:
     continuous = bool(kwargs.get("continuous"))
     nat = _box2d.ReplayLunarLander(**kwargs)
     ref_kwargs = {k: v for k, v in kwargs.items() if k != "sparse"}
-    ref = gym.make("rltrain/SparseLunarLander-v0" if kwargs.get("sparse") else "rltrain/DenseLunarLander-v0", **ref_kwargs)
+    ref = gym.make(
+        "rltrain/SparseLunarLander-v0" if kwargs.get("sparse") else "rltrain/DenseLunarLander-v0",
+        **ref_kwargs,
+    )
     rng = np.random.default_rng(2024)
     episodes, close_returns, worst_early = 60, 0, 0.0
     for _ in range(episodes):
         u = rng.random(2200)
-        actions = rng.uniform(-1, 1, (1000, 2)).astype(np.float32) if continuous else rng.integers(4, size=1000)
+        actions = (
+            rng.uniform(-1, 1, (1000, 2)).astype(np.float32) if continuous else rng.integers(4, size=1000)
+        )
         nat.set_uniforms(u)
         o_nat = nat.reset()
         o_ref, _ = replay_reset(ref, u)

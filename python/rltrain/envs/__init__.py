@@ -14,7 +14,7 @@ import gymnasium
 if TYPE_CHECKING:
     from rltrain.envs.lunar import DenseLunarLander, SparseLunarLander
 
-__all__ = ["DenseLunarLander", "SparseLunarLander", "native_lunar_available", "ENV_IDS"]
+__all__ = ["ENV_IDS", "DenseLunarLander", "SparseLunarLander", "native_lunar_available"]
 
 ENV_IDS: dict[str, str] = {
     "rltrain/DenseLunarLander-v0": "rltrain.envs.lunar:DenseLunarLander",
@@ -27,7 +27,9 @@ def _register() -> None:
     # Re-registering an id makes gymnasium warn, so a reload of this module must be a no-op.
     for env_id, entry_point in ENV_IDS.items():
         if env_id not in gymnasium.registry:
-            gymnasium.register(id=env_id, entry_point=entry_point, max_episode_steps=1000, reward_threshold=200)
+            gymnasium.register(
+                id=env_id, entry_point=entry_point, max_episode_steps=1000, reward_threshold=200
+            )
 
 
 def native_lunar_available() -> bool:

@@ -21,7 +21,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from gymnasium.envs.box2d.lunar_lander import FPS, LEG_DOWN, SCALE, VIEWPORT_H, VIEWPORT_W, LunarLander
 
-__all__ = ["DenseLunarLander", "SparseLunarLander", "SPAWN_MAX_ANGLE", "SPAWN_MAX_DX"]
+__all__ = ["SPAWN_MAX_ANGLE", "SPAWN_MAX_DX", "DenseLunarLander", "SparseLunarLander"]
 
 SPAWN_MAX_ANGLE = 0.3
 """Randomised spawn tilt ~ uniform(-0.3, 0.3) rad (about 17 degrees; the heuristic pilot recovers up to 0.4)."""
@@ -103,7 +103,9 @@ class DenseLunarLander(LunarLander):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = super().reset(seed=seed, options=options)
         if self.randomize_angle or self.randomize_pos:
-            dtheta = self.np_random.uniform(-SPAWN_MAX_ANGLE, SPAWN_MAX_ANGLE) if self.randomize_angle else 0.0
+            dtheta = (
+                self.np_random.uniform(-SPAWN_MAX_ANGLE, SPAWN_MAX_ANGLE) if self.randomize_angle else 0.0
+            )
             dx = self.np_random.uniform(-SPAWN_MAX_DX, SPAWN_MAX_DX) if self.randomize_pos else 0.0
             lander = self.lander
             assert lander is not None
