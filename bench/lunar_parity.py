@@ -63,8 +63,8 @@ def _policy(kind: str, continuous: bool, rng: np.random.Generator) -> Any:
     return lambda s: int(rng.integers(4))
 
 
-def _episode(reset: Any, step: Any, policy: Any) -> tuple[float, int]:
-    obs, total, n = reset(), 0.0, 0
+def _episode(obs: np.ndarray, step: Any, policy: Any) -> tuple[float, int]:
+    total, n = 0.0, 0
     while True:
         obs, r, term, trunc = step(policy(obs))[:4]
         total += float(r)
@@ -83,11 +83,7 @@ def independent(env_id: str, kwargs: dict[str, Any], kind: str, episodes: int, s
         ("gym", lambda s: ref.reset(seed=s)[0], ref.step),
     ):
         policy = _policy(kind, continuous, np.random.default_rng(seed + 10_000))
-        res = []
-        for ep in range(episodes):
-            first = reset(seed + ep)
-            res.append(_episode(lambda first=first: first, step, policy))
-        out[name] = np.array(res)
+        out[name] = np.array([_episode(reset(seed + ep), step, policy) for ep in range(episodes)])
     n, g = out["native"][:, 0], out["gym"][:, 0]
     rel = (n.mean() - g.mean()) / abs(g.mean())
     ks = stats.ks_2samp(n, g).pvalue
