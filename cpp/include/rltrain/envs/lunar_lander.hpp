@@ -319,6 +319,26 @@ class Legacy23RevoluteJoint final : public b2RevoluteJoint {
   }
 };
 
+// Box2D 2.4 fills its table of contact functions lazily and without synchronisation on the first contact any
+// world creates (b2Contact::s_initialized). Make that first contact here, once, under a thread-safe static, so
+// environments stepped concurrently on worker threads never race on it.
+inline void init_box2d_once() {
+  static const bool done = [] {
+    b2World world(b2Vec2(0.0f, 0.0f));
+    b2BodyDef def;
+    b2Body* fixed = world.CreateBody(&def);
+    def.type = b2_dynamicBody;
+    b2Body* moving = world.CreateBody(&def);
+    b2CircleShape circle;
+    circle.m_radius = 1.0f;
+    fixed->CreateFixture(&circle, 0.0f);
+    moving->CreateFixture(&circle, 1.0f);
+    world.Step(0.01f, 1, 1);  // overlapping proxies -> b2Contact::Create -> InitializeRegisters
+    return true;
+  }();
+  (void)done;
+}
+
 inline b2Vec2 vec(double x, double y) { return b2Vec2(static_cast<float>(x), static_cast<float>(y)); }
 }  // namespace lunar
 
@@ -333,6 +353,9 @@ struct LunarLanderConfig {
   bool sparse = false;            // SparseLunarLander: 0 every step, the episode's summed reward at its last step
 };
 
+// Rng: anything with seed / uniform / integers (see placeholder_rng.hpp). PlaceholderRng until numpy_rng.hpp's
+// exact numpy.random.default_rng copy lands; with that one, a seed gives gymnasium's episode draw for draw.
+// ReplayRng replays supplied uniforms (parity tests). Movable, not copyable; one instance per thread at a time.
 template <bool Continuous, class Rng = PlaceholderRng>
 class LunarLanderT {
  public:
@@ -350,6 +373,7 @@ class LunarLanderT {
       throw std::invalid_argument("LunarLander: gravity must be in (-12, 0), got " + std::to_string(cfg.gravity));
     if (!std::isfinite(cfg.wind_power) || !std::isfinite(cfg.turbulence_power))
       throw std::invalid_argument("LunarLander: wind_power and turbulence_power must be finite");
+    lunar::init_box2d_once();
     // Unseeded, like a gymnasium env before reset(seed=...): fresh entropy.
     std::random_device rd;
     rng_.seed((static_cast<uint64_t>(rd()) << 32) ^ rd());
