@@ -164,6 +164,14 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="2 floats"):
         cont.step(np.zeros(3, dtype=np.float32))
     assert env.step(np.int64(2))[0].shape == (8,)
+    replay = _box2d.ReplayLunarLander()
+    replay.set_uniforms(np.full(5, 0.5))
+    with pytest.raises(IndexError, match="ran out"):
+        replay.reset()
+    with pytest.raises(ValueError, match="before reset"):
+        replay.step(0)
+    with pytest.raises(ValueError, match=r"\[0, 1\)"):
+        replay.set_uniforms(np.array([0.5, 1.0]))
 
 
 # --- observation / reward / termination semantics -------------------------------------------------------------

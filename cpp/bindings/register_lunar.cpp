@@ -65,6 +65,7 @@ class PyLunarLander {
   py::array_t<float> reset(const py::object& seed) {
     if (!seed.is_none()) this->seed(seed);
     float obs[8];
+    started_ = false;  // a reset that throws leaves no episode to step
     std::visit([&](auto& e) { e.reset(obs); }, env_);
     started_ = true;
     return to_array(obs, 8);

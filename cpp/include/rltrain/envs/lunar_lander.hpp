@@ -392,6 +392,82 @@ class LunarLanderT {
   void seed(uint64_t s) { rng_.seed(s); }
 
   void reset(float* obs) {
+    try {
+      build_episode(obs);
+    } catch (...) {
+      sim_.reset();  // never leave a half-built world behind: step() then reports "before reset()"
+      throw;
+    }
+  }
+
+  StepResult step(const Action* action, float* obs) {
+    if (!sim_) throw std::logic_error("LunarLander: step() called before reset()");
+    double m_power = 0.0, s_power = 0.0, direction = 0.0;
+    if constexpr (Continuous) {
+      // np.clip(action, -1, +1).astype(np.float64); NaN passes through and fires no engine, as in gymnasium.
+      const double a0 = static_cast<double>(std::clamp(action[0], -1.0f, 1.0f));
+      const double a1 = static_cast<double>(std::clamp(action[1], -1.0f, 1.0f));
+      if (a0 > 0.0) m_power = (std::clamp(a0, 0.0, 1.0) + 1.0) * 0.5;  // 0.5..1.0
+      if (std::abs(a1) > 0.5) {
+        direction = a1 > 0.0 ? 1.0 : -1.0;
+        s_power = std::clamp(std::abs(a1), 0.5, 1.0);
+      }
+    } else {
+      const int64_t a = action[0];
+      if (a < 0 || a >= kNumActions)
+        throw std::invalid_argument("LunarLander: discrete action must be in [0, 4), got " + std::to_string(a));
+      if (a == 2) m_power = 1.0;
+      if (a == 1 || a == 3) {
+        direction = static_cast<double>(a - 2);  // 1 is the left engine, 3 the right one
+        s_power = 1.0;
+      }
+    }
+    advance(m_power, s_power, direction);
+
+    double state[kObsDim];
+    observe(state);
+    const double shape = shaping(state);
+    double reward = prev_shaping_valid_ ? shape - prev_shaping_ : 0.0;
+    prev_shaping_ = shape;
+    prev_shaping_valid_ = true;
+    reward -= m_power * 0.30;  // less fuel spent is better
+    reward -= s_power * 0.03;
+
+    StepResult r;
+    if (sim_->game_over || std::abs(state[0]) >= 1.0) {
+      r.terminated = true;
+      reward = -100.0;
+    }
+    if (!sim_->lander->IsAwake()) {
+      r.terminated = true;
+      reward = +100.0;
+    }
+    ++elapsed_;
+    r.truncated = elapsed_ >= kMaxEpisodeSteps;  // gymnasium's TimeLimit, which may coincide with terminated
+    episode_return_ += reward;
+    r.reward = cfg_.sparse ? ((r.terminated || r.truncated) ? episode_return_ : 0.0) : reward;
+    write_obs(state, obs);
+    return r;
+  }
+
+  // Moves the lander rigidly, legs included, to world position (x, y) and angle, with the rigid-body velocity
+  // field (vx, vy, omega); writes the resulting observation and restarts the reward shaping from it.
+  // Used for the randomised spawn (mirrored by rltrain.envs.DenseLunarLander) and for crafted test states.
+  void place_lander(double x, double y, double angle, double vx, double vy, double omega, float* obs) {
+    double state[kObsDim];
+    place_lander(x, y, angle, vx, vy, omega, state);
+    write_obs(state, obs);
+  }
+
+  const Config& config() const { return cfg_; }
+  double helipad_y() const { return helipad_y_; }
+  const std::array<double, lunar::kChunks>& terrain_y() const { return smooth_y_; }
+  int elapsed_steps() const { return elapsed_; }
+  Rng& rng() { return rng_; }
+
+ private:
+  // gymnasium's reset(): a new world, terrain, lander and legs, then its internal no-op step; plus the spawn.
+  void build_episode(float* obs) {
     using namespace lunar;
     sim_ = std::make_unique<Sim>();
     // A fresh world per episode, as gymnasium v3 does (its fix for issue #728): body and contact list order,
@@ -522,72 +598,6 @@ class LunarLanderT {
     write_obs(state, obs);
   }
 
-  StepResult step(const Action* action, float* obs) {
-    if (!sim_) throw std::logic_error("LunarLander: step() called before reset()");
-    double m_power = 0.0, s_power = 0.0, direction = 0.0;
-    if constexpr (Continuous) {
-      // np.clip(action, -1, +1).astype(np.float64); NaN passes through and fires no engine, as in gymnasium.
-      const double a0 = static_cast<double>(std::clamp(action[0], -1.0f, 1.0f));
-      const double a1 = static_cast<double>(std::clamp(action[1], -1.0f, 1.0f));
-      if (a0 > 0.0) m_power = (std::clamp(a0, 0.0, 1.0) + 1.0) * 0.5;  // 0.5..1.0
-      if (std::abs(a1) > 0.5) {
-        direction = a1 > 0.0 ? 1.0 : -1.0;
-        s_power = std::clamp(std::abs(a1), 0.5, 1.0);
-      }
-    } else {
-      const int64_t a = action[0];
-      if (a < 0 || a >= kNumActions)
-        throw std::invalid_argument("LunarLander: discrete action must be in [0, 4), got " + std::to_string(a));
-      if (a == 2) m_power = 1.0;
-      if (a == 1 || a == 3) {
-        direction = static_cast<double>(a - 2);  // 1 is the left engine, 3 the right one
-        s_power = 1.0;
-      }
-    }
-    advance(m_power, s_power, direction);
-
-    double state[kObsDim];
-    observe(state);
-    const double shape = shaping(state);
-    double reward = prev_shaping_valid_ ? shape - prev_shaping_ : 0.0;
-    prev_shaping_ = shape;
-    prev_shaping_valid_ = true;
-    reward -= m_power * 0.30;  // less fuel spent is better
-    reward -= s_power * 0.03;
-
-    StepResult r;
-    if (sim_->game_over || std::abs(state[0]) >= 1.0) {
-      r.terminated = true;
-      reward = -100.0;
-    }
-    if (!sim_->lander->IsAwake()) {
-      r.terminated = true;
-      reward = +100.0;
-    }
-    ++elapsed_;
-    r.truncated = elapsed_ >= kMaxEpisodeSteps;  // gymnasium's TimeLimit, which may coincide with terminated
-    episode_return_ += reward;
-    r.reward = cfg_.sparse ? ((r.terminated || r.truncated) ? episode_return_ : 0.0) : reward;
-    write_obs(state, obs);
-    return r;
-  }
-
-  // Moves the lander rigidly, legs included, to world position (x, y) and angle, with the rigid-body velocity
-  // field (vx, vy, omega); writes the resulting observation and restarts the reward shaping from it.
-  // Used for the randomised spawn (mirrored by rltrain.envs.DenseLunarLander) and for crafted test states.
-  void place_lander(double x, double y, double angle, double vx, double vy, double omega, float* obs) {
-    double state[kObsDim];
-    place_lander(x, y, angle, vx, vy, omega, state);
-    write_obs(state, obs);
-  }
-
-  const Config& config() const { return cfg_; }
-  double helipad_y() const { return helipad_y_; }
-  const std::array<double, lunar::kChunks>& terrain_y() const { return smooth_y_; }
-  int elapsed_steps() const { return elapsed_; }
-  Rng& rng() { return rng_; }
-
- private:
   static double shaping(const double* s) {
     // distance to the pad, speed, tilt, and ten points per leg in contact
     return -100 * std::sqrt(s[0] * s[0] + s[1] * s[1]) - 100 * std::sqrt(s[2] * s[2] + s[3] * s[3]) -
