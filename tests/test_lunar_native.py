@@ -16,9 +16,15 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import rltrain.envs
-from gymnasium.envs.box2d.lunar_lander import heuristic
-from rltrain.envs.lunar import SPAWN_MAX_ANGLE, SPAWN_MAX_DX, DenseLunarLander, SparseLunarLander
 from rltrain.envs.testing import replay_reset
+
+try:  # gymnasium's LunarLander, and so rltrain's Python-side variants, need pybox2d
+    from gymnasium.envs.box2d.lunar_lander import heuristic
+    from rltrain.envs.lunar import SPAWN_MAX_ANGLE, SPAWN_MAX_DX, DenseLunarLander, SparseLunarLander
+except (ImportError, gym.error.DependencyNotInstalled) as exc:
+    _PYBOX2D_ERROR = f"{type(exc).__name__}: {exc}"
+else:
+    _PYBOX2D_ERROR = ""
 
 try:
     from rltrain import _box2d
@@ -31,6 +37,10 @@ else:
 needs_box2d = pytest.mark.skipif(
     _box2d is None,
     reason=f"rltrain._box2d unavailable ({_BOX2D_ERROR}); install libbox2d-dev (Box2D 2.4) and rebuild",
+)
+needs_pybox2d = pytest.mark.skipif(
+    bool(_PYBOX2D_ERROR),
+    reason=f"gymnasium's LunarLander unavailable ({_PYBOX2D_ERROR}): pip install 'gymnasium[box2d]'",
 )
 
 W, H = 600 / 30, 400 / 30
@@ -111,6 +121,7 @@ def test_rltrain_and_core_do_not_load_libbox2d() -> None:
     assert out.strip() == "False"
 
 
+@needs_pybox2d
 def test_envs_import_without_native_module() -> None:
     code = (
         "import sys; sys.modules['rltrain._box2d'] = None\n"
@@ -125,6 +136,7 @@ def test_envs_import_without_native_module() -> None:
 # --- spaces, configuration, argument checks -------------------------------------------------------------------
 
 
+@needs_pybox2d
 @needs_box2d
 @pytest.mark.parametrize("continuous", [False, True])
 def test_spaces_match_gymnasium(continuous: bool) -> None:
@@ -245,6 +257,7 @@ def test_body_contact_is_a_crash() -> None:
     assert term and r == -100.0 and abs(obs[4]) > 3.0
 
 
+@needs_pybox2d
 @needs_box2d
 @pytest.mark.parametrize("drop, outcome", [(0.02, 100.0), (0.2, -100.0)])
 def test_landing_outcome_matches_gymnasium(drop: float, outcome: float) -> None:
@@ -323,14 +336,15 @@ def test_randomized_spawn_varies_and_stays_in_range() -> None:
     shifted = reset_obs(randomize_pos=True)
     both = reset_obs(randomize_angle=True, randomize_pos=True)
     assert np.abs(fixed[:, 4]).max() < 0.02 and np.abs(fixed[:, 0]).max() < 0.02
-    assert tilted[:, 4].std() > 0.1 and np.abs(tilted[:, 4]).max() <= SPAWN_MAX_ANGLE + 0.02
+    assert tilted[:, 4].std() > 0.1 and np.abs(tilted[:, 4]).max() <= _box2d.SPAWN_MAX_ANGLE + 0.02
     assert np.abs(tilted[:, 0]).max() < 0.02
-    shift = SPAWN_MAX_DX / (W / 2)
+    shift = _box2d.SPAWN_MAX_DX / (W / 2)
     assert shifted[:, 0].std() > 0.1 and np.abs(shifted[:, 0]).max() <= shift + 0.02
     assert np.abs(shifted[:, 4]).max() < 0.02
     assert both[:, 0].std() > 0.1 and both[:, 4].std() > 0.1
 
 
+@needs_pybox2d
 def test_python_randomized_spawn_varies() -> None:
     env = DenseLunarLander(randomize_angle=True, randomize_pos=True)
     obs = np.array([env.reset(seed=s)[0] for s in range(50)])
@@ -345,6 +359,7 @@ def test_python_randomized_spawn_varies() -> None:
 # --- the gymnasium-side classes -------------------------------------------------------------------------------
 
 
+@needs_pybox2d
 def test_registered_ids_and_native_config() -> None:
     for env_id, cls in (
         ("rltrain/DenseLunarLander-v0", DenseLunarLander),
@@ -373,6 +388,7 @@ def test_registered_ids_and_native_config() -> None:
             assert _box2d.LunarLander(**cfg).config == cfg
 
 
+@needs_pybox2d
 def test_python_sparse_pays_at_truncation_and_termination() -> None:
     for policy, truncated in ((hover, True), (lambda s: 0, False)):
         env = gym.make("rltrain/SparseLunarLander-v0")
@@ -392,6 +408,7 @@ def test_python_sparse_pays_at_truncation_and_termination() -> None:
 # --- parity with gymnasium under identical random draws -------------------------------------------------------
 
 
+@needs_pybox2d
 @needs_box2d
 @pytest.mark.parametrize(
     "kwargs",
@@ -443,6 +460,7 @@ def test_trajectories_match_gymnasium_given_the_same_draws(kwargs: dict[str, Any
     assert close_returns >= episodes - 3
 
 
+@needs_pybox2d
 @needs_box2d
 def test_heuristic_pilot_lands_natively() -> None:
     env = _box2d.LunarLander()
