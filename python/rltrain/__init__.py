@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rltrain import kernels, reference
+from rltrain import envs, kernels, reference
 from rltrain.vec import make_vec, native_envs
 
-__all__ = ["__version__", "kernels", "make_vec", "native_envs", "reference"]
+__all__ = ["__version__", "envs", "kernels", "make_vec", "native_envs", "reference"]
 __version__ = "0.1.0"

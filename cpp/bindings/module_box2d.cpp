@@ -1,0 +1,14 @@
+// Entry point of rltrain._box2d, the optional extension that links libbox2d: kept out of rltrain._core so that
+// `import rltrain` works on machines without the Box2D shared library. Wires the registrations, nothing else.
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace rltrain::bind {
+void register_lunar(py::module_& m);
+}  // namespace rltrain::bind
+
+PYBIND11_MODULE(_box2d, m) {
+  m.doc() = "rltrain native Box2D environments (LunarLander-v3 on Box2D 2.4)";
+  rltrain::bind::register_lunar(m);
+}

@@ -1,0 +1,50 @@
+"""rltrain's environments: DenseLunarLander and SparseLunarLander, registered with gymnasium on import.
+
+The classes live in :mod:`rltrain.envs.lunar` and are loaded on first access, so importing this package (and
+``rltrain``) needs neither pybox2d nor the optional native extension ``rltrain._box2d``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+import gymnasium
+
+if TYPE_CHECKING:
+    from rltrain.envs.lunar import DenseLunarLander, SparseLunarLander
+
+__all__ = ["ENV_IDS", "DenseLunarLander", "SparseLunarLander", "native_lunar_available"]
+
+ENV_IDS: dict[str, str] = {
+    "rltrain/DenseLunarLander-v0": "rltrain.envs.lunar:DenseLunarLander",
+    "rltrain/SparseLunarLander-v0": "rltrain.envs.lunar:SparseLunarLander",
+}
+"""gymnasium id -> entry point of every environment this package registers."""
+
+
+def _register() -> None:
+    # Re-registering an id makes gymnasium warn, so a reload of this module must be a no-op.
+    for env_id, entry_point in ENV_IDS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(
+                id=env_id, entry_point=entry_point, max_episode_steps=1000, reward_threshold=200
+            )
+
+
+def native_lunar_available() -> bool:
+    """True when the optional native LunarLander (``rltrain._box2d``, linked against libbox2d) can be imported."""
+    try:
+        importlib.import_module("rltrain._box2d")
+    except ImportError:
+        return False
+    return True
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("DenseLunarLander", "SparseLunarLander"):
+        return getattr(importlib.import_module("rltrain.envs.lunar"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+_register()
