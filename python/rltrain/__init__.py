@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from rltrain import envs, kernels, reference
+from rltrain.algos.ppo import PPOTrainer
+from rltrain.config import GRPOConfig, PPOConfig
 from rltrain.vec import make_vec, native_envs
 
-__all__ = ["__version__", "envs", "kernels", "make_vec", "native_envs", "reference"]
+__all__ = ["GRPOConfig", "PPOConfig", "PPOTrainer", "__version__", "envs", "kernels", "make_vec", "native_envs",
+           "reference"]
 __version__ = "0.1.0"

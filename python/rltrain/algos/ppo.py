@@ -1,0 +1,231 @@
+"""PPO (Schulman et al. 2017) with Stable-Baselines3's semantics on rltrain's rollout engine.
+
+Rollout: G environments x T steps, actions from a CPU copy of the policy; terminated and truncated are kept
+apart and truncated episodes bootstrap from the value of their true final observation (one batched forward
+pass per step over the envs that were truncated), then ``rltrain.kernels.gae``. Update: ``epochs`` passes of
+``minibatches`` shuffled minibatches on ``device`` with the clipped surrogate, optional SB3-style value clipping,
+entropy bonus, per-minibatch advantage normalisation, the k3 approximate KL with SB3's early stop
+(before the step of the minibatch that exceeds 1.5 * target_kl) and gradient-norm clipping.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rltrain import kernels
+from rltrain.algos.base import BaseTrainer
+from rltrain.algos.fused_mlp import FusedActorCritic, fused_eligible
+from rltrain.config import PPOConfig
+from rltrain.kernels import RewardNormalizer, RunningMeanStd
+
+__all__ = ["PPOTrainer"]
+
+
+class PPOTrainer(BaseTrainer):
+    """``PPOTrainer(ActorCriticPolicy(obs_dim, n_actions), PPOConfig(...), device="cpu").train(iters)``."""
+
+    algo = "ppo"
+    config_class = PPOConfig
+
+    def __init__(self, policy: torch.nn.Module, cfg: PPOConfig, device: str | torch.device = "cpu") -> None:
+        super().__init__(policy, cfg, device)
+        for name in ("act", "evaluate_actions", "value"):
+            if not callable(getattr(policy, name, None)):
+                raise TypeError(f"policy: PPO needs an actor-critic policy with .{name}() "
+                                "(e.g. rltrain.policies.ActorCriticPolicy)")
+        self.reward_norm: RewardNormalizer | None = None
+        self._buffers: dict[str, np.ndarray] | None = None
+        self.fused: FusedActorCritic | None = None
+        if cfg.fused_update and fused_eligible(policy):
+            self.fused = FusedActorCritic(self.policy, lr=cfg.lr, adam_eps=cfg.adam_eps)
+            self.optimizer = self.fused.optimizer
+            if self._rollout_policy is not self.policy:
+                self._sync_rollout_policy()
+
+    # ------------------------------------------------------------------------------------------ rollout
+
+    def _ensure_env(self) -> None:
+        super()._ensure_env()
+        obs_shape = self.observation_space.shape
+        if self.cfg.normalize_obs and self.obs_rms is None:
+            self.obs_rms = RunningMeanStd(shape=obs_shape)
+            self.obs_rms.update(self._obs)  # the first reset's observations, as SB3's VecNormalize
+        if self.cfg.normalize_reward and self.reward_norm is None:
+            self.reward_norm = RewardNormalizer(self.cfg.G, gamma=self.cfg.gamma)
+        if self._buffers is None:
+            T, G = self.cfg.T, self.cfg.G
+            a_shape = self.action_space.shape or ()
+            a_dtype = np.int64 if isinstance(self.action_space, gym.spaces.Discrete) else np.float32
+            self._buffers = {
+                "obs": np.zeros((T, G) + tuple(obs_shape), np.float32),
+                "actions": np.zeros((T, G) + tuple(a_shape), a_dtype),
+                "logp": np.zeros((T, G), np.float32),
+                "values": np.zeros((T, G), np.float32),
+                "rewards": np.zeros((T, G), np.float32),
+                "dones": np.zeros((T, G), np.bool_),
+                "terminated": np.zeros((T, G), np.bool_),
+                "final_values": np.zeros((T, G), np.float32),
+            }
+
+    def _update_obs_stats(self, obs: np.ndarray) -> np.ndarray:
+        if self.obs_rms is None:
+            return obs
+        self.obs_rms.update(obs)
+        return self.obs_rms.normalize(obs)
+
+    @torch.no_grad()
+    def _collect(self) -> dict[str, np.ndarray]:
+        assert self.env is not None and self._buffers is not None and self._obs is not None
+        b = self._buffers
+        pol = self._rollout_policy
+        # On CPU the fused trunks serve the rollout too (same parameters, one pass for actor and critic).
+        act = self.fused.act if (self.fused is not None and pol is self.policy) else pol.act
+        obs_raw = self._obs
+        obs = self._normalize_obs(obs_raw)  # already counted in the statistics when it was received
+        b["final_values"].fill(0.0)
+        for t in range(self.cfg.T):
+            b["obs"][t] = obs
+            a, v, logp = act(torch.from_numpy(b["obs"][t]))
+            a_np = a.numpy()
+            b["actions"][t] = a_np
+            b["values"][t] = v.numpy()
+            b["logp"][t] = logp.numpy()
+            env_a = self._clip_actions(a_np)
+            self._log_actions(env_a)
+            next_raw, rew, term, trunc, infos = self.env.step(env_a)
+            done = np.logical_or(term, trunc)
+            b["dones"][t] = done
+            b["terminated"][t] = term
+            if self.reward_norm is not None:
+                rew = self.reward_norm.normalize(np.asarray(rew, dtype=np.float32), done)
+            b["rewards"][t] = rew
+            trunc_only = np.flatnonzero(np.logical_and(trunc, np.logical_not(term)))
+            if trunc_only.size:
+                final = np.stack([np.asarray(infos["final_obs"][i], dtype=np.float32) for i in trunc_only])
+                final = self._normalize_obs(final)
+                b["final_values"][t, trunc_only] = pol.value(torch.from_numpy(final)).numpy()
+            self._record_episodes(infos)
+            obs_raw = np.asarray(next_raw, dtype=np.float32)
+            obs = self._update_obs_stats(obs_raw) if self.obs_rms is not None else obs_raw
+        self._obs = np.array(obs_raw, copy=True)
+        last_values = pol.value(torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))).numpy()
+        adv, ret = kernels.gae(b["rewards"], b["values"], b["dones"], last_values, gamma=self.cfg.gamma,
+                               lam=self.cfg.lam, terminated=b["terminated"], final_values=b["final_values"])
+        self.num_timesteps += self.cfg.T * self.cfg.G
+        return {"advantages": adv, "returns": ret}
+
+    # ------------------------------------------------------------------------------------------- update
+
+    def _clip_range(self, progress: float) -> float:
+        return self.cfg.clip_eps
+
+    def _iteration(self, progress: float) -> dict[str, float]:
+        self._ensure_env()
+        res = self._collect()
+        return self._update(res["advantages"], res["returns"], progress)
+
+    def _update(self, advantages: np.ndarray, returns: np.ndarray, progress: float) -> dict[str, float]:
+        b = self._buffers
+        assert b is not None
+        cfg, dev = self.cfg, self.device
+        n = cfg.T * cfg.G
+        flat = lambda x: torch.from_numpy(x.reshape((n,) + x.shape[2:])).to(dev)  # noqa: E731
+        obs, actions = flat(b["obs"]), flat(b["actions"])
+        old_logp, old_values = flat(b["logp"]), flat(b["values"])
+        adv_all, ret_all = flat(advantages), flat(returns)
+        mb = n // cfg.minibatches
+        clip = self._clip_range(progress)
+        clip_vf = cfg.clip_range_vf
+        pol = self.policy
+        params = [p for p in pol.parameters() if p.requires_grad]
+        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("pg", "vf", "ent", "clipfrac", "kl")}
+        continue_training = True
+        n_updates = 0
+        last_loss = torch.zeros(())
+        for _epoch in range(cfg.epochs):
+            perm = torch.randperm(n, generator=self._gen).to(dev)
+            for start in range(0, n, mb):
+                idx = perm[start:start + mb]
+                adv = adv_all[idx]
+                if cfg.normalize_advantage and adv.numel() > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if self.fused is not None:
+                    st = self.fused.step(obs[idx], actions[idx], old_logp[idx], adv, ret_all[idx], old_values[idx],
+                                         clip=clip, clip_vf=clip_vf, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
+                                         max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl)
+                    if st is None:
+                        continue_training = False
+                        break
+                    for k in stats:
+                        stats[k].append(st[k])
+                    last_loss = st["pg"] + cfg.ent_coef * st["ent"] + cfg.vf_coef * st["vf"]
+                    n_updates += 1
+                    continue
+                values, logp, entropy = pol.evaluate_actions(obs[idx], actions[idx])
+                log_ratio = logp - old_logp[idx]
+                ratio = torch.exp(log_ratio)
+                pg_loss = -torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
+                if clip_vf is None:
+                    v_pred = values
+                else:
+                    ov = old_values[idx]
+                    v_pred = ov + torch.clamp(values - ov, -clip_vf, clip_vf)
+                v_loss = torch.nn.functional.mse_loss(ret_all[idx], v_pred)
+                ent_loss = -entropy.mean()
+                loss = pg_loss + cfg.ent_coef * ent_loss + cfg.vf_coef * v_loss
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - log_ratio).mean()
+                    stats["clipfrac"].append(((ratio - 1).abs() > clip).float().mean())
+                stats["pg"].append(pg_loss.detach())
+                stats["vf"].append(v_loss.detach())
+                stats["ent"].append(ent_loss.detach())
+                stats["kl"].append(approx_kl)
+                if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
+                    continue_training = False
+                    break
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm is not None and cfg.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                self.optimizer.step()
+                last_loss = loss.detach()
+                n_updates += 1
+            if not continue_training:
+                break
+        self._sync_rollout_policy()
+        mean = lambda xs: float(torch.stack(xs).mean()) if xs else float("nan")  # noqa: E731
+        v_np, r_np = b["values"].reshape(-1), returns.reshape(-1)
+        var_r = float(np.var(r_np))
+        explained = float("nan") if var_r == 0 else 1.0 - float(np.var(r_np - v_np)) / var_r
+        out = {
+            "train/policy_gradient_loss": mean(stats["pg"]),
+            "train/value_loss": mean(stats["vf"]),
+            "train/entropy_loss": mean(stats["ent"]),
+            "train/approx_kl": mean(stats["kl"]),
+            "train/clip_fraction": mean(stats["clipfrac"]),
+            "train/loss": float(last_loss),
+            "train/explained_variance": explained,
+            "train/n_updates": float(n_updates),
+            "train/clip_range": clip,
+        }
+        log_std = getattr(pol, "log_std", None)
+        if isinstance(log_std, torch.Tensor):
+            out["train/std"] = float(log_std.detach().exp().mean())
+        return out
+
+    # -------------------------------------------------------------------------------------- checkpoints
+
+    def _extra_state(self) -> dict[str, Any]:
+        if self.reward_norm is None:
+            return {}
+        return {"reward_norm": {k: torch.from_numpy(np.asarray(v)) for k, v in self.reward_norm.state_dict().items()}}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        rn = state.get("reward_norm")
+        if rn is not None:
+            self.reward_norm = RewardNormalizer(self.cfg.G, gamma=self.cfg.gamma)
+            self.reward_norm.load_state_dict({k: v.numpy() for k, v in rn.items()})

@@ -1,0 +1,209 @@
+"""Trainer configurations: plain dataclasses, one docstring per field; the CLI is generated from them.
+
+Field names and defaults of the users' existing scripts are kept (shared/seed-configs.md); everything else
+is an addition with a default that leaves the original behaviour unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
+
+EnvSpec = Union[str, Any, Callable[[], Any]]
+
+
+@dataclass
+class CommonConfig:
+    """Fields shared by every trainer."""
+
+    env: EnvSpec = "LunarLander-v3"
+    """Environment: a gymnasium id, a ``gym.Env`` instance (each worker gets its own copy) or a factory."""
+    gamma: float = 0.99
+    """Discount factor."""
+    lr: float = 3e-4
+    """Adam learning rate."""
+    clip_eps: float = 0.2
+    """PPO clip range of the probability ratio."""
+    ent_coef: float = 0.01
+    """Entropy bonus weight."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip (None or <= 0 disables)."""
+    G: int = 32
+    """Parallel environments (PPO) / episodes per iteration (GRPO)."""
+    T: int = 1024
+    """Steps per environment per iteration (PPO) / max steps per episode (GRPO)."""
+    epochs: int = 10
+    """Optimisation epochs per batch."""
+    minibatches: int = 32
+    """Minibatches per epoch."""
+    n_workers: Optional[int] = None
+    """Threads (native envs) or processes (fork backend) stepping the environments; default min(G, cpus)."""
+    log_dir: str = "./runs"
+    """Directory for TensorBoard events, the CSV log and checkpoints."""
+    seed: Optional[int] = None
+    """Master seed (torch, numpy and environment seeds derive from it)."""
+    verbose: int = 1
+    """0: silent; 1: progress bar and summaries; 2: a line per iteration."""
+    backend: str = "auto"
+    """Rollout backend for make_vec: "auto" (native when the env is native, else fork), "native", "fork"."""
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    """Hidden layer widths of the MLP policy built by the CLI (scripts pass their own policy)."""
+    lr_schedule: str = "constant"
+    """Learning-rate schedule: "constant" or "linear" (decays to 0 over ``schedule_iters``)."""
+    schedule_iters: Optional[int] = None
+    """Horizon of the schedules in iterations, counted from the first iteration; None: the iterations of the
+    current ``train`` call (set it to make a stopped-and-resumed run follow the same schedule)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon (SB3 uses 1e-5)."""
+    loggers: tuple[str, ...] = ("tensorboard", "csv")
+    """Logging backends: any of "tensorboard", "csv"."""
+    save_best: bool = True
+    """Save best_model.pt whenever a periodic evaluation improves on the best mean reward."""
+
+    def validate(self) -> None:
+        """Raises ValueError naming the first field with a bad value, before any work starts."""
+        def pos(name: str, integer: bool = False) -> None:
+            v = getattr(self, name)
+            if integer and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise ValueError(f"{name}: expected a positive number, got {v!r}")
+
+        def unit(name: str) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name}: expected a number in [0, 1], got {v!r}")
+
+        def nonneg(name: str) -> None:
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise ValueError(f"{name}: expected a number >= 0, got {v!r}")
+
+        for f in ("G", "T", "epochs", "minibatches"):
+            pos(f, integer=True)
+        pos("lr")
+        pos("adam_eps")
+        unit("gamma")
+        nonneg("clip_eps")
+        nonneg("ent_coef")
+        if self.max_grad_norm is not None:
+            nonneg("max_grad_norm")
+        if self.n_workers is not None:
+            pos("n_workers", integer=True)
+        if self.backend not in ("auto", "native", "fork"):
+            raise ValueError(f"backend: expected 'auto', 'native' or 'fork', got {self.backend!r}")
+        if self.lr_schedule not in ("constant", "linear"):
+            raise ValueError(f"lr_schedule: expected 'constant' or 'linear', got {self.lr_schedule!r}")
+        bad = [x for x in self.loggers if x not in ("tensorboard", "csv")]
+        if bad:
+            raise ValueError(f"loggers: unknown backend(s) {bad}; expected 'tensorboard' and/or 'csv'")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
+            raise ValueError(f"seed: expected a non-negative integer or None, got {self.seed!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON/checkpoint-friendly view (the env becomes its id or its class name)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if f.name == "env" and not isinstance(v, str):
+                v = getattr(getattr(v, "spec", None), "id", None) or type(v).__name__
+            out[f.name] = list(v) if isinstance(v, tuple) else v
+        return out
+
+
+@dataclass
+class PPOConfig(CommonConfig):
+    """Proximal Policy Optimization (Schulman et al. 2017) with Stable-Baselines3's semantics."""
+
+    lam: float = 0.95
+    """GAE lambda."""
+    clip_range_vf: Optional[float] = None
+    """Value-function clipping around the old values, as in SB3 (None disables)."""
+    vf_coef: float = 0.5
+    """Value-loss weight."""
+    target_kl: Optional[float] = 0.03
+    """Stop the epoch loop once the approximate KL exceeds 1.5 * target_kl (SB3 placement); None disables."""
+    normalize_advantage: bool = True
+    """Normalise advantages per minibatch."""
+    normalize_obs: bool = False
+    """Normalise observations with running statistics (clip 10), frozen for evaluation, saved in checkpoints."""
+    normalize_reward: bool = False
+    """Scale rewards by the running std of the discounted return (clip 10)."""
+    fused_update: bool = True
+    """Use the fused minibatch step (hand-written backward + flat Adam, same gradients) when the policy is an
+    unmodified ``ActorCriticPolicy``; False always uses autograd and ``torch.optim.Adam``."""
+    log_dir: str = "./runs/PPO"
+    """Directory for TensorBoard events, the CSV log and checkpoints."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"lam: expected a number in [0, 1], got {self.lam!r}")
+        if self.clip_range_vf is not None and not self.clip_range_vf > 0:
+            raise ValueError(f"clip_range_vf: expected a positive number or None, got {self.clip_range_vf!r}")
+        if self.target_kl is not None and not self.target_kl > 0:
+            raise ValueError(f"target_kl: expected a positive number or None, got {self.target_kl!r}")
+        if not self.vf_coef >= 0:
+            raise ValueError(f"vf_coef: expected a number >= 0, got {self.vf_coef!r}")
+        batch = self.G * self.T
+        if batch % self.minibatches != 0:
+            raise ValueError(
+                f"minibatches: expected a divisor of the batch G*T = {self.G}*{self.T} = {batch}, got {self.minibatches}"
+            )
+
+
+@dataclass
+class GRPOConfig(CommonConfig):
+    """Group Relative Policy Optimization (Shao et al. 2024) for control: actor only, group advantages."""
+
+    identical_G: bool = False
+    """True: all G episodes of an iteration start from the same seed (process supervision)."""
+    epochs: int = 8
+    """Optimisation epochs per batch."""
+    minibatches: int = 16
+    """Minibatches per epoch."""
+    target_kl: float = 0.015
+    """Target of the adaptive KL coefficient."""
+    beta_kl: float = 0.02
+    """Initial coefficient of the KL penalty to the reference policy."""
+    kl_adjust_up: float = 1.5
+    """Multiplier of beta when the measured KL exceeds target_kl."""
+    kl_adjust_down: float = 1 / 1.5
+    """Multiplier of beta when the measured KL is below target_kl."""
+    ref_update_freq: int = 1
+    """Iterations between copies of the policy into the reference policy."""
+    hybrid_alpha: float = 1.0
+    """Exponent of the episodic term (hybrid)."""
+    hybrid_beta: float = 1.0
+    """Exponent of the per-step term (hybrid)."""
+    hybrid_clip: Optional[float] = 10.0
+    """Clip of the hybrid magnitude before the final normalisation (None: no clip)."""
+    normalize: str = "timestep"
+    """Per-step normalisation: "timestep" (episodes alive at t) or "pooled" (DeepSeekMath)."""
+    scale: str = "group"
+    """Episodic advantage scale: "group" (divide by the group std) or "none" (Dr. GRPO)."""
+    ddof: int = 0
+    """Delta degrees of freedom of the group std (TRL uses 1)."""
+    clip_eps_high: Optional[float] = None
+    """Upper clip range (clip-higher, DAPO); None uses clip_eps."""
+    log_dir: str = "./runs/GRPO"
+    """Directory for TensorBoard events, the CSV log and checkpoints."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.normalize not in ("timestep", "pooled"):
+            raise ValueError(f"normalize: expected 'timestep' or 'pooled', got {self.normalize!r}")
+        if self.scale not in ("group", "none"):
+            raise ValueError(f"scale: expected 'group' or 'none', got {self.scale!r}")
+        if self.ref_update_freq < 1:
+            raise ValueError(f"ref_update_freq: expected an integer >= 1, got {self.ref_update_freq!r}")
+        for name in ("target_kl", "beta_kl", "kl_adjust_up", "kl_adjust_down", "hybrid_alpha", "hybrid_beta"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name}: expected a number >= 0, got {getattr(self, name)!r}")
+        if self.ddof < 0:
+            raise ValueError(f"ddof: expected an integer >= 0, got {self.ddof!r}")
+
+
+__all__ = ["CommonConfig", "PPOConfig", "GRPOConfig"]

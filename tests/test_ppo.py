@@ -1,0 +1,147 @@
+"""PPO trainer: learning smoke run, fused update == autograd, checkpoints and exact resume, logging, API."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from rltrain import PPOConfig, PPOTrainer
+from rltrain.policies import ActorCriticPolicy
+
+
+def _cfg(tmp_path, **kw) -> PPOConfig:
+    base = dict(env="CartPole-v1", G=4, T=32, minibatches=2, epochs=2, seed=3, verbose=0, log_dir=str(tmp_path))
+    base.update(kw)
+    return PPOConfig(**base)
+
+
+def _params(tr: PPOTrainer) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in tr.policy.parameters()]
+
+
+def test_cartpole_smoke_improves(tmp_path) -> None:
+    torch.manual_seed(0)
+    cfg = _cfg(tmp_path, G=8, T=32, minibatches=1, epochs=20, lam=0.8, gamma=0.98, ent_coef=0.0, lr=1e-3)
+    tr = PPOTrainer(ActorCriticPolicy(4, 2), cfg)
+    before = tr.evaluate(n_episodes=10)["mean_reward"]
+    tr.train(iters=40)
+    after = tr.evaluate(n_episodes=10)["mean_reward"]
+    last = tr.logger.last
+    for k in ("train/value_loss", "train/policy_gradient_loss", "train/entropy_loss", "train/approx_kl"):
+        assert np.isfinite(last[k]), k
+    assert tr.num_timesteps == 40 * 8 * 32
+    assert after > before + 50, (before, after)
+
+
+@pytest.mark.parametrize("continuous", [False, True])
+def test_fused_update_matches_autograd(tmp_path, continuous: bool) -> None:
+    env = "Pendulum-v1" if continuous else "CartPole-v1"
+    obs_dim, n_act = (3, 1) if continuous else (4, 2)
+    out = []
+    for fused in (True, False):
+        torch.manual_seed(1)
+        pol = ActorCriticPolicy(obs_dim, n_act, continuous=continuous)
+        cfg = _cfg(tmp_path / str(fused), env=env, fused_update=fused, clip_range_vf=0.5, target_kl=None)
+        tr = PPOTrainer(pol, cfg)
+        assert (tr.fused is not None) == fused
+        tr.train(iters=3)
+        out.append(_params(tr))
+    for a, b in zip(*out):
+        torch.testing.assert_close(a, b, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_resume_is_bitwise_identical(tmp_path, fused: bool) -> None:
+    kw = dict(normalize_obs=True, normalize_reward=True, fused_update=fused, lr_schedule="linear", schedule_iters=6)
+    torch.manual_seed(5)
+    full = PPOTrainer(ActorCriticPolicy(4, 2), _cfg(tmp_path / "a", **kw))
+    full.train(iters=6)
+    torch.manual_seed(5)
+    first = PPOTrainer(ActorCriticPolicy(4, 2), _cfg(tmp_path / "b", **kw))
+    first.train(iters=3)
+    path = first.save(str(tmp_path / "ckpt.pt"))
+    first.close()
+    resumed = PPOTrainer.load(path)
+    assert resumed.iteration == 3 and resumed.num_timesteps == first.num_timesteps
+    resumed.train(iters=3)
+    for a, b in zip(_params(full), _params(resumed)):
+        assert torch.equal(a, b)
+    np.testing.assert_array_equal(full.obs_rms.mean, resumed.obs_rms.mean)
+    np.testing.assert_array_equal(full.reward_norm.returns, resumed.reward_norm.returns)
+
+
+def test_checkpoint_is_atomic_and_weights_only(tmp_path) -> None:
+    tr = PPOTrainer(ActorCriticPolicy(4, 2), _cfg(tmp_path))
+    tr.train(iters=1)
+    path = str(tmp_path / "sub" / "model.pt")
+    tr.save(path)
+    tr.save(path)  # overwrite in place
+    assert os.listdir(tmp_path / "sub") == ["model.pt"]
+    state = torch.load(path, weights_only=True)
+    assert state["iteration"] == 1 and state["algo"] == "ppo"
+    with pytest.raises(ValueError, match="path"):
+        torch.save({"x": 1}, str(tmp_path / "other.pt"))
+        PPOTrainer.load(str(tmp_path / "other.pt"))
+
+
+def test_truncated_steps_bootstrap_from_final_observation(tmp_path) -> None:
+    tr = PPOTrainer(ActorCriticPolicy(4, 2), _cfg(tmp_path, G=2, T=16))
+    tr.cfg.env = "CartPole-v1"
+    tr._ensure_env()
+    tr.env.close()
+    from rltrain import make_vec
+
+    tr.env = make_vec("CartPole-v1", 2, seed=0, max_episode_steps=5)
+    obs, _ = tr.env.reset(seed=0)
+    tr._obs = obs
+    tr._collect()
+    b = tr._buffers
+    trunc_only = b["dones"] & ~b["terminated"]
+    assert trunc_only.any()
+    assert np.all(b["final_values"][~trunc_only] == 0)
+    assert np.all(b["final_values"][trunc_only] != 0)
+
+
+def test_logs_with_sb3_keys(tmp_path) -> None:
+    tr = PPOTrainer(ActorCriticPolicy(4, 2), _cfg(tmp_path, T=64))
+    tr.train(iters=2)
+    with open(os.path.join(tr.run_dir, "progress.csv")) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for key in ("rollout/ep_rew_mean", "rollout/ep_len_mean", "train/approx_kl", "train/clip_fraction",
+                "train/entropy_loss", "train/value_loss", "train/policy_gradient_loss",
+                "train/explained_variance", "train/learning_rate", "time/fps"):
+        assert key in rows[-1], key
+    assert glob.glob(os.path.join(tr.run_dir, "events.out.tfevents.*"))
+
+
+def test_predict_and_evaluate(tmp_path) -> None:
+    tr = PPOTrainer(ActorCriticPolicy(4, 2), _cfg(tmp_path))
+    one = tr.predict(np.zeros(4, np.float32))
+    many = tr.predict(np.zeros((5, 4), np.float32))
+    assert np.ndim(one) == 0 and many.shape == (5,)
+    res = tr.evaluate(n_episodes=3)
+    assert {"mean_reward", "std_reward", "mean_length"} <= set(res)
+    with pytest.raises(ValueError, match="obs"):
+        tr.predict(np.zeros(3))
+
+
+@pytest.mark.parametrize(
+    ("kw", "field"),
+    [({"lr": -1.0}, "lr"), ({"minibatches": 7}, "minibatches"), ({"gamma": 1.5}, "gamma"),
+     ({"G": 0}, "G"), ({"backend": "gpu"}, "backend"), ({"lam": -0.1}, "lam")],
+)
+def test_bad_config_is_rejected_before_work(tmp_path, kw, field) -> None:
+    with pytest.raises(ValueError, match=field):
+        PPOTrainer(ActorCriticPolicy(4, 2), _cfg(tmp_path, **kw))
+
+
+def test_unknown_env_is_a_clear_error(tmp_path) -> None:
+    tr = PPOTrainer(ActorCriticPolicy(4, 2), _cfg(tmp_path, env="NoSuchEnv-v9"))
+    with pytest.raises(ValueError, match="env"):
+        tr.train(iters=1)
