@@ -1,0 +1,171 @@
+"""Command line: ``rltrain train ALGO --env ID [config overrides]``, ``rltrain eval CHECKPOINT`` and
+``rltrain bench [SECTION ...]``. Train options are generated from the config
+dataclasses by tyro (``rltrain train ppo --help`` lists every field with its docstring)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from typing import Any, Optional
+
+import gymnasium as gym
+
+from rltrain.config import PPOConfig
+
+USAGE = """usage: rltrain {train,eval,bench} ...
+
+  rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo
+  rltrain eval CHECKPOINT [--episodes N] [--video DIR]
+  rltrain bench [SECTION ...] [--json PATH]                 same as python -m rltrain.bench
+
+'rltrain train ppo --help' lists every configuration field."""
+
+
+@dataclasses.dataclass
+class _RunOptions:
+    """Options of a training run that are not trainer configuration."""
+
+    iters: int = 300
+    """Training iterations."""
+    device: str = "auto"
+    """Device of the update loop: auto, cpu, cuda, cuda:N."""
+    eval_interval: int = 30
+    """Iterations between deterministic evaluations."""
+    eval_episodes: int = 20
+    """Episodes per evaluation (and for the final one)."""
+    video_dir: Optional[str] = None
+    """Write mp4 videos of the final agent here."""
+    video_episodes: int = 3
+    """Episodes to record."""
+
+
+@dataclasses.dataclass
+class PPOCommand(_RunOptions, PPOConfig):
+    """Train PPO (Stable-Baselines3 semantics)."""
+
+    env: str = "LunarLander-v3"
+    """Environment id (native ids run on the C++ batcher; any other gymnasium id on worker processes)."""
+
+
+ALGOS: dict[str, tuple[type, str]] = {"ppo": (PPOCommand, "rltrain.algos.ppo.PPOTrainer")}
+
+
+def _policy_for(algo: str, env_id: str, hidden: tuple[int, ...]) -> Any:
+    from rltrain.envspec import make_single
+    from rltrain.policies import ActorCriticPolicy, SimpleGRPOPolicy
+
+    probe = make_single(env_id)
+    obs_space, act_space = probe.observation_space, probe.action_space
+    probe.close()
+    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+        raise ValueError(f"env: the CLI's MLP policy needs a flat Box observation space, got {obs_space}")
+    obs_dim = int(obs_space.shape[0])
+    if isinstance(act_space, gym.spaces.Discrete):
+        n, continuous = int(act_space.n), False
+    elif isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
+        n, continuous = int(act_space.shape[0]), True
+    else:
+        raise ValueError(f"env: unsupported action space {act_space}")
+    cls = ActorCriticPolicy if algo == "ppo" else SimpleGRPOPolicy
+    return cls(obs_dim, n, hidden_sizes=hidden, continuous=continuous)
+
+
+def _split(cmd: Any, config_cls: type) -> tuple[Any, _RunOptions]:
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    cfg = config_cls(**{k: getattr(cmd, k) for k in names})
+    run = _RunOptions(**{f.name: getattr(cmd, f.name) for f in dataclasses.fields(_RunOptions)})
+    return cfg, run
+
+
+def cmd_train(argv: list[str]) -> int:
+    import tyro
+
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in ALGOS:
+        print(f"usage: rltrain train ALGO [options]; ALGO is one of {sorted(ALGOS)}", file=sys.stderr)
+        return 0 if argv and argv[0] in ("-h", "--help") else 2
+    algo = argv[0]
+    cmd_cls, trainer_path = ALGOS[algo]
+    cmd = tyro.cli(cmd_cls, args=argv[1:], prog=f"rltrain train {algo}")
+    from rltrain.algos.base import _import
+
+    trainer_cls = _import(trainer_path)
+    cfg, run = _split(cmd, trainer_cls.config_class)
+    try:
+        cfg.validate()
+        policy = _policy_for(algo, cfg.env, tuple(cfg.hidden_sizes))
+        trainer = trainer_cls(policy, cfg, device=run.device)
+    except (ValueError, TypeError) as exc:
+        print(f"rltrain train {algo}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        trainer.train(iters=run.iters, eval_env=cfg.env, eval_interval=run.eval_interval,
+                      eval_episodes=run.eval_episodes, video_dir=run.video_dir, video_episodes=run.video_episodes)
+        final = os.path.join(trainer.run_dir, "final_model.pt")
+        trainer.save(final)
+        res = trainer.evaluate(n_episodes=run.eval_episodes)
+    finally:
+        trainer.close()
+    print(f"final evaluation ({run.eval_episodes} episodes, deterministic): "
+          f"{res['mean_reward']:.2f} +/- {res['std_reward']:.2f}, mean length {res['mean_length']:.1f}")
+    print(f"env steps: {trainer.num_timesteps}; training time: {trainer.train_time:.1f} s "
+          f"({trainer.num_timesteps / max(trainer.train_time, 1e-9):.0f} steps/s)")
+    print(f"logs (TensorBoard, progress.csv): {trainer.run_dir}")
+    print(f"checkpoints: {final}" + (f", {os.path.join(trainer.run_dir, 'best_model.pt')}"
+                                     if os.path.exists(os.path.join(trainer.run_dir, "best_model.pt")) else ""))
+    if run.video_dir:
+        print(f"videos: {run.video_dir}")
+    return 0
+
+
+def cmd_eval(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="rltrain eval", description="Evaluate a checkpoint deterministically.")
+    p.add_argument("checkpoint")
+    p.add_argument("--episodes", type=int, default=20, help="episodes to run (default 20)")
+    p.add_argument("--video", metavar="DIR", help="also write mp4 videos of a few episodes here")
+    p.add_argument("--video-episodes", type=int, default=3)
+    p.add_argument("--env", help="evaluate on this env id instead of the training env")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic policy")
+    a = p.parse_args(argv)
+    from rltrain.algos.base import BaseTrainer
+
+    if not os.path.isfile(a.checkpoint):
+        print(f"rltrain eval: error: checkpoint: no such file {a.checkpoint!r}", file=sys.stderr)
+        return 2
+    try:
+        trainer = BaseTrainer.load(a.checkpoint, device=a.device, env=a.env, verbose=0)
+        res = trainer.evaluate(n_episodes=a.episodes, deterministic=not a.stochastic)
+    except (ValueError, TypeError) as exc:
+        print(f"rltrain eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{a.checkpoint}: {res['mean_reward']:.2f} +/- {res['std_reward']:.2f} over {a.episodes} episodes "
+          f"(mean length {res['mean_length']:.1f}; trained {trainer.num_timesteps} steps, {trainer.iteration} iterations)")
+    if a.video:
+        paths = trainer.record_video(a.video, episodes=a.video_episodes, env=a.env)
+        print(f"videos: {', '.join(paths)}")
+    return 0
+
+
+def cmd_bench(argv: list[str]) -> int:
+    from rltrain.bench.__main__ import main as bench_main
+
+    return bench_main(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else 2
+    commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench}
+    if argv[0] not in commands:
+        print(f"rltrain: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
+        return 2
+    return commands[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

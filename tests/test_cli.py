@@ -1,0 +1,45 @@
+"""Command line: train prints the evaluation and where things went; eval reads the checkpoint; bad input fails early."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from rltrain.cli import main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rltrain.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_train_then_eval(tmp_path) -> None:
+    out = _run("train", "ppo", "--env", "CartPole-v1", "--G", "4", "--T", "32", "--minibatches", "2", "--epochs", "2",
+               "--iters", "3", "--eval-episodes", "2", "--eval-interval", "2", "--log-dir", str(tmp_path),
+               "--seed", "1", "--verbose", "0")
+    assert out.returncode == 0, out.stderr
+    assert "final evaluation" in out.stdout and "logs" in out.stdout
+    ckpt = [line.split(": ", 1)[1].split(",")[0] for line in out.stdout.splitlines() if line.startswith("checkpoints")][0]
+    assert os.path.isfile(ckpt)
+    ev = _run("eval", ckpt, "--episodes", "2")
+    assert ev.returncode == 0, ev.stderr
+    assert "over 2 episodes" in ev.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [(["--lr", "-1"], "lr"), (["--minibatches", "7"], "minibatches"), (["--env", "NoSuchEnv-v0"], "env")],
+)
+def test_bad_values_fail_before_training(tmp_path, args, needle, capsys) -> None:
+    rc = main(["train", "ppo", "--G", "4", "--T", "32", "--iters", "1", "--log-dir", str(tmp_path), "--verbose", "0",
+               *(["--env", "CartPole-v1"] if "--env" not in args else []), *args])
+    assert rc == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_unknown_command_and_missing_checkpoint(tmp_path, capsys) -> None:
+    assert main(["frobnicate"]) == 2
+    assert main(["eval", str(tmp_path / "missing.pt")]) == 2
+    assert "no such file" in capsys.readouterr().err
