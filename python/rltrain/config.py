@@ -52,11 +52,16 @@ class CommonConfig:
     """Hidden layer widths of the MLP policy built by the CLI (scripts pass their own policy)."""
     lr_schedule: str = "constant"
     """Learning-rate schedule: "constant" or "linear" (decays to 0 over ``schedule_iters``)."""
+    clip_schedule: str = "constant"
+    """Clip-range schedule: "constant" or "linear" (decays to 0 over ``schedule_iters``, as RL-Zoo's lin_0.2)."""
     schedule_iters: Optional[int] = None
     """Horizon of the schedules in iterations, counted from the first iteration; None: the iterations of the
     current ``train`` call (set it to make a stopped-and-resumed run follow the same schedule)."""
     adam_eps: float = 1e-5
     """Adam epsilon (SB3 uses 1e-5)."""
+    torch_threads: Optional[int] = 1
+    """torch CPU threads set when training starts (``torch.set_num_threads``). Small networks run fastest on one
+    thread, and more would compete with the environment threads; None leaves torch's setting alone."""
     loggers: tuple[str, ...] = ("tensorboard", "csv")
     """Logging backends: any of "tensorboard", "csv"."""
     save_best: bool = True
@@ -94,8 +99,12 @@ class CommonConfig:
             pos("n_workers", integer=True)
         if self.backend not in ("auto", "native", "fork"):
             raise ValueError(f"backend: expected 'auto', 'native' or 'fork', got {self.backend!r}")
-        if self.lr_schedule not in ("constant", "linear"):
-            raise ValueError(f"lr_schedule: expected 'constant' or 'linear', got {self.lr_schedule!r}")
+        for name in ("lr_schedule", "clip_schedule"):
+            if getattr(self, name) not in ("constant", "linear"):
+                raise ValueError(f"{name}: expected 'constant' or 'linear', got {getattr(self, name)!r}")
+        if self.schedule_iters is not None and (isinstance(self.schedule_iters, bool) or not isinstance(
+                self.schedule_iters, int) or self.schedule_iters < 1):
+            raise ValueError(f"schedule_iters: expected a positive integer or None, got {self.schedule_iters!r}")
         bad = [x for x in self.loggers if x not in ("tensorboard", "csv")]
         if bad:
             raise ValueError(f"loggers: unknown backend(s) {bad}; expected 'tensorboard' and/or 'csv'")

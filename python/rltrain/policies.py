@@ -10,6 +10,7 @@ these small networks. Initialisation follows Stable-Baselines3: orthogonal, gain
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Sequence
 
 import torch
@@ -43,10 +44,13 @@ def _head(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
     return lin
 
 
-def _check_dims(obs_dim: int, n_actions: int) -> None:
+def _check_dims(obs_dim: int, n_actions: int) -> tuple[int, int]:
+    out = []
     for name, v in (("obs_dim", obs_dim), ("n_actions", n_actions)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+        out.append(int(v))
+    return out[0], out[1]
 
 
 class _Actor(nn.Module):
@@ -56,7 +60,7 @@ class _Actor(nn.Module):
     def __init__(self, obs_dim: int, n_actions: int, hidden_sizes: Sequence[int], activation: str,
                  continuous: bool, log_std_init: float) -> None:
         super().__init__()
-        _check_dims(obs_dim, n_actions)
+        obs_dim, n_actions = _check_dims(obs_dim, n_actions)
         self.init_kwargs = {"obs_dim": obs_dim, "n_actions": n_actions, "hidden_sizes": list(hidden_sizes),
                             "activation": activation, "continuous": continuous, "log_std_init": log_std_init}
         self.obs_dim, self.n_actions, self.continuous = obs_dim, n_actions, continuous

@@ -175,10 +175,11 @@ class BaseTrainer:
             self.ep_info.append((float(ep["r"][i]), float(ep["l"][i])))
 
     def _progress(self, it_in_call: int, iters: int) -> float:
-        """Fraction of the schedule horizon already done (SB3's ``1 - progress_remaining``)."""
+        """Fraction of the schedule horizon done once this iteration's rollout is in: SB3 updates
+        ``progress_remaining`` after collecting, so its update of iteration k uses 1 - (k + 1) / n."""
         if self.cfg.schedule_iters is not None:
-            return min(1.0, self.iteration / self.cfg.schedule_iters)
-        return it_in_call / max(iters, 1)
+            return min(1.0, (self.iteration + 1) / self.cfg.schedule_iters)
+        return (it_in_call + 1) / max(iters, 1)
 
     def _lr_at(self, progress: float) -> float:
         if self.cfg.lr_schedule == "linear":
@@ -200,6 +201,8 @@ class BaseTrainer:
             raise ValueError(f"eval_interval: expected an integer >= 1, got {eval_interval!r}")
         if isinstance(eval_episodes, bool) or not isinstance(eval_episodes, int) or eval_episodes < 1:
             raise ValueError(f"eval_episodes: expected an integer >= 1, got {eval_episodes!r}")
+        if self.cfg.torch_threads is not None:
+            torch.set_num_threads(int(self.cfg.torch_threads))
         self._ensure_env()
         self._ensure_logger()
         bar = None

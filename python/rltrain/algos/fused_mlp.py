@@ -58,22 +58,26 @@ class FlatAdam(torch.optim.Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
+        self.apply()
+
+    def apply(self) -> None:
+        """The update itself, without ``Optimizer.step``'s profiling wrapper (it costs more than the update)."""
         group = self.param_groups[0]
         p = group["params"][0]
         g = p.grad
         st = self.state[p]
         if not st:
-            st["step"] = torch.tensor(0.0)
+            st["step"] = 0.0
             st["exp_avg"] = torch.zeros_like(p)
             st["exp_avg_sq"] = torch.zeros_like(p)
         b1, b2 = group["betas"]
-        st["step"] += 1
-        t = float(st["step"])
+        t = float(st["step"]) + 1.0
+        st["step"] = t
         st["exp_avg"].lerp_(g, 1 - b1)
         st["exp_avg_sq"].mul_(b2).addcmul_(g, g, value=1 - b2)
         bc1 = 1 - b1**t
         bc2_sqrt = math.sqrt(1 - b2**t)
-        denom = (st["exp_avg_sq"].sqrt() / bc2_sqrt).add_(group["eps"])
+        denom = st["exp_avg_sq"].sqrt().div_(bc2_sqrt).add_(group["eps"])
         p.addcdiv_(st["exp_avg"], denom, value=-group["lr"] / bc1)
 
 
@@ -126,16 +130,14 @@ class FusedActorCritic:
             _, b = slices[(id(m1), n0)]
             return self.flat[a:b].view(shape), self.flat_grad[a:b].view(shape)
 
-        # Stacked views per hidden layer: W [2, out, in] (k > 0) or [2*out, in] (k = 0), b likewise.
+        # Stacked views per hidden layer: W [2, out, in], b [2, 1, out] (actor, critic).
         self.W, self.gW, self.b, self.gb = [], [], [], []
-        for k, (la, lv) in enumerate(zip(pa, pv)):
+        for la, lv in zip(pa, pv):
             o, i = la.weight.shape
-            wshape = (2 * o, i) if k == 0 else (2, o, i)
-            bshape = (2 * o,) if k == 0 else (2, 1, o)
+            wshape, bshape = (2, o, i), (2, 1, o)
             w, gw = region(la, "weight", lv, wshape)
             b, gb = region(la, "bias", lv, bshape)
             self.W.append(w), self.gW.append(gw), self.b.append(b), self.gb.append(gb)
-        self.hidden = pa[0].weight.shape[0] if pa else 0
         self.head = {}
         for name, mod in (("pi", policy.pi_head), ("vf", policy.vf_head)):
             a, b = slices[(id(mod), "weight")]
@@ -151,26 +153,18 @@ class FusedActorCritic:
     # --------------------------------------------------------------------------------- forward/backward
 
     def _trunks(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Hidden activations [h_0 = x, h_1 [B, 2*H], h_2 [2, B, H], ...]; actor first, critic second."""
+        """Hidden activations [h_0 = x, h_1, ..., h_L], each h_k of shape [2, B, H]: actor, critic."""
         hs = [x]
-        if self.depth == 0:
-            return hs
-        h = self._act(torch.addmm(self.b[0], x, self.W[0].t()))
-        hs.append(h)
-        if self.depth > 1:
-            h = h.view(x.shape[0], 2, self.hidden).transpose(0, 1)
-            for k in range(1, self.depth):
-                h = self._act(torch.baddbmm(self.b[k], h, self.W[k].transpose(1, 2)))
-                hs.append(h)
+        h = x.unsqueeze(0).expand(2, *x.shape)
+        for k in range(self.depth):
+            h = self._act(torch.baddbmm(self.b[k], h, self.W[k].transpose(1, 2)))
+            hs.append(h)
         return hs
 
     def _split_last(self, hs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         if self.depth == 0:
             return hs[0], hs[0]
-        h = hs[-1]
-        if self.depth == 1:
-            return h[:, : self.hidden], h[:, self.hidden:]
-        return h[0], h[1]
+        return hs[-1][0], hs[-1][1]
 
     def _heads(self, hs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         ha, hv = self._split_last(hs)
@@ -186,7 +180,9 @@ class FusedActorCritic:
         return a, values, logp
 
     def _dact(self, dh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        return dh * (1 - h * h) if self.act_name == "tanh" else dh * (h > 0)
+        if self.act_name == "tanh":
+            return torch.ops.aten.tanh_backward(dh, h)
+        return torch.ops.aten.threshold_backward(dh, h, 0)
 
     def _backward(self, hs: list[torch.Tensor], dout: torch.Tensor, dv: torch.Tensor) -> None:
         ha, hv = self._split_last(hs)
@@ -199,22 +195,14 @@ class FusedActorCritic:
         torch.sum(dv2, 0, out=gbv)
         if self.depth == 0:
             return
-        B = dout.shape[0]
-        if self.depth == 1:
-            dh = torch.cat([torch.mm(dout, wp), torch.mm(dv2, wv)], dim=1)
-        else:
-            dh = torch.stack([torch.mm(dout, wp), torch.mm(dv2, wv)])
-        for k in range(self.depth - 1, 0, -1):
-            dz = self._dact(dh, hs[k + 1])  # [2, B, H]
-            torch.bmm(dz.transpose(1, 2), hs[k] if k > 1 else hs[1].view(B, 2, self.hidden).transpose(0, 1),
-                      out=self.gW[k])
+        dh = torch.stack([torch.mm(dout, wp), torch.mm(dv2, wv)])  # [2, B, H]
+        for k in range(self.depth - 1, -1, -1):
+            dz = self._dact(dh, hs[k + 1])
+            h_in = hs[k] if k > 0 else hs[0].unsqueeze(0).expand(2, *hs[0].shape)
+            torch.bmm(dz.transpose(1, 2), h_in, out=self.gW[k])
             torch.sum(dz, 1, keepdim=True, out=self.gb[k])
-            dh = torch.bmm(dz, self.W[k])
-            if k == 1:
-                dh = dh.transpose(0, 1).reshape(B, 2 * self.hidden)
-        dz = self._dact(dh, hs[1])  # [B, 2H]
-        torch.mm(dz.t(), hs[0], out=self.gW[0])
-        torch.sum(dz, 0, out=self.gb[0])
+            if k > 0:
+                dh = torch.bmm(dz, self.W[k])
 
     # ------------------------------------------------------------------------------------------- step
 
@@ -255,8 +243,8 @@ class FusedActorCritic:
         v_loss = (err * err).mean()
         # d pg_loss / d ratio = -adv / B where the unclipped term is the minimum or the ratio is inside
         # [1 - clip, 1 + clip] (there the two terms tie and torch.min splits evenly between equal slopes).
-        live = (ratio == clipped) | (u < c)
-        dlogp = torch.where(live, adv * ratio, 0.0).mul_(-1.0 / B)
+        eq = ratio == clipped
+        dlogp = (u * (eq | (u < c))).mul_(-1.0 / B)
         if self.continuous:
             dout = (dlogp.unsqueeze(-1) * inv_var) * diff
             torch.sum(dlogp.unsqueeze(-1) * (diff * diff * inv_var - 1), 0, out=self.g_log_std)
@@ -273,6 +261,6 @@ class FusedActorCritic:
         if max_grad_norm is not None and max_grad_norm > 0:
             norm = torch.linalg.vector_norm(self.flat_grad)
             self.flat_grad.mul_(torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0))
-        self.optimizer.step()
-        clipfrac = ((ratio - 1).abs() > clip).float().mean()
+        self.optimizer.apply()
+        clipfrac = 1.0 - eq.float().mean()
         return {"pg": pg_loss, "vf": v_loss, "ent": -entropy_mean, "kl": approx_kl, "clipfrac": clipfrac}

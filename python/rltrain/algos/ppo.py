@@ -121,6 +121,8 @@ class PPOTrainer(BaseTrainer):
     # ------------------------------------------------------------------------------------------- update
 
     def _clip_range(self, progress: float) -> float:
+        if self.cfg.clip_schedule == "linear":
+            return self.cfg.clip_eps * max(0.0, 1.0 - progress)
         return self.cfg.clip_eps
 
     def _iteration(self, progress: float) -> dict[str, float]:
@@ -146,15 +148,22 @@ class PPOTrainer(BaseTrainer):
         continue_training = True
         n_updates = 0
         last_loss = torch.zeros(())
+        whole = cfg.minibatches == 1  # one minibatch: no shuffling, and its advantages normalise once
+        if whole and cfg.normalize_advantage and n > 1:
+            adv_all = (adv_all - adv_all.mean()) / (adv_all.std() + 1e-8)
         for _epoch in range(cfg.epochs):
-            perm = torch.randperm(n, generator=self._gen).to(dev)
+            perm = None if whole else torch.randperm(n, generator=self._gen).to(dev)
             for start in range(0, n, mb):
-                idx = perm[start:start + mb]
-                adv = adv_all[idx]
-                if cfg.normalize_advantage and adv.numel() > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                if perm is None:
+                    o_mb, a_mb, lp_mb, adv, r_mb, v_mb = obs, actions, old_logp, adv_all, ret_all, old_values
+                else:
+                    idx = perm[start:start + mb]
+                    o_mb, a_mb, lp_mb, r_mb, v_mb = obs[idx], actions[idx], old_logp[idx], ret_all[idx], old_values[idx]
+                    adv = adv_all[idx]
+                    if cfg.normalize_advantage and adv.numel() > 1:
+                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 if self.fused is not None:
-                    st = self.fused.step(obs[idx], actions[idx], old_logp[idx], adv, ret_all[idx], old_values[idx],
+                    st = self.fused.step(o_mb, a_mb, lp_mb, adv, r_mb, v_mb,
                                          clip=clip, clip_vf=clip_vf, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
                                          max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl)
                     if st is None:
@@ -165,16 +174,15 @@ class PPOTrainer(BaseTrainer):
                     last_loss = st["pg"] + cfg.ent_coef * st["ent"] + cfg.vf_coef * st["vf"]
                     n_updates += 1
                     continue
-                values, logp, entropy = pol.evaluate_actions(obs[idx], actions[idx])
-                log_ratio = logp - old_logp[idx]
+                values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
+                log_ratio = logp - lp_mb
                 ratio = torch.exp(log_ratio)
                 pg_loss = -torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
                 if clip_vf is None:
                     v_pred = values
                 else:
-                    ov = old_values[idx]
-                    v_pred = ov + torch.clamp(values - ov, -clip_vf, clip_vf)
-                v_loss = torch.nn.functional.mse_loss(ret_all[idx], v_pred)
+                    v_pred = v_mb + torch.clamp(values - v_mb, -clip_vf, clip_vf)
+                v_loss = torch.nn.functional.mse_loss(r_mb, v_pred)
                 ent_loss = -entropy.mean()
                 loss = pg_loss + cfg.ent_coef * ent_loss + cfg.vf_coef * v_loss
                 with torch.no_grad():
