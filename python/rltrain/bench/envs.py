@@ -1,0 +1,235 @@
+"""Environment-stepping benchmark: steps/s with pre-generated random actions for CartPole-v1 and LunarLander-v3
+at 16 and 64 envs on every backend available in one run (rltrain native sync/async with 1 and 2 threads, rltrain
+fork, gymnasium Sync/AsyncVectorEnv, SB3 Dummy/SubprocVecEnv, EnvPool sync/async with 1 and 2 threads), then a
+rollout closer to training: 16 envs x 1024 steps of LunarLander with a 64x64 torch MLP choosing every action.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from rltrain.bench._timing import fmt_table
+
+ENV_IDS = ("CartPole-v1", "LunarLander-v3")
+ENVPOOL_IDS = {"CartPole-v1": "CartPole-v1", "LunarLander-v3": "LunarLander-v2"}
+
+
+def _actions(env_id: str, n: int, steps: int, rng: np.random.Generator) -> np.ndarray:
+    k = 2 if env_id.startswith("CartPole") else 4
+    return rng.integers(0, k, size=(steps, n)).astype(np.int64)
+
+
+def _sync_loop(step: Callable[[np.ndarray], Any], acts: np.ndarray) -> float:
+    t0 = time.perf_counter()
+    for a in acts:
+        step(a)
+    return acts.size / (time.perf_counter() - t0)
+
+
+def _native(env_id: str, n: int, threads: int, asyn: bool, acts: np.ndarray) -> float:
+    from rltrain import make_vec
+
+    env = make_vec(env_id, n, backend="native", seed=0, num_threads=threads)
+    try:
+        env.reset(seed=0)
+        if not asyn:
+            return _sync_loop(env.step, acts)
+        half = n // 2
+        env.send(acts[0][:half], np.arange(half))
+        env.send(acts[0][half:], np.arange(half, n))
+        t0 = time.perf_counter()
+        steps = 0
+        for a in acts:
+            _, _, _, _, info = env.recv(half)
+            ids = info["env_id"]
+            env.send(a[:half], ids)
+            steps += half
+        return steps / (time.perf_counter() - t0)
+    finally:
+        env.close()
+
+
+def _fork(env_id: str, n: int, acts: np.ndarray) -> float:
+    from rltrain import make_vec
+
+    env = make_vec(env_id, n, backend="fork", seed=0)
+    try:
+        env.reset(seed=0)
+        return _sync_loop(env.step, acts)
+    finally:
+        env.close()
+
+
+def _gym(env_id: str, n: int, asyn: bool, acts: np.ndarray) -> float:
+    import gymnasium as gym
+
+    fns = [lambda: gym.make(env_id) for _ in range(n)]
+    mode = gym.vector.AutoresetMode.SAME_STEP
+    env = (gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode) if asyn
+           else gym.vector.SyncVectorEnv(fns, autoreset_mode=mode))
+    try:
+        env.reset(seed=0)
+        return _sync_loop(env.step, acts)
+    finally:
+        env.close()
+
+
+def _sb3(env_id: str, n: int, subproc: bool, acts: np.ndarray) -> float:
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+    fns = [lambda: gym.make(env_id) for _ in range(n)]
+    env = SubprocVecEnv(fns, start_method="fork") if subproc else DummyVecEnv(fns)
+    try:
+        env.reset()
+
+        def step(a: np.ndarray) -> Any:
+            env.step_async(a)
+            return env.step_wait()
+
+        return _sync_loop(step, acts)
+    finally:
+        env.close()
+
+
+def _envpool(env_id: str, n: int, threads: int, asyn: bool, acts: np.ndarray) -> float:
+    import envpool
+
+    batch = n // 2 if asyn else n
+    env = envpool.make(ENVPOOL_IDS[env_id], env_type="gymnasium", num_envs=n, batch_size=batch,
+                       num_threads=threads, seed=0)
+    try:
+        if not asyn:
+            env.reset()
+            return _sync_loop(env.step, acts)
+        env.async_reset()
+        t0 = time.perf_counter()
+        steps = 0
+        for a in acts:
+            _, _, _, _, info = env.recv()
+            env.send(a[:batch], info["env_id"])
+            steps += batch
+        return steps / (time.perf_counter() - t0)
+    finally:
+        env.close()
+
+
+def _candidates(env_id: str, n: int, acts: np.ndarray) -> list[tuple[str, Callable[[], float]]]:
+    c: list[tuple[str, Callable[[], float]]] = []
+    for th in (1, 2):
+        c.append((f"rltrain native sync {th}T", lambda th=th: _native(env_id, n, th, False, acts)))
+        c.append((f"rltrain native async {th}T", lambda th=th: _native(env_id, n, th, True, acts)))
+    c.append(("rltrain fork", lambda: _fork(env_id, n, acts)))
+    c.append(("gymnasium SyncVectorEnv", lambda: _gym(env_id, n, False, acts)))
+    c.append(("gymnasium AsyncVectorEnv", lambda: _gym(env_id, n, True, acts)))
+    c.append(("sb3 DummyVecEnv", lambda: _sb3(env_id, n, False, acts)))
+    c.append(("sb3 SubprocVecEnv", lambda: _sb3(env_id, n, True, acts)))
+    for th in (1, 2):
+        c.append((f"envpool sync {th}T", lambda th=th: _envpool(env_id, n, th, False, acts)))
+        c.append((f"envpool async {th}T", lambda th=th: _envpool(env_id, n, th, True, acts)))
+    return c
+
+
+def _rollout(backend: str, steps: int = 1024, n: int = 16) -> float:
+    """Seconds for ``steps`` vector steps of LunarLander with a 64x64 MLP choosing every action."""
+    import torch
+
+    from rltrain.policies import ActorCriticPolicy
+
+    torch.manual_seed(0)
+    pol = ActorCriticPolicy(8, 4)
+    if backend.startswith("envpool"):
+        import envpool
+
+        env: Any = envpool.make("LunarLander-v2", env_type="gymnasium", num_envs=n, num_threads=2, seed=0)
+        obs, _ = env.reset()
+        step = env.step
+    elif backend.startswith("sb3"):
+        import gymnasium as gym
+        from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+        fns = [lambda: gym.make("LunarLander-v3") for _ in range(n)]
+        env = SubprocVecEnv(fns, start_method="fork") if "Subproc" in backend else DummyVecEnv(fns)
+        obs = env.reset()
+
+        def step(a: np.ndarray) -> Any:
+            env.step_async(a)
+            return env.step_wait()
+    elif backend.startswith("gymnasium"):
+        import gymnasium as gym
+
+        fns = [lambda: gym.make("LunarLander-v3") for _ in range(n)]
+        mode = gym.vector.AutoresetMode.SAME_STEP
+        env = (gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode) if "Async" in backend
+               else gym.vector.SyncVectorEnv(fns, autoreset_mode=mode))
+        obs, _ = env.reset(seed=0)
+        step = env.step
+    else:
+        from rltrain import make_vec
+
+        env = make_vec("LunarLander-v3", n, backend=backend.split()[1], seed=0)
+        obs, _ = env.reset(seed=0)
+        step = env.step
+    try:
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for _ in range(steps):
+                a, _, _ = pol.act(torch.as_tensor(np.asarray(obs, dtype=np.float32)))
+                obs = step(a.numpy())[0]
+        return time.perf_counter() - t0
+    finally:
+        env.close()
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    import torch
+
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    rows: list[dict[str, Any]] = []
+    steps_for = {"CartPole-v1": 2000, "LunarLander-v3": 400} if quick else {"CartPole-v1": 10000, "LunarLander-v3": 2000}
+    for env_id in ENV_IDS:
+        for n in (16, 64):
+            acts = _actions(env_id, n, steps_for[env_id] if n == 16 else steps_for[env_id] // 4, rng)
+            for name, fn in _candidates(env_id, n, acts):
+                try:
+                    sps = fn()
+                except (ImportError, ModuleNotFoundError, ValueError) as exc:
+                    print(f"  skip {name} on {env_id}: {type(exc).__name__}: {exc}")
+                    continue
+                rows.append({"env": env_id, "num_envs": n, "backend": name, "steps_per_s": sps})
+                print(f"  {env_id} x{n} {name}: {sps:,.0f} steps/s", flush=True)
+    print(fmt_table(rows, ["env", "num_envs", "backend", "steps_per_s"]))
+    rollout_rows = []
+    for backend in ("rltrain native", "rltrain fork", "gymnasium SyncVectorEnv", "gymnasium AsyncVectorEnv",
+                    "sb3 DummyVecEnv", "sb3 SubprocVecEnv", "envpool sync 2T"):
+        try:
+            secs = _rollout(backend, steps=256 if quick else 1024)
+        except (ImportError, ModuleNotFoundError, ValueError) as exc:
+            print(f"  skip rollout {backend}: {exc}")
+            continue
+        rollout_rows.append({"backend": backend, "seconds": secs, "steps_per_s": (256 if quick else 1024) * 16 / secs})
+    print("rollout: 16 envs x 1024 steps of LunarLander, 64x64 MLP acting every step")
+    print(fmt_table(rollout_rows, ["backend", "seconds", "steps_per_s"]))
+    return {"rows": rows, "rollout": rollout_rows, "summary": summarize(rows)}
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+    def best(env_id: str, n: int, prefix: str) -> float | None:
+        v = [r["steps_per_s"] for r in rows if r["env"] == env_id and r["num_envs"] == n
+             and r["backend"].startswith(prefix)]
+        return max(v) if v else None
+
+    out: dict[str, float] = {}
+    for env_id in ENV_IDS:
+        key = env_id.split("-")[0].lower()
+        ours, pool = best(env_id, 16, "rltrain native"), best(env_id, 16, "envpool")
+        if ours and pool:
+            out[f"{key}_16_native_vs_best_envpool"] = ours / pool
+    fork, sync = best("LunarLander-v3", 16, "rltrain fork"), best("LunarLander-v3", 16, "gymnasium SyncVectorEnv")
+    if fork and sync:
+        out["lunarlander_16_fork_vs_gym_sync"] = fork / sync
+    return out
