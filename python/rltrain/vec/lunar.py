@@ -28,8 +28,9 @@ __all__ = ["LUNAR_IDS", "UNAVAILABLE", "make_lunar_vec"]
 try:
     from rltrain import _box2d
 except ImportError as exc:
-    # Only the extension itself may be missing; any other import failure is a bug and must surface.
-    if exc.name != "rltrain._box2d":
+    # Only the extension itself may be missing or unloadable; any other import failure is a bug and must surface.
+    # (A failed dlopen, e.g. libbox2d.so absent, names the module by its short name.)
+    if exc.name not in ("rltrain._box2d", "_box2d"):
         raise
     _box2d = None
     UNAVAILABLE: str | None = f"{type(exc).__name__}: {exc}"
