@@ -1,19 +1,20 @@
 """Parity of the native LunarLander (rltrain.make_vec on rltrain._box2d, Box2D 2.4) with gymnasium's
 LunarLander-v3 (pybox2d 2.3), from the same seeds.
 
-The native env draws numpy.random.default_rng's stream, so episode k runs from the same seed on both sides
-(native: make_vec(..., seed=first) gives env i the seed first + i; gymnasium: env.reset(seed=first + k)) with the
-same terrain and initial push. Policies: gymnasium's own `heuristic` pilot (reads each side's observation) and a
-uniform random policy (episode k's actions come from default_rng(10_000 + seed), identical on both sides).
+The native env draws numpy.random.default_rng's stream, so episode k runs from the same seed on both
+sides (native: make_vec(..., seed=first) gives env i the seed first + i; gymnasium: env.reset(seed=first + k))
+with the same terrain and initial push. Policies: gymnasium's own `heuristic` pilot (reads each side's
+observation) and a uniform random policy (episode k's actions come from default_rng(10_000 + seed), identical
+on both sides).
 
 Per case and policy it reports both return distributions (mean +- sd, relative difference of the means,
-two-sample Kolmogorov-Smirnov p-value) and the paired per-episode agreement: the share of episodes whose returns
-differ by less than 1 point, whose outcome (landed / crashed / timed out) and length agree, and the mean paired
-difference. Physics agree to float32 rounding until contacts, where Box2D 2.3 and 2.4 collide edges slightly
-differently, so a few episodes diverge.
+two-sample Kolmogorov-Smirnov p-value) and the paired per-episode agreement: the share of episodes whose
+returns differ by less than 1 point, whose outcome (landed / crashed / timed out) and length agree, and the
+mean paired difference. Physics agree to float32 rounding until contacts, where Box2D 2.3 and 2.4 collide
+edges slightly differently, so a few episodes diverge.
 
-Acceptance: LunarLander-v3 (discrete) heuristic means within 10% of each other and both above 200; the discrete
-random-policy KS p-value above 0.01.
+Acceptance: LunarLander-v3 (discrete) heuristic means within 10% of each other and both above 200; the
+discrete random-policy KS p-value above 0.01.
 
     python bench/lunar_parity.py [--heuristic-episodes 50] [--random-episodes 500] [--seed 0]
 """
@@ -99,7 +100,8 @@ def run_gym(env_id: str, kwargs: dict[str, Any], kind: str, seeds: range) -> lis
 
 
 def run_native(env_id: str, kwargs: dict[str, Any], kind: str, seeds: range) -> list[tuple[float, int, str]]:
-    """The same episodes through make_vec: env i of a batch is seeded first + i; each env's first episode counts.
+    """The same episodes through make_vec: env i of a batch is seeded first + i; each env's first episode
+    counts.
     The env is built the way a trainer builds it: make_vec(inst.native_id, n, **inst.native_config)."""
     inst = gym.make(env_id, **kwargs).unwrapped
     native_id, native_kwargs = (
@@ -126,7 +128,8 @@ def run_native(env_id: str, kwargs: dict[str, Any], kind: str, seeds: range) -> 
                     length[i] += 1
                     if term[i] or trunc[i]:
                         done[i] = True
-                        result[i] = (float(ret[i]), int(length[i]), _outcome(float(rew[i]), bool(term[i]), sparse))
+                        outcome = _outcome(float(rew[i]), bool(term[i]), sparse)
+                        result[i] = (float(ret[i]), int(length[i]), outcome)
             out += [r for r in result if r is not None]
     return out
 
@@ -169,7 +172,9 @@ def main() -> None:
         f"# LunarLander parity  {datetime.date.today()}  {platform.machine()}  {os.cpu_count()} cores  "
         f"Python {platform.python_version()}"
     )
-    print(f"native: rltrain.make_vec on Box2D {_box2d.BOX2D_VERSION} + 2.3 revolute solver, numpy default_rng")
+    print(
+        f"native: rltrain.make_vec on Box2D {_box2d.BOX2D_VERSION} + 2.3 revolute solver, numpy default_rng"
+    )
     print(f"reference: gymnasium {gym.__version__} on pybox2d 2.3; seeds {args.seed}.. on both sides\n")
     header = [
         "case",
@@ -190,6 +195,7 @@ def main() -> None:
     for label, env_id, kwargs in CASES:
         for kind, episodes in (("heuristic", args.heuristic_episodes), ("random", args.random_episodes)):
             r = compare(label, env_id, kwargs, kind, episodes, args.seed)
+            landed = r["landed"]
             cells = [
                 label,
                 kind,
@@ -201,7 +207,7 @@ def main() -> None:
                 f"{100 * r['close']:5.1f}%",
                 f"{100 * r['same_outcome']:5.1f}%",
                 f"{r['mean_diff']:+6.2f}",
-                f"{100 * r['landed'][0]:.0f}% / {100 * r['landed'][1]:.0f}%" if r["landed"] else "n/a (sparse)",
+                f"{100 * landed[0]:.0f}% / {100 * landed[1]:.0f}%" if landed else "n/a (sparse)",
             ]
             print("| " + " | ".join(cells) + " |", flush=True)
             if label == "LunarLander-v3" and kind == "heuristic":
