@@ -89,6 +89,43 @@ def test_numpy_rng_uniform_any_seed(seed: int, low: float, width: float) -> None
     np.testing.assert_array_equal(ours, [rng.uniform(low, high) for _ in range(16)])
 
 
+_INT_RANGES = [
+    (-9999, 9999),  # LunarLander's wind and torque phases
+    (0, 1),  # a single value: numpy draws nothing
+    (0, 2),
+    (-5, 7),
+    (0, 2**31 + 1),  # a rejection threshold that is often hit
+    (0, 2**32),  # exactly 32 bits: a raw 32-bit draw
+    (-(2**40), 2**40),  # 64-bit Lemire
+    (-(2**63), 2**63 - 1),
+    (-(2**63), 2**62),
+]
+
+
+@HYP
+@given(
+    seed=st.integers(0, 2**64 - 1),
+    ops=st.lists(
+        st.one_of(
+            st.tuples(st.just("uniform"), st.just(-1.0), st.just(1.0)),
+            st.sampled_from(_INT_RANGES).map(lambda r: ("integers", *r)),
+        ),
+        max_size=24,
+    ),
+)
+def test_numpy_rng_integers_interleaved_with_uniform(seed: int, ops: list[tuple[str, Any, Any]]) -> None:
+    # Generator.integers draws 32-bit half-words and buffers the other half in the bit generator; uniform() skips
+    # the buffer. Interleaving both must reproduce numpy's stream exactly.
+    rng = np.random.default_rng(seed)
+    expected = [rng.uniform(lo, hi) if kind == "uniform" else int(rng.integers(lo, hi)) for kind, lo, hi in ops]
+    assert _core._numpy_rng_draws(seed, ops) == expected
+
+
+def test_numpy_rng_integers_rejects_empty_range() -> None:
+    with pytest.raises(ValueError, match="high <= low"):
+        _core._numpy_rng_draws(0, [("integers", 3, 3)])
+
+
 def test_numpy_float32_sin_cos_bitwise() -> None:
     r = np.random.default_rng(0)
     x = np.concatenate(

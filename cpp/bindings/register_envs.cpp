@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <stdexcept>
 #include <thread>
 
@@ -112,6 +113,32 @@ void register_envs(py::module_& m) {
       },
       py::arg("seed"), py::arg("n"), py::arg("low") = 0.0, py::arg("high") = 1.0,
       "Test hook: n draws of numpy.random.default_rng(seed).uniform(low, high).");
+  m.def(
+      "_numpy_rng_draws",
+      [](uint64_t seed, const py::list& ops) {
+        // Interleaved uniform/integers calls on one generator: exercises PCG64's buffered 32-bit half-words.
+        NumpyRng rng(seed);
+        py::list out;
+        for (py::handle op : ops) {
+          const auto t = op.cast<py::tuple>();
+          if (t.size() != 3) throw py::value_error("ops: expected (kind, low, high) tuples");
+          const std::string kind = t[0].cast<std::string>();
+          if (kind == "uniform") {
+            out.append(rng.uniform(t[1].cast<double>(), t[2].cast<double>()));
+          } else if (kind == "integers") {
+            try {
+              out.append(rng.integers(t[1].cast<int64_t>(), t[2].cast<int64_t>()));
+            } catch (const std::invalid_argument& e) {
+              throw py::value_error(e.what());
+            }
+          } else {
+            throw py::value_error("ops: kind must be 'uniform' or 'integers', got '" + kind + "'");
+          }
+        }
+        return out;
+      },
+      py::arg("seed"), py::arg("ops"),
+      "Test hook: default_rng(seed) called with each (kind, low, high) in ops, kind 'uniform' or 'integers'.");
   m.def(
       "_numpy_f32_trig",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> x, bool cosine) {

@@ -1,7 +1,8 @@
-// pybind11 registration of the single native LunarLander (discrete or continuous, chosen at construction like
-// gymnasium's `continuous=` flag): argument checks and numpy conversion only; the physics is lunar_lander.hpp.
-// LunarLander draws from the environment RNG; ReplayLunarLander replays caller-supplied uniforms so tests can
-// give it and gymnasium the same draws. The batched version reuses the generic VecEnv<E> batcher.
+// pybind11 registration of the native LunarLander: the single env (discrete or continuous, chosen at
+// construction like gymnasium's `continuous=` flag) and the batchers LunarLanderVec / LunarLanderContinuousVec
+// (the generic VecEnv<E> through bind_vec_env). Argument checks and numpy conversion only; the physics is
+// lunar_lander.hpp. LunarLander draws from numpy's default_rng stream; ReplayLunarLander replays caller-supplied
+// uniforms so tests can give it and gymnasium the same draws.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -15,6 +16,8 @@
 
 #include "rltrain/envs/lunar_lander.hpp"
 #include "rltrain/envs/replay_rng.hpp"
+#include "rltrain/numpy_rng.hpp"
+#include "vec_binding.hpp"
 
 namespace py = pybind11;
 
@@ -118,7 +121,7 @@ py::class_<PyLunarLander<Rng>> bind_lunar(py::module_& m, const char* name, cons
   using P = PyLunarLander<Rng>;
   py::class_<P> cls(m, name, doc);
   cls.def(py::init([](bool continuous, double gravity, bool enable_wind, double wind_power, double turbulence_power,
-                      bool randomize_angle, bool randomize_pos, bool sparse) {
+                      bool randomize_angle, bool randomize_pos, bool sparse, int max_episode_steps) {
             LunarLanderConfig cfg;
             cfg.gravity = gravity;
             cfg.enable_wind = enable_wind;
@@ -127,11 +130,13 @@ py::class_<PyLunarLander<Rng>> bind_lunar(py::module_& m, const char* name, cons
             cfg.randomize_angle = randomize_angle;
             cfg.randomize_pos = randomize_pos;
             cfg.sparse = sparse;
+            cfg.max_episode_steps = max_episode_steps;
             return new P(continuous, cfg);
           }),
           py::kw_only(), py::arg("continuous") = false, py::arg("gravity") = -10.0, py::arg("enable_wind") = false,
           py::arg("wind_power") = 15.0, py::arg("turbulence_power") = 1.5, py::arg("randomize_angle") = false,
-          py::arg("randomize_pos") = false, py::arg("sparse") = false)
+          py::arg("randomize_pos") = false, py::arg("sparse") = false,
+          py::arg("max_episode_steps") = envs::lunar::kMaxEpisodeSteps)
       .def("seed", &P::seed, py::arg("seed"),
            "Reseed the environment RNG (applies from the next reset), like reset(seed=...).")
       .def("reset", &P::reset, py::arg("seed") = py::none(), "Start an episode; returns the observation.")
@@ -143,7 +148,8 @@ py::class_<PyLunarLander<Rng>> bind_lunar(py::module_& m, const char* name, cons
       .def_property_readonly("continuous", &P::continuous)
       .def_property_readonly("id", [](P& p) { return p.visit([](auto& e) { return std::string(e.kId); }); })
       .def_property_readonly("num_actions", [](P& p) { return p.visit([](auto& e) { return int(e.kNumActions); }); })
-      .def_property_readonly("max_episode_steps", [](P&) { return P::Discrete::kMaxEpisodeSteps; })
+      .def_property_readonly("max_episode_steps",
+                             [](P& p) { return p.visit([](auto& e) { return e.config().max_episode_steps; }); })
       .def_property_readonly("observation_bounds",
                              [](P& p) {
                                float lo[8], hi[8];
@@ -172,6 +178,7 @@ py::class_<PyLunarLander<Rng>> bind_lunar(py::module_& m, const char* name, cons
           d["randomize_angle"] = c.randomize_angle;
           d["randomize_pos"] = c.randomize_pos;
           d["sparse"] = c.sparse;
+          d["max_episode_steps"] = c.max_episode_steps;
           return d;
         });
       });
@@ -186,11 +193,17 @@ void register_lunar(py::module_& m) {
   m.attr("BOX2D_VERSION") = std::to_string(b2_version.major) + "." + std::to_string(b2_version.minor) + "." +
                             std::to_string(b2_version.revision);
 
-  bind_lunar<envs::PlaceholderRng>(m, "LunarLander", R"doc(
+  bind_lunar<NumpyRng>(m, "LunarLander", R"doc(
 Native LunarLander-v3 (gymnasium 1.4.0 semantics, Box2D 2.4), one environment, TimeLimit of 1000 steps included.
 
 reset(seed=None) -> obs; step(action) -> (obs, reward, terminated, truncated). Keyword arguments are
-gymnasium.make("LunarLander-v3", ...)'s plus rltrain's randomize_angle, randomize_pos and sparse.)doc");
+gymnasium.make("LunarLander-v3", ...)'s plus rltrain's randomize_angle, randomize_pos and sparse. The random
+stream is numpy.random.default_rng's: reset(seed=s) draws gymnasium's terrain and initial push for seed s.)doc");
+
+  // Batchers: keyword arguments are LunarLanderConfig's fields (gravity, enable_wind, wind_power,
+  // turbulence_power, randomize_angle, randomize_pos, sparse, max_episode_steps); the class is the action type.
+  bind_vec_env<envs::LunarLander>(m, "LunarLanderVec");
+  bind_vec_env<envs::LunarLanderContinuous>(m, "LunarLanderContinuousVec");
 
   bind_lunar<envs::ReplayRng>(m, "ReplayLunarLander", R"doc(
 LunarLander whose random draws are replayed from set_uniforms(u) (floats in [0, 1)) instead of an RNG:

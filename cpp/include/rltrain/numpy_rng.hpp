@@ -1,12 +1,14 @@
 // Bit-exact C++ re-implementation of numpy.random.default_rng(seed) for non-negative integer seeds:
-// SeedSequence (pool size 4) -> PCG64 (128-bit LCG, XSL-RR output) -> random() / uniform(), so a native env
-// seeded with s draws the same initial state as gymnasium's env.reset(seed=s) (which uses default_rng(s)).
+// SeedSequence (pool size 4) -> PCG64 (128-bit LCG, XSL-RR output) -> random() / uniform() / integers(), so a
+// native env seeded with s draws the same numbers as gymnasium's env.reset(seed=s) (which uses default_rng(s)).
 #pragma once
 
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #if !defined(__SIZEOF_INT128__)
@@ -118,6 +120,9 @@ class Pcg64 {
     step();
     state_ += initstate;
     step();
+    // numpy's _reset_state_variables: a (re)seeded generator holds no buffered half-word.
+    has_uint32_ = false;
+    uinteger_ = 0;
   }
 
   // pcg_setseq_128_xsl_rr_64_random_r: advance, then output the new state.
@@ -130,6 +135,19 @@ class Pcg64 {
     return (x >> rot) | (x << ((-rot) & 63u));
   }
 
+  // pcg64_next32: each 64-bit output serves two 32-bit draws, low half first; the high half waits in a buffer
+  // that only 32-bit draws consume (next64 / next_double neither read nor clear it), exactly as numpy does.
+  uint32_t next32() {
+    if (has_uint32_) {
+      has_uint32_ = false;
+      return uinteger_;
+    }
+    const uint64_t next = next64();
+    has_uint32_ = true;
+    uinteger_ = static_cast<uint32_t>(next >> 32);
+    return static_cast<uint32_t>(next & 0xFFFFFFFFu);
+  }
+
   // numpy's next_double: the top 53 bits scaled into [0, 1).
   double next_double() { return static_cast<double>(next64() >> 11) * (1.0 / 9007199254740992.0); }
 
@@ -139,9 +157,11 @@ class Pcg64 {
 
   u128 state_ = 0;
   u128 inc_ = 0;
+  bool has_uint32_ = false;
+  uint32_t uinteger_ = 0;
 };
 
-// numpy.random.default_rng(seed) restricted to what the classic-control envs draw.
+// numpy.random.default_rng(seed) restricted to what the native envs draw.
 class NumpyRng {
  public:
   // Unseeded: 128 bits from std::random_device, like SeedSequence(None) drawing OS entropy.
@@ -166,9 +186,52 @@ class NumpyRng {
     return low + range * random();
   }
 
+  // Generator.integers(low, high) with the defaults dtype=int64, endpoint=False: one draw in [low, high).
+  // numpy (_bounded_integers._rand_int64 -> random_bounded_uint64_fill, use_masked=False) maps it to the
+  // inclusive range rng = high - 1 - low and picks the generator by its width: 32-bit draws (Lemire's
+  // rejection on next32, which consumes PCG64's buffered half-words) below 2^32, 64-bit ones above.
+  int64_t integers(int64_t low, int64_t high) {
+    if (low >= high)
+      throw std::invalid_argument("integers: high <= low (" + std::to_string(low) + ", " + std::to_string(high) + ")");
+    const uint64_t rng = static_cast<uint64_t>(high) - static_cast<uint64_t>(low) - 1u;
+    return static_cast<int64_t>(static_cast<uint64_t>(low) + bounded(rng));
+  }
+
   Pcg64& bitgen() { return bitgen_; }
 
  private:
+  // A uniform integer in [0, rng] (inclusive), drawn as numpy's random_bounded_uint64_fill draws it.
+  uint64_t bounded(uint64_t rng) {
+    if (rng == 0) return 0;  // no draw at all
+    if (rng == 0xFFFFFFFFull) return bitgen_.next32();
+    if (rng < 0xFFFFFFFFull) {
+      const uint32_t excl = static_cast<uint32_t>(rng) + 1u;
+      uint64_t m = static_cast<uint64_t>(bitgen_.next32()) * excl;
+      uint32_t leftover = static_cast<uint32_t>(m);
+      if (leftover < excl) {
+        const uint32_t threshold = (UINT32_MAX - static_cast<uint32_t>(rng)) % excl;
+        while (leftover < threshold) {
+          m = static_cast<uint64_t>(bitgen_.next32()) * excl;
+          leftover = static_cast<uint32_t>(m);
+        }
+      }
+      return m >> 32;
+    }
+    if (rng == UINT64_MAX) return bitgen_.next64();
+    __extension__ typedef unsigned __int128 u128;
+    const uint64_t excl = rng + 1u;
+    u128 m = u128(bitgen_.next64()) * excl;
+    uint64_t leftover = static_cast<uint64_t>(m);
+    if (leftover < excl) {
+      const uint64_t threshold = (UINT64_MAX - rng) % excl;
+      while (leftover < threshold) {
+        m = u128(bitgen_.next64()) * excl;
+        leftover = static_cast<uint64_t>(m);
+      }
+    }
+    return static_cast<uint64_t>(m >> 64);
+  }
+
   Pcg64 bitgen_;
 };
 

@@ -1,9 +1,10 @@
 """DenseLunarLander and SparseLunarLander: gymnasium's own LunarLander-v3 physics with a randomised spawn
 and a sparse (end-of-episode) reward, mirroring the native ``rltrain._box2d`` / lunar_lander.hpp variants.
 
-Each instance keeps the keyword arguments it was built with in ``native_config`` (and the matching native id in
-``native_id``) so a trainer can run the same environment natively. The spawn ranges and the rigid placement of
-the lander are the C++ header's, line for line, and draw from ``self.np_random`` in the same order.
+Each instance keeps the keyword arguments it was built with in ``native_config`` and its id in ``native_id``, so
+a trainer can run the same environment natively: ``rltrain.make_vec(env.native_id, n, **env.native_config)``.
+The spawn ranges and the rigid placement of the lander are the C++ header's, line for line, and draw from
+``self.np_random`` in the same order.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class DenseLunarLander(LunarLander):
         )
         self.randomize_angle = bool(randomize_angle)
         self.randomize_pos = bool(randomize_pos)
+        # make_vec's id and keyword arguments for this configuration (the id carries `sparse`); with
+        # rltrain._box2d they run natively, without it through gymnasium.make on the fork backend.
+        self.native_id = "rltrain/SparseLunarLander-v0" if self.sparse else "rltrain/DenseLunarLander-v0"
         self.native_config: dict[str, Any] = {
             "continuous": bool(continuous),
             "gravity": float(gravity),
@@ -81,9 +85,7 @@ class DenseLunarLander(LunarLander):
             "turbulence_power": float(turbulence_power),
             "randomize_angle": self.randomize_angle,
             "randomize_pos": self.randomize_pos,
-            "sparse": self.sparse,
         }
-        self.native_id = "LunarLanderContinuous-v3" if continuous else "LunarLander-v3"
         # The base class pickles its own positional arguments; record this class's keywords instead so that
         # pickling rebuilds the subclass with the same configuration.
         EzPickle.__init__(

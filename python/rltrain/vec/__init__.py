@@ -4,12 +4,18 @@
 ``backend="fork"`` runs any gymnasium env in forked worker processes (``rltrain.vec.fork.ForkVectorEnv``);
 ``backend="auto"`` picks native when the id has a native implementation (:func:`native_envs`), else fork.
 Both use same-step autoreset (gymnasium's ``AutoresetMode.SAME_STEP``) and seed env i with ``seed + i``.
+
+Native ids come from ``rltrain._core`` (classic control, registered on import) and from optional extensions
+(LunarLander in ``rltrain._box2d``, see :mod:`rltrain.vec.lunar`), whose ids are registered the first time the
+registry is asked about an id it lacks, and only when the extension imports.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import operator
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -31,9 +37,9 @@ class NativeEnvSpec:
 
     env_id: str
     """The gymnasium id the native env reproduces, e.g. ``"CartPole-v1"``."""
-    vec_class: type
-    """A batcher class made by ``bind_vec_env`` (C++): ``vec_class(num_envs, num_threads, seed, identical_seeds,
-    **config)``."""
+    vec_class: Callable[..., Any]
+    """A batcher class made by ``bind_vec_env`` (C++), or a factory choosing one from the keyword arguments:
+    ``vec_class(num_envs, num_threads, seed, identical_seeds, **config)``."""
     single_class: type | None = None
     """The matching single-env class made by ``bind_single_env``, if any (parity tests, debugging)."""
 
@@ -42,7 +48,7 @@ _REGISTRY: dict[str, NativeEnvSpec] = {}
 
 
 def register_native_env(
-    env_id: str, vec_class: type, single_class: type | None = None, *, overwrite: bool = False
+    env_id: str, vec_class: Callable[..., Any], single_class: type | None = None, *, overwrite: bool = False
 ) -> None:
     """Makes ``env_id`` available to ``make_vec`` and :func:`native_envs` (used by native env modules
     outside ``_core``, such as LunarLander)."""
@@ -54,14 +60,35 @@ def register_native_env(
 for _env_id, _name in _core.NATIVE_ENVS.items():
     register_native_env(_env_id, getattr(_core, _name + "Vec"), getattr(_core, _name))
 
+_OPTIONAL_MODULES = ("rltrain.vec.lunar",)
+"""Modules registering the native envs of optional extensions when imported (each registers nothing when its
+extension is unavailable). Loaded on demand, not with ``rltrain``: ``rltrain._box2d`` needs libbox2d."""
+_optional_lock = threading.Lock()
+_optional_loaded = False
+
+
+def _load_optional() -> None:
+    global _optional_loaded
+    if _optional_loaded:
+        return
+    with _optional_lock:
+        if not _optional_loaded:
+            for name in _OPTIONAL_MODULES:
+                importlib.import_module(name)
+            _optional_loaded = True
+
 
 def native_envs() -> list[str]:
-    """The env ids that have a native (C++) implementation, sorted."""
+    """The env ids that have a native (C++) implementation, sorted (LunarLander's only when ``rltrain._box2d``
+    imports)."""
+    _load_optional()
     return sorted(_REGISTRY)
 
 
 def native_env_spec(env_id: str) -> NativeEnvSpec:
     """The registration of a native env id; ``ValueError`` listing :func:`native_envs` for any other id."""
+    if isinstance(env_id, str) and env_id not in _REGISTRY:
+        _load_optional()
     try:
         return _REGISTRY[env_id]
     except (KeyError, TypeError):
@@ -97,6 +124,8 @@ def make_vec(
     if backend not in _BACKENDS:
         raise ValueError(f"backend: expected one of {list(_BACKENDS)}, got {backend!r}")
     num_envs = _positive_int(num_envs, "num_envs")
+    if isinstance(env_id, str) and env_id not in _REGISTRY:
+        _load_optional()
     is_native = isinstance(env_id, str) and env_id in _REGISTRY
     if backend == "native" or (backend == "auto" and is_native):
         if not isinstance(env_id, str):

@@ -10,7 +10,8 @@
 // join islands, so they cannot keep the lander awake either). The dispersion draws that feed both the
 // particles and the engine impulses are consumed every step, in gymnasium's order.
 //
-// RNG draw order per episode (what an exact numpy_rng.hpp copy must reproduce):
+// Random draws come from rltrain::NumpyRng (numpy_rng.hpp, an exact numpy.random.default_rng copy), so
+// seed(s) + reset() draws gymnasium's reset(seed=s) terrain and push. The draw order per episode:
 //   reset: 12 x uniform(0, H/2) terrain, 2 x uniform(-1000, 1000) initial force,
 //          [enable_wind: integers(-9999, 9999) wind index, then torque index],
 //          then gymnasium's internal no-op step: 2 x uniform(-1, 1) dispersion,
@@ -27,13 +28,12 @@
 #include <cstring>
 #include <memory>
 #include <new>
-#include <random>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
 
 #include "rltrain/envs/env.hpp"
-#include "rltrain/envs/placeholder_rng.hpp"
+#include "rltrain/numpy_rng.hpp"
 
 namespace rltrain::envs {
 
@@ -57,6 +57,7 @@ inline constexpr double kViewportH = 400.0;
 inline constexpr int kChunks = 11;
 inline constexpr double kLanderPoly[6][2] = {{-14, 17}, {-17, 0}, {-17, -10}, {17, -10}, {17, 0}, {14, 17}};
 inline constexpr double kW = kViewportW / kScale;
+inline constexpr int kMaxEpisodeSteps = 1000;  // the TimeLimit gymnasium registers LunarLander-v3 with
 inline constexpr double kH = kViewportH / kScale;
 
 // Randomised spawn (rltrain's DenseLunarLander): the initial tilt is drawn from uniform(-0.3, 0.3) rad (about
@@ -351,12 +352,27 @@ struct LunarLanderConfig {
   bool randomize_angle = false;   // DenseLunarLander: initial tilt ~ uniform(-kSpawnMaxAngle, kSpawnMaxAngle)
   bool randomize_pos = false;     // DenseLunarLander: initial x offset ~ uniform(-kSpawnMaxDx, kSpawnMaxDx)
   bool sparse = false;            // SparseLunarLander: 0 every step, the episode's summed reward at its last step
+  int max_episode_steps = lunar::kMaxEpisodeSteps;  // gymnasium.make(..., max_episode_steps=)
+
+  // Field names as the Python keyword arguments (see env.hpp); `continuous` is the class, not a field.
+  template <class F>
+  void for_each_field(F&& f) {
+    f("gravity", gravity);
+    f("enable_wind", enable_wind);
+    f("wind_power", wind_power);
+    f("turbulence_power", turbulence_power);
+    f("randomize_angle", randomize_angle);
+    f("randomize_pos", randomize_pos);
+    f("sparse", sparse);
+    f("max_episode_steps", max_episode_steps);
+  }
 };
 
-// Rng: anything with seed / uniform / integers (see placeholder_rng.hpp). PlaceholderRng until numpy_rng.hpp's
-// exact numpy.random.default_rng copy lands; with that one, a seed gives gymnasium's episode draw for draw.
-// ReplayRng replays supplied uniforms (parity tests). Movable, not copyable; one instance per thread at a time.
-template <bool Continuous, class Rng = PlaceholderRng>
+// Rng: default-constructible (unseeded: fresh entropy) with
+//   void seed(uint64_t s); double uniform(double low, double high); int64_t integers(int64_t low, int64_t high);
+// NumpyRng gives gymnasium's draws seed for seed; ReplayRng replays supplied uniforms (parity tests).
+// Movable, not copyable; one instance per thread at a time.
+template <bool Continuous, class Rng = NumpyRng>
 class LunarLanderT {
  public:
   using Config = LunarLanderConfig;
@@ -366,17 +382,18 @@ class LunarLanderT {
   static constexpr int kActDim = Continuous ? 2 : 1;
   static constexpr bool kDiscrete = !Continuous;
   static constexpr int kNumActions = Continuous ? 0 : 4;
-  static constexpr int kMaxEpisodeSteps = 1000;
+  static constexpr int kMaxEpisodeSteps = lunar::kMaxEpisodeSteps;
 
+  // The RNG starts unseeded (NumpyRng: fresh entropy), like a gymnasium env before reset(seed=...).
   explicit LunarLanderT(const Config& cfg = Config{}) : cfg_(cfg) {
     if (!(cfg.gravity > -12.0 && cfg.gravity < 0.0))
       throw std::invalid_argument("LunarLander: gravity must be in (-12, 0), got " + std::to_string(cfg.gravity));
     if (!std::isfinite(cfg.wind_power) || !std::isfinite(cfg.turbulence_power))
       throw std::invalid_argument("LunarLander: wind_power and turbulence_power must be finite");
+    if (cfg.max_episode_steps < 1)
+      throw std::invalid_argument("LunarLander: max_episode_steps must be >= 1, got " +
+                                  std::to_string(cfg.max_episode_steps));
     lunar::init_box2d_once();
-    // Unseeded, like a gymnasium env before reset(seed=...): fresh entropy.
-    std::random_device rd;
-    rng_.seed((static_cast<uint64_t>(rd()) << 32) ^ rd());
   }
 
   void obs_bounds(float* low, float* high) const {
@@ -443,7 +460,7 @@ class LunarLanderT {
       reward = +100.0;
     }
     ++elapsed_;
-    r.truncated = elapsed_ >= kMaxEpisodeSteps;  // gymnasium's TimeLimit, which may coincide with terminated
+    r.truncated = elapsed_ >= cfg_.max_episode_steps;  // gymnasium's TimeLimit, which may coincide with terminated
     episode_return_ += reward;
     r.reward = cfg_.sparse ? ((r.terminated || r.truncated) ? episode_return_ : 0.0) : reward;
     write_obs(state, obs);

@@ -1,7 +1,8 @@
 // Environment RNG that replays caller-supplied uniforms in [0, 1): lets a test feed the native environment and
 // gymnasium's Python one the very same random draws (rltrain.envs.testing.ReplayGenerator is the Python twin),
-// so their trajectories can be compared step by step even before numpy_rng.hpp makes seeds interchangeable.
-// Same interface as PlaceholderRng; the mapping from a uniform u to a draw is defined here and mirrored there.
+// so their trajectories can be compared step by step independently of how either side seeds its generator.
+// Same interface as NumpyRng (seed / uniform / integers); the mapping from a uniform u to a draw is defined here
+// and mirrored there.
 #pragma once
 
 #include <cmath>
