@@ -6,6 +6,7 @@ namespace py = pybind11;
 namespace rltrain::bind {
 void register_kernels(py::module_& m);
 void register_envs(py::module_& m);
+void register_ppo(py::module_& m);
 }  // namespace rltrain::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -25,4 +26,5 @@ PYBIND11_MODULE(_core, m) {
   m.attr("build_info") = info;
   rltrain::bind::register_kernels(m);
   rltrain::bind::register_envs(m);
+  rltrain::bind::register_ppo(m);
 }

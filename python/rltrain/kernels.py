@@ -28,6 +28,7 @@ __all__ = [
     "RewardNormalizer",
     "set_num_threads",
     "get_num_threads",
+    "ppo_loss_grad",
 ]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -652,3 +653,36 @@ class RewardNormalizer:
 
     def __repr__(self) -> str:
         return f"RewardNormalizer(num_envs={self.num_envs}, gamma={self.gamma}, clip={self.clip})"
+
+
+# ----------------------------------------------------------------------------------------------- PPO loss
+
+
+def ppo_loss_grad(
+    head: np.ndarray,
+    actions: np.ndarray,
+    old_logp: np.ndarray,
+    adv: np.ndarray,
+    returns: np.ndarray,
+    values: np.ndarray,
+    old_values: np.ndarray,
+    *,
+    clip: float,
+    clip_vf: float | None,
+    ent_coef: float,
+    vf_coef: float,
+    dhead: np.ndarray,
+    dvalues: np.ndarray,
+    log_std: np.ndarray | None = None,
+    dlog_std: np.ndarray | None = None,
+    normalize_adv: bool = False,
+) -> tuple[float, float, float, float, float]:
+    """Stable-Baselines3's PPO minibatch loss ``pg + ent_coef * (-entropy) + vf_coef * value_loss``: returns
+    ``(pg_loss, value_loss, entropy, approx_kl, clip_fraction)`` and writes its gradient with respect to the policy
+    head outputs (``dhead``: logits [B, A] or Gaussian means [B, A]; ``dlog_std`` [A] for a Gaussian head with
+    ``log_std``) and the values (``dvalues`` [B]). ``normalize_adv`` first normalises ``adv`` over the minibatch
+    (``(adv - mean) / (std + 1e-8)``, std with ddof 1 as ``torch.std``). NumPy arrays only (the update loop passes
+    views of its tensors); ``rltrain.reference.ppo_loss_grad`` is the specification."""
+    return _core.ppo_loss_grad(head, actions, old_logp, adv, returns, values, old_values, float(clip),
+                               -1.0 if clip_vf is None else float(clip_vf), float(ent_coef), float(vf_coef),
+                               dhead, dvalues, log_std, dlog_std, bool(normalize_adv))

@@ -19,6 +19,7 @@ __all__ = [
     "hybrid_advantages",
     "RunningMeanStd",
     "RewardNormalizer",
+    "ppo_loss_grad",
 ]
 
 
@@ -289,3 +290,57 @@ class RewardNormalizer:
         out = np.clip(r / np.sqrt(self.stats.var + self.epsilon), -self.clip, self.clip).astype(r.dtype)
         self.returns[_flags(dones)] = 0.0
         return out
+
+
+def ppo_loss_grad(head: Any, actions: Any, old_logp: Any, adv: Any, returns: Any, values: Any, old_values: Any, *,
+                  clip: float, clip_vf: float | None, ent_coef: float, vf_coef: float, dhead: Any, dvalues: Any,
+                  log_std: Any = None, dlog_std: Any = None, normalize_adv: bool = False,
+                  ) -> tuple[float, float, float, float, float]:
+    """Loss ``pg + ent_coef * (-entropy) + vf_coef * value_loss`` of SB3's PPO and its gradient w.r.t. the head
+    outputs and the values. Sub-gradients as autograd takes them on the torch formulation: ``min(u, c)`` splits
+    ties evenly and ``clamp`` passes the gradient on the closed interval."""
+    z = _np(head).astype(np.float64)
+    B, A = z.shape
+    lp_old, a_, ret, v, v_old = (_np(x).astype(np.float64) for x in (old_logp, adv, returns, values, old_values))
+    if normalize_adv and B > 1:
+        a_ = (a_ - a_.mean()) / (a_.std(ddof=1) + 1e-8)
+    if log_std is None:
+        act = _np(actions).astype(np.int64)
+        lse = np.log(np.exp(z - z.max(1, keepdims=True)).sum(1)) + z.max(1)
+        logp_all = z - lse[:, None]
+        p = np.exp(logp_all)
+        logp = logp_all[np.arange(B), act]
+        ent = -(p * logp_all).sum(1)
+        entropy = float(ent.mean()) if B else 0.0
+    else:
+        ls = _np(log_std).astype(np.float64)
+        x = _np(actions).astype(np.float64)
+        d = x - z
+        iv = np.exp(-2 * ls)
+        logp = (-0.5 * d * d * iv - ls).sum(1) - 0.5 * np.log(2 * np.pi) * A
+        entropy = float((0.5 + 0.5 * np.log(2 * np.pi) + ls).sum())
+    log_ratio = logp - lp_old
+    ratio = np.exp(log_ratio)
+    clipped = np.clip(ratio, 1 - clip, 1 + clip)
+    u, c = a_ * ratio, a_ * clipped
+    in_range = (ratio >= 1 - clip) & (ratio <= 1 + clip)
+    w = np.where(u < c, 1.0, np.where(u > c, in_range, 0.5 + 0.5 * in_range))
+    dlogp = -a_ * w * ratio / B
+    if log_std is None:
+        onehot = np.zeros_like(p)
+        onehot[np.arange(B), act] = 1.0
+        g = dlogp[:, None] * (onehot - p) + (ent_coef / B) * p * (logp_all + ent[:, None])
+    else:
+        g = dlogp[:, None] * d * iv
+        _np(dlog_std)[...] = (dlogp[:, None] * (d * d * iv - 1)).sum(0) - ent_coef
+    _np(dhead)[...] = g
+    if clip_vf is None:
+        vpred, gate = v, np.ones_like(v)
+    else:
+        vpred = v_old + np.clip(v - v_old, -clip_vf, clip_vf)
+        gate = (np.abs(v - v_old) <= clip_vf).astype(np.float64)
+    err = ret - vpred
+    _np(dvalues)[...] = -2.0 * vf_coef / B * err * gate
+    mean = (lambda x: float(x.mean()) if B else 0.0)
+    return (mean(-np.minimum(u, c)), mean(err * err), entropy, mean((ratio - 1) - log_ratio),
+            mean((np.abs(ratio - 1) > clip).astype(np.float64)))

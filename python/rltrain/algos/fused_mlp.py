@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from rltrain import kernels
 from rltrain.policies import ActorCriticPolicy
 
 __all__ = ["FlatAdam", "FusedActorCritic", "fused_eligible"]
@@ -210,11 +211,48 @@ class FusedActorCritic:
     def step(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
              returns: torch.Tensor, old_values: torch.Tensor, *, clip: float, clip_vf: float | None,
              ent_coef: float, vf_coef: float, max_grad_norm: float | None, target_kl: float | None,
-             ) -> dict[str, torch.Tensor] | None:
-        """One minibatch: returns the step's statistics, or None when the KL early stop fires (no update made)."""
-        B = obs.shape[0]
+             normalize_adv: bool = False) -> tuple[dict[str, Any], bool]:
+        """One minibatch. Returns the step's statistics and whether the KL early stop fired (then nothing was
+        updated, as SB3 breaks before the optimiser step). ``normalize_adv`` normalises ``adv`` over the
+        minibatch first (SB3's per-minibatch advantage normalisation)."""
         hs = self._trunks(obs)
         out, values = self._heads(hs)
+        if out.device.type == "cpu":
+            stats, dout, dv = self._loss_grad_core(out, values, actions, old_logp, adv, returns, old_values,
+                                                   clip, clip_vf, ent_coef, vf_coef, normalize_adv)
+        else:
+            if normalize_adv and adv.numel() > 1:
+                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+            stats, dout, dv = self._loss_grad_torch(out, values, actions, old_logp, adv, returns, old_values,
+                                                    clip, clip_vf, ent_coef, vf_coef)
+        if target_kl is not None and float(stats["kl"]) > 1.5 * target_kl:
+            return stats, True
+        self._backward(hs, dout, dv)
+        if max_grad_norm is not None and max_grad_norm > 0:
+            norm = torch.linalg.vector_norm(self.flat_grad)
+            self.flat_grad.mul_(torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0))
+        self.optimizer.apply()
+        return stats, False
+
+    def _loss_grad_core(self, out, values, actions, old_logp, adv, returns, old_values, clip, clip_vf, ent_coef,
+                        vf_coef, normalize_adv):  # type: ignore[no-untyped-def]
+        """The loss gradient in one C++ call (``rltrain.kernels.ppo_loss_grad``) instead of ~40 small ops."""
+        dout = torch.empty_like(out)
+        dv = torch.empty_like(values)
+        n = lambda t: t.detach().contiguous().numpy()  # noqa: E731
+        ls = dls = None
+        if self.continuous:
+            ls, dls = n(self.policy.log_std), self.g_log_std.numpy()
+        pg, vl, ent, kl, cf = kernels.ppo_loss_grad(
+            n(out), n(actions), n(old_logp), n(adv), n(returns), n(values), n(old_values), clip=clip,
+            clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=vf_coef, dhead=dout.numpy(), dvalues=dv.numpy(),
+            log_std=ls, dlog_std=dls, normalize_adv=normalize_adv)
+        return {"pg": pg, "vf": vl, "ent": -ent, "kl": kl, "clipfrac": cf}, dout, dv
+
+    def _loss_grad_torch(self, out, values, actions, old_logp, adv, returns, old_values, clip, clip_vf, ent_coef,
+                         vf_coef):  # type: ignore[no-untyped-def]
+        """The same gradient with torch operations (any device)."""
+        B = out.shape[0]
         if self.continuous:
             log_std = self.policy.log_std
             inv_var = torch.exp(-2 * log_std)
@@ -224,15 +262,12 @@ class FusedActorCritic:
         else:
             logp_all = torch.log_softmax(out, dim=-1)
             p_all = logp_all.exp()
-            idx = actions.long().unsqueeze(-1)
-            logp = logp_all.gather(-1, idx).squeeze(-1)
+            logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
             ent = -(p_all * logp_all).sum(-1)
             entropy_mean = ent.mean()
         log_ratio = logp - old_logp
         ratio = torch.exp(log_ratio)
         approx_kl = ((ratio - 1) - log_ratio).mean()
-        if target_kl is not None and approx_kl.item() > 1.5 * target_kl:
-            return None
         clipped = torch.clamp(ratio, 1 - clip, 1 + clip)
         u, c = adv * ratio, adv * clipped
         pg_loss = -torch.min(u, c).mean()
@@ -241,8 +276,8 @@ class FusedActorCritic:
         else:
             err = returns - (old_values + torch.clamp(values - old_values, -clip_vf, clip_vf))
         v_loss = (err * err).mean()
-        # d pg_loss / d ratio = -adv / B where the unclipped term is the minimum or the ratio is inside
-        # [1 - clip, 1 + clip] (there the two terms tie and torch.min splits evenly between equal slopes).
+        # d pg / d logp = -adv * ratio / B where the unclipped term is the minimum or the ratio lies inside
+        # [1 - clip, 1 + clip] (there both terms tie with the same slope and torch.min splits evenly).
         eq = ratio == clipped
         dlogp = (u * (eq | (u < c))).mul_(-1.0 / B)
         if self.continuous:
@@ -257,10 +292,5 @@ class FusedActorCritic:
         dv = err * (-2.0 * vf_coef / B)
         if clip_vf is not None:
             dv = dv * ((values - old_values).abs() <= clip_vf)
-        self._backward(hs, dout, dv)
-        if max_grad_norm is not None and max_grad_norm > 0:
-            norm = torch.linalg.vector_norm(self.flat_grad)
-            self.flat_grad.mul_(torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0))
-        self.optimizer.apply()
         clipfrac = 1.0 - eq.float().mean()
-        return {"pg": pg_loss, "vf": v_loss, "ent": -entropy_mean, "kl": approx_kl, "clipfrac": clipfrac}
+        return {"pg": pg_loss, "vf": v_loss, "ent": -entropy_mean, "kl": approx_kl, "clipfrac": clipfrac}, dout, dv

@@ -147,33 +147,36 @@ class PPOTrainer(BaseTrainer):
         stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("pg", "vf", "ent", "clipfrac", "kl")}
         continue_training = True
         n_updates = 0
-        last_loss = torch.zeros(())
+        last_loss: Any = 0.0
         whole = cfg.minibatches == 1  # one minibatch: no shuffling, and its advantages normalise once
+        fused = self.fused is not None
         if whole and cfg.normalize_advantage and n > 1:
             adv_all = (adv_all - adv_all.mean()) / (adv_all.std() + 1e-8)
+        tensors = (obs, actions, old_logp, adv_all, ret_all, old_values)
         for _epoch in range(cfg.epochs):
-            perm = None if whole else torch.randperm(n, generator=self._gen).to(dev)
+            # One gather per tensor and epoch; minibatches are then contiguous slices of the shuffled copies.
+            shuffled = tensors
+            if not whole:
+                perm = torch.randperm(n, generator=self._gen).to(dev)
+                shuffled = tuple(x[perm] for x in tensors)
             for start in range(0, n, mb):
-                if perm is None:
-                    o_mb, a_mb, lp_mb, adv, r_mb, v_mb = obs, actions, old_logp, adv_all, ret_all, old_values
-                else:
-                    idx = perm[start:start + mb]
-                    o_mb, a_mb, lp_mb, r_mb, v_mb = obs[idx], actions[idx], old_logp[idx], ret_all[idx], old_values[idx]
-                    adv = adv_all[idx]
-                    if cfg.normalize_advantage and adv.numel() > 1:
-                        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                if self.fused is not None:
-                    st = self.fused.step(o_mb, a_mb, lp_mb, adv, r_mb, v_mb,
-                                         clip=clip, clip_vf=clip_vf, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
-                                         max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl)
-                    if st is None:
-                        continue_training = False
-                        break
+                o_mb, a_mb, lp_mb, adv, r_mb, v_mb = (x[start:start + mb] for x in shuffled)
+                norm_mb = cfg.normalize_advantage and not whole
+                if fused:
+                    st, stopped = self.fused.step(o_mb, a_mb, lp_mb, adv, r_mb, v_mb,
+                                                  clip=clip, clip_vf=clip_vf, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
+                                                  max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
+                                                  normalize_adv=norm_mb)
                     for k in stats:
                         stats[k].append(st[k])
-                    last_loss = st["pg"] + cfg.ent_coef * st["ent"] + cfg.vf_coef * st["vf"]
+                    if stopped:
+                        continue_training = False
+                        break
+                    last_loss = float(st["pg"]) + cfg.ent_coef * float(st["ent"]) + cfg.vf_coef * float(st["vf"])
                     n_updates += 1
                     continue
+                if norm_mb and adv.numel() > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
                 log_ratio = logp - lp_mb
                 ratio = torch.exp(log_ratio)
@@ -205,7 +208,7 @@ class PPOTrainer(BaseTrainer):
             if not continue_training:
                 break
         self._sync_rollout_policy()
-        mean = lambda xs: float(torch.stack(xs).mean()) if xs else float("nan")  # noqa: E731
+        mean = lambda xs: float(np.mean([float(x) for x in xs])) if xs else float("nan")  # noqa: E731
         v_np, r_np = b["values"].reshape(-1), returns.reshape(-1)
         var_r = float(np.var(r_np))
         explained = float("nan") if var_r == 0 else 1.0 - float(np.var(r_np - v_np)) / var_r
