@@ -113,9 +113,9 @@ enum class StepNorm { Timestep, Pooled };
 // Process supervision, written as doubles into `work` [B, G, T] (zeros at invalid steps):
 // n[i,t] = (r[i,t] - mean) / (std + eps) with per-timestep (episodes alive at t) or pooled statistics, then
 // A[i,t] = sum_{k=t}^{len_i-1} gamma^(k-t) n[i,k].
-template <typename T>
-void per_step_advantages_double(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
-                                StepNorm norm, double eps, int64_t ddof, double* work, ThreadPool& pool) {
+template <typename T, typename O>
+void per_step_into(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma, StepNorm norm,
+                   double eps, int64_t ddof, O* out, ThreadPool& pool) {
   const std::size_t G = s.G, TT = s.T;
   if (s.rows() == 0 || TT == 0) return;
   // Per (b, t) mean and denominator. Pooled statistics are stored once per group and broadcast.
@@ -177,56 +177,46 @@ void per_step_advantages_double(const GroupShape& s, const T* rewards, const int
       std::fill(denom.begin() + b * TT, denom.begin() + (b + 1) * TT, d);
     }
   }
-  // n[i, t] row by row (vectorised division), then the discounted sums over blocks of eight rows so that
-  // eight independent recurrences overlap instead of one serial chain of multiply-adds.
+  // One backward pass per block of eight rows: normalise, accumulate the discounted sum and store, with eight
+  // independent recurrences interleaved instead of one serial chain. Normalisation multiplies by the reciprocal of
+  // std + eps (one division per timestep instead of per element; results differ from dividing by <= 1 ulp).
+  for (double& d : denom) d = 1.0 / d;
   constexpr std::size_t kRows = 8;
   const std::size_t blocks = (s.rows() + kRows - 1) / kRows;
   pool.parallel_range(blocks, 2, [&](std::size_t k0, std::size_t k1) {
     for (std::size_t blk = k0; blk < k1; ++blk) {
-      const std::size_t r0 = blk * kRows, r1 = std::min(s.rows(), r0 + kRows);
-      std::size_t maxlen = 0;
-      for (std::size_t row = r0; row < r1; ++row) {
-        const std::size_t b = row / G;
-        const std::size_t len = static_cast<std::size_t>(lengths[row]);
-        const T* __restrict x = rewards + row * TT;
-        const double* __restrict m = mean.data() + b * TT;
-        const double* __restrict dn = denom.data() + b * TT;
-        double* __restrict o = work + row * TT;
-        for (std::size_t t = 0; t < len; ++t) o[t] = (static_cast<double>(x[t]) - m[t]) / dn[t];
-        std::fill(o + len, o + TT, 0.0);
-        maxlen = std::max(maxlen, len);
-      }
+      const std::size_t r0 = blk * kRows, nr = std::min(s.rows(), r0 + kRows) - r0;
       double acc[kRows] = {0, 0, 0, 0, 0, 0, 0, 0};
       std::size_t len[kRows] = {0, 0, 0, 0, 0, 0, 0, 0};
-      double* o[kRows] = {};
-      for (std::size_t k = 0; k < r1 - r0; ++k) {
-        len[k] = static_cast<std::size_t>(lengths[r0 + k]);
-        o[k] = work + (r0 + k) * TT;
+      const T* x[kRows] = {};
+      O* o[kRows] = {};
+      const double* m[kRows] = {};
+      const double* inv[kRows] = {};
+      std::size_t maxlen = 0;
+      for (std::size_t k = 0; k < nr; ++k) {
+        const std::size_t row = r0 + k, b = row / G;
+        len[k] = static_cast<std::size_t>(lengths[row]);
+        x[k] = rewards + row * TT;
+        o[k] = out + row * TT;
+        m[k] = mean.data() + b * TT;
+        inv[k] = denom.data() + b * TT;
+        std::fill(o[k] + len[k], o[k] + TT, O(0));
+        maxlen = std::max(maxlen, len[k]);
       }
       for (std::size_t t = maxlen; t-- > 0;)
-        for (std::size_t k = 0; k < r1 - r0; ++k)
+        for (std::size_t k = 0; k < nr; ++k)
           if (t < len[k]) {
-            acc[k] = o[k][t] + gamma * acc[k];
-            o[k][t] = acc[k];
+            acc[k] = (static_cast<double>(x[k][t]) - m[k][t]) * inv[k][t] + gamma * acc[k];
+            o[k][t] = static_cast<O>(acc[k]);
           }
     }
   });
 }
 
 template <typename T>
-void cast_rows(const GroupShape& s, const double* src, T* out, ThreadPool& pool) {
-  const std::size_t n = s.rows() * s.T;
-  pool.parallel_range(n, 1 << 15, [&](std::size_t a, std::size_t e) {
-    for (std::size_t k = a; k < e; ++k) out[k] = static_cast<T>(src[k]);
-  });
-}
-
-template <typename T>
 void per_step_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
                          StepNorm norm, double eps, int64_t ddof, T* out, ThreadPool& pool) {
-  std::vector<double> work(s.rows() * s.T);
-  per_step_advantages_double(s, rewards, lengths, gamma, norm, eps, ddof, work.data(), pool);
-  cast_rows(s, work.data(), out, pool);
+  per_step_into<T, T>(s, rewards, lengths, gamma, norm, eps, ddof, out, pool);
 }
 
 // Hybrid: sign +1 only where the episodic and the per-step advantage are both positive;
@@ -240,8 +230,9 @@ void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* len
   episode_returns(s, rewards, lengths, E.data(), pool);
   normalize_within_groups(s, E.data(), eps, ddof);
   std::vector<double> H(s.rows() * TT);
-  per_step_advantages_double(s, rewards, lengths, gamma, StepNorm::Timestep, eps, ddof, H.data(), pool);
+  per_step_into<T, double>(s, rewards, lengths, gamma, StepNorm::Timestep, eps, ddof, H.data(), pool);
   const bool do_clip = clip >= 0.0;
+  std::vector<double> part(s.rows());
   pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t row = r0; row < r1; ++row) {
       const std::size_t len = static_cast<std::size_t>(lengths[row]);
@@ -256,14 +247,11 @@ void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* len
         const double mag = std::min(ea * sb, clip_v);
         h[t] = (e_pos && st > 0.0) ? mag : -mag;
       }
+      part[row] = sum_f64(h, len);  // the row is still in cache
     }
   });
-  // Normalise over each group's valid steps: per-row partial sums in parallel, added in row order.
-  std::vector<double> part(s.rows()), gmean(s.B), gdenom(s.B);
-  pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
-    for (std::size_t row = r0; row < r1; ++row)
-      part[row] = sum_f64(H.data() + row * TT, static_cast<std::size_t>(lengths[row]));
-  });
+  // Normalise over each group's valid steps: per-row partial sums (taken above), added in row order.
+  std::vector<double> gmean(s.B), gdenom(s.B);
   std::vector<double> cnt(s.B, 0.0);
   for (std::size_t b = 0; b < s.B; ++b) {
     double sum = 0.0;
@@ -280,15 +268,15 @@ void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* len
   for (std::size_t b = 0; b < s.B; ++b) {
     double ss = 0.0;
     for (std::size_t i = 0; i < G; ++i) ss += part[b * G + i];
-    gdenom[b] = group_std(ss, cnt[b], ddof) + eps;
+    gdenom[b] = 1.0 / (group_std(ss, cnt[b], ddof) + eps);  // reciprocal: a multiply per element below
   }
   pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t row = r0; row < r1; ++row) {
       const std::size_t len = static_cast<std::size_t>(lengths[row]);
-      const double m = gmean[row / G], d = gdenom[row / G];
+      const double m = gmean[row / G], inv = gdenom[row / G];
       const double* __restrict h = H.data() + row * TT;
       T* __restrict o = out + row * TT;
-      for (std::size_t t = 0; t < len; ++t) o[t] = static_cast<T>((h[t] - m) / d);
+      for (std::size_t t = 0; t < len; ++t) o[t] = static_cast<T>((h[t] - m) * inv);
       std::fill(o + len, o + TT, T(0));
     }
   });
