@@ -5,6 +5,8 @@
 #   (same-step autoreset, episode statistics) -> results in shared memory -> one byte back per worker.
 # Nothing is pickled on the hot path; a worker pickles only when an env returns a non-empty info dict,
 # and for the rare control messages (start-up, reset, call/get_attr/set_attr, errors).
+# Waiting blocks in read()/poll() instead of spinning: on a 2-core machine a spinning main process or worker
+# takes the core an env needs, while a wake-up costs ~10 us against ~30 us per env step (LunarLander).
 
 from __future__ import annotations
 
@@ -383,7 +385,7 @@ class ForkVectorEnv(VectorEnv):
             may close over unpicklable state.  To vectorise an existing ``gym.Env`` instance pass
             ``lambda: copy.deepcopy(env)`` (one fresh copy per env); building the copies is the caller's job.
         num_workers: worker processes, each owning a contiguous slice of envs.
-            Default ``min(num_envs, os.cpu_count())``.
+            Default ``min(num_envs, usable cores)``.
         seed: env ``i`` is reset with ``seed + i`` on the first ``reset()`` that passes no seed itself.
         identical_seeds: seed every env with the same seed instead (GRPO's identical group); applies to
             integer seeds given to ``reset`` as well.
@@ -418,7 +420,8 @@ class ForkVectorEnv(VectorEnv):
             raise ValueError("env_fns must contain at least one env factory")
         self.num_envs = len(env_fns)
         if num_workers is None:
-            num_workers = min(self.num_envs, os.cpu_count() or 1)
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            num_workers = min(self.num_envs, cores)
         if not 1 <= num_workers <= self.num_envs:
             raise ValueError(f"num_workers must be in [1, num_envs={self.num_envs}], got {num_workers}")
         if step_timeout is not None and not step_timeout > 0:
