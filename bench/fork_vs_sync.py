@@ -18,7 +18,6 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
-
 from rltrain.vec.fork import ForkVectorEnv
 
 
@@ -124,12 +123,16 @@ def main() -> None:
     lines = [
         f"### {args.env}, {args.num_envs} envs, random actions",
         "",
-        f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores (shared machine), "
-        f"Python {platform.python_version()}, gymnasium {gym.__version__}; {args.rounds} interleaved rounds x "
-        f"{args.steps} vector steps; quiet = other processes used < {args.quiet} cores during the round",
+        (
+            f"{datetime.date.today()}, {platform.machine()}, {os.cpu_count()} cores (shared machine), "
+            f"Python {platform.python_version()}, gymnasium {gym.__version__}; {args.rounds} interleaved rounds x "
+            f"{args.steps} vector steps; quiet = other processes used < {args.quiet} cores during the round"
+        ),
         "",
-        "| backend | steps/s, quiet rounds (median) | quiet rounds | vs Sync (quiet) | steps/s, all rounds (median) "
-        "| vs Sync (all) |",
+        (
+            "| backend | steps/s, quiet rounds (median) | quiet rounds | vs Sync (quiet) "
+            "| steps/s, all rounds (median) | vs Sync (all) |"
+        ),
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name in backends:

@@ -16,7 +16,6 @@ import pytest
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
-
 from rltrain.vec.fork import ForkVectorEnv, WorkerError
 
 SAME_STEP = AutoresetMode.SAME_STEP
@@ -395,7 +394,7 @@ def test_send_recv_subset() -> None:
         env.send(np.array([1, 2]), env_ids=[3, 0])
         with pytest.raises(RuntimeError, match="recv"):
             env.step(np.zeros(4, dtype=np.int64))
-        obs, rew, term, trunc, info = env.recv()
+        obs, rew, _, _, info = env.recv()
         np.testing.assert_array_equal(info["env_id"], [3, 0])
         np.testing.assert_array_equal(rew, [1.25, 2.25])
         np.testing.assert_array_equal(obs[:, 1], [1, 1])
@@ -441,9 +440,8 @@ def test_close_reaps_and_is_idempotent() -> None:
 
 
 def test_step_before_reset() -> None:
-    with ForkVectorEnv(counting(2)) as env:
-        with pytest.raises(RuntimeError, match="reset"):
-            env.step(np.zeros(2, dtype=np.int64))
+    with ForkVectorEnv(counting(2)) as env, pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros(2, dtype=np.int64))
 
 
 def test_create_close_cycles_leak_nothing() -> None:
@@ -457,3 +455,24 @@ def test_create_close_cycles_leak_nothing() -> None:
         env.step(np.ones(2, dtype=np.int64))
         env.close()
     assert resources() == (fds, threads, kids, shm)
+
+
+def test_interrupted_step_closes_the_pool() -> None:
+    before = children()
+    env = ForkVectorEnv(counting(2, all={"fail": "hang", "horizon": 10}), seed=0)
+    env.reset()
+    env.step(np.zeros(2, dtype=np.int64))
+    env.step(np.zeros(2, dtype=np.int64))
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)
+        with pytest.raises(KeyboardInterrupt):
+            env.step(np.zeros(2, dtype=np.int64))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert env.closed and children() == before

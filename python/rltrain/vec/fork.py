@@ -181,7 +181,7 @@ class _Worker:
             for env in self.envs:
                 try:
                     env.close()
-                except Exception:  # noqa: BLE001 - best effort while exiting; the main side already knows
+                except Exception:  # noqa: BLE001, S110 - best effort while exiting; the main side already knows
                     pass
             self.sock.close()
 
@@ -215,7 +215,7 @@ class _Worker:
                 "render_mode": first.render_mode,
             }
             _send_message(self.sock, _DATA, hello)
-        except BaseException:
+        except BaseException:  # noqa: BLE001 - anything, even SystemExit, is reported to the main process
             self._report("env creation")
             return False
         msg, fds, _, _ = socket.recv_fds(self.sock, 1, 1)
@@ -257,7 +257,7 @@ class _Worker:
                     _send_message(self.sock, _DATA, self._call(*request))
                 else:
                     raise RuntimeError(f"unknown command {cmd!r}")
-            except BaseException:
+            except BaseException:  # noqa: BLE001 - reported to the main process, which shuts the pool down
                 self._report({_STEP: "step()", _STEP_SOME: "step()", _RESET: "reset()"}.get(cmd, "call()"))
 
     def _step(self, some: bool) -> list[tuple[int, dict[str, Any], dict[str, Any] | None]]:
@@ -544,10 +544,10 @@ class ForkVectorEnv(VectorEnv):
         try:
             if not getattr(self, "closed", True):
                 self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser (e.g. at interpreter exit)
+        except Exception:  # noqa: BLE001, S110 - never raise from a finaliser (e.g. at interpreter exit)
             pass
 
-    def __enter__(self) -> ForkVectorEnv:
+    def __enter__(self) -> ForkVectorEnv:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -591,6 +591,19 @@ class ForkVectorEnv(VectorEnv):
 
     def _collect(self, workers: list[_Handle], phase: str, fatal: bool = True) -> dict[int, Any]:
         """Wait for one reply from each of `workers`; a death, an error (if `fatal`) or the timeout raises."""
+        try:
+            return self._collect_replies(workers, phase, fatal)
+        except WorkerError:
+            raise
+        except BaseException:
+            # Interrupted (Ctrl-C) part-way: some replies are read, others still queued, so the next command
+            # could not tell them apart.  Shut down rather than hand out mismatched results later.
+            if not self.closed:
+                self._teardown(graceful=False)
+                self.closed = True
+            raise
+
+    def _collect_replies(self, workers: list[_Handle], phase: str, fatal: bool) -> dict[int, Any]:
         waiting = {h.index for h in workers}
         replies: dict[int, Any] = {}
         errors: list[tuple[_Handle, dict[str, Any]]] = []
