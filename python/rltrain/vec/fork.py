@@ -5,8 +5,11 @@
 #   (same-step autoreset, episode statistics) -> results in shared memory -> one byte back per worker.
 # Nothing is pickled on the hot path; a worker pickles only when an env returns a non-empty info dict,
 # and for the rare control messages (start-up, reset, call/get_attr/set_attr, errors).
-# Waiting blocks in read()/poll() instead of spinning: on a 2-core machine a spinning main process or worker
-# takes the core an env needs, while a wake-up costs ~10 us against ~30 us per env step (LunarLander).
+# Waiting: the main process blocks in poll() (a spinning main would take the core a worker needs).  A worker
+# that has replied spins briefly (poll(0) + sched_yield, so the main process still gets the core at once) for
+# the next command before it blocks in read(): waking a sleeping process on another vCPU costs tens of
+# microseconds here, against ~30 us for a LunarLander step.  Correctness never depends on the spin: every
+# command and reply is one byte on the socket.
 
 from __future__ import annotations
 
@@ -48,6 +51,7 @@ _ERROR = b"e"
 
 _LENGTH = struct.Struct("<Q")
 _ALIGN = 64  # keep every array on its own cache line so workers writing neighbouring slices rarely collide
+_WORKER_SPIN_S = 5e-4  # how long a worker spins for the next step command before blocking
 
 # Main-side sockets of every live ForkVectorEnv in this process.  A freshly forked worker closes its copies,
 # otherwise a worker of one pool would keep another pool's (or a sibling's) socket open and hide its EOF.
@@ -155,9 +159,10 @@ def _shared_block(nbytes: int) -> tuple[int, mmap.mmap]:
 class _Worker:
     """The loop a forked worker runs: owns envs [lo, hi) and answers commands from the main process."""
 
-    def __init__(self, index: int, lo: int, hi: int, num_envs: int, env_fns: Sequence[Callable[[], gym.Env]],
-                 sock: socket.socket) -> None:
+    def __init__(self, index: int, lo: int, hi: int, num_envs: int, spin: bool,
+                 env_fns: Sequence[Callable[[], gym.Env]], sock: socket.socket) -> None:
         self.index, self.lo, self.hi, self.num_envs = index, lo, hi, num_envs
+        self.spin = spin
         self.env_fns = env_fns
         self.sock = sock
         self.fd = sock.fileno()
@@ -237,10 +242,19 @@ class _Worker:
 
     def _loop(self) -> None:
         fd = self.fd
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        clock = time.perf_counter
+        spin = False
         while True:
+            if spin:
+                end = clock() + _WORKER_SPIN_S
+                while not poller.poll(0) and clock() < end:
+                    os.sched_yield()
             cmd = os.read(fd, 1)
             if not cmd or cmd == _QUIT:
                 return
+            spin = False
             try:
                 if cmd == _STEP or cmd == _STEP_SOME:
                     extras = self._step(cmd == _STEP_SOME)
@@ -248,6 +262,7 @@ class _Worker:
                         _send_message(self.sock, _DATA, extras)
                     else:
                         os.write(fd, _OK)
+                    spin = self.spin
                     continue
                 self.current = None
                 request = pickle.loads(_read_exact_blocking(fd, _LENGTH.unpack(_read_exact_blocking(fd, 8))[0]))
@@ -329,9 +344,9 @@ class _Worker:
         return results
 
 
-def _worker_entry(index: int, lo: int, hi: int, num_envs: int, env_fns: Sequence[Callable[[], gym.Env]],
-                  sock: socket.socket) -> None:
-    _Worker(index, lo, hi, num_envs, env_fns, sock).run()
+def _worker_entry(index: int, lo: int, hi: int, num_envs: int, spin: bool,
+                  env_fns: Sequence[Callable[[], gym.Env]], sock: socket.socket) -> None:
+    _Worker(index, lo, hi, num_envs, spin, env_fns, sock).run()
 
 
 def _merge_info(infos: dict[str, Any], info: dict[str, Any], pos: int, size: int) -> dict[str, Any]:
@@ -380,6 +395,8 @@ class _Handle:
 class ForkVectorEnv(VectorEnv):
     """Runs gymnasium envs in worker processes started with ``fork``; data moves through shared memory.
 
+    actions -> shared arrays -> 1 byte per worker -> worker steps its env slice -> shared arrays -> 1 byte back.
+
     Args:
         env_fns: one factory per env.  Each factory is called inside its worker, after the fork, so it
             may close over unpicklable state.  To vectorise an existing ``gym.Env`` instance pass
@@ -393,12 +410,19 @@ class ForkVectorEnv(VectorEnv):
             is shut down and :class:`WorkerError` raised; ``None`` waits forever.  A worker that raises or
             dies is reported at once, whatever this value.
         episode_statistics: add ``info["episode"]`` like gymnasium's ``RecordEpisodeStatistics``.
+        spin: after each step a worker spins (yielding) for up to 0.5 ms waiting for the next one instead of
+            sleeping at once (cross-core wake-ups are slow, notably in VMs).  Ignored on a single core.
 
     Semantics are those of ``gymnasium.vector.SyncVectorEnv(env_fns, autoreset_mode=SAME_STEP)``: same
     observations, rewards, flags and infos for the same seeds and actions (``final_obs`` entries are arrays
     of the observation space's dtype).  Info dicts returned by the envs are passed through with gymnasium's
     ``_key`` masks; envs that return non-empty infos on every step cost one pickle per step and worker.
     Only Box, Discrete, MultiDiscrete and MultiBinary spaces are supported.  Not thread-safe.
+
+    ``send(actions, env_ids=None)`` / ``recv()`` split a step EnvPool-style (step only some envs, or do other
+    work while the workers step).  A worker that raises in reset/step, dies or hangs shuts the whole pool
+    down and raises :class:`WorkerError` (with the worker's traceback); create a new pool to continue.
+    Errors inside ``call``/``get_attr``/``set_attr`` raise :class:`WorkerError` but keep the pool usable.
     """
 
     def __init__(
@@ -410,6 +434,7 @@ class ForkVectorEnv(VectorEnv):
         identical_seeds: bool = False,
         step_timeout: float | None = 60.0,
         episode_statistics: bool = True,
+        spin: bool = True,
     ) -> None:
         super().__init__()
         self._workers: list[_Handle] = []
@@ -419,8 +444,8 @@ class ForkVectorEnv(VectorEnv):
         if not env_fns:
             raise ValueError("env_fns must contain at least one env factory")
         self.num_envs = len(env_fns)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         if num_workers is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
             num_workers = min(self.num_envs, cores)
         if not 1 <= num_workers <= self.num_envs:
             raise ValueError(f"num_workers must be in [1, num_envs={self.num_envs}], got {num_workers}")
@@ -430,11 +455,12 @@ class ForkVectorEnv(VectorEnv):
         self.step_timeout = step_timeout
         self.identical_seeds = identical_seeds
         self.episode_statistics = episode_statistics
+        # On one core a spinning worker would only delay the main process and its siblings.
+        self._spin = spin and cores > 1
         self._initial_seed = seed
         self._needs_reset = True
         self._pending: tuple[list[_Handle], np.ndarray | None] | None = None
         self._all_active = True
-        self._extras: list[tuple[int, dict[str, Any], dict[str, Any] | None]] = []
         self._poller = select.poll()
         self._owner: dict[int, tuple[_Handle, bool]] = {}
         try:
@@ -454,7 +480,10 @@ class ForkVectorEnv(VectorEnv):
             parent, child = socket.socketpair()
             _PARENT_SOCKETS.add(parent)
             process = ctx.Process(
-                target=_worker_entry, args=(k, lo, hi, n, env_fns, child), name=f"ForkVectorEnv-{k}", daemon=True
+                target=_worker_entry,
+                args=(k, lo, hi, n, self._spin, env_fns, child),
+                name=f"ForkVectorEnv-{k}",
+                daemon=True,
             )
             try:
                 process.start()
