@@ -136,10 +136,10 @@ def assert_same_step(fork_out: tuple, sync_out: tuple, episode_ref: dict[str, An
 
 
 def run_parity(fns: list[Callable[[], gym.Env]], steps: int, seed: int, num_workers: int,
-               action_dtype: Any = None) -> int:
+               action_dtype: Any = None, inline: bool = False) -> int:
     """Step both backends with the same random actions; returns how many episodes ended."""
     sync = RecordEpisodeStatistics(SyncVectorEnv(fns, autoreset_mode=SAME_STEP))
-    with ForkVectorEnv(fns, num_workers=num_workers, seed=seed) as fork:
+    with ForkVectorEnv(fns, num_workers=num_workers, seed=seed, inline=inline) as fork:
         assert fork.single_observation_space == sync.single_observation_space
         assert fork.single_action_space == sync.single_action_space
         assert fork.observation_space == sync.observation_space
@@ -167,10 +167,11 @@ def test_parity_cartpole() -> None:
     assert run_parity(fns, steps=250, seed=123, num_workers=2) > 20
 
 
-def test_parity_lunar_lander() -> None:
+@pytest.mark.parametrize("inline", [False, True])
+def test_parity_lunar_lander(inline: bool) -> None:
     pytest.importorskip("Box2D")
     fns = [lambda: gym.make("LunarLander-v3") for _ in range(3)]
-    assert run_parity(fns, steps=300, seed=7, num_workers=2) > 0
+    assert run_parity(fns, steps=300, seed=7, num_workers=2, inline=inline) > 0
 
 
 def test_parity_lunar_lander_continuous_and_one_worker() -> None:
@@ -179,9 +180,10 @@ def test_parity_lunar_lander_continuous_and_one_worker() -> None:
     assert run_parity(fns, steps=150, seed=11, num_workers=1, action_dtype=np.float32) >= 0
 
 
-def test_parity_info_passthrough_and_truncation() -> None:
+@pytest.mark.parametrize("inline", [False, True])
+def test_parity_info_passthrough_and_truncation(inline: bool) -> None:
     fns = counting(5, all={"info_every": 2}, **{"1": {"truncate": True}})
-    assert run_parity(fns, steps=40, seed=3, num_workers=3) > 10
+    assert run_parity(fns, steps=40, seed=3, num_workers=3, inline=inline) > 10
 
 
 def test_autoreset_keys() -> None:
@@ -476,3 +478,32 @@ def test_interrupted_step_closes_the_pool() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert env.closed and children() == before
+
+
+def test_inline_slice() -> None:
+    before = children()
+    with ForkVectorEnv(counting(4), num_workers=2, inline=True, seed=0) as env:
+        assert len(env._workers) == 1  # the caller steps envs 0..1 itself
+        env.reset()
+        assert env.get_attr("horizon") == (3, 4, 5, 6)
+        obs = env.step(np.ones(4, dtype=np.int64))[0]
+        np.testing.assert_array_equal(obs[:, 1], [1, 1, 1, 1])
+        env.send(np.array([2]), env_ids=[1])
+        obs, rew, _, _, info = env.recv()
+        np.testing.assert_array_equal(info["env_id"], [1])
+        assert obs[0, 1] == 2 and rew[0] == 2.5
+    assert children() == before
+    env = ForkVectorEnv(counting(4, **{"0": {"fail": "raise", "horizon": 10}}), num_workers=2, inline=True, seed=0)
+    env.reset()
+    env.step(np.zeros(4, dtype=np.int64))
+    env.step(np.zeros(4, dtype=np.int64))
+    with pytest.raises(WorkerError, match="ZeroDivisionError") as excinfo:
+        env.step(np.zeros(4, dtype=np.int64))
+    assert excinfo.value.env_index == 0 and "step failure on purpose" in (excinfo.value.worker_traceback or "")
+    assert env.closed and children() == before
+    env = ForkVectorEnv(counting(4, **{"3": {"fail": "exit", "horizon": 10}}), num_workers=2, inline=True, seed=0)
+    env.reset()
+    with pytest.raises(WorkerError, match="exited with code 3"):
+        for _ in range(3):
+            env.step(np.zeros(4, dtype=np.int64))
+    assert children() == before

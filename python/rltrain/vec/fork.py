@@ -52,6 +52,7 @@ _ERROR = b"e"
 _LENGTH = struct.Struct("<Q")
 _ALIGN = 64  # keep every array on its own cache line so workers writing neighbouring slices rarely collide
 _WORKER_SPIN_S = 5e-4  # how long a worker spins for the next step command before blocking
+_MAIN_SPIN_S = 2e-3  # inline mode only: how long the caller spins for the workers' replies
 
 # Main-side sockets of every live ForkVectorEnv in this process.  A freshly forked worker closes its copies,
 # otherwise a worker of one pool would keep another pool's (or a sibling's) socket open and hide its EOF.
@@ -160,12 +161,12 @@ class _Worker:
     """The loop a forked worker runs: owns envs [lo, hi) and answers commands from the main process."""
 
     def __init__(self, index: int, lo: int, hi: int, num_envs: int, spin: bool,
-                 env_fns: Sequence[Callable[[], gym.Env]], sock: socket.socket) -> None:
+                 env_fns: Sequence[Callable[[], gym.Env]], sock: socket.socket | None) -> None:
         self.index, self.lo, self.hi, self.num_envs = index, lo, hi, num_envs
         self.spin = spin
         self.env_fns = env_fns
-        self.sock = sock
-        self.fd = sock.fileno()
+        self.sock = sock  # None for the slice the main process steps itself (inline=True)
+        self.fd = -1 if sock is None else sock.fileno()
         self.envs: list[gym.Env] = []
         self.current: int | None = None
         n = hi - lo
@@ -183,43 +184,59 @@ class _Worker:
                 return
             self._loop()
         finally:
-            for env in self.envs:
-                try:
-                    env.close()
-                except Exception:  # noqa: BLE001, S110 - best effort while exiting; the main side already knows
-                    pass
+            self.close_envs()
+            assert self.sock is not None
             self.sock.close()
 
     def _report(self, phase: str) -> None:
+        assert self.sock is not None
         _send_message(
             self.sock, _ERROR, {"phase": phase, "env": self.current, "traceback": traceback.format_exc()}
         )
 
+    def make_envs(self) -> dict[str, Any]:
+        """Build this slice's envs; returns the spaces and metadata the main process checks and adopts."""
+        for g in range(self.lo, self.hi):
+            self.current = g
+            self.envs.append(self.env_fns[g]())
+        first = self.envs[0]
+        for g, env in zip(range(self.lo, self.hi), self.envs):
+            self.current = g
+            if env.observation_space != first.observation_space:
+                raise ValueError(
+                    f"env {g} observation space {env.observation_space} differs from env {self.lo}'s "
+                    f"{first.observation_space}"
+                )
+            if env.action_space != first.action_space:
+                raise ValueError(
+                    f"env {g} action space {env.action_space} differs from env {self.lo}'s {first.action_space}"
+                )
+        self.current = self.lo
+        return {
+            "observation_space": first.observation_space,
+            "action_space": first.action_space,
+            "metadata": dict(first.metadata),
+            "render_mode": first.render_mode,
+        }
+
+    def attach(self, views: dict[str, np.ndarray]) -> None:
+        self.v = views
+        # Box actions are handed over as copies so an env that keeps or edits its action cannot see the
+        # shared buffer change under it; Discrete actions index to numpy scalars, which are copies already.
+        self.copy_action = len(views["actions"].shape) > 1
+
+    def close_envs(self) -> None:
+        for env in self.envs:
+            try:
+                env.close()
+            except Exception:  # noqa: BLE001, S110 - best effort while shutting down
+                pass
+        self.envs = []
+
     def _start(self) -> bool:
+        assert self.sock is not None
         try:
-            for g in range(self.lo, self.hi):
-                self.current = g
-                self.envs.append(self.env_fns[g]())
-            first = self.envs[0]
-            for g, env in zip(range(self.lo, self.hi), self.envs):
-                self.current = g
-                if env.observation_space != first.observation_space:
-                    raise ValueError(
-                        f"env {g} observation space {env.observation_space} differs from env {self.lo}'s "
-                        f"{first.observation_space}"
-                    )
-                if env.action_space != first.action_space:
-                    raise ValueError(
-                        f"env {g} action space {env.action_space} differs from env {self.lo}'s {first.action_space}"
-                    )
-            self.current = self.lo
-            hello = {
-                "observation_space": first.observation_space,
-                "action_space": first.action_space,
-                "metadata": dict(first.metadata),
-                "render_mode": first.render_mode,
-            }
-            _send_message(self.sock, _DATA, hello)
+            _send_message(self.sock, _DATA, self.make_envs())
         except BaseException:  # noqa: BLE001 - anything, even SystemExit, is reported to the main process
             self._report("env creation")
             return False
@@ -228,15 +245,13 @@ class _Worker:
             for fd in fds:
                 os.close(fd)
             return False
+        first = self.envs[0]
         layout = _Layout.build(self.num_envs, first.observation_space, first.action_space)
         try:
             self.memory = mmap.mmap(fds[0], layout.nbytes)
         finally:
             os.close(fds[0])
-        self.v = layout.views(self.memory)
-        # Box actions are handed over as copies so an env that keeps or edits its action cannot see the
-        # shared buffer change under it; Discrete actions index to numpy scalars, which are copies already.
-        self.copy_action = len(self.v["actions"].shape) > 1
+        self.attach(layout.views(self.memory))
         os.write(self.fd, _OK)
         return True
 
@@ -412,6 +427,9 @@ class ForkVectorEnv(VectorEnv):
         episode_statistics: add ``info["episode"]`` like gymnasium's ``RecordEpisodeStatistics``.
         spin: after each step a worker spins (yielding) for up to 0.5 ms waiting for the next one instead of
             sleeping at once (cross-core wake-ups are slow, notably in VMs).  Ignored on a single core.
+        inline: the calling process steps the first slice itself instead of sleeping while the workers run
+            (``num_workers - 1`` processes are forked).  Faster on few cores; exceptions from that slice still
+            arrive as :class:`WorkerError`, but a crash or hang there is the caller's own and is not isolated.
 
     Semantics are those of ``gymnasium.vector.SyncVectorEnv(env_fns, autoreset_mode=SAME_STEP)``: same
     observations, rewards, flags and infos for the same seeds and actions (``final_obs`` entries are arrays
@@ -435,6 +453,7 @@ class ForkVectorEnv(VectorEnv):
         step_timeout: float | None = 60.0,
         episode_statistics: bool = True,
         spin: bool = True,
+        inline: bool = False,
     ) -> None:
         super().__init__()
         self._workers: list[_Handle] = []
@@ -457,6 +476,8 @@ class ForkVectorEnv(VectorEnv):
         self.episode_statistics = episode_statistics
         # On one core a spinning worker would only delay the main process and its siblings.
         self._spin = spin and cores > 1
+        self.inline = inline
+        self._local: _Worker | None = None
         self._initial_seed = seed
         self._needs_reset = True
         self._pending: tuple[list[_Handle], np.ndarray | None] | None = None
@@ -475,7 +496,7 @@ class ForkVectorEnv(VectorEnv):
     def _start(self, env_fns: list[Callable[[], gym.Env]]) -> None:
         ctx = multiprocessing.get_context("fork")
         n, w = self.num_envs, self.num_workers
-        for k in range(w):
+        for k in range(1 if self.inline else 0, w):
             lo, hi = k * n // w, (k + 1) * n // w
             parent, child = socket.socketpair()
             _PARENT_SOCKETS.add(parent)
@@ -500,15 +521,18 @@ class ForkVectorEnv(VectorEnv):
             self._poller.register(handle.fd, select.POLLIN)
             self._poller.register(process.sentinel, select.POLLIN)
 
-        replies = self._collect(self._workers, "start-up")
-        hello = replies[0]
-        for handle in self._workers[1:]:
-            other = replies[handle.index]
+        hellos: dict[int, Any] = {}
+        if self.inline:
+            # Built after the forks so that no worker inherits these envs.
+            self._local = _Worker(0, 0, n // w, n, False, env_fns, None)
+            hellos[0] = self._local.make_envs()
+        hellos.update(self._collect(self._workers, "start-up"))
+        hello = hellos[0]
+        for index, other in hellos.items():
             for key in ("observation_space", "action_space"):
                 if other[key] != hello[key]:
-                    raise ValueError(
-                        f"{handle.describe()}: {key} {other[key]} differs from worker 0's {hello[key]}"
-                    )
+                    raise ValueError(f"slice {index} (worker {index}): {key} {other[key]} differs from slice 0's "
+                                     f"{hello[key]}")
         self.single_observation_space = hello["observation_space"]
         self.single_action_space = hello["action_space"]
         layout = _Layout.build(n, self.single_observation_space, self.single_action_space)
@@ -526,6 +550,8 @@ class ForkVectorEnv(VectorEnv):
             os.close(fd)
         self._v = layout.views(self._memory)
         self._v["active"][:] = True
+        if self._local is not None:
+            self._local.attach(self._v)
         self._collect(self._workers, "start-up")
         self._prepare_action_checks()
 
@@ -559,6 +585,9 @@ class ForkVectorEnv(VectorEnv):
             handle.sock.close()
         self._owner = {}
         self._poller = None  # type: ignore[assignment]
+        if self._local is not None:
+            self._local.close_envs()
+            self._local = None  # drops its views of the shared block before the block is unmapped
         self._v = {}
         if self._memory is not None:
             try:
@@ -638,8 +667,16 @@ class ForkVectorEnv(VectorEnv):
         errors: list[tuple[_Handle, dict[str, Any]]] = []
         deadline = None if self.step_timeout is None else time.monotonic() + self.step_timeout
         poll = self._poller.poll
+        # Inline mode has one process per core (caller + workers), so the caller may spin on its own core
+        # for the last replies instead of paying a cross-core wake-up.
+        spin_until = time.perf_counter() + _MAIN_SPIN_S if self._spin and self._local is not None else 0.0
         while waiting:
-            if deadline is None:
+            events = poll(0) if spin_until else None
+            while spin_until and not events and time.perf_counter() < spin_until:
+                events = poll(0)
+            if events:
+                pass
+            elif deadline is None:
                 events = poll()
             else:
                 events = poll(max(0, math.ceil((deadline - time.monotonic()) * 1000)))
@@ -687,13 +724,44 @@ class ForkVectorEnv(VectorEnv):
             self._fail(handle, message + "\n\nThe pool has been shut down.", error["env"], tb)
         raise WorkerError(message, worker=handle.index, env_index=error["env"], worker_traceback=tb)
 
-    def _request(self, tag: bytes, per_worker: list[Any], phase: str, fatal: bool) -> dict[int, Any]:
+    def _request(self, tag: bytes, per_worker: list[Any], phase: str, fatal: bool,
+                 before_collect: Callable[[], Any] | None = None) -> dict[int, Any]:
+        """Send one request per worker and collect the replies; `before_collect` (the inline slice's share of
+        the work) runs while the workers are busy and its result is filed under slice 0."""
         for handle, request in zip(self._workers, per_worker):
             try:
                 _send_message(handle.sock, tag, request)
             except OSError:
                 self._died(handle, phase)
-        return self._collect(self._workers, phase, fatal)
+        local = None if before_collect is None else before_collect()
+        replies = self._collect(self._workers, phase, fatal)
+        if before_collect is not None:
+            replies[0] = local
+        return replies
+
+    def _run_local(self, phase: str, fatal: bool, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run the inline slice's share of a command; its exceptions become WorkerError like a worker's."""
+        assert self._local is not None
+        try:
+            return fn(*args)
+        except Exception as exc:
+            tb = traceback.format_exc().rstrip()
+            env = self._local.current
+            where = f" of env {env}" if env is not None else ""
+            error = WorkerError(
+                f"the inline slice (envs {self._local.lo}..{self._local.hi - 1}, main process) raised in {phase}"
+                f"{where}: {tb.splitlines()[-1]}\n\nTraceback:\n{tb}",
+                worker=0, env_index=env, worker_traceback=tb,
+            )
+            if fatal:
+                self._teardown(graceful=False)
+                self.closed = True
+            raise error from exc
+        except BaseException:
+            # Interrupted while the workers are busy: their replies would be out of sync (see _collect).
+            self._teardown(graceful=False)
+            self.closed = True
+            raise
 
     def _check_usable(self) -> None:
         if self.closed:
@@ -803,11 +871,14 @@ class ForkVectorEnv(VectorEnv):
         requests = [
             (seeds[h.lo:h.hi], options, None if mask is None else mask[h.lo:h.hi].tolist()) for h in self._workers
         ]
-        replies = self._request(_RESET, requests, "reset", fatal=True)
+        local = self._local
+        replies = self._request(_RESET, requests, "reset", fatal=True, before_collect=None if local is None else (
+            lambda: self._run_local("reset()", True, local._reset, seeds[local.lo:local.hi], options,
+                                    None if mask is None else mask[local.lo:local.hi].tolist())))
         self._needs_reset = False
         infos: dict[str, Any] = {}
-        for handle in self._workers:
-            for g, info in replies[handle.index]:
+        for index in sorted(replies):
+            for g, info in replies[index]:
                 _merge_info(infos, info, g, n)
         return self._v["obs"].copy(), infos
 
@@ -859,6 +930,9 @@ class ForkVectorEnv(VectorEnv):
         if self._pending is None:
             raise RuntimeError("recv() without a preceding send()")
         workers, ids = self._pending
+        local = None
+        if self._local is not None:
+            local = self._run_local("step()", True, self._local._step, ids is not None)
         replies = self._collect(workers, "step")
         self._pending = None
         v = self._v
@@ -873,6 +947,8 @@ class ForkVectorEnv(VectorEnv):
         dones = terminated | truncated
         infos: dict[str, Any] = {}
         extras: dict[int, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+        if local:
+            replies[self._local.index if self._local else 0] = local
         for reply in replies.values():
             if reply:
                 for g, step_info, reset_info in reply:
@@ -944,4 +1020,8 @@ class ForkVectorEnv(VectorEnv):
             (kind, name, args, kwargs, None if values is None else values[h.lo:h.hi]) for h in self._workers
         ]
         replies = self._request(_CALL, requests, kind, fatal=False)
-        return tuple(r for h in self._workers for r in replies[h.index])
+        if self._local is not None:
+            local = self._local
+            replies[0] = self._run_local("call()", False, local._call, kind, name, args, kwargs,
+                                         None if values is None else values[local.lo:local.hi])
+        return tuple(r for index in sorted(replies) for r in replies[index])
