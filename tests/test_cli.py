@@ -43,3 +43,10 @@ def test_unknown_command_and_missing_checkpoint(tmp_path, capsys) -> None:
     assert main(["frobnicate"]) == 2
     assert main(["eval", str(tmp_path / "missing.pt")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("algo", ["grpo-step", "grpo-episode", "grpo-hybrid"])
+def test_train_grpo(tmp_path, algo: str) -> None:
+    rc = main(["train", algo, "--env", "CartPole-v1", "--G", "4", "--T", "50", "--epochs", "1", "--minibatches", "2",
+               "--iters", "2", "--eval-episodes", "2", "--log-dir", str(tmp_path), "--verbose", "0"])
+    assert rc == 0

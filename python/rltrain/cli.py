@@ -11,11 +11,11 @@ from typing import Any, Optional
 
 import gymnasium as gym
 
-from rltrain.config import PPOConfig
+from rltrain.config import GRPOConfig, PPOConfig
 
 USAGE = """usage: rltrain {train,eval,bench} ...
 
-  rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo
+  rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo, grpo-step, grpo-episode, grpo-hybrid
   rltrain eval CHECKPOINT [--episodes N] [--video DIR]
   rltrain bench [SECTION ...] [--json PATH]                 same as python -m rltrain.bench
 
@@ -48,7 +48,20 @@ class PPOCommand(_RunOptions, PPOConfig):
     """Environment id (native ids run on the C++ batcher; any other gymnasium id on worker processes)."""
 
 
-ALGOS: dict[str, tuple[type, str]] = {"ppo": (PPOCommand, "rltrain.algos.ppo.PPOTrainer")}
+@dataclasses.dataclass
+class GRPOCommand(_RunOptions, GRPOConfig):
+    """Train a GRPO variant (actor only, group-relative advantages)."""
+
+    env: str = "LunarLander-v3"
+    """Environment id (native ids run on the C++ batcher; any other gymnasium id on worker processes)."""
+
+
+ALGOS: dict[str, tuple[type, str]] = {
+    "ppo": (PPOCommand, "rltrain.algos.ppo.PPOTrainer"),
+    "grpo-step": (GRPOCommand, "rltrain.algos.grpo.PerStepAdvGRPOTrainer"),
+    "grpo-episode": (GRPOCommand, "rltrain.algos.grpo.PerEpAdvGRPOTrainer"),
+    "grpo-hybrid": (GRPOCommand, "rltrain.algos.grpo.HybridAdvGRPOTrainer"),
+}
 
 
 def _policy_for(algo: str, env_id: str, hidden: tuple[int, ...]) -> Any:
