@@ -10,7 +10,7 @@ import sys
 
 from rltrain.bench._timing import machine
 
-SECTIONS = {"kernels": "rltrain.bench.kernels", "envs": "rltrain.bench.envs", "learning": "rltrain.bench.learning"}
+SECTIONS = {"kernels": "rltrain.bench.kernels", "envs": "rltrain.bench.envs", "learning": "rltrain.bench.learning", "grpo": "rltrain.bench.grpo"}
 
 
 def main(argv: list[str] | None = None) -> int:
