@@ -100,3 +100,16 @@ def test_options_beyond_the_seeds(tmp_path) -> None:
                                rtol=1e-5)
     with pytest.raises(ValueError, match="normalize"):
         PerStepAdvGRPOTrainer(SimpleGRPOPolicy(4, 2), _cfg(tmp_path, normalize="median"))
+
+
+def test_users_script_runs_unchanged_with_eval_and_video(tmp_path) -> None:
+    import glob
+
+    from rltrain.envs import SparseLunarLander
+
+    tr = PerEpAdvGRPOTrainer(SimpleGRPOPolicy(8, 4), GRPOConfig(env=SparseLunarLander(), G=4, T=60, epochs=1,
+                                                               minibatches=2, identical_G=False, seed=0, verbose=0,
+                                                               log_dir=str(tmp_path / "runs")), device="cpu")
+    tr.train(iters=2, eval_env=SparseLunarLander(), eval_interval=1, eval_episodes=2,
+             video_dir=str(tmp_path / "v"), video_episodes=1)
+    assert len(tr.eval_history) == 2 and len(glob.glob(str(tmp_path / "v" / "*.mp4"))) == 1

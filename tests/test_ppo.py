@@ -145,3 +145,24 @@ def test_unknown_env_is_a_clear_error(tmp_path) -> None:
     tr = PPOTrainer(ActorCriticPolicy(4, 2), _cfg(tmp_path, env="NoSuchEnv-v9"))
     with pytest.raises(ValueError, match="env"):
         tr.train(iters=1)
+
+
+def test_users_script_runs_unchanged_with_eval_and_video(tmp_path) -> None:
+    from rltrain.envs import DenseLunarLander
+
+    env = DenseLunarLander(randomize_angle=True, randomize_pos=True)
+    tr = PPOTrainer(ActorCriticPolicy(8, 4), PPOConfig(env=env, G=4, T=64, minibatches=4, epochs=1, seed=0, verbose=0,
+                                                       log_dir=str(tmp_path / "runs")), device="cpu")
+    assert tr.env is None
+    tr.train(iters=2, eval_env=DenseLunarLander(randomize_angle=True, randomize_pos=True), eval_interval=1,
+             eval_episodes=2, video_dir=str(tmp_path / "videos"), video_episodes=1)
+    from rltrain.vec.native import NativeVectorEnv
+
+    assert isinstance(tr.env, NativeVectorEnv)  # the instance was mapped onto the native batcher
+    assert len(tr.eval_history) == 2
+    assert os.path.isfile(os.path.join(tr.run_dir, "best_model.pt"))
+    videos = glob.glob(str(tmp_path / "videos" / "*.mp4"))
+    assert len(videos) == 1
+    with open(videos[0], "rb") as f:
+        head = f.read(12)
+    assert head[4:8] == b"ftyp" and os.path.getsize(videos[0]) > 1000
