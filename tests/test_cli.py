@@ -50,3 +50,20 @@ def test_train_grpo(tmp_path, algo: str) -> None:
     rc = main(["train", algo, "--env", "CartPole-v1", "--G", "4", "--T", "50", "--epochs", "1", "--minibatches", "2",
                "--iters", "2", "--eval-episodes", "2", "--log-dir", str(tmp_path), "--verbose", "0"])
     assert rc == 0
+
+
+def test_plot_writes_png(tmp_path) -> None:
+    from rltrain import PPOConfig, PPOTrainer
+    from rltrain.policies import ActorCriticPolicy
+
+    dirs = []
+    for seed in (0, 1):
+        tr = PPOTrainer(ActorCriticPolicy(4, 2), PPOConfig(env="CartPole-v1", G=4, T=32, minibatches=2, epochs=1,
+                                                           seed=seed, verbose=0, log_dir=str(tmp_path)))
+        tr.train(iters=3)
+        dirs.append(tr.run_dir)
+    out = str(tmp_path / "curves.png")
+    assert main(["plot", *dirs, "--out", out]) == 0
+    with open(out, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert main(["plot", str(tmp_path / "nope")]) == 2

@@ -1,5 +1,5 @@
-"""Command line: ``rltrain train ALGO --env ID [config overrides]``, ``rltrain eval CHECKPOINT`` and
-``rltrain bench [SECTION ...]``. Train options are generated from the config
+"""Command line: ``rltrain train ALGO --env ID [config overrides]``, ``rltrain eval CHECKPOINT``,
+``rltrain bench [SECTION ...]`` and ``rltrain plot RUN_DIR ...``. Train options are generated from the config
 dataclasses by tyro (``rltrain train ppo --help`` lists every field with its docstring)."""
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import gymnasium as gym
 
 from rltrain.config import GRPOConfig, PPOConfig
 
-USAGE = """usage: rltrain {train,eval,bench} ...
+USAGE = """usage: rltrain {train,eval,bench,plot} ...
 
   rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo, grpo-step, grpo-episode, grpo-hybrid
   rltrain eval CHECKPOINT [--episodes N] [--video DIR]
   rltrain bench [SECTION ...] [--json PATH]                 same as python -m rltrain.bench
+  rltrain plot RUN_DIR ... [--out PNG] [--key COLUMN]       learning curves from progress.csv
 
 'rltrain train ppo --help' lists every configuration field."""
 
@@ -168,12 +169,18 @@ def cmd_bench(argv: list[str]) -> int:
     return bench_main(argv)
 
 
+def cmd_plot(argv: list[str]) -> int:
+    from rltrain.plot import main as plot_main
+
+    return plot_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
-    commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench}
+    commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot}
     if argv[0] not in commands:
         print(f"rltrain: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2
