@@ -1,5 +1,5 @@
 """Command line: ``rltrain train ALGO --env ID [config overrides]``, ``rltrain eval CHECKPOINT``,
-``rltrain bench [SECTION ...]`` and ``rltrain plot RUN_DIR ...``. Train options are generated from the config
+``rltrain bench [SECTION ...]``, ``rltrain plot RUN_DIR ...`` and ``rltrain robustness CHECKPOINT --env ID``. Train options are generated from the config
 dataclasses by tyro (``rltrain train ppo --help`` lists every field with its docstring)."""
 
 from __future__ import annotations
@@ -9,16 +9,16 @@ import os
 import sys
 from typing import Any, Optional
 
-import gymnasium as gym
 
-from rltrain.config import GRPOConfig, PPOConfig
+from rltrain.config import GRPOConfig, PPOConfig, ReinforceConfig
 
-USAGE = """usage: rltrain {train,eval,bench,plot} ...
+USAGE = """usage: rltrain {train,eval,bench,plot,robustness} ...
 
-  rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo, grpo-step, grpo-episode, grpo-hybrid
+  rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo, grpo-step, grpo-episode, grpo-hybrid, reinforce
   rltrain eval CHECKPOINT [--episodes N] [--video DIR]
   rltrain bench [SECTION ...] [--json PATH]                 same as python -m rltrain.bench
   rltrain plot RUN_DIR ... [--out PNG] [--key COLUMN]       learning curves from progress.csv
+  rltrain robustness CHECKPOINT --env ID [--episodes N]     noise/delay/masking/dynamics presets: JSON + PNG
 
 'rltrain train ppo --help' lists every configuration field."""
 
@@ -57,32 +57,37 @@ class GRPOCommand(_RunOptions, GRPOConfig):
     """Environment id (native ids run on the C++ batcher; any other gymnasium id on worker processes)."""
 
 
+@dataclasses.dataclass
+class ReinforceCommand(_RunOptions, ReinforceConfig):
+    """Train REINFORCE (Monte-Carlo policy gradient)."""
+
+    env: str = "CartPole-v1"
+    """Environment id (native ids run on the C++ batcher; any other gymnasium id on worker processes)."""
+
+
 ALGOS: dict[str, tuple[type, str]] = {
     "ppo": (PPOCommand, "rltrain.algos.ppo.PPOTrainer"),
     "grpo-step": (GRPOCommand, "rltrain.algos.grpo.PerStepAdvGRPOTrainer"),
     "grpo-episode": (GRPOCommand, "rltrain.algos.grpo.PerEpAdvGRPOTrainer"),
     "grpo-hybrid": (GRPOCommand, "rltrain.algos.grpo.HybridAdvGRPOTrainer"),
+    "reinforce": (ReinforceCommand, "rltrain.algos.reinforce.ReinforceTrainer"),
 }
 
 
-def _policy_for(algo: str, env_id: str, hidden: tuple[int, ...]) -> Any:
+def _policy_for(algo: str, cfg: Any) -> Any:
+    """The policy the config describes (backbone, distribution, trunk sharing) for the env's spaces."""
     from rltrain.envspec import make_single
     from rltrain.policies import ActorCriticPolicy, SimpleGRPOPolicy
 
-    probe = make_single(env_id)
+    probe = make_single(cfg.env)
     obs_space, act_space = probe.observation_space, probe.action_space
     probe.close()
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
-        raise ValueError(f"env: the CLI's MLP policy needs a flat Box observation space, got {obs_space}")
-    obs_dim = int(obs_space.shape[0])
-    if isinstance(act_space, gym.spaces.Discrete):
-        n, continuous = int(act_space.n), False
-    elif isinstance(act_space, gym.spaces.Box) and len(act_space.shape) == 1:
-        n, continuous = int(act_space.shape[0]), True
-    else:
-        raise ValueError(f"env: unsupported action space {act_space}")
-    cls = ActorCriticPolicy if algo == "ppo" else SimpleGRPOPolicy
-    return cls(obs_dim, n, hidden_sizes=hidden, continuous=continuous)
+    kwargs: dict[str, Any] = {"hidden_sizes": tuple(cfg.hidden_sizes), "activation": cfg.activation,
+                              "backbone": cfg.backbone, "distribution": cfg.distribution, "squash": cfg.squash,
+                              "log_std_init": cfg.log_std_init}
+    if algo == "ppo":
+        return ActorCriticPolicy.from_spaces(obs_space, act_space, share_trunk=cfg.share_trunk, **kwargs)
+    return SimpleGRPOPolicy.from_spaces(obs_space, act_space, **kwargs)
 
 
 def _split(cmd: Any, config_cls: type) -> tuple[Any, _RunOptions]:
@@ -107,7 +112,7 @@ def cmd_train(argv: list[str]) -> int:
     cfg, run = _split(cmd, trainer_cls.config_class)
     try:
         cfg.validate()
-        policy = _policy_for(algo, cfg.env, tuple(cfg.hidden_sizes))
+        policy = _policy_for(algo, cfg)
         trainer = trainer_cls(policy, cfg, device=run.device)
     except (ValueError, TypeError) as exc:
         print(f"rltrain train {algo}: error: {exc}", file=sys.stderr)
@@ -175,12 +180,19 @@ def cmd_plot(argv: list[str]) -> int:
     return plot_main(argv)
 
 
+def cmd_robustness(argv: list[str]) -> int:
+    from rltrain.robustness import main as robustness_main
+
+    return robustness_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
-    commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot}
+    commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot,
+                "robustness": cmd_robustness}
     if argv[0] not in commands:
         print(f"rltrain: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2

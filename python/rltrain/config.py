@@ -50,20 +50,50 @@ class CommonConfig:
     """Rollout backend for make_vec: "auto" (native when the env is native, else fork), "native", "fork"."""
     hidden_sizes: tuple[int, ...] = (64, 64)
     """Hidden layer widths of the MLP policy built by the CLI (scripts pass their own policy)."""
+    activation: str = "tanh"
+    """Activation of the MLP trunk built by the CLI: tanh, relu, elu, gelu."""
+    backbone: str = "mlp"
+    """Trunk of the policy built by the CLI: "mlp", "transformer" (observation features as tokens), "cnn" (image
+    observations) or the import path of an ``nn.Module`` class ("pkg.module:Class")."""
+    distribution: str = "auto"
+    """Action distribution of the policy built by the CLI: "auto" (categorical for discrete spaces, Gaussian for
+    continuous ones), "gaussian", "beta" (bounded spaces)."""
+    squash: bool = False
+    """Squash Gaussian actions with tanh into the action space's bounds (with the log-prob correction)."""
+    log_std_init: float = -0.5
+    """Initial log-std of the Gaussian policy built by the CLI."""
     lr_schedule: str = "constant"
-    """Learning-rate schedule: "constant" or "linear" (decays to 0 over ``schedule_iters``)."""
+    """Learning-rate schedule: "constant", "linear" (to 0), "cosine" (to 0) or "warmup_cosine"."""
     clip_schedule: str = "constant"
-    """Clip-range schedule: "constant" or "linear" (decays to 0 over ``schedule_iters``, as RL-Zoo's lin_0.2)."""
+    """Clip-range schedule, same choices (RL-Zoo's lin_0.2 is "linear")."""
+    ent_schedule: str = "constant"
+    """Entropy-coefficient schedule, same choices."""
+    warmup_frac: float = 0.05
+    """Fraction of the schedule horizon spent warming up linearly from 0 ("warmup_cosine")."""
     schedule_iters: Optional[int] = None
     """Horizon of the schedules in iterations, counted from the first iteration; None: the iterations of the
     current ``train`` call (set it to make a stopped-and-resumed run follow the same schedule)."""
+    optimizer: str = "adam"
+    """Optimizer: "adam", "adamw" or "sgd"."""
+    weight_decay: Optional[float] = None
+    """Weight decay; None: 0.01 for adamw (torch's default), 0 otherwise."""
+    momentum: float = 0.9
+    """SGD momentum (sgd only)."""
     adam_eps: float = 1e-5
     """Adam epsilon (SB3 uses 1e-5)."""
     torch_threads: Optional[int] = 1
     """torch CPU threads set when training starts (``torch.set_num_threads``). Small networks run fastest on one
     thread, and more would compete with the environment threads; None leaves torch's setting alone."""
+    amp: str = "off"
+    """Mixed precision of the update on CUDA: "off", "bf16" or "fp16" (with a GradScaler). On CPU a warning is
+    issued and training stays in full precision."""
     loggers: tuple[str, ...] = ("tensorboard", "csv")
-    """Logging backends: any of "tensorboard", "csv"."""
+    """Logging backends: any of "tensorboard", "csv", "wandb" (Weights & Biases, optional extra
+    ``rltrain[wandb]``; honours ``WANDB_MODE=offline``)."""
+    wandb_project: str = "rltrain"
+    """Weights & Biases project (with the "wandb" logger)."""
+    wandb_entity: Optional[str] = None
+    """Weights & Biases entity (team or user); None: the account's default."""
     save_best: bool = True
     """Save best_model.pt whenever a periodic evaluation improves on the best mean reward."""
 
@@ -99,15 +129,32 @@ class CommonConfig:
             pos("n_workers", integer=True)
         if self.backend not in ("auto", "native", "fork"):
             raise ValueError(f"backend: expected 'auto', 'native' or 'fork', got {self.backend!r}")
-        for name in ("lr_schedule", "clip_schedule"):
-            if getattr(self, name) not in ("constant", "linear"):
-                raise ValueError(f"{name}: expected 'constant' or 'linear', got {getattr(self, name)!r}")
+        from rltrain.policies import DISTRIBUTIONS
+        from rltrain.schedules import SCHEDULES
+
+        for name in ("lr_schedule", "clip_schedule", "ent_schedule"):
+            if getattr(self, name) not in SCHEDULES:
+                raise ValueError(f"{name}: expected one of {SCHEDULES}, got {getattr(self, name)!r}")
+        if not isinstance(self.warmup_frac, (int, float)) or not 0.0 <= self.warmup_frac < 1.0:
+            raise ValueError(f"warmup_frac: expected a number in [0, 1), got {self.warmup_frac!r}")
+        if self.optimizer not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"optimizer: expected 'adam', 'adamw' or 'sgd', got {self.optimizer!r}")
+        if self.weight_decay is not None:
+            nonneg("weight_decay")
+        if not isinstance(self.momentum, (int, float)) or not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum: expected a number in [0, 1), got {self.momentum!r}")
+        if self.amp not in ("off", "bf16", "fp16"):
+            raise ValueError(f"amp: expected 'off', 'bf16' or 'fp16', got {self.amp!r}")
+        if self.distribution not in DISTRIBUTIONS:
+            raise ValueError(f"distribution: expected one of {DISTRIBUTIONS}, got {self.distribution!r}")
+        if not isinstance(self.backbone, str) or not self.backbone:
+            raise ValueError(f"backbone: expected 'mlp', 'transformer', 'cnn' or 'module:Class', got {self.backbone!r}")
         if self.schedule_iters is not None and (isinstance(self.schedule_iters, bool) or not isinstance(
                 self.schedule_iters, int) or self.schedule_iters < 1):
             raise ValueError(f"schedule_iters: expected a positive integer or None, got {self.schedule_iters!r}")
-        bad = [x for x in self.loggers if x not in ("tensorboard", "csv")]
+        bad = [x for x in self.loggers if x not in ("tensorboard", "csv", "wandb")]
         if bad:
-            raise ValueError(f"loggers: unknown backend(s) {bad}; expected 'tensorboard' and/or 'csv'")
+            raise ValueError(f"loggers: unknown backend(s) {bad}; expected any of 'tensorboard', 'csv', 'wandb'")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0):
             raise ValueError(f"seed: expected a non-negative integer or None, got {self.seed!r}")
 
@@ -134,6 +181,11 @@ class PPOConfig(CommonConfig):
     """Value-loss weight."""
     target_kl: Optional[float] = 0.03
     """Stop the epoch loop once the approximate KL exceeds 1.5 * target_kl (SB3 placement); None disables."""
+    vf_lr: Optional[float] = None
+    """Learning rate of the critic's own parameters (value trunk and head); None: ``lr``. Follows ``lr_schedule``
+    (the ratio vf_lr / lr is kept)."""
+    share_trunk: bool = False
+    """Policy built by the CLI: one trunk for actor and critic (True) or separate trunks (SB3's default)."""
     normalize_advantage: bool = True
     """Normalise advantages per minibatch."""
     normalize_obs: bool = False
@@ -142,7 +194,8 @@ class PPOConfig(CommonConfig):
     """Scale rewards by the running std of the discounted return (clip 10)."""
     fused_update: bool = True
     """Use the fused minibatch step (hand-written backward + flat Adam, same gradients) when the policy is an
-    unmodified ``ActorCriticPolicy``; False always uses autograd and ``torch.optim.Adam``."""
+    unmodified MLP ``ActorCriticPolicy`` (separate trunks, categorical or plain Gaussian head), the optimizer is
+    adam, ``vf_lr`` is None and AMP is off; False always uses autograd and the torch optimizer."""
     log_dir: str = "./runs/PPO"
     """Directory for TensorBoard events, the CSV log and checkpoints."""
 
@@ -154,6 +207,9 @@ class PPOConfig(CommonConfig):
             raise ValueError(f"clip_range_vf: expected a positive number or None, got {self.clip_range_vf!r}")
         if self.target_kl is not None and not self.target_kl > 0:
             raise ValueError(f"target_kl: expected a positive number or None, got {self.target_kl!r}")
+        if self.vf_lr is not None and not (isinstance(self.vf_lr, (int, float)) and math.isfinite(self.vf_lr)
+                                           and self.vf_lr > 0):
+            raise ValueError(f"vf_lr: expected a positive number or None, got {self.vf_lr!r}")
         if not self.vf_coef >= 0:
             raise ValueError(f"vf_coef: expected a number >= 0, got {self.vf_coef!r}")
         batch = self.G * self.T
@@ -215,4 +271,35 @@ class GRPOConfig(CommonConfig):
             raise ValueError(f"ddof: expected an integer >= 0, got {self.ddof!r}")
 
 
-__all__ = ["CommonConfig", "PPOConfig", "GRPOConfig"]
+@dataclass
+class ReinforceConfig(CommonConfig):
+    """REINFORCE (Williams 1992): Monte-Carlo policy gradient on discounted returns, actor only."""
+
+    G: int = 16
+    """Episodes per iteration."""
+    T: int = 1000
+    """Max steps per episode."""
+    lr: float = 1e-2
+    """Learning rate."""
+    ent_coef: float = 0.0
+    """Entropy bonus weight."""
+    max_grad_norm: Optional[float] = None
+    """Global gradient-norm clip (None or <= 0 disables)."""
+    epochs: int = 1
+    """Gradient passes over each batch (1 is the on-policy estimator; more reuse the data off-policy)."""
+    minibatches: int = 1
+    """Minibatches per epoch."""
+    baseline: str = "mean"
+    """Baseline subtracted from the return-to-go: "mean" (mean over the batch's steps) or "none"."""
+    normalize_returns: bool = True
+    """Divide the (baselined) returns by their standard deviation over the batch."""
+    log_dir: str = "./runs/REINFORCE"
+    """Directory for TensorBoard events, the CSV log and checkpoints."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.baseline not in ("mean", "none"):
+            raise ValueError(f"baseline: expected 'mean' or 'none', got {self.baseline!r}")
+
+
+__all__ = ["CommonConfig", "PPOConfig", "GRPOConfig", "ReinforceConfig"]

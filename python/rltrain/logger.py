@@ -1,4 +1,5 @@
-"""Run logging: TensorBoard events and a CSV file with Stable-Baselines3's keys, one row per iteration."""
+"""Run logging: TensorBoard events, a CSV file and optionally Weights & Biases, with Stable-Baselines3's keys,
+one row per iteration."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ class Logger:
     """Collects ``record(key, value)`` calls and writes them on ``dump(step)``.
 
     Backends: "tensorboard" (``torch.utils.tensorboard.SummaryWriter``; skipped with a warning when the
-    ``tensorboard`` package is missing) and "csv" (``progress.csv`` in ``log_dir``; the header grows when new
-    keys appear, rewriting the file once).
+    ``tensorboard`` package is missing), "csv" (``progress.csv`` in ``log_dir``; the header grows when new
+    keys appear, rewriting the file once) and "wandb" (``wandb.init(**wandb)`` with ``dir=log_dir``; an optional
+    dependency, so asking for it without the package raises; ``WANDB_MODE=offline`` keeps everything local).
     """
 
-    def __init__(self, log_dir: str, backends: Sequence[str] = ("tensorboard", "csv")) -> None:
+    def __init__(self, log_dir: str, backends: Sequence[str] = ("tensorboard", "csv"),
+                 wandb: dict[str, Any] | None = None) -> None:
         self.log_dir = log_dir
         os.makedirs(log_dir, exist_ok=True)
         self._values: dict[str, float] = {}
@@ -34,6 +37,15 @@ class Logger:
             except ImportError:
                 warnings.warn("tensorboard is not installed: logging to CSV only (pip install tensorboard)",
                               stacklevel=2)
+        self._wandb: Any = None
+        if "wandb" in backends:
+            try:
+                import wandb as wandb_module
+            except ImportError as exc:
+                raise ValueError("loggers: the 'wandb' backend needs the wandb package "
+                                 "(pip install 'rltrain[wandb]')") from exc
+            kwargs = {k: v for k, v in (wandb or {}).items() if v is not None}
+            self._wandb = wandb_module.init(dir=log_dir, reinit="finish_previous", **kwargs)
         self.last: dict[str, float] = {}
 
     def record(self, key: str, value: Any) -> None:
@@ -50,6 +62,8 @@ class Logger:
             self._tb.flush()
         if self._csv_path is not None:
             self._write_csv(step, vals)
+        if self._wandb is not None:
+            self._wandb.log({k: v for k, v in vals.items() if math.isfinite(v)}, step=step)
         self.last = vals
         return vals
 
@@ -75,3 +89,6 @@ class Logger:
         if self._tb is not None:
             self._tb.close()
             self._tb = None
+        if self._wandb is not None:
+            self._wandb.finish()
+            self._wandb = None

@@ -11,6 +11,7 @@ environments (no policy calls) and continues exactly where the saved run stood, 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib
@@ -18,6 +19,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections import deque
 from typing import Any, Callable
 
@@ -29,6 +31,7 @@ from rltrain.config import CommonConfig
 from rltrain.envspec import env_id_of, make_single, make_vector
 from rltrain.kernels import RunningMeanStd
 from rltrain.logger import Logger
+from rltrain.schedules import schedule_value
 
 __all__ = ["BaseTrainer", "resolve_device"]
 
@@ -93,6 +96,7 @@ class BaseTrainer:
         self._gen = torch.Generator().manual_seed(self.seed)  # minibatch shuffling
         self.policy = policy.to(self.device)
         self._rollout_policy = self.policy if self.device.type == "cpu" else copy.deepcopy(self.policy).cpu()
+        self._amp_dtype, self.scaler = self._resolve_amp()
         self.optimizer = self._make_optimizer()
         self.iteration = 0
         self.num_timesteps = 0
@@ -110,8 +114,63 @@ class BaseTrainer:
 
     # ----------------------------------------------------------------------------------------- plumbing
 
+    def _param_groups(self) -> list[dict[str, Any]]:
+        """One group per learning rate; ``lr_scale`` multiplies the scheduled lr (a separate critic lr)."""
+        params = [p for p in self.policy.parameters() if p.requires_grad]
+        vf_lr = getattr(self.cfg, "vf_lr", None)
+        critic = getattr(self.policy, "critic_parameters", None)
+        if vf_lr is None or not callable(critic):
+            return [{"params": params, "lr_scale": 1.0}]
+        ids = {id(p) for p in critic()}
+        return [{"params": [p for p in params if id(p) not in ids], "lr_scale": 1.0},
+                {"params": [p for p in params if id(p) in ids], "lr_scale": float(vf_lr) / float(self.cfg.lr)}]
+
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.policy.parameters(), lr=self.cfg.lr, eps=self.cfg.adam_eps)
+        c = self.cfg
+        groups = [dict(g, lr=c.lr * g["lr_scale"]) for g in self._param_groups() if g["params"]]
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay or 0.0)
+        if c.optimizer == "adamw":
+            wd = 0.01 if c.weight_decay is None else c.weight_decay
+            return torch.optim.AdamW(groups, lr=c.lr, eps=c.adam_eps, weight_decay=wd)
+        return torch.optim.Adam(groups, lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay or 0.0)
+
+    def _resolve_amp(self) -> tuple[torch.dtype | None, Any]:
+        """(autocast dtype, GradScaler) for ``cfg.amp`` on this device; CPU falls back to full precision."""
+        mode = self.cfg.amp
+        if mode == "off":
+            return None, None
+        if self.device.type != "cuda":
+            warnings.warn(f"amp: mixed precision ({mode!r}) needs a CUDA device; training in full precision on "
+                          f"{self.device.type}", RuntimeWarning, stacklevel=3)
+            return None, None
+        if mode == "bf16":
+            return torch.bfloat16, None
+        return torch.float16, torch.amp.GradScaler("cuda")
+
+    def _autocast(self) -> Any:
+        if self._amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self._amp_dtype)
+
+    def _optimizer_step(self, loss: torch.Tensor) -> None:
+        """Backward, optional loss scaling (fp16), global gradient-norm clipping and the optimizer step."""
+        opt = self.optimizer
+        opt.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(opt)
+        else:
+            loss.backward()
+        mgn = self.cfg.max_grad_norm
+        if mgn is not None and mgn > 0:
+            params = [p for g in opt.param_groups for p in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, mgn)
+        if self.scaler is not None:
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            opt.step()
 
     def _num_envs(self) -> int:
         return self.cfg.G
@@ -147,7 +206,9 @@ class BaseTrainer:
         while os.path.exists(os.path.join(base, f"{name}_{k}")):
             k += 1
         self.run_dir = os.path.join(base, f"{name}_{k}")
-        self.logger = Logger(self.run_dir, self.cfg.loggers)
+        wandb = {"project": self.cfg.wandb_project, "entity": self.cfg.wandb_entity, "name": f"{name}_{k}",
+                 "config": {**self.cfg.to_dict(), "algo": self.algo, "seed": self.seed}}
+        self.logger = Logger(self.run_dir, self.cfg.loggers, wandb=wandb)
 
     def _clip_actions(self, actions: np.ndarray) -> np.ndarray:
         space = self.action_space
@@ -182,9 +243,13 @@ class BaseTrainer:
         return (it_in_call + 1) / max(iters, 1)
 
     def _lr_at(self, progress: float) -> float:
-        if self.cfg.lr_schedule == "linear":
-            return self.cfg.lr * max(0.0, 1.0 - progress)
-        return self.cfg.lr
+        return schedule_value(self.cfg.lr_schedule, self.cfg.lr, progress, self.cfg.warmup_frac)
+
+    def _clip_at(self, progress: float) -> float:
+        return schedule_value(self.cfg.clip_schedule, self.cfg.clip_eps, progress, self.cfg.warmup_frac)
+
+    def _ent_at(self, progress: float) -> float:
+        return schedule_value(self.cfg.ent_schedule, self.cfg.ent_coef, progress, self.cfg.warmup_frac)
 
     # ----------------------------------------------------------------------------------------- the loop
 
@@ -418,6 +483,7 @@ class BaseTrainer:
             "obs_rms": None if self.obs_rms is None else _numpy_to_tensors(self.obs_rms.state_dict()),
             "actions": None if actions is None else torch.from_numpy(np.ascontiguousarray(actions)),
             "extra": self._extra_state(),
+            "scaler": None if self.scaler is None else self.scaler.state_dict(),
         }
         _atomic_torch_save(state, path)
         return path
@@ -461,6 +527,8 @@ class BaseTrainer:
         if state["actions"] is not None:
             trainer._replay = state["actions"].numpy()
         trainer._load_extra_state(state["extra"])
+        if trainer.scaler is not None and state.get("scaler"):
+            trainer.scaler.load_state_dict(state["scaler"])
         trainer._sync_rollout_policy()
         return trainer
 

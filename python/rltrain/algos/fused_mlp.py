@@ -43,8 +43,12 @@ def _linears(seq: nn.Sequential) -> tuple[list[nn.Linear], str] | None:
 
 
 def fused_eligible(policy: nn.Module) -> bool:
-    """True for an unmodified ``ActorCriticPolicy`` with tanh or ReLU MLP trunks."""
+    """True for an unmodified ``ActorCriticPolicy`` with separate tanh or ReLU MLP trunks over flat observations
+    and a categorical or plain (unsquashed) Gaussian head."""
     if type(policy) is not ActorCriticPolicy:
+        return False
+    if (policy.vf_trunk is None or policy.backbone != "mlp" or len(policy.obs_shape) != 1 or policy.squash
+            or policy.distribution not in ("categorical", "gaussian")):
         return False
     a, v = _linears(policy.pi_trunk), _linears(policy.vf_trunk)
     return a is not None and v is not None

@@ -1,8 +1,8 @@
 """GRPO for control (Shao et al. 2024, "DeepSeekMath", sec. 4): actor only, group-relative advantages.
 
-Each iteration collects G episodes of at most T steps in parallel through ``make_vec`` (native when possible),
-all from one seed (``identical_G``) or from G consecutive seeds, a fresh seed every iteration. An episode that
-ends stops contributing; the padded ``[G, T]`` rewards and the lengths go straight to the C++ group kernels:
+Each iteration collects G episodes of at most T steps (``EpisodicTrainer``: in parallel through ``make_vec``,
+all from one seed with ``identical_G`` or from G consecutive seeds, a fresh seed every iteration); the padded
+``[G, T]`` rewards and the lengths go straight to the C++ group kernels:
 ``per_step_advantages`` (process supervision), ``episodic_advantages`` (outcome supervision) or
 ``hybrid_advantages``. Loss: clipped surrogate on the group advantages (optionally clip-higher), entropy bonus and
 ``beta * KL(pi || pi_ref)`` with the k3 estimator ``ratio - log(ratio) - 1``, ``ratio = pi_ref / pi``; beta adapts
@@ -14,18 +14,17 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from rltrain import kernels
-from rltrain.algos.base import BaseTrainer
+from rltrain.algos.episodic import EpisodicTrainer
 from rltrain.config import GRPOConfig
 
 __all__ = ["GRPOBaseTrainer", "PerStepAdvGRPOTrainer", "PerEpAdvGRPOTrainer", "HybridAdvGRPOTrainer"]
 
 
-class GRPOBaseTrainer(BaseTrainer):
+class GRPOBaseTrainer(EpisodicTrainer):
     """Collection, loss, KL control and bookkeeping shared by the three GRPO variants; subclasses choose the
     advantage (``advantages``)."""
 
@@ -55,53 +54,6 @@ class GRPOBaseTrainer(BaseTrainer):
         A = kernels.group_normalize(R, scale="none", ddof=c.ddof)
         return np.where(np.arange(rewards.shape[1])[None] < lengths[:, None], A[:, None], 0).astype(rewards.dtype)
 
-    # ------------------------------------------------------------------------------------------ collect
-
-    def _identical_seeds(self) -> bool:
-        return bool(self.cfg.identical_G)
-
-    def _iteration_seed(self) -> int:
-        return int(np.random.SeedSequence([self.seed, self.iteration]).generate_state(1)[0] % (2**31 - self.cfg.G))
-
-    @torch.no_grad()
-    def _collect(self) -> dict[str, np.ndarray]:
-        assert self.env is not None
-        G, T = self.cfg.G, self.cfg.T
-        obs, _ = self.env.reset(seed=self._iteration_seed())
-        obs = np.asarray(obs, np.float32)
-        space = self.action_space
-        a_shape = tuple(space.shape or ())
-        a_dtype = np.int64 if isinstance(space, gym.spaces.Discrete) else np.float32
-        b = {
-            "obs": np.zeros((G, T) + tuple(obs.shape[1:]), np.float32),
-            "actions": np.zeros((G, T) + a_shape, a_dtype),
-            "logp": np.zeros((G, T), np.float32),
-            "rewards": np.zeros((G, T), np.float32),
-        }
-        first_obs = obs.copy()
-        lengths = np.zeros(G, np.int64)
-        alive = np.ones(G, bool)
-        pol = self._rollout_policy
-        for t in range(T):
-            out = pol.act(torch.from_numpy(self._normalize_obs(obs)))
-            a, logp = out[0].numpy(), out[-1].numpy()
-            b["obs"][:, t] = obs
-            b["actions"][:, t] = a
-            b["logp"][:, t] = logp
-            obs, rew, term, trunc, _ = self.env.step(self._clip_actions(a))
-            obs = np.asarray(obs, np.float32)
-            b["rewards"][alive, t] = np.asarray(rew, np.float32)[alive]
-            lengths[alive] += 1
-            alive &= ~np.logical_or(term, trunc)
-            if not alive.any():
-                break
-        b["lengths"] = lengths
-        b["first_obs"] = first_obs
-        for i in range(G):
-            self.ep_info.append((float(b["rewards"][i, : lengths[i]].sum()), float(lengths[i])))
-        self.num_timesteps += int(lengths.sum())
-        return b
-
     # -------------------------------------------------------------------------------------------- update
 
     def _iteration(self, progress: float) -> dict[str, float]:
@@ -113,7 +65,7 @@ class GRPOBaseTrainer(BaseTrainer):
         adv = self.advantages(b["rewards"], b["lengths"])
         b["advantages"] = adv
         self.last_batch = b
-        stats = self._update(b)
+        stats = self._update(b, progress)
         R = b["rewards"].sum(1)
         stats["grpo/group_reward_mean"] = float(R.mean())
         stats["grpo/group_reward_std"] = float(R.std())
@@ -121,7 +73,7 @@ class GRPOBaseTrainer(BaseTrainer):
         stats["grpo/mean_episode_length"] = float(b["lengths"].mean())
         return stats
 
-    def _update(self, b: dict[str, np.ndarray]) -> dict[str, float]:
+    def _update(self, b: dict[str, np.ndarray], progress: float = 0.0) -> dict[str, float]:
         c, dev = self.cfg, self.device
         mask = np.arange(c.T)[None] < b["lengths"][:, None]
         sel = lambda x: torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)  # noqa: E731
@@ -129,7 +81,12 @@ class GRPOBaseTrainer(BaseTrainer):
         n = obs.shape[0]
         with torch.no_grad():
             ref_logp = self._ref_logp(obs, actions)
-        lo, hi = 1 - c.clip_eps, 1 + (c.clip_eps if c.clip_eps_high is None else c.clip_eps_high)
+        clip = self._clip_at(progress)
+        # Clip-higher keeps its ratio to clip_eps under the clip schedule.
+        clip_high = clip if c.clip_eps_high is None else (
+            c.clip_eps_high * clip / c.clip_eps if c.clip_eps > 0 else c.clip_eps_high)
+        lo, hi = 1 - clip, 1 + clip_high
+        ent_coef = self._ent_at(progress)
         mb = max(1, -(-n // c.minibatches))
         sums = {"pg": 0.0, "kl": 0.0, "ent": 0.0, "clipfrac": 0.0}
         count = 0
@@ -138,18 +95,16 @@ class GRPOBaseTrainer(BaseTrainer):
             perm = torch.randperm(n, generator=self._gen).to(dev)
             for start in range(0, n, mb):
                 idx = perm[start:start + mb]
-                logp, ent = pol.evaluate_actions(obs[idx], actions[idx])[-2:]
+                with self._autocast():
+                    logp, ent = pol.evaluate_actions(obs[idx], actions[idx])[-2:]
+                logp, ent = logp.float(), ent.float()
                 ratio = torch.exp(logp - old_logp[idx])
                 a = adv[idx]
                 pg = -torch.min(a * ratio, a * torch.clamp(ratio, lo, hi)).mean()
                 log_ref_ratio = ref_logp[idx] - logp
                 kl = (torch.exp(log_ref_ratio) - log_ref_ratio - 1).mean()
-                loss = pg - c.ent_coef * ent.mean() + self.beta * kl
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if c.max_grad_norm is not None and c.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(pol.parameters(), c.max_grad_norm)
-                self.optimizer.step()
+                loss = pg - ent_coef * ent.mean() + self.beta * kl
+                self._optimizer_step(loss)
                 with torch.no_grad():
                     sums["pg"] += float(pg)
                     sums["kl"] += float(kl)
@@ -170,15 +125,12 @@ class GRPOBaseTrainer(BaseTrainer):
         return {"train/policy_gradient_loss": sums["pg"] / k, "train/kl_ref": measured_kl,
                 "train/kl_ref_minibatch_mean": sums["kl"] / k, "train/beta": beta_used, "train/beta_next": self.beta,
                 "train/entropy_loss": -sums["ent"] / k, "train/clip_fraction": sums["clipfrac"] / k,
-                "train/n_updates": float(count)}
+                "train/n_updates": float(count), "train/clip_range": clip, "train/ent_coef": ent_coef}
 
     def _ref_logp(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.ref_policy.evaluate_actions(obs, actions)[-2]
 
     # --------------------------------------------------------------------------------------- checkpoints
-
-    def _log_actions(self, actions: np.ndarray) -> None:
-        """Every iteration starts from freshly seeded episodes, so no action stream is needed to resume."""
 
     def _extra_state(self) -> dict[str, Any]:
         return {"beta": self.beta, "ref_policy": {k: v.detach().cpu() for k, v in self.ref_policy.state_dict().items()}}

@@ -4,7 +4,8 @@ Rollout: G environments x T steps, actions from a CPU copy of the policy; termin
 apart and truncated episodes bootstrap from the value of their true final observation (one batched forward
 pass per step over the envs that were truncated), then ``rltrain.kernels.gae``. Update: ``epochs`` passes of
 ``minibatches`` shuffled minibatches on ``device`` with the clipped surrogate, optional SB3-style value clipping,
-entropy bonus, per-minibatch advantage normalisation, the k3 approximate KL with SB3's early stop
+entropy bonus, per-minibatch advantage normalisation, schedules for lr / clip range / entropy coefficient, mixed
+precision on CUDA, the k3 approximate KL with SB3's early stop
 (before the step of the minibatch that exceeds 1.5 * target_kl) and gradient-norm clipping.
 """
 
@@ -40,7 +41,8 @@ class PPOTrainer(BaseTrainer):
         self.reward_norm: RewardNormalizer | None = None
         self._buffers: dict[str, np.ndarray] | None = None
         self.fused: FusedActorCritic | None = None
-        if cfg.fused_update and fused_eligible(policy):
+        if (cfg.fused_update and fused_eligible(policy) and cfg.optimizer == "adam" and cfg.vf_lr is None
+                and not cfg.weight_decay and self._amp_dtype is None):
             self.fused = FusedActorCritic(self.policy, lr=cfg.lr, adam_eps=cfg.adam_eps)
             self.optimizer = self.fused.optimizer
             if self._rollout_policy is not self.policy:
@@ -120,11 +122,6 @@ class PPOTrainer(BaseTrainer):
 
     # ------------------------------------------------------------------------------------------- update
 
-    def _clip_range(self, progress: float) -> float:
-        if self.cfg.clip_schedule == "linear":
-            return self.cfg.clip_eps * max(0.0, 1.0 - progress)
-        return self.cfg.clip_eps
-
     def _iteration(self, progress: float) -> dict[str, float]:
         self._ensure_env()
         res = self._collect()
@@ -140,10 +137,10 @@ class PPOTrainer(BaseTrainer):
         old_logp, old_values = flat(b["logp"]), flat(b["values"])
         adv_all, ret_all = flat(advantages), flat(returns)
         mb = n // cfg.minibatches
-        clip = self._clip_range(progress)
+        clip = self._clip_at(progress)
+        ent_coef = self._ent_at(progress)
         clip_vf = cfg.clip_range_vf
         pol = self.policy
-        params = [p for p in pol.parameters() if p.requires_grad]
         stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("pg", "vf", "ent", "clipfrac", "kl")}
         continue_training = True
         n_updates = 0
@@ -164,7 +161,7 @@ class PPOTrainer(BaseTrainer):
                 norm_mb = cfg.normalize_advantage and not whole
                 if fused:
                     st, stopped = self.fused.step(o_mb, a_mb, lp_mb, adv, r_mb, v_mb,
-                                                  clip=clip, clip_vf=clip_vf, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
+                                                  clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef,
                                                   max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
                                                   normalize_adv=norm_mb)
                     for k in stats:
@@ -172,12 +169,14 @@ class PPOTrainer(BaseTrainer):
                     if stopped:
                         continue_training = False
                         break
-                    last_loss = float(st["pg"]) + cfg.ent_coef * float(st["ent"]) + cfg.vf_coef * float(st["vf"])
+                    last_loss = float(st["pg"]) + ent_coef * float(st["ent"]) + cfg.vf_coef * float(st["vf"])
                     n_updates += 1
                     continue
                 if norm_mb and adv.numel() > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
+                with self._autocast():
+                    values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
+                values, logp, entropy = values.float(), logp.float(), entropy.float()
                 log_ratio = logp - lp_mb
                 ratio = torch.exp(log_ratio)
                 pg_loss = -torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
@@ -187,7 +186,7 @@ class PPOTrainer(BaseTrainer):
                     v_pred = v_mb + torch.clamp(values - v_mb, -clip_vf, clip_vf)
                 v_loss = torch.nn.functional.mse_loss(r_mb, v_pred)
                 ent_loss = -entropy.mean()
-                loss = pg_loss + cfg.ent_coef * ent_loss + cfg.vf_coef * v_loss
+                loss = pg_loss + ent_coef * ent_loss + cfg.vf_coef * v_loss
                 with torch.no_grad():
                     approx_kl = ((ratio - 1) - log_ratio).mean()
                     stats["clipfrac"].append(((ratio - 1).abs() > clip).float().mean())
@@ -198,11 +197,7 @@ class PPOTrainer(BaseTrainer):
                 if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
                     continue_training = False
                     break
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.max_grad_norm is not None and cfg.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                self.optimizer.step()
+                self._optimizer_step(loss)
                 last_loss = loss.detach()
                 n_updates += 1
             if not continue_training:
@@ -222,6 +217,7 @@ class PPOTrainer(BaseTrainer):
             "train/explained_variance": explained,
             "train/n_updates": float(n_updates),
             "train/clip_range": clip,
+            "train/ent_coef": ent_coef,
         }
         log_std = getattr(pol, "log_std", None)
         if isinstance(log_std, torch.Tensor):

@@ -1,0 +1,75 @@
+"""Episode collection shared by the actor-only trainers (GRPO variants, REINFORCE).
+
+Each iteration collects G episodes of at most T steps in parallel through ``make_vec`` (native when possible),
+reset from a fresh seed derived from (master seed, iteration): all G from the same seed when the config's
+``identical_G`` is set, else G consecutive seeds. An episode that ends stops contributing; the batch holds padded
+``[G, T]`` arrays and the episode lengths. Because every iteration starts from freshly seeded episodes, exact
+resume needs no action stream.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rltrain.algos.base import BaseTrainer
+
+__all__ = ["EpisodicTrainer", "valid_mask"]
+
+
+def valid_mask(lengths: np.ndarray, T: int) -> np.ndarray:
+    """``[G, T]`` boolean mask of the steps inside each episode."""
+    return np.arange(T)[None] < np.asarray(lengths)[:, None]
+
+
+class EpisodicTrainer(BaseTrainer):
+    """A trainer whose iteration starts with ``_collect()``: G whole episodes (see the module docstring)."""
+
+    def _identical_seeds(self) -> bool:
+        return bool(getattr(self.cfg, "identical_G", False))
+
+    def _iteration_seed(self) -> int:
+        return int(np.random.SeedSequence([self.seed, self.iteration]).generate_state(1)[0] % (2**31 - self.cfg.G))
+
+    @torch.no_grad()
+    def _collect(self) -> dict[str, np.ndarray]:
+        assert self.env is not None
+        G, T = self.cfg.G, self.cfg.T
+        obs, _ = self.env.reset(seed=self._iteration_seed())
+        obs = np.asarray(obs, np.float32)
+        space = self.action_space
+        a_shape = tuple(space.shape or ())
+        a_dtype = np.int64 if isinstance(space, gym.spaces.Discrete) else np.float32
+        b = {
+            "obs": np.zeros((G, T) + tuple(obs.shape[1:]), np.float32),
+            "actions": np.zeros((G, T) + a_shape, a_dtype),
+            "logp": np.zeros((G, T), np.float32),
+            "rewards": np.zeros((G, T), np.float32),
+        }
+        first_obs = obs.copy()
+        lengths = np.zeros(G, np.int64)
+        alive = np.ones(G, bool)
+        pol = self._rollout_policy
+        for t in range(T):
+            out = pol.act(torch.from_numpy(self._normalize_obs(obs)))
+            a, logp = out[0].numpy(), out[-1].numpy()
+            b["obs"][:, t] = obs
+            b["actions"][:, t] = a
+            b["logp"][:, t] = logp
+            obs, rew, term, trunc, _ = self.env.step(self._clip_actions(a))
+            obs = np.asarray(obs, np.float32)
+            b["rewards"][alive, t] = np.asarray(rew, np.float32)[alive]
+            lengths[alive] += 1
+            alive &= ~np.logical_or(term, trunc)
+            if not alive.any():
+                break
+        b["lengths"] = lengths
+        b["first_obs"] = first_obs
+        for i in range(G):
+            self.ep_info.append((float(b["rewards"][i, : lengths[i]].sum()), float(lengths[i])))
+        self.num_timesteps += int(lengths.sum())
+        return b
+
+    def _log_actions(self, actions: np.ndarray) -> None:
+        """Every iteration starts from freshly seeded episodes, so no action stream is needed to resume."""
