@@ -195,7 +195,7 @@ def _obs_shape(obs_dim: Any) -> tuple[int, ...]:
 def _bounds(name: str, v: Any, n: int) -> np.ndarray | None:
     if v is None:
         return None
-    arr = np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)) if np.ndim(v) == 0 else np.asarray(v, np.float64)
+    arr = np.full(n, float(v)) if np.ndim(v) == 0 else np.array(v, dtype=np.float64)
     if arr.shape != (n,) or not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: expected {n} finite numbers (one per action dimension), got {v!r}")
     return arr
