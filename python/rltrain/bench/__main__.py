@@ -1,4 +1,4 @@
-"""``python -m rltrain.bench [kernels|envs|learning|grpo ...] [--json PATH] [--quick]``."""
+"""``python -m rltrain.bench [kernels|envs|learning|grpo|control ...] [--json PATH] [--quick]``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import sys
 
 from rltrain.bench._timing import machine
 
-SECTIONS = {"kernels": "rltrain.bench.kernels", "envs": "rltrain.bench.envs", "learning": "rltrain.bench.learning", "grpo": "rltrain.bench.grpo"}
+SECTIONS = {"kernels": "rltrain.bench.kernels", "envs": "rltrain.bench.envs", "learning": "rltrain.bench.learning",
+            "grpo": "rltrain.bench.grpo", "control": "rltrain.bench.control"}
 
 
 def main(argv: list[str] | None = None) -> int:
