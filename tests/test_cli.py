@@ -67,3 +67,22 @@ def test_plot_writes_png(tmp_path) -> None:
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert main(["plot", str(tmp_path / "nope")]) == 2
+
+
+def test_robustness_command_writes_json_and_png(tmp_path) -> None:
+    import json
+
+    out = _run("train", "ppo", "--env", "CartPole-v1", "--G", "4", "--T", "32", "--minibatches", "2", "--epochs", "1",
+               "--iters", "2", "--eval-episodes", "2", "--log-dir", str(tmp_path), "--seed", "2", "--verbose", "0")
+    assert out.returncode == 0, out.stderr
+    ckpt = [line.split(": ", 1)[1].split(",")[0] for line in out.stdout.splitlines() if line.startswith("checkpoints")][0]
+    rob = _run("robustness", ckpt, "--episodes", "2", "--conditions", "obs_noise,transition_noise", "--levels",
+               "low,high", "--out", str(tmp_path / "rob"))
+    assert rob.returncode == 0, rob.stderr
+    files = sorted(os.listdir(tmp_path / "rob"))
+    report = json.loads((tmp_path / "rob" / [f for f in files if f.endswith(".json")][0]).read_text())
+    png = (tmp_path / "rob" / [f for f in files if f.endswith(".png")][0]).read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    text = json.dumps(report)
+    assert "obs_noise" in text and "transition_noise" in text and "nominal" in text
+    assert main(["robustness", str(tmp_path / "missing.pt"), "--env", "CartPole-v1"]) == 2
