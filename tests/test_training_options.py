@@ -305,3 +305,35 @@ def test_cli_reinforce_and_policy_options(tmp_path) -> None:
     assert main(["train", "grpo-episode", "--env", "CartPole-v1", "--backbone", "transformer", "--G", "2", "--T",
                  "20", "--epochs", "1", "--minibatches", "1", "--iters", "1", "--eval-episodes", "1", "--log-dir",
                  str(tmp_path), "--verbose", "0"]) == 0
+
+
+class TinyNet(torch.nn.Module):
+    """A user trunk named by the config."""
+
+    def __init__(self, obs_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(int(np.prod(obs_shape)), 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.lin(x))
+
+
+def test_policy_built_from_the_config(tmp_path) -> None:
+    tr = PPOTrainer(None, PPOConfig(env="Pendulum-v1", G=2, T=16, minibatches=2, epochs=1, seed=4, verbose=0,
+                                    log_dir=str(tmp_path), loggers=("csv",), backbone="transformer",
+                                    distribution="beta", share_trunk=True))
+    pol = tr.policy
+    assert isinstance(pol, ActorCriticPolicy) and pol.distribution == "beta" and pol.vf_trunk is None
+    assert pol.init_kwargs["action_low"] == [-2.0] and pol.backbone == "transformer"
+    again = PPOTrainer(None, PPOConfig(env="Pendulum-v1", G=2, T=16, minibatches=2, epochs=1, seed=4, verbose=0,
+                                       log_dir=str(tmp_path), loggers=("csv",), backbone="transformer",
+                                       distribution="beta", share_trunk=True))
+    for a, b in zip(pol.parameters(), again.policy.parameters()):
+        assert torch.equal(a, b)  # same seed, same initial weights
+    tr.train(1)
+    custom = ReinforceTrainer(None, ReinforceConfig(env="CartPole-v1", G=2, T=20, seed=0, verbose=0,
+                                                    log_dir=str(tmp_path), loggers=("csv",), backbone=TinyNet))
+    assert isinstance(custom.policy, SimpleGRPOPolicy) and isinstance(custom.policy.pi_trunk, TinyNet)
+    custom.train(1)
+    back = BaseTrainer.load(custom.save(str(tmp_path / "c.pt")))
+    assert isinstance(back.policy.pi_trunk, TinyNet)

@@ -74,22 +74,6 @@ ALGOS: dict[str, tuple[type, str]] = {
 }
 
 
-def _policy_for(algo: str, cfg: Any) -> Any:
-    """The policy the config describes (backbone, distribution, trunk sharing) for the env's spaces."""
-    from rltrain.envspec import make_single
-    from rltrain.policies import ActorCriticPolicy, SimpleGRPOPolicy
-
-    probe = make_single(cfg.env)
-    obs_space, act_space = probe.observation_space, probe.action_space
-    probe.close()
-    kwargs: dict[str, Any] = {"hidden_sizes": tuple(cfg.hidden_sizes), "activation": cfg.activation,
-                              "backbone": cfg.backbone, "distribution": cfg.distribution, "squash": cfg.squash,
-                              "log_std_init": cfg.log_std_init}
-    if algo == "ppo":
-        return ActorCriticPolicy.from_spaces(obs_space, act_space, share_trunk=cfg.share_trunk, **kwargs)
-    return SimpleGRPOPolicy.from_spaces(obs_space, act_space, **kwargs)
-
-
 def _split(cmd: Any, config_cls: type) -> tuple[Any, _RunOptions]:
     names = {f.name for f in dataclasses.fields(config_cls)}
     cfg = config_cls(**{k: getattr(cmd, k) for k in names})
@@ -112,8 +96,7 @@ def cmd_train(argv: list[str]) -> int:
     cfg, run = _split(cmd, trainer_cls.config_class)
     try:
         cfg.validate()
-        policy = _policy_for(algo, cfg)
-        trainer = trainer_cls(policy, cfg, device=run.device)
+        trainer = trainer_cls(None, cfg, device=run.device)  # the policy the config describes
     except (ValueError, TypeError) as exc:
         print(f"rltrain train {algo}: error: {exc}", file=sys.stderr)
         return 2

@@ -49,19 +49,21 @@ class CommonConfig:
     backend: str = "auto"
     """Rollout backend for make_vec: "auto" (native when the env is native, else fork), "native", "fork"."""
     hidden_sizes: tuple[int, ...] = (64, 64)
-    """Hidden layer widths of the MLP policy built by the CLI (scripts pass their own policy)."""
+    """Hidden layer widths of the MLP policy built from the config (the CLI, or a trainer given ``policy=None``;
+    a policy passed to the trainer is used as it is)."""
     activation: str = "tanh"
-    """Activation of the MLP trunk built by the CLI: tanh, relu, elu, gelu."""
+    """Activation of the MLP trunk built from the config: tanh, relu, elu, gelu."""
     backbone: str = "mlp"
-    """Trunk of the policy built by the CLI: "mlp", "transformer" (observation features as tokens), "cnn" (image
-    observations) or the import path of an ``nn.Module`` class ("pkg.module:Class")."""
+    """Trunk of the policy built from the config (the CLI, or a trainer given ``policy=None``): "mlp",
+    "transformer" (observation features as tokens), "cnn" (image observations), an ``nn.Module`` class or its
+    import path ("pkg.module:Class")."""
     distribution: str = "auto"
-    """Action distribution of the policy built by the CLI: "auto" (categorical for discrete spaces, Gaussian for
+    """Action distribution of the policy built from the config: "auto" (categorical for discrete spaces, Gaussian for
     continuous ones), "gaussian", "beta" (bounded spaces)."""
     squash: bool = False
     """Squash Gaussian actions with tanh into the action space's bounds (with the log-prob correction)."""
     log_std_init: float = -0.5
-    """Initial log-std of the Gaussian policy built by the CLI."""
+    """Initial log-std of the Gaussian policy built from the config."""
     lr_schedule: str = "constant"
     """Learning-rate schedule: "constant", "linear" (to 0), "cosine" (to 0) or "warmup_cosine"."""
     clip_schedule: str = "constant"
@@ -147,8 +149,9 @@ class CommonConfig:
             raise ValueError(f"amp: expected 'off', 'bf16' or 'fp16', got {self.amp!r}")
         if self.distribution not in DISTRIBUTIONS:
             raise ValueError(f"distribution: expected one of {DISTRIBUTIONS}, got {self.distribution!r}")
-        if not isinstance(self.backbone, str) or not self.backbone:
-            raise ValueError(f"backbone: expected 'mlp', 'transformer', 'cnn' or 'module:Class', got {self.backbone!r}")
+        if not ((isinstance(self.backbone, str) and self.backbone) or isinstance(self.backbone, type)):
+            raise ValueError(f"backbone: expected 'mlp', 'transformer', 'cnn', an nn.Module class or 'module:Class', "
+                             f"got {self.backbone!r}")
         if self.schedule_iters is not None and (isinstance(self.schedule_iters, bool) or not isinstance(
                 self.schedule_iters, int) or self.schedule_iters < 1):
             raise ValueError(f"schedule_iters: expected a positive integer or None, got {self.schedule_iters!r}")
@@ -165,6 +168,8 @@ class CommonConfig:
             v = getattr(self, f.name)
             if f.name == "env" and not isinstance(v, str):
                 v = getattr(getattr(v, "spec", None), "id", None) or type(v).__name__
+            if f.name == "backbone" and isinstance(v, type):
+                v = f"{v.__module__}:{v.__qualname__}"
             out[f.name] = list(v) if isinstance(v, tuple) else v
         return out
 
@@ -185,7 +190,7 @@ class PPOConfig(CommonConfig):
     """Learning rate of the critic's own parameters (value trunk and head); None: ``lr``. Follows ``lr_schedule``
     (the ratio vf_lr / lr is kept)."""
     share_trunk: bool = False
-    """Policy built by the CLI: one trunk for actor and critic (True) or separate trunks (SB3's default)."""
+    """Policy built from the config: one trunk for actor and critic (True) or separate trunks (SB3's default)."""
     normalize_advantage: bool = True
     """Normalise advantages per minibatch."""
     normalize_obs: bool = False

@@ -29,7 +29,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ActorCriticPolicy", "CNNBackbone", "SimpleGRPOPolicy", "TransformerBackbone", "build_backbone", "mlp"]
+__all__ = ["ActorCriticPolicy", "CNNBackbone", "SimpleGRPOPolicy", "TransformerBackbone", "build_backbone", "mlp",
+           "policy_from_config"]
 
 _ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
 _LOG_2PI = math.log(2 * math.pi)
@@ -453,3 +454,20 @@ class SimpleGRPOPolicy(_Actor):
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities and entropies of ``actions`` under the current policy."""
         return self._logp_entropy(self._pi_out(obs), actions)
+
+
+def policy_from_config(cfg: Any, actor_critic: bool = True) -> _Actor:
+    """The policy a trainer config describes (``hidden_sizes``, ``activation``, ``backbone``, ``distribution``,
+    ``squash``, ``log_std_init`` and, for an actor-critic, ``share_trunk``) for the spaces of ``cfg.env``."""
+    from rltrain.envspec import make_single
+
+    probe = make_single(cfg.env)
+    obs_space, act_space = probe.observation_space, probe.action_space
+    probe.close()
+    kwargs: dict[str, Any] = {"hidden_sizes": tuple(cfg.hidden_sizes), "activation": cfg.activation,
+                              "backbone": cfg.backbone, "distribution": cfg.distribution, "squash": cfg.squash,
+                              "log_std_init": cfg.log_std_init}
+    if actor_critic:
+        return ActorCriticPolicy.from_spaces(obs_space, act_space, share_trunk=getattr(cfg, "share_trunk", False),
+                                             **kwargs)
+    return SimpleGRPOPolicy.from_spaces(obs_space, act_space, **kwargs)

@@ -82,10 +82,19 @@ class BaseTrainer:
 
     algo: str = "base"
     config_class: type = CommonConfig
+    actor_critic: bool = False
+    """Whether the policy built from the config (``policy=None``) needs a value head."""
 
-    def __init__(self, policy: torch.nn.Module, cfg: CommonConfig, device: str | torch.device = "cpu") -> None:
+    def __init__(self, policy: torch.nn.Module | None, cfg: CommonConfig, device: str | torch.device = "cpu") -> None:
         if not isinstance(cfg, self.config_class):
             raise TypeError(f"cfg: expected a {self.config_class.__name__}, got {type(cfg).__name__}")
+        if policy is None:
+            from rltrain.policies import policy_from_config
+
+            cfg.validate()
+            if cfg.seed is not None:
+                torch.manual_seed(int(cfg.seed))  # the same initial weights for the same seed
+            policy = policy_from_config(cfg, actor_critic=self.actor_critic)
         if not isinstance(policy, torch.nn.Module):
             raise TypeError(f"policy: expected a torch.nn.Module, got {type(policy).__name__}")
         cfg.validate()

@@ -27,13 +27,16 @@ __all__ = ["PPOTrainer"]
 
 
 class PPOTrainer(BaseTrainer):
-    """``PPOTrainer(ActorCriticPolicy(obs_dim, n_actions), PPOConfig(...), device="cpu").train(iters)``."""
+    """``PPOTrainer(ActorCriticPolicy(obs_dim, n_actions), PPOConfig(...), device="cpu").train(iters)``;
+    ``PPOTrainer(None, cfg)`` builds the policy the config describes (backbone, distribution, trunk sharing)."""
 
     algo = "ppo"
     config_class = PPOConfig
+    actor_critic = True
 
-    def __init__(self, policy: torch.nn.Module, cfg: PPOConfig, device: str | torch.device = "cpu") -> None:
+    def __init__(self, policy: torch.nn.Module | None, cfg: PPOConfig, device: str | torch.device = "cpu") -> None:
         super().__init__(policy, cfg, device)
+        policy = self.policy
         for name in ("act", "evaluate_actions", "value"):
             if not callable(getattr(policy, name, None)):
                 raise TypeError(f"policy: PPO needs an actor-critic policy with .{name}() "

@@ -25,10 +25,10 @@ class ReinforceTrainer(EpisodicTrainer):
     algo = "reinforce"
     config_class = ReinforceConfig
 
-    def __init__(self, policy: torch.nn.Module, cfg: ReinforceConfig, device: str | torch.device = "cpu") -> None:
+    def __init__(self, policy: torch.nn.Module | None, cfg: ReinforceConfig, device: str | torch.device = "cpu") -> None:
         super().__init__(policy, cfg, device)
         for name in ("act", "evaluate_actions"):
-            if not callable(getattr(policy, name, None)):
+            if not callable(getattr(self.policy, name, None)):
                 raise TypeError(f"policy: REINFORCE needs a policy with .{name}() "
                                 "(e.g. rltrain.policies.SimpleGRPOPolicy)")
 
