@@ -337,3 +337,17 @@ def test_policy_built_from_the_config(tmp_path) -> None:
     custom.train(1)
     back = BaseTrainer.load(custom.save(str(tmp_path / "c.pt")))
     assert isinstance(back.policy.pi_trunk, TinyNet)
+
+
+@pytest.mark.parametrize("dist,squash", [("gaussian", False), ("gaussian", True), ("beta", False)])
+def test_actor_only_trainers_on_continuous_actions(tmp_path, dist: str, squash: bool) -> None:
+    common = dict(env="Pendulum-v1", G=3, T=30, seed=1, verbose=0, log_dir=str(tmp_path), loggers=("csv",),
+                  distribution=dist, squash=squash)
+    for tr in (PerEpAdvGRPOTrainer(None, GRPOConfig(**common, epochs=1, minibatches=2)),
+               ReinforceTrainer(None, ReinforceConfig(**common))):
+        before = [p.detach().clone() for p in tr.policy.parameters()]
+        tr.train(2)
+        assert any(not torch.equal(a, b) for a, b in zip(before, tr.policy.parameters()))
+        assert all(math.isfinite(float(v)) for k, v in tr.logger.last.items() if k.startswith("train/"))
+        a = tr.predict(np.zeros((4, 3), np.float32))
+        assert a.shape == (4, 1) and np.all(np.abs(a) <= 2.0)
