@@ -90,7 +90,7 @@ def test_grpo_and_reinforce_apply_schedules(tmp_path) -> None:
         env="CartPole-v1", G=4, T=20, seed=0, verbose=0, log_dir=str(tmp_path), loggers=("csv",),
         lr_schedule="warmup_cosine", warmup_frac=0.5, schedule_iters=2))
     r.train(2)
-    assert [float(x["train/learning_rate"]) for x in _csv(r.run_dir)] == pytest.approx([1e-2, 0.0])
+    assert [float(x["train/learning_rate"]) for x in _csv(r.run_dir)] == pytest.approx([r.cfg.lr, 0.0])
 
 
 # ------------------------------------------------------------------------------------------ optimizers
