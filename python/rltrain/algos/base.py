@@ -97,6 +97,12 @@ class BaseTrainer:
             policy = policy_from_config(cfg, actor_critic=self.actor_critic)
         if not isinstance(policy, torch.nn.Module):
             raise TypeError(f"policy: expected a torch.nn.Module, got {type(policy).__name__}")
+        needed = ("act", "evaluate_actions", "value") if self.actor_critic else ("act", "evaluate_actions")
+        missing = [f".{n}()" for n in needed if not callable(getattr(policy, n, None))]
+        if missing:
+            example = "ActorCriticPolicy" if self.actor_critic else "SimpleGRPOPolicy"
+            raise TypeError(f"policy: {self.algo} needs a policy with {', '.join(missing)} "
+                            f"(e.g. rltrain.policies.{example})")
         cfg.validate()
         self.cfg = cfg
         self.device = resolve_device(device)

@@ -33,9 +33,6 @@ class GRPOBaseTrainer(EpisodicTrainer):
 
     def __init__(self, policy: torch.nn.Module | None, cfg: GRPOConfig, device: str | torch.device = "cpu") -> None:
         super().__init__(policy, cfg, device)
-        for name in ("act", "evaluate_actions"):
-            if not callable(getattr(self.policy, name, None)):
-                raise TypeError(f"policy: GRPO needs a policy with .{name}() (e.g. rltrain.policies.SimpleGRPOPolicy)")
         self.beta = float(cfg.beta_kl)
         self.ref_policy = copy.deepcopy(self.policy).requires_grad_(False)
         self.last_batch: dict[str, np.ndarray] | None = None

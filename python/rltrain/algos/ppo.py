@@ -37,10 +37,6 @@ class PPOTrainer(BaseTrainer):
     def __init__(self, policy: torch.nn.Module | None, cfg: PPOConfig, device: str | torch.device = "cpu") -> None:
         super().__init__(policy, cfg, device)
         policy = self.policy
-        for name in ("act", "evaluate_actions", "value"):
-            if not callable(getattr(policy, name, None)):
-                raise TypeError(f"policy: PPO needs an actor-critic policy with .{name}() "
-                                "(e.g. rltrain.policies.ActorCriticPolicy)")
         self.reward_norm: RewardNormalizer | None = None
         self._buffers: dict[str, np.ndarray] | None = None
         self.fused: FusedActorCritic | None = None

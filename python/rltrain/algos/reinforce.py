@@ -25,13 +25,6 @@ class ReinforceTrainer(EpisodicTrainer):
     algo = "reinforce"
     config_class = ReinforceConfig
 
-    def __init__(self, policy: torch.nn.Module | None, cfg: ReinforceConfig, device: str | torch.device = "cpu") -> None:
-        super().__init__(policy, cfg, device)
-        for name in ("act", "evaluate_actions"):
-            if not callable(getattr(self.policy, name, None)):
-                raise TypeError(f"policy: REINFORCE needs a policy with .{name}() "
-                                "(e.g. rltrain.policies.SimpleGRPOPolicy)")
-
     def returns(self, rewards: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Return-to-go ``[G, T]`` of padded episode rewards (zero past each episode's end)."""
         G, T = rewards.shape

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from rltrain.bench._timing import fmt_table
+from rltrain.bench.learning import train_with_evals
 
 # PPO settings: Pendulum follows RL-Zoo's (gamma 0.9, 10 epochs, lr 1e-3, normalisation) with 16 envs and a linear
 # lr decay, with a Gaussian of initial log-std 0 (RL-Zoo's; the default -0.5 explores too little of Pendulum's
@@ -64,17 +65,8 @@ def _run(label: str, seed: int, stop_at_solve: bool) -> dict[str, Any]:
         tr = ReinforceTrainer(SimpleGRPOPolicy.from_spaces(probe.observation_space, probe.action_space), cfg)
         iters = 10**9
     probe.close()
-    next_eval, solved_at, curve = spec["eval_every"], None, []
-    for _ in range(iters):
-        tr.train(iters=1)
-        while tr.num_timesteps >= next_eval:
-            next_eval += spec["eval_every"]
-            res = tr.evaluate(n_episodes=10, num_envs=10, seed=seed + 12345)
-            curve.append((tr.num_timesteps, tr.train_time, res["mean_reward"]))
-            if solved_at is None and res["mean_reward"] >= spec["threshold"]:
-                solved_at = (tr.num_timesteps, tr.train_time)
-        if (solved_at is not None and stop_at_solve) or tr.num_timesteps >= spec["steps"]:
-            break
+    solved_at, curve = train_with_evals(tr, iters, spec["steps"], spec["eval_every"], spec["threshold"], seed,
+                                        stop_at_solve)
     final = tr.evaluate(n_episodes=20, num_envs=10, seed=seed + 777)
     tr.close()
     return {"env": label, "algo": spec["algo"], "seed": seed, "steps": tr.num_timesteps, "train_s": tr.train_time,

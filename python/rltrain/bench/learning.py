@@ -26,6 +26,25 @@ ZOO: dict[str, dict[str, Any]] = {
 }
 
 
+def train_with_evals(tr: Any, max_iters: int, max_steps: int | None, eval_every: int, threshold: float, seed: int,
+                     stop_at_solve: bool) -> tuple[tuple[int, float] | None, list[tuple[int, float, float]]]:
+    """Trains one iteration at a time, evaluating 10 deterministic episodes (fixed seed) every ``eval_every`` env
+    steps (evaluation time is not training time). Returns (env steps, train seconds) of the first evaluation at or
+    above ``threshold`` (None if none) and the curve of (steps, train seconds, eval mean)."""
+    next_eval, solved_at, curve = eval_every, None, []
+    for _ in range(max_iters):
+        tr.train(iters=1)
+        while tr.num_timesteps >= next_eval:
+            next_eval += eval_every
+            res = tr.evaluate(n_episodes=10, num_envs=10, seed=seed + 12345)
+            curve.append((tr.num_timesteps, tr.train_time, res["mean_reward"]))
+            if solved_at is None and res["mean_reward"] >= threshold:
+                solved_at = (tr.num_timesteps, tr.train_time)
+        if (solved_at is not None and stop_at_solve) or (max_steps is not None and tr.num_timesteps >= max_steps):
+            break
+    return solved_at, curve
+
+
 def _rltrain_run(env_id: str, seed: int, stop_at_solve: bool) -> dict[str, Any]:
     import torch
 
@@ -46,18 +65,7 @@ def _rltrain_run(env_id: str, seed: int, stop_at_solve: bool) -> dict[str, Any]:
     obs_dim, n_act = probe.observation_space.shape[0], probe.action_space.n
     probe.close()
     tr = PPOTrainer(ActorCriticPolicy(obs_dim, n_act), cfg)
-    next_eval, solved_at = z["eval_every"], None
-    curve = []
-    for _ in range(iters):
-        tr.train(iters=1)
-        while tr.num_timesteps >= next_eval:
-            next_eval += z["eval_every"]
-            res = tr.evaluate(n_episodes=10, num_envs=10, seed=seed + 12345)
-            curve.append((tr.num_timesteps, tr.train_time, res["mean_reward"]))
-            if solved_at is None and res["mean_reward"] >= z["threshold"]:
-                solved_at = (tr.num_timesteps, tr.train_time)
-        if solved_at is not None and stop_at_solve:
-            break
+    solved_at, curve = train_with_evals(tr, iters, None, z["eval_every"], z["threshold"], seed, stop_at_solve)
     tr.close()
     return {"lib": "rltrain", "env": env_id, "seed": seed, "steps": tr.num_timesteps, "train_s": tr.train_time,
             "sps": tr.num_timesteps / tr.train_time, "solved": solved_at is not None,
