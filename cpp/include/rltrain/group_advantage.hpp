@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #if defined(__SSE2__)
@@ -142,7 +143,7 @@ enum class StepNorm { Timestep, Pooled };
 // A[i,t] = sum_{k=t}^{len_i-1} gamma^(k-t) n[i,k].
 template <typename T, typename O>
 void per_step_into(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma, StepNorm norm,
-                   double eps, int64_t ddof, O* out, ThreadPool& pool) {
+                   double eps, int64_t ddof, O* out, ThreadPool& pool, bool zero_tail = true) {
   const std::size_t G = s.G, TT = s.T;
   if (s.rows() == 0 || TT == 0) return;
   // Per (b, t) mean and denominator. Pooled statistics are stored once per group and broadcast.
@@ -227,7 +228,7 @@ void per_step_into(const GroupShape& s, const T* rewards, const int64_t* lengths
         o[k] = out + row * TT;
         m[k] = mean.data() + b * TT;
         inv[k] = denom.data() + b * TT;
-        std::fill(o[k] + len[k], o[k] + TT, O(0));
+        if (zero_tail) std::fill(o[k] + len[k], o[k] + TT, O(0));
         maxlen = std::max(maxlen, len[k]);
       }
       for (std::size_t t = maxlen; t-- > 0;)
@@ -256,52 +257,61 @@ void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* len
   std::vector<double> E(s.rows());
   episode_returns(s, rewards, lengths, E.data(), pool);
   normalize_within_groups(s, E.data(), eps, ddof);
-  std::vector<double> H(s.rows() * TT);
-  per_step_into<T, double>(s, rewards, lengths, gamma, StepNorm::Timestep, eps, ddof, H.data(), pool);
-  const bool do_clip = clip >= 0.0;
-  std::vector<double> part(s.rows());
+  // Scratch for the per-step advantages: left uninitialised and without zeroed tails, since only the first
+  // lengths[row] entries of each row are ever read (a zeroing pass would add a full sweep of memory).
+  std::unique_ptr<double[]> H(new double[s.rows() * TT]);
+  per_step_into<T, double>(s, rewards, lengths, gamma, StepNorm::Timestep, eps, ddof, H.get(), pool, false);
+  // Signed magnitude of step t of a row: +mag only where E > 0 and S > 0, mag = min(|E|^alpha * |S|^beta, clip),
+  // written back into H.
+  const double clip_v = clip >= 0.0 ? clip : HUGE_VAL;
+  const bool beta_one = beta == 1.0;
+  auto signed_mag = [clip_v, beta, beta_one](double ea, bool e_pos, double st) {
+    const double sb = beta_one ? std::fabs(st) : std::pow(std::fabs(st), beta);
+    const double mag = std::min(ea * sb, clip_v);
+    return (e_pos && st > 0.0) ? mag : -mag;
+  };
+  // Per row, while the row is in L1: its sum and its sum of squared deviations about its own mean; rows then
+  // combine into the group's statistics with Chan et al.'s pairwise formula (no second sweep over H for them).
+  std::vector<double> rsum(s.rows()), rm2(s.rows());
   pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t row = r0; row < r1; ++row) {
       const std::size_t len = static_cast<std::size_t>(lengths[row]);
       const double e = E[row];
       const double ea = alpha == 1.0 ? std::fabs(e) : std::pow(std::fabs(e), alpha);
-      double* h = H.data() + row * TT;
-      const double clip_v = do_clip ? clip : HUGE_VAL;
-      const bool e_pos = e > 0.0, beta_one = beta == 1.0;
-      for (std::size_t t = 0; t < len; ++t) {
-        const double st = h[t];
-        const double sb = beta_one ? std::fabs(st) : std::pow(std::fabs(st), beta);
-        const double mag = std::min(ea * sb, clip_v);
-        h[t] = (e_pos && st > 0.0) ? mag : -mag;
-      }
-      part[row] = sum_f64(h, len);  // the row is still in cache
+      const bool e_pos = e > 0.0;
+      double* h = H.get() + row * TT;
+      for (std::size_t t = 0; t < len; ++t) h[t] = signed_mag(ea, e_pos, h[t]);
+      const double sum = sum_f64(h, len);
+      const double m = len ? sum / static_cast<double>(len) : 0.0;
+      const double m2 = ssd_f64(h, len, m);
+      rsum[row] = sum;
+      rm2[row] = m2;
     }
   });
-  // Normalise over each group's valid steps: per-row partial sums (taken above), added in row order.
-  std::vector<double> gmean(s.B), gdenom(s.B);
-  std::vector<double> cnt(s.B, 0.0);
+  std::vector<double> gmean(s.B), ginv(s.B);
   for (std::size_t b = 0; b < s.B; ++b) {
-    double sum = 0.0;
+    double sum = 0.0, cnt = 0.0;
     for (std::size_t i = 0; i < G; ++i) {
-      sum += part[b * G + i];
-      cnt[b] += static_cast<double>(lengths[b * G + i]);
+      sum += rsum[b * G + i];
+      cnt += static_cast<double>(lengths[b * G + i]);
     }
-    gmean[b] = cnt[b] > 0 ? sum / cnt[b] : 0.0;
-  }
-  pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
-    for (std::size_t row = r0; row < r1; ++row)
-      part[row] = ssd_f64(H.data() + row * TT, static_cast<std::size_t>(lengths[row]), gmean[row / G]);
-  });
-  for (std::size_t b = 0; b < s.B; ++b) {
+    const double m = cnt > 0 ? sum / cnt : 0.0;
     double ss = 0.0;
-    for (std::size_t i = 0; i < G; ++i) ss += part[b * G + i];
-    gdenom[b] = 1.0 / (group_std(ss, cnt[b], ddof) + eps);  // reciprocal: a multiply per element below
+    for (std::size_t i = 0; i < G; ++i) {
+      const std::size_t row = b * G + i;
+      const double n = static_cast<double>(lengths[row]);
+      if (n == 0) continue;
+      const double d = rsum[row] / n - m;
+      ss += rm2[row] + n * d * d;
+    }
+    gmean[b] = m;
+    ginv[b] = 1.0 / (group_std(ss, cnt, ddof) + eps);  // reciprocal: a multiply per element below
   }
   pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t row = r0; row < r1; ++row) {
       const std::size_t len = static_cast<std::size_t>(lengths[row]);
-      const double m = gmean[row / G], inv = gdenom[row / G];
-      const double* __restrict h = H.data() + row * TT;
+      const double m = gmean[row / G], inv = ginv[row / G];
+      const double* __restrict h = H.get() + row * TT;
       T* __restrict o = out + row * TT;
       for (std::size_t t = 0; t < len; ++t) o[t] = static_cast<T>((h[t] - m) * inv);
       std::fill(o + len, o + TT, T(0));
