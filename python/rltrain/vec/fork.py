@@ -5,11 +5,11 @@
 #   (same-step autoreset, episode statistics) -> results in shared memory -> one byte back per worker.
 # Nothing is pickled on the hot path; a worker pickles only when an env returns a non-empty info dict,
 # and for the rare control messages (start-up, reset, call/get_attr/set_attr, errors).
-# Waiting: the main process blocks in poll() (a spinning main would take the core a worker needs).  A worker
-# that has replied spins briefly (poll(0) + sched_yield, so the main process still gets the core at once) for
-# the next command before it blocks in read(): waking a sleeping process on another vCPU costs tens of
-# microseconds here, against ~30 us for a LunarLander step.  Correctness never depends on the spin: every
-# command and reply is one byte on the socket.
+# Waiting: waking a sleeping process on another vCPU costs tens of microseconds here, against ~30 us for a
+# LunarLander step, so both sides spin briefly with poll(0) + sched_yield before blocking: the main process for
+# up to 2 ms for the replies, a worker that has replied for up to 0.5 ms for the next command.  sched_yield
+# hands the core at once to a runnable process sharing it, so a spinning process does not hold up a worker.
+# Correctness never depends on the spin: every command and reply is one byte on the socket.
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ _ERROR = b"e"
 _LENGTH = struct.Struct("<Q")
 _ALIGN = 64  # keep every array on its own cache line so workers writing neighbouring slices rarely collide
 _WORKER_SPIN_S = 5e-4  # how long a worker spins for the next step command before blocking
-_MAIN_SPIN_S = 2e-3  # inline mode only: how long the caller spins for the workers' replies
+_MAIN_SPIN_S = 2e-3  # how long the caller spins (yielding) for the workers' replies before blocking
 
 # Main-side sockets of every live ForkVectorEnv in this process.  A freshly forked worker closes its copies,
 # otherwise a worker of one pool would keep another pool's (or a sibling's) socket open and hide its EOF.
@@ -425,7 +425,8 @@ class ForkVectorEnv(VectorEnv):
             is shut down and :class:`WorkerError` raised; ``None`` waits forever.  A worker that raises or
             dies is reported at once, whatever this value.
         episode_statistics: add ``info["episode"]`` like gymnasium's ``RecordEpisodeStatistics``.
-        spin: after each step a worker spins (yielding) for up to 0.5 ms waiting for the next one instead of
+        spin: the caller spins (yielding) for up to 2 ms for the replies, and after each step a worker spins
+            (yielding) for up to 0.5 ms waiting for the next one instead of
             sleeping at once (cross-core wake-ups are slow, notably in VMs).  Ignored on a single core.
         inline: the calling process steps the first slice itself instead of sleeping while the workers run
             (``num_workers - 1`` processes are forked).  Faster on few cores; exceptions from that slice still
@@ -667,12 +668,13 @@ class ForkVectorEnv(VectorEnv):
         errors: list[tuple[_Handle, dict[str, Any]]] = []
         deadline = None if self.step_timeout is None else time.monotonic() + self.step_timeout
         poll = self._poller.poll
-        # Inline mode has one process per core (caller + workers), so the caller may spin on its own core
-        # for the last replies instead of paying a cross-core wake-up.
-        spin_until = time.perf_counter() + _MAIN_SPIN_S if self._spin and self._local is not None else 0.0
+        # The caller spins for the replies (poll(0) + sched_yield, so a worker sharing its core runs at once)
+        # instead of sleeping: a sleeping caller pays a cross-core wake-up per reply, tens of microseconds here.
+        spin_until = time.perf_counter() + _MAIN_SPIN_S if self._spin else 0.0
         while waiting:
             events = poll(0) if spin_until else None
             while spin_until and not events and time.perf_counter() < spin_until:
+                os.sched_yield()
                 events = poll(0)
             if events:
                 pass
