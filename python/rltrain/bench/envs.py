@@ -2,6 +2,8 @@
 at 16 and 64 envs on every backend available in one run (rltrain native sync/async with 1 and 2 threads, rltrain
 fork, gymnasium Sync/AsyncVectorEnv, SB3 Dummy/SubprocVecEnv, EnvPool sync/async with 1 and 2 threads), then a
 rollout closer to training: 16 envs x 1024 steps of LunarLander with a 64x64 torch MLP choosing every action.
+Every measurement skips its first ``WARMUP`` vector steps and is repeated in ``ROUNDS`` interleaved rounds; the
+median is reported.
 """
 
 from __future__ import annotations
@@ -22,11 +24,16 @@ def _actions(env_id: str, n: int, steps: int, rng: np.random.Generator) -> np.nd
     return rng.integers(0, k, size=(steps, n)).astype(np.int64)
 
 
+WARMUP = 50  # untimed vector steps before every measurement (worker start-up, first-touch page faults)
+
+
 def _sync_loop(step: Callable[[np.ndarray], Any], acts: np.ndarray) -> float:
-    t0 = time.perf_counter()
-    for a in acts:
+    for a in acts[:WARMUP]:
         step(a)
-    return acts.size / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    for a in acts[WARMUP:]:
+        step(a)
+    return acts[WARMUP:].size / (time.perf_counter() - t0)
 
 
 def _native(env_id: str, n: int, threads: int, asyn: bool, acts: np.ndarray) -> float:
@@ -42,7 +49,9 @@ def _native(env_id: str, n: int, threads: int, asyn: bool, acts: np.ndarray) -> 
         env.send(acts[0][half:], np.arange(half, n))
         t0 = time.perf_counter()
         steps = 0
-        for a in acts:
+        for k, a in enumerate(acts):
+            if k == WARMUP:
+                t0, steps = time.perf_counter(), 0
             _, _, _, _, info = env.recv(half)
             ids = info["env_id"]
             env.send(a[:half], ids)
@@ -108,7 +117,9 @@ def _envpool(env_id: str, n: int, threads: int, asyn: bool, acts: np.ndarray) ->
         env.async_reset()
         t0 = time.perf_counter()
         steps = 0
-        for a in acts:
+        for k, a in enumerate(acts):
+            if k == WARMUP:
+                t0, steps = time.perf_counter(), 0
             _, _, _, _, info = env.recv()
             env.send(a[:batch], info["env_id"])
             steps += batch
@@ -184,6 +195,9 @@ def _rollout(backend: str, steps: int = 1024, n: int = 16) -> float:
         env.close()
 
 
+ROUNDS = 3  # interleaved repetitions of every measurement (median reported)
+
+
 def run(quick: bool = False) -> dict[str, Any]:
     import torch
 
@@ -191,17 +205,29 @@ def run(quick: bool = False) -> dict[str, Any]:
     rng = np.random.default_rng(0)
     rows: list[dict[str, Any]] = []
     steps_for = {"CartPole-v1": 2000, "LunarLander-v3": 400} if quick else {"CartPole-v1": 10000, "LunarLander-v3": 2000}
+    rounds = 1 if quick else ROUNDS
     for env_id in ENV_IDS:
         for n in (16, 64):
             acts = _actions(env_id, n, steps_for[env_id] if n == 16 else steps_for[env_id] // 4, rng)
-            for name, fn in _candidates(env_id, n, acts):
-                try:
-                    sps = fn()
-                except (ImportError, ModuleNotFoundError, ValueError) as exc:
-                    print(f"  skip {name} on {env_id}: {type(exc).__name__}: {exc}")
-                    continue
-                rows.append({"env": env_id, "num_envs": n, "backend": name, "steps_per_s": sps})
-                print(f"  {env_id} x{n} {name}: {sps:,.0f} steps/s", flush=True)
+            # Interleaved rounds (every backend once per round), median per backend: load from elsewhere on a
+            # shared machine then hits all backends alike instead of whichever ran during it.
+            samples: dict[str, list[float]] = {}
+            skipped: set[str] = set()
+            for _ in range(rounds):
+                for name, fn in _candidates(env_id, n, acts):
+                    if name in skipped:
+                        continue
+                    try:
+                        samples.setdefault(name, []).append(fn())
+                    except (ImportError, ModuleNotFoundError, ValueError) as exc:
+                        print(f"  skip {name} on {env_id}: {type(exc).__name__}: {exc}")
+                        skipped.add(name)
+                        samples.pop(name, None)
+            for name, vals in samples.items():
+                sps = float(np.median(vals))
+                rows.append({"env": env_id, "num_envs": n, "backend": name, "steps_per_s": sps,
+                             "rounds": [round(v) for v in vals]})
+                print(f"  {env_id} x{n} {name}: {sps:,.0f} steps/s (median of {len(vals)})", flush=True)
     print(fmt_table(rows, ["env", "num_envs", "backend", "steps_per_s"]))
     rollout_rows = []
     for backend in ("rltrain native", "rltrain fork", "gymnasium SyncVectorEnv", "gymnasium AsyncVectorEnv",
