@@ -405,6 +405,37 @@ def test_python_sparse_pays_at_truncation_and_termination() -> None:
         assert r == pytest.approx(dense_sum, abs=1e-9)
 
 
+@needs_pybox2d
+def test_python_sparse_pays_at_a_shorter_time_limit() -> None:
+    """gym.make(..., max_episode_steps=N) ends the episode in the TimeLimit, outside the env: the sparse payout
+    still arrives at step N (the SparseEpisodeReward wrapper), as it does natively."""
+    env = gym.make("rltrain/SparseLunarLander-v0", max_episode_steps=40)
+    env.reset(seed=3)
+    dense_sum = 0.0
+    for n in range(1, 41):
+        _, r, term, trunc, info = env.step(0)
+        dense_sum += info["dense_reward"]
+        if n < 40:
+            assert r == 0.0 and not (term or trunc)
+    assert trunc and not term and r == pytest.approx(dense_sum, abs=1e-9) and r != 0.0
+    direct = SparseLunarLander(max_episode_steps=40)
+    direct.reset(seed=3)
+    rewards = [direct.step(0)[1] for _ in range(40)]
+    assert rewards[-1] == pytest.approx(dense_sum, abs=1e-9) and not any(rewards[:-1])
+    assert direct.native_config["max_episode_steps"] == 40
+    assert pickle.loads(pickle.dumps(direct)).max_episode_steps == 40
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        SparseLunarLander(max_episode_steps=0)
+    if _box2d is not None:
+        from rltrain import make_vec
+
+        with make_vec("rltrain/SparseLunarLander-v0", 1, seed=3, max_episode_steps=40) as venv:
+            venv.reset(seed=3)
+            out = [venv.step(np.zeros(1, np.int64)) for _ in range(40)]
+        assert not any(o[1][0] for o in out[:-1]) and out[-1][3][0]
+        assert out[-1][1][0] == pytest.approx(dense_sum, rel=1e-3)
+
+
 # --- parity with gymnasium under identical random draws -------------------------------------------------------
 
 

@@ -25,10 +25,21 @@ ENV_IDS: dict[str, str] = {
 
 def _register() -> None:
     # Re-registering an id makes gymnasium warn, so a reload of this module must be a no-op.
+    # The sparse env is built without a step limit of its own: gymnasium's TimeLimit (1000 steps, or make's
+    # max_episode_steps) ends its episodes, and SparseEpisodeReward, applied outside the TimeLimit, pays there.
+    sparse_payout = gymnasium.envs.registration.WrapperSpec(
+        name="SparseEpisodeReward", entry_point="rltrain.envs.lunar:SparseEpisodeReward", kwargs={}
+    )
     for env_id, entry_point in ENV_IDS.items():
         if env_id not in gymnasium.registry:
+            sparse = "Sparse" in env_id
             gymnasium.register(
-                id=env_id, entry_point=entry_point, max_episode_steps=1000, reward_threshold=200
+                id=env_id,
+                entry_point=entry_point,
+                max_episode_steps=1000,
+                reward_threshold=200,
+                kwargs={"max_episode_steps": None} if sparse else {},
+                additional_wrappers=(sparse_payout,) if sparse else (),
             )
 
 

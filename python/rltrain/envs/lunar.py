@@ -13,6 +13,7 @@ import math
 import warnings
 from typing import Any, SupportsFloat
 
+import gymnasium as gym
 import numpy as np
 from gymnasium.utils import EzPickle
 
@@ -22,7 +23,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     from gymnasium.envs.box2d.lunar_lander import FPS, LEG_DOWN, SCALE, VIEWPORT_H, VIEWPORT_W, LunarLander
 
-__all__ = ["SPAWN_MAX_ANGLE", "SPAWN_MAX_DX", "DenseLunarLander", "SparseLunarLander"]
+__all__ = ["SPAWN_MAX_ANGLE", "SPAWN_MAX_DX", "DenseLunarLander", "SparseEpisodeReward", "SparseLunarLander"]
 
 SPAWN_MAX_ANGLE = 0.3
 """Randomised spawn tilt ~ uniform(-0.3, 0.3) rad (about 17 degrees; the heuristic pilot recovers up to 0.4)."""
@@ -166,18 +167,35 @@ class DenseLunarLander(LunarLander):
 class SparseLunarLander(DenseLunarLander):
     """DenseLunarLander whose reward is 0 on every step and the episode's summed dense reward on its last one.
 
-    The last step is the terminating one or the ``max_episode_steps``-th (gymnasium's TimeLimit for the
-    registered id); the env reports ``truncated=True`` there itself, so it pays out even without a TimeLimit
-    wrapper. ``info["dense_reward"]`` carries the per-step dense reward.
+    The last step is the terminating one or the ``max_episode_steps``-th, where the env reports
+    ``truncated=True`` itself (None: no limit of its own). ``info["dense_reward"]`` carries the per-step dense
+    reward. The registered id ``rltrain/SparseLunarLander-v0`` builds it without a limit of its own and lets
+    gymnasium's TimeLimit end the episode (1000 steps, or ``gym.make(..., max_episode_steps=N)``); the
+    ``SparseEpisodeReward`` wrapper, applied outside the TimeLimit, then pays at whichever step ends it.
     """
 
     sparse = True
 
-    def __init__(self, randomize_angle: bool = False, randomize_pos: bool = False, **kwargs: Any) -> None:
-        self.max_episode_steps = 1000
+    def __init__(
+        self,
+        randomize_angle: bool = False,
+        randomize_pos: bool = False,
+        *,
+        max_episode_steps: int | None = 1000,
+        **kwargs: Any,
+    ) -> None:
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int) or max_episode_steps < 1
+        ):
+            raise ValueError(f"max_episode_steps: expected a positive integer or None, got {max_episode_steps!r}")
+        self.max_episode_steps = max_episode_steps
         self._elapsed = 0
         self._episode_return = 0.0
         super().__init__(randomize_angle, randomize_pos, **kwargs)
+        if max_episode_steps is not None and max_episode_steps != 1000:
+            self.native_config["max_episode_steps"] = max_episode_steps
+        EzPickle.__init__(self, randomize_angle=randomize_angle, randomize_pos=randomize_pos,
+                          max_episode_steps=max_episode_steps, **kwargs)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -192,7 +210,33 @@ class SparseLunarLander(DenseLunarLander):
         obs, reward, terminated, truncated, info = super().step(action)
         self._elapsed += 1
         self._episode_return += float(reward)
-        truncated = truncated or self._elapsed >= self.max_episode_steps
+        limit = self.max_episode_steps
+        truncated = truncated or (limit is not None and self._elapsed >= limit)
         info["dense_reward"] = float(reward)
         paid = self._episode_return if (terminated or truncated) else 0.0
         return obs, paid, terminated, truncated, info
+
+
+class SparseEpisodeReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Pays a sparse env's summed ``info["dense_reward"]`` at the step that ends the episode, whichever wrapper
+    inside it ended it (a TimeLimit the env cannot see); steps the env already paid pass through unchanged."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        self._dense = 0.0
+        self._passed = 0.0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._dense = self._passed = 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._dense += float(info.get("dense_reward", 0.0))
+        if terminated or truncated:
+            # What the episode earned minus what was already paid out: the env's own payout when it ended the
+            # episode itself, the whole sum when an outer TimeLimit did.
+            reward = self._dense - self._passed
+        self._passed += float(reward)
+        return obs, reward, terminated, truncated, info
