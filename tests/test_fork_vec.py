@@ -26,17 +26,19 @@ class CountingEnv(gym.Env):
 
     `fail` makes step number `fail_step` misbehave: "raise", "exit" (os._exit), "hang"; "reset" raises in reset
     after the first one; "create" raises in the constructor.  `info_every` returns {"step": t} every k steps.
+    `delay` seconds of sleep in every step (a slow env: the caller stops spinning and sleeps).
     """
 
     observation_space = spaces.Box(-1e6, 1e6, (2,), np.float32)
     action_space = spaces.Discrete(3)
 
     def __init__(self, horizon: int = 5, fail: str | None = None, fail_step: int = 3, info_every: int = 0,
-                 truncate: bool = False) -> None:
+                 truncate: bool = False, delay: float = 0.0) -> None:
         if fail == "create":
             raise RuntimeError("factory failure on purpose")
         self.horizon, self.fail, self.fail_step, self.info_every = horizon, fail, fail_step, info_every
         self.truncate = truncate
+        self.delay = delay
         self.t = 0
         self.start = 0.0
         self.resets = 0
@@ -53,6 +55,8 @@ class CountingEnv(gym.Env):
 
     def step(self, action: Any):
         self.t += 1
+        if self.delay:
+            time.sleep(self.delay)
         if self.t == self.fail_step:
             if self.fail == "raise":
                 raise ZeroDivisionError("step failure on purpose")
@@ -136,10 +140,12 @@ def assert_same_step(fork_out: tuple, sync_out: tuple, episode_ref: dict[str, An
 
 
 def run_parity(fns: list[Callable[[], gym.Env]], steps: int, seed: int, num_workers: int,
-               action_dtype: Any = None, inline: bool = False) -> int:
-    """Step both backends with the same random actions; returns how many episodes ended."""
+               action_dtype: Any = None, inline: bool = False, spin: bool = True, pause: float = 0.0) -> int:
+    """Step both backends with the same random actions; returns how many episodes ended.
+
+    `pause` seconds between steps (longer than a worker spins: the workers go to sleep between steps)."""
     sync = RecordEpisodeStatistics(SyncVectorEnv(fns, autoreset_mode=SAME_STEP))
-    with ForkVectorEnv(fns, num_workers=num_workers, seed=seed, inline=inline) as fork:
+    with ForkVectorEnv(fns, num_workers=num_workers, seed=seed, inline=inline, spin=spin) as fork:
         assert fork.single_observation_space == sync.single_observation_space
         assert fork.single_action_space == sync.single_action_space
         assert fork.observation_space == sync.observation_space
@@ -155,6 +161,8 @@ def run_parity(fns: list[Callable[[], gym.Env]], steps: int, seed: int, num_work
             actions = fork.action_space.sample()
             if action_dtype is not None:
                 actions = actions.astype(action_dtype)
+            if pause:
+                time.sleep(pause)
             out = fork.step(actions)
             assert_same_step(out, sync.step(actions))
             ended += int(np.sum(out[2] | out[3]))
@@ -184,6 +192,27 @@ def test_parity_lunar_lander_continuous_and_one_worker() -> None:
 def test_parity_info_passthrough_and_truncation(inline: bool) -> None:
     fns = counting(5, all={"info_every": 2}, **{"1": {"truncate": True}})
     assert run_parity(fns, steps=40, seed=3, num_workers=3, inline=inline) > 10
+
+
+@pytest.mark.parametrize("spin", [False, True])
+def test_parity_when_either_side_sleeps(spin: bool) -> None:
+    """The step handshake in the shared words when a side gives up spinning and sleeps on its socket: slow envs
+    (the caller sleeps), pauses between steps (the workers sleep), with and without spinning at all; info
+    replies ride the socket after the words, so stale wake-up bytes must be skipped there too."""
+    slow = counting(4, all={"info_every": 2, "delay": 0.003})
+    assert run_parity(slow, steps=12, seed=5, num_workers=2, spin=spin) > 3
+    fast = counting(5, all={"info_every": 3})
+    assert run_parity(fast, steps=30, seed=6, num_workers=2, spin=spin, pause=0.002) > 10
+    with ForkVectorEnv(counting(4, all={"delay": 0.003}), num_workers=2, seed=0, spin=spin) as env:
+        env.reset()
+        for k in range(6):
+            env.step(np.zeros(4, dtype=np.int64))
+            assert env.get_attr("horizon") == (3, 4, 5, 6)  # control replies after (possibly) stale hints
+            if k % 2:
+                env.reset(seed=k)
+        env.send(np.array([1]), env_ids=[2])
+        time.sleep(0.002)
+        np.testing.assert_array_equal(env.recv()[4]["env_id"], [2])
 
 
 def test_autoreset_keys() -> None:

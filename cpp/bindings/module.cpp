@@ -7,6 +7,7 @@ namespace rltrain::bind {
 void register_kernels(py::module_& m);
 void register_envs(py::module_& m);
 void register_ppo(py::module_& m);
+void register_fork(py::module_& m);
 }  // namespace rltrain::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -27,4 +28,5 @@ PYBIND11_MODULE(_core, m) {
   rltrain::bind::register_kernels(m);
   rltrain::bind::register_envs(m);
   rltrain::bind::register_ppo(m);
+  rltrain::bind::register_fork(m);
 }

@@ -3,6 +3,7 @@
 rltrain compiled core: kernels, thread pool, native environments
 """
 from __future__ import annotations
+import collections.abc
 import numpy
 import numpy.typing
 import typing
@@ -678,6 +679,12 @@ def rms_normalize(x: typing.Any, mean: typing.Any, var: typing.Any, clip: typing
 def rms_update(mean: typing.Any, var: typing.Any, count: typing.SupportsFloat | typing.SupportsIndex, batch: typing.Any) -> float:
     ...
 def set_num_threads(num_threads: typing.SupportsInt | typing.SupportsIndex) -> None:
+    ...
+def sync_prepare_sleep(words: typing.Any, sleeping: typing.SupportsInt | typing.SupportsIndex, indices: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], target: typing.SupportsInt | typing.SupportsIndex) -> bool:
+    ...
+def sync_publish(words: typing.Any, index: typing.SupportsInt | typing.SupportsIndex, value: typing.SupportsInt | typing.SupportsIndex, sleeping: typing.SupportsInt | typing.SupportsIndex) -> bool:
+    ...
+def sync_wait(words: typing.Any, indices: collections.abc.Sequence[typing.SupportsInt | typing.SupportsIndex], target: typing.SupportsInt | typing.SupportsIndex, spin_s: typing.SupportsFloat | typing.SupportsIndex) -> bool:
     ...
 NATIVE_ENVS: dict = {'CartPole-v1': 'CartPole', 'Acrobot-v1': 'Acrobot', 'MountainCar-v0': 'MountainCar', 'MountainCarContinuous-v0': 'MountainCarContinuous', 'Pendulum-v1': 'Pendulum'}
 build_info: dict = {'sanitizers': '', 'optimized': True, 'compiler': '12.2.0'}

@@ -1,15 +1,19 @@
 """Fork-based vector environment: gymnasium envs step in forked worker processes that share numpy buffers."""
 
 # Data flow of one step:
-#   actions -> shared memory -> one byte per worker -> each worker steps its contiguous slice of envs
-#   (same-step autoreset, episode statistics) -> results in shared memory -> one byte back per worker.
+#   actions -> shared memory -> a sequence number per worker in a shared word array -> each worker steps its
+#   contiguous slice of envs (same-step autoreset, episode statistics) -> results in shared memory -> the
+#   worker publishes the same sequence number back.
 # Nothing is pickled on the hot path; a worker pickles only when an env returns a non-empty info dict,
-# and for the rare control messages (start-up, reset, call/get_attr/set_attr, errors).
+# and for the rare control messages (start-up, reset, call/get_attr/set_attr, errors), which travel on the
+# socket pair as before.
 # Waiting: waking a sleeping process on another vCPU costs tens of microseconds here, against ~30 us for a
-# LunarLander step, so both sides spin briefly with poll(0) + sched_yield before blocking: the main process for
-# up to 2 ms for the replies, a worker that has replied for up to 0.5 ms for the next command.  sched_yield
-# hands the core at once to a runnable process sharing it, so a spinning process does not hold up a worker.
-# Correctness never depends on the spin: every command and reply is one byte on the socket.
+# LunarLander step, so both sides spin on the words (in C++, GIL released, sched_yield between checks) before
+# sleeping: the main process for up to 2 ms for the replies, a worker that has replied for up to 0.5 ms for the
+# next command.  sched_yield hands the core at once to a runnable process sharing it, so a spinning process
+# does not hold up a worker.  A side that gives up spinning raises its "sleeping" word and blocks on its
+# socket; the publisher sees the word (seq_cst store-then-load on both sides, rltrain._core.sync_*) and sends
+# one wake-up byte (_HINT).  Death and hangs are still seen on the sockets and process sentinels.
 
 from __future__ import annotations
 
@@ -35,11 +39,12 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from rltrain import _core
+
 __all__ = ["ForkVectorEnv", "WorkerError"]
 
 # Commands, main -> worker.  One byte each; RESET and CALL are followed by a framed pickle.
-_STEP = b"s"  # step every env of the slice
-_STEP_SOME = b"p"  # step only the envs whose `active` flag is set (send(..., env_ids=...))
+# (Steps are not commands on the socket: they go through the shared words, see below.)
 _RESET = b"r"
 _CALL = b"c"
 _MEMORY = b"m"  # carries the shared-memory file descriptor (SCM_RIGHTS)
@@ -48,6 +53,28 @@ _QUIT = b"q"
 _OK = b"k"
 _DATA = b"d"
 _ERROR = b"e"
+# Either way: "I published something in the shared words while you were (about to be) asleep; look again."
+# Only ever a wake-up; readers skip it wherever it turns up, a stale one included.
+_HINT = b"w"
+
+# The shared word array (int64): per worker w a 128-byte pair of cache lines, then the caller's sleeping word.
+#   [16w]     step sequence number, written by the caller      [16w+1] 1 when only `active` envs step
+#   [16w+2]   the worker sleeps on its socket
+#   [16w+8]   sequence number of the last step it finished     [16w+9] how: _REPLY_OK / _REPLY_DATA / _REPLY_ERROR
+_WORDS_PER_WORKER = 16
+_REPLY_OK, _REPLY_DATA, _REPLY_ERROR = 0, 1, 2
+
+
+def _cmd_word(w: int) -> int:
+    return _WORDS_PER_WORKER * w
+
+
+def _done_word(w: int) -> int:
+    return _WORDS_PER_WORKER * w + 8
+
+
+def _caller_sleep_word(num_workers: int) -> int:
+    return _WORDS_PER_WORKER * num_workers
 
 _LENGTH = struct.Struct("<Q")
 _ALIGN = 64  # keep every array on its own cache line so workers writing neighbouring slices rarely collide
@@ -94,7 +121,7 @@ class _Layout:
     nbytes: int
 
     @classmethod
-    def build(cls, num_envs: int, obs_space: gym.Space[Any], act_space: gym.Space[Any]) -> _Layout:
+    def build(cls, num_envs: int, num_workers: int, obs_space: gym.Space[Any], act_space: gym.Space[Any]) -> _Layout:
         obs_shape, obs_dtype = _array_spec(obs_space, "observation")
         act_shape, act_dtype = _array_spec(act_space, "action")
         per_env = [
@@ -109,8 +136,8 @@ class _Layout:
             ("ep_length", (), np.dtype(np.int64)),
             ("ep_time", (), np.dtype(np.float64)),
         ]
-        fields = []
-        offset = 0
+        fields = [("words", (_caller_sleep_word(num_workers) + 8,), np.dtype(np.int64), 0)]
+        offset = (_caller_sleep_word(num_workers) + 8) * 8
         for name, shape, dtype in per_env:
             full = (num_envs, *shape)
             fields.append((name, full, dtype, offset))
@@ -160,9 +187,9 @@ def _shared_block(nbytes: int) -> tuple[int, mmap.mmap]:
 class _Worker:
     """The loop a forked worker runs: owns envs [lo, hi) and answers commands from the main process."""
 
-    def __init__(self, index: int, lo: int, hi: int, num_envs: int, spin: bool,
+    def __init__(self, index: int, lo: int, hi: int, num_envs: int, num_workers: int, spin: bool,
                  env_fns: Sequence[Callable[[], gym.Env]], sock: socket.socket | None) -> None:
-        self.index, self.lo, self.hi, self.num_envs = index, lo, hi, num_envs
+        self.index, self.lo, self.hi, self.num_envs, self.num_workers = index, lo, hi, num_envs, num_workers
         self.spin = spin
         self.env_fns = env_fns
         self.sock = sock  # None for the slice the main process steps itself (inline=True)
@@ -246,7 +273,7 @@ class _Worker:
                 os.close(fd)
             return False
         first = self.envs[0]
-        layout = _Layout.build(self.num_envs, first.observation_space, first.action_space)
+        layout = _Layout.build(self.num_envs, self.num_workers, first.observation_space, first.action_space)
         try:
             self.memory = mmap.mmap(fds[0], layout.nbytes)
         finally:
@@ -257,28 +284,44 @@ class _Worker:
 
     def _loop(self) -> None:
         fd = self.fd
-        poller = select.poll()
-        poller.register(fd, select.POLLIN)
-        clock = time.perf_counter
+        words = self.v["words"]
+        cmd_at = _cmd_word(self.index)
+        some_at, sleep_at = cmd_at + 1, cmd_at + 2
+        done_at, reply_at = _done_word(self.index), _done_word(self.index) + 1
+        caller_sleep = _caller_sleep_word(self.num_workers)
+        watch = [cmd_at]
+        wait, prepare_sleep, publish = _core.sync_wait, _core.sync_prepare_sleep, _core.sync_publish
+        seen = int(words[cmd_at])
         spin = False
         while True:
-            if spin:
-                end = clock() + _WORKER_SPIN_S
-                while not poller.poll(0) and clock() < end:
-                    os.sched_yield()
+            # A step arrives through the words; control commands (and wake-up hints) through the socket.
+            if (spin and wait(words, watch, seen + 1, _WORKER_SPIN_S)) or prepare_sleep(words, sleep_at, watch, seen + 1):
+                seen = int(words[cmd_at])
+                some = bool(words[some_at])
+                try:
+                    extras = self._step(some)
+                except BaseException:  # noqa: BLE001 - reported to the main process, which shuts the pool down
+                    words[reply_at] = _REPLY_ERROR
+                    if publish(words, done_at, seen, caller_sleep):
+                        os.write(fd, _HINT)
+                    self._report("step()")
+                    spin = False
+                    continue
+                words[reply_at] = _REPLY_DATA if extras else _REPLY_OK
+                if publish(words, done_at, seen, caller_sleep):
+                    os.write(fd, _HINT)
+                if extras:
+                    _send_message(self.sock, _DATA, extras)
+                spin = self.spin
+                continue
             cmd = os.read(fd, 1)
+            words[sleep_at] = 0
+            spin = False
+            if cmd == _HINT:
+                continue
             if not cmd or cmd == _QUIT:
                 return
-            spin = False
             try:
-                if cmd == _STEP or cmd == _STEP_SOME:
-                    extras = self._step(cmd == _STEP_SOME)
-                    if extras:
-                        _send_message(self.sock, _DATA, extras)
-                    else:
-                        os.write(fd, _OK)
-                    spin = self.spin
-                    continue
                 self.current = None
                 request = pickle.loads(_read_exact_blocking(fd, _LENGTH.unpack(_read_exact_blocking(fd, 8))[0]))
                 if cmd == _RESET:
@@ -288,7 +331,7 @@ class _Worker:
                 else:
                     raise RuntimeError(f"unknown command {cmd!r}")
             except BaseException:  # noqa: BLE001 - reported to the main process, which shuts the pool down
-                self._report({_STEP: "step()", _STEP_SOME: "step()", _RESET: "reset()"}.get(cmd, "call()"))
+                self._report({_RESET: "reset()"}.get(cmd, "call()"))
 
     def _step(self, some: bool) -> list[tuple[int, dict[str, Any], dict[str, Any] | None]]:
         # The hot loop: locals instead of attribute look-ups, no allocation beyond what env.step makes.
@@ -359,9 +402,9 @@ class _Worker:
         return results
 
 
-def _worker_entry(index: int, lo: int, hi: int, num_envs: int, spin: bool,
+def _worker_entry(index: int, lo: int, hi: int, num_envs: int, num_workers: int, spin: bool,
                   env_fns: Sequence[Callable[[], gym.Env]], sock: socket.socket) -> None:
-    _Worker(index, lo, hi, num_envs, spin, env_fns, sock).run()
+    _Worker(index, lo, hi, num_envs, num_workers, spin, env_fns, sock).run()
 
 
 def _merge_info(infos: dict[str, Any], info: dict[str, Any], pos: int, size: int) -> dict[str, Any]:
@@ -460,6 +503,7 @@ class ForkVectorEnv(VectorEnv):
         self._workers: list[_Handle] = []
         self._memory: mmap.mmap | None = None
         self._v: dict[str, np.ndarray] = {}
+        self._words: np.ndarray | None = None
         env_fns = list(env_fns)
         if not env_fns:
             raise ValueError("env_fns must contain at least one env factory")
@@ -482,6 +526,7 @@ class ForkVectorEnv(VectorEnv):
         self._initial_seed = seed
         self._needs_reset = True
         self._pending: tuple[list[_Handle], np.ndarray | None] | None = None
+        self._seq = 0  # sequence number of the last step published to the workers
         self._all_active = True
         self._poller = select.poll()
         self._owner: dict[int, tuple[_Handle, bool]] = {}
@@ -503,7 +548,7 @@ class ForkVectorEnv(VectorEnv):
             _PARENT_SOCKETS.add(parent)
             process = ctx.Process(
                 target=_worker_entry,
-                args=(k, lo, hi, n, self._spin, env_fns, child),
+                args=(k, lo, hi, n, w, self._spin, env_fns, child),
                 name=f"ForkVectorEnv-{k}",
                 daemon=True,
             )
@@ -525,7 +570,7 @@ class ForkVectorEnv(VectorEnv):
         hellos: dict[int, Any] = {}
         if self.inline:
             # Built after the forks so that no worker inherits these envs.
-            self._local = _Worker(0, 0, n // w, n, False, env_fns, None)
+            self._local = _Worker(0, 0, n // w, n, w, False, env_fns, None)
             hellos[0] = self._local.make_envs()
         hellos.update(self._collect(self._workers, "start-up"))
         hello = hellos[0]
@@ -536,7 +581,7 @@ class ForkVectorEnv(VectorEnv):
                                      f"{hello[key]}")
         self.single_observation_space = hello["observation_space"]
         self.single_action_space = hello["action_space"]
-        layout = _Layout.build(n, self.single_observation_space, self.single_action_space)
+        layout = _Layout.build(n, w, self.single_observation_space, self.single_action_space)
         self.observation_space = batch_space(self.single_observation_space, n)
         self.action_space = batch_space(self.single_action_space, n)
         self.metadata = dict(hello["metadata"])
@@ -551,6 +596,9 @@ class ForkVectorEnv(VectorEnv):
             os.close(fd)
         self._v = layout.views(self._memory)
         self._v["active"][:] = True
+        self._words = self._v["words"]
+        self._caller_sleep = _caller_sleep_word(w)
+        self._all_done = [_done_word(h.index) for h in self._workers]
         if self._local is not None:
             self._local.attach(self._v)
         self._collect(self._workers, "start-up")
@@ -590,6 +638,7 @@ class ForkVectorEnv(VectorEnv):
             self._local.close_envs()
             self._local = None  # drops its views of the shared block before the block is unmapped
         self._v = {}
+        self._words = None  # views do not keep the mapping alive: nothing may touch them once it is closed
         if self._memory is not None:
             try:
                 self._memory.close()
@@ -632,12 +681,16 @@ class ForkVectorEnv(VectorEnv):
             how = f"exited with code {code}"
         self._fail(handle, f"{handle.describe()} {how} during {phase}; the pool has been shut down")
 
-    def _read_payload(self, handle: _Handle, deadline: float | None, phase: str) -> Any:
+    def _read_payload(self, handle: _Handle, deadline: float | None, phase: str, tag: bytes | None = None) -> Any:
+        """Read one framed pickle from `handle`; with `tag`, first its tag byte (wake-up hints skipped)."""
+        poller = select.poll()
+        poller.register(handle.fd, select.POLLIN)
+
         def exact(n: int) -> bytes:
             chunks = []
             while n:
-                timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-                if not select.select([handle.fd], [], [], timeout)[0]:
+                timeout = None if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
+                if not poller.poll(timeout):
                     self._fail(handle, f"{handle.describe()} stopped mid-reply during {phase}")
                 chunk = os.read(handle.fd, n)
                 if not chunk:
@@ -646,7 +699,86 @@ class ForkVectorEnv(VectorEnv):
                 n -= len(chunk)
             return b"".join(chunks)
 
+        if tag is not None:
+            got = exact(1)
+            while got == _HINT:
+                got = exact(1)
+            if got != tag:
+                self._fail(handle, f"{handle.describe()} sent {got!r} instead of {tag!r} during {phase}")
         return pickle.loads(exact(_LENGTH.unpack(exact(8))[0]))
+
+    def _wait_step(self, workers: list[_Handle], seq: int) -> dict[int, Any]:
+        """Wait until every worker in `workers` has published step `seq`; their extras (info dicts) by index."""
+        words = self._words
+        watch = self._all_done if len(workers) == len(self._workers) else [_done_word(h.index) for h in workers]
+        if not _core.sync_wait(words, watch, seq, _MAIN_SPIN_S if self._spin else 0.0):
+            try:
+                self._sleep_for_step(workers, watch, seq)
+            except WorkerError:
+                raise
+            except BaseException:
+                # Interrupted while workers step: the next command could not be told from this step's replies.
+                if not self.closed:
+                    self._teardown(graceful=False)
+                    self.closed = True
+                raise
+        replies: dict[int, Any] = {}
+        for handle in workers:
+            how = words[_done_word(handle.index) + 1]
+            if how == _REPLY_OK:
+                continue
+            deadline = None if self.step_timeout is None else time.monotonic() + self.step_timeout
+            if how == _REPLY_DATA:
+                replies[handle.index] = self._read_payload(handle, deadline, "step", _DATA)
+            else:
+                self._raise_worker_exception(handle, self._read_payload(handle, deadline, "step", _ERROR), True)
+        return replies
+
+    def _sleep_for_step(self, workers: list[_Handle], watch: list[int], seq: int) -> None:
+        """The blocking half of :meth:`_wait_step`: sleep on the sockets (wake-up hints) and process sentinels."""
+        words = self._words
+        deadline = None if self.step_timeout is None else time.monotonic() + self.step_timeout
+        try:
+            while True:
+                # Listen to every worker not done *before* the sleeping word goes up: one that finishes after
+                # that sends a wake-up byte, so its socket must be in the poll set (done only ever grows).
+                pending = [h for h in workers if words[_done_word(h.index)] < seq]
+                if _core.sync_prepare_sleep(words, self._caller_sleep, watch, seq):
+                    return
+                poller = select.poll()
+                owner: dict[int, tuple[_Handle, bool]] = {h.process.sentinel: (h, True) for h in workers}
+                owner.update((h.fd, (h, False)) for h in pending)
+                for fd in owner:
+                    poller.register(fd, select.POLLIN)
+                if deadline is None:
+                    events = poller.poll()
+                else:
+                    events = poller.poll(max(0, math.ceil((deadline - time.monotonic()) * 1000)))
+                if not events:
+                    hung = next((h for h in workers if words[_done_word(h.index)] < seq), None)
+                    if hung is None:  # everyone finished just as the time ran out
+                        continue
+                    self._fail(
+                        hung,
+                        f"{hung.describe()} did not answer within step_timeout={self.step_timeout} s during step "
+                        "(hung env?); the pool has been shut down",
+                    )
+                for fd, _ in events:
+                    handle, is_sentinel = owner[fd]
+                    if is_sentinel:
+                        self._died(handle, "step")
+                    try:
+                        head = handle.sock.recv(1, socket.MSG_PEEK)
+                    except OSError:
+                        head = b""
+                    if not head:
+                        self._died(handle, "step")
+                    if head == _HINT:
+                        os.read(fd, 1)
+                    # Anything else is the payload of a reply published already; it is read after the wait.
+        finally:
+            if not self.closed:  # a failure above has unmapped the words already
+                words[self._caller_sleep] = 0
 
     def _collect(self, workers: list[_Handle], phase: str, fatal: bool = True) -> dict[int, Any]:
         """Wait for one reply from each of `workers`; a death, an error (if `fatal`) or the timeout raises."""
@@ -699,6 +831,8 @@ class ForkVectorEnv(VectorEnv):
                     tag = b""
                 if not tag:
                     self._died(handle, phase)
+                if tag == _HINT:  # a stale wake-up from an earlier step; the reply is still to come
+                    continue
                 if handle.index not in waiting:
                     self._fail(handle, f"{handle.describe()} sent an unexpected message {tag!r} during {phase}")
                 waiting.discard(handle.index)
@@ -909,19 +1043,25 @@ class ForkVectorEnv(VectorEnv):
             if not self._all_active:
                 v["active"][:] = True
                 self._all_active = True
-            workers, command = self._workers, _STEP
+            workers, some = self._workers, 0
         else:
             v["actions"][ids] = array
             v["active"][:] = False
             v["active"][ids] = True
             self._all_active = False
             workers = [h for h in self._workers if v["active"][h.lo:h.hi].any()]
-            command = _STEP_SOME
+            some = 1
+        self._seq += 1
+        seq = self._seq
+        words, publish = self._words, _core.sync_publish
         for handle in workers:
-            try:
-                os.write(handle.fd, command)
-            except OSError:
-                self._died(handle, "step")
+            at = _cmd_word(handle.index)
+            words[at + 1] = some
+            if publish(words, at, seq, at + 2):  # the worker went to sleep on its socket: wake it
+                try:
+                    os.write(handle.fd, _HINT)
+                except OSError:
+                    self._died(handle, "step")
         self._pending = (workers, ids)
 
     def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -935,7 +1075,7 @@ class ForkVectorEnv(VectorEnv):
         local = None
         if self._local is not None:
             local = self._run_local("step()", True, self._local._step, ids is not None)
-        replies = self._collect(workers, "step")
+        replies = self._wait_step(workers, self._seq) if workers else {}
         self._pending = None
         v = self._v
         if ids is None:
