@@ -36,6 +36,8 @@ class CountingEnv(gym.Env):
                  truncate: bool = False, delay: float = 0.0) -> None:
         if fail == "create":
             raise RuntimeError("factory failure on purpose")
+        if fail == "create_hang":
+            time.sleep(60)
         self.horizon, self.fail, self.fail_step, self.info_every = horizon, fail, fail_step, info_every
         self.truncate = truncate
         self.delay = delay
@@ -397,6 +399,15 @@ def test_dead_worker_is_reported(how: str) -> None:
 
 def test_hung_worker_times_out() -> None:
     before = children()
+    with ForkVectorEnv(counting(1)) as env:  # "a hung worker raises in the caller within seconds" by default
+        assert env.step_timeout == 10.0 and env.startup_timeout == 120.0
+    start = time.monotonic()
+    with pytest.raises(WorkerError, match="startup_timeout=0.5"):
+        ForkVectorEnv(counting(2, **{"1": {"fail": "create_hang"}}), startup_timeout=0.5)
+    assert time.monotonic() - start < 5
+    assert children() == before
+    with pytest.raises(ValueError, match="startup_timeout"):
+        ForkVectorEnv(counting(1), startup_timeout=0)
     env = ForkVectorEnv(counting(2, **{"1": {"fail": "hang", "horizon": 10}}), seed=0, step_timeout=0.5)
     env.reset()
     env.step(np.zeros(2, dtype=np.int64))

@@ -464,9 +464,10 @@ class ForkVectorEnv(VectorEnv):
         seed: env ``i`` is reset with ``seed + i`` on the first ``reset()`` that passes no seed itself.
         identical_seeds: seed every env with the same seed instead (GRPO's identical group); applies to
             integer seeds given to ``reset`` as well.
-        step_timeout: seconds any worker may take to answer (start-up, reset, step, call) before the pool
-            is shut down and :class:`WorkerError` raised; ``None`` waits forever.  A worker that raises or
+        step_timeout: seconds any worker may take to answer a step, reset or call before the pool is shut
+            down and :class:`WorkerError` raised (a hung env); ``None`` waits forever.  A worker that raises or
             dies is reported at once, whatever this value.
+        startup_timeout: the same for building the envs in the workers (slow imports, asset loading).
         episode_statistics: add ``info["episode"]`` like gymnasium's ``RecordEpisodeStatistics``.
         spin: the caller spins (yielding) for up to 2 ms for the replies, and after each step a worker spins
             (yielding) for up to 0.5 ms waiting for the next one instead of
@@ -494,7 +495,8 @@ class ForkVectorEnv(VectorEnv):
         num_workers: int | None = None,
         seed: int | None = None,
         identical_seeds: bool = False,
-        step_timeout: float | None = 60.0,
+        step_timeout: float | None = 10.0,
+        startup_timeout: float | None = 120.0,
         episode_statistics: bool = True,
         spin: bool = True,
         inline: bool = False,
@@ -513,10 +515,12 @@ class ForkVectorEnv(VectorEnv):
             num_workers = min(self.num_envs, cores)
         if not 1 <= num_workers <= self.num_envs:
             raise ValueError(f"num_workers must be in [1, num_envs={self.num_envs}], got {num_workers}")
-        if step_timeout is not None and not step_timeout > 0:
-            raise ValueError(f"step_timeout must be positive or None, got {step_timeout}")
+        for name, value in (("step_timeout", step_timeout), ("startup_timeout", startup_timeout)):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive or None, got {value}")
         self.num_workers = num_workers
         self.step_timeout = step_timeout
+        self.startup_timeout = startup_timeout
         self.identical_seeds = identical_seeds
         self.episode_statistics = episode_statistics
         # On one core a spinning worker would only delay the main process and its siblings.
@@ -572,7 +576,7 @@ class ForkVectorEnv(VectorEnv):
             # Built after the forks so that no worker inherits these envs.
             self._local = _Worker(0, 0, n // w, n, w, False, env_fns, None)
             hellos[0] = self._local.make_envs()
-        hellos.update(self._collect(self._workers, "start-up"))
+        hellos.update(self._collect(self._workers, "start-up", timeout="startup_timeout"))
         hello = hellos[0]
         for index, other in hellos.items():
             for key in ("observation_space", "action_space"):
@@ -601,7 +605,7 @@ class ForkVectorEnv(VectorEnv):
         self._all_done = [_done_word(h.index) for h in self._workers]
         if self._local is not None:
             self._local.attach(self._v)
-        self._collect(self._workers, "start-up")
+        self._collect(self._workers, "start-up", timeout="startup_timeout")
         self._prepare_action_checks()
 
     def close_extras(self, **kwargs: Any) -> None:
@@ -780,10 +784,12 @@ class ForkVectorEnv(VectorEnv):
             if not self.closed:  # a failure above has unmapped the words already
                 words[self._caller_sleep] = 0
 
-    def _collect(self, workers: list[_Handle], phase: str, fatal: bool = True) -> dict[int, Any]:
-        """Wait for one reply from each of `workers`; a death, an error (if `fatal`) or the timeout raises."""
+    def _collect(self, workers: list[_Handle], phase: str, fatal: bool = True,
+                 timeout: str = "step_timeout") -> dict[int, Any]:
+        """Wait for one reply from each of `workers`; a death, an error (if `fatal`) or the timeout (the
+        attribute named `timeout`) raises."""
         try:
-            return self._collect_replies(workers, phase, fatal)
+            return self._collect_replies(workers, phase, fatal, timeout)
         except WorkerError:
             raise
         except BaseException:
@@ -794,11 +800,12 @@ class ForkVectorEnv(VectorEnv):
                 self.closed = True
             raise
 
-    def _collect_replies(self, workers: list[_Handle], phase: str, fatal: bool) -> dict[int, Any]:
+    def _collect_replies(self, workers: list[_Handle], phase: str, fatal: bool, timeout: str) -> dict[int, Any]:
         waiting = {h.index for h in workers}
         replies: dict[int, Any] = {}
         errors: list[tuple[_Handle, dict[str, Any]]] = []
-        deadline = None if self.step_timeout is None else time.monotonic() + self.step_timeout
+        limit = getattr(self, timeout)
+        deadline = None if limit is None else time.monotonic() + limit
         poll = self._poller.poll
         # The caller spins for the replies (poll(0) + sched_yield, so a worker sharing its core runs at once)
         # instead of sleeping: a sleeping caller pays a cross-core wake-up per reply, tens of microseconds here.
@@ -818,7 +825,7 @@ class ForkVectorEnv(VectorEnv):
                 hung = next(h for h in self._workers if h.index in waiting)
                 self._fail(
                     hung,
-                    f"{hung.describe()} did not answer within step_timeout={self.step_timeout} s during {phase} "
+                    f"{hung.describe()} did not answer within {timeout}={limit} s during {phase} "
                     "(hung env?); the pool has been shut down",
                 )
             for fd, _ in events:
