@@ -742,18 +742,20 @@ class ForkVectorEnv(VectorEnv):
         """The blocking half of :meth:`_wait_step`: sleep on the sockets (wake-up hints) and process sentinels."""
         words = self._words
         deadline = None if self.step_timeout is None else time.monotonic() + self.step_timeout
+        # Listen to every worker not done *before* the sleeping word goes up: one that finishes after that sends
+        # a wake-up byte, so its socket must be in the poll set.  Done only ever grows, so a socket leaves the set
+        # once its worker is done (a reply payload waiting there must not wake this loop again and again).
+        poller = select.poll()
+        owner: dict[int, tuple[_Handle, bool]] = {}
+        for handle in workers:
+            owner[handle.process.sentinel] = (handle, True)
+            poller.register(handle.process.sentinel, select.POLLIN)
+        listening = [h for h in workers if words[_done_word(h.index)] < seq]
+        for handle in listening:
+            owner[handle.fd] = (handle, False)
+            poller.register(handle.fd, select.POLLIN)
         try:
-            while True:
-                # Listen to every worker not done *before* the sleeping word goes up: one that finishes after
-                # that sends a wake-up byte, so its socket must be in the poll set (done only ever grows).
-                pending = [h for h in workers if words[_done_word(h.index)] < seq]
-                if _core.sync_prepare_sleep(words, self._caller_sleep, watch, seq):
-                    return
-                poller = select.poll()
-                owner: dict[int, tuple[_Handle, bool]] = {h.process.sentinel: (h, True) for h in workers}
-                owner.update((h.fd, (h, False)) for h in pending)
-                for fd in owner:
-                    poller.register(fd, select.POLLIN)
+            while not _core.sync_prepare_sleep(words, self._caller_sleep, watch, seq):
                 if deadline is None:
                     events = poller.poll()
                 else:
@@ -780,6 +782,14 @@ class ForkVectorEnv(VectorEnv):
                     if head == _HINT:
                         os.read(fd, 1)
                     # Anything else is the payload of a reply published already; it is read after the wait.
+                still = []
+                for handle in listening:
+                    if words[_done_word(handle.index)] < seq:
+                        still.append(handle)
+                    else:
+                        poller.unregister(handle.fd)
+                        del owner[handle.fd]
+                listening = still
         finally:
             if not self.closed:  # a failure above has unmapped the words already
                 words[self._caller_sleep] = 0
