@@ -716,16 +716,7 @@ class ForkVectorEnv(VectorEnv):
         words = self._words
         watch = self._all_done if len(workers) == len(self._workers) else [_done_word(h.index) for h in workers]
         if not _core.sync_wait(words, watch, seq, _MAIN_SPIN_S if self._spin else 0.0):
-            try:
-                self._sleep_for_step(workers, watch, seq)
-            except WorkerError:
-                raise
-            except BaseException:
-                # Interrupted while workers step: the next command could not be told from this step's replies.
-                if not self.closed:
-                    self._teardown(graceful=False)
-                    self.closed = True
-                raise
+            self._closing_if_interrupted(self._sleep_for_step, workers, watch, seq)
         replies: dict[int, Any] = {}
         for handle in workers:
             how = words[_done_word(handle.index) + 1]
@@ -798,13 +789,17 @@ class ForkVectorEnv(VectorEnv):
                  timeout: str = "step_timeout") -> dict[int, Any]:
         """Wait for one reply from each of `workers`; a death, an error (if `fatal`) or the timeout (the
         attribute named `timeout`) raises."""
+        return self._closing_if_interrupted(self._collect_replies, workers, phase, fatal, timeout)
+
+    def _closing_if_interrupted(self, wait: Callable[..., Any], *args: Any) -> Any:
+        """Run a wait for the workers.  Interrupted part-way (Ctrl-C), some replies are read and others still
+        queued, so the next command could not tell them apart: shut down rather than hand out mismatched
+        results later.  WorkerError has closed the pool already when it had to."""
         try:
-            return self._collect_replies(workers, phase, fatal, timeout)
+            return wait(*args)
         except WorkerError:
             raise
         except BaseException:
-            # Interrupted (Ctrl-C) part-way: some replies are read, others still queued, so the next command
-            # could not tell them apart.  Shut down rather than hand out mismatched results later.
             if not self.closed:
                 self._teardown(graceful=False)
                 self.closed = True
