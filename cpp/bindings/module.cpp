@@ -1,6 +1,8 @@
 // Entry point of rltrain._core: wires the topic registrations, nothing else.
 #include <pybind11/pybind11.h>
 
+#include <string>
+
 namespace py = pybind11;
 
 namespace rltrain::bind {
@@ -13,8 +15,10 @@ void register_fork(py::module_& m);
 PYBIND11_MODULE(_core, m) {
   m.doc() = "rltrain compiled core: kernels, thread pool, native environments";
   py::dict info;
-#ifdef RLTRAIN_SANITIZED
+#if defined(RLTRAIN_SANITIZED)
   info["sanitizers"] = "address,undefined";
+#elif defined(RLTRAIN_TSAN)
+  info["sanitizers"] = "thread";
 #else
   info["sanitizers"] = "";
 #endif
@@ -23,7 +27,11 @@ PYBIND11_MODULE(_core, m) {
 #else
   info["optimized"] = false;
 #endif
+#if defined(__VERSION__)
   info["compiler"] = __VERSION__;
+#elif defined(_MSC_FULL_VER)
+  info["compiler"] = "MSVC " + std::to_string(_MSC_FULL_VER);
+#endif
   m.attr("build_info") = info;
   rltrain::bind::register_kernels(m);
   rltrain::bind::register_envs(m);

@@ -1,5 +1,6 @@
-// Entry point of rltrain._box2d, the optional extension that links libbox2d: kept out of rltrain._core so that
-// `import rltrain` works on machines without the Box2D shared library. Wires the registrations, nothing else.
+// Entry point of rltrain._box2d, the optional extension holding Box2D 2.3 (compiled in statically): kept out of
+// rltrain._core so that a build without the Box2D sources still gives a working package. Wires the
+// registrations, nothing else.
 #include <pybind11/pybind11.h>
 
 namespace py = pybind11;
@@ -9,6 +10,6 @@ void register_lunar(py::module_& m);
 }  // namespace rltrain::bind
 
 PYBIND11_MODULE(_box2d, m) {
-  m.doc() = "rltrain native Box2D environments (LunarLander-v3 on Box2D 2.4)";
+  m.doc() = "rltrain native Box2D environments (LunarLander-v3 on Box2D 2.3, bit-identical to gymnasium)";
   rltrain::bind::register_lunar(m);
 }

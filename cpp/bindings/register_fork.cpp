@@ -8,11 +8,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <sched.h>
 
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "checks.hpp"
@@ -85,7 +85,7 @@ void register_fork(py::module_& m) {
         py::gil_scoped_release release;
         const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(spin_s);
         do {
-          sched_yield();  // hands the core at once to a runnable process sharing it (often the one we wait for)
+          std::this_thread::yield();  // sched_yield on POSIX: hands the core to a runnable process sharing it
           if (all_reached(w, indices, target)) return true;
         } while (std::chrono::steady_clock::now() < end);
         return false;

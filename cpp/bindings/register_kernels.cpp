@@ -1,6 +1,8 @@
 // pybind11 registration of the numeric kernels: check dtype/shape/contiguity, release the GIL, call the C++.
 // Python wrappers in rltrain.kernels do the friendly conversions (torch, non-contiguous, out=) first.
+#if !defined(_WIN32)
 #include <pthread.h>
+#endif
 
 #include <cmath>
 #include <memory>
@@ -28,11 +30,13 @@ void atfork_child() {
 }
 
 ThreadPool& kernel_pool() {
+#if !defined(_WIN32)  // no fork() on Windows
   static const bool registered = [] {
     pthread_atfork(nullptr, nullptr, atfork_child);
     return true;
   }();
   (void)registered;
+#endif
   std::lock_guard<std::mutex> lk(g_pool_mu);
   if (g_pool == nullptr) {
     if (g_threads <= 0) g_threads = default_num_threads();

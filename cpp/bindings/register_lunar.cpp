@@ -194,7 +194,7 @@ void register_lunar(py::module_& m) {
                             std::to_string(b2_version.revision);
 
   bind_lunar<NumpyRng>(m, "LunarLander", R"doc(
-Native LunarLander-v3 (gymnasium 1.4.0 semantics, Box2D 2.4), one environment, TimeLimit of 1000 steps included.
+Native LunarLander-v3 (gymnasium 1.4.0 semantics, Box2D 2.3), one environment, TimeLimit of 1000 steps included.
 
 reset(seed=None) -> obs; step(action) -> (obs, reward, terminated, truncated). Keyword arguments are
 gymnasium.make("LunarLander-v3", ...)'s plus rltrain's randomize_angle, randomize_pos and sparse. The random

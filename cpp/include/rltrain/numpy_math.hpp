@@ -7,6 +7,11 @@
 #include <cstdint>
 #include <limits>
 
+#if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <immintrin.h>
+#include <intrin.h>
+#endif
+
 namespace rltrain::npmath {
 
 // x ** y on a float64 scalar (CPython float and NumPy float64 both call libm pow). The volatile exponent stops
@@ -54,13 +59,31 @@ inline T py_min(T a, T b) {
 
 namespace detail {
 
+#if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+// MSVC has no __builtin_cpu_supports: CPUID leaf 1 (FMA, OSXSAVE, AVX), leaf 7 (AVX2), and XGETBV for the OS
+// saving the YMM registers, which is what GCC's check amounts to.
+inline bool msvc_has_avx2_fma() {
+  int r[4];
+  __cpuid(r, 0);
+  if (r[0] < 7) return false;
+  __cpuid(r, 1);
+  const bool fma = (r[2] >> 12) & 1, osxsave = (r[2] >> 27) & 1, avx = (r[2] >> 28) & 1;
+  if (!(fma && osxsave && avx) || (_xgetbv(0) & 6) != 6) return false;
+  __cpuidex(r, 7, 0);
+  return (r[1] >> 5) & 1;
+}
+#endif
+
 // Whether NumPy's float32 sin/cos run its SIMD kernel: NumPy dispatches it only to targets with FMA
 // (x86 AVX2+FMA3 and up, aarch64 ASIMD); elsewhere it calls libm sinf/cosf.
 inline bool numpy_f32_trig_uses_simd() {
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
   static const bool yes = __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
   return yes;
-#elif defined(__aarch64__)
+#elif defined(_M_X64) || defined(_M_IX86)
+  static const bool yes = msvc_has_avx2_fma();
+  return yes;
+#elif defined(__aarch64__) || defined(_M_ARM64)
   return true;
 #else
   return false;

@@ -33,9 +33,8 @@
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
-
 #include "rltrain/envs/env.hpp"
+#include "rltrain/platform.hpp"
 #include "rltrain/thread_pool.hpp"
 
 namespace rltrain {
@@ -247,7 +246,7 @@ class VecEnv {
   }
 
   std::size_t num_in_flight() const {
-    if (::getpid() != owner_pid_) return n_in_flight_;  // forked child: q_mu_ may be held by a thread not here
+    if (process_id() != owner_pid_) return n_in_flight_;  // forked child: q_mu_ may be held by a thread not here
     std::lock_guard<std::mutex> lk(q_mu_);
     return n_in_flight_;
   }
@@ -255,7 +254,7 @@ class VecEnv {
   // Stops the driver and worker threads (finishing a step already running); the buffers stay readable.
   // Idempotent; every later call except close() raises.
   void close() {
-    if (::getpid() != owner_pid_) {
+    if (process_id() != owner_pid_) {
       // A forked child: the threads (and any mutex they held) exist only in the parent. Leak, never join.
       if (closed_) return;
       (void)pool_.release();
@@ -286,7 +285,7 @@ class VecEnv {
   class Guard {
    public:
     Guard(VecEnv* v, const char* what) {
-      if (::getpid() != v->owner_pid_)
+      if (process_id() != v->owner_pid_)
         throw std::runtime_error(std::string(what) +
                                  ": this vector env was created in another process (before fork()); create a new "
                                  "one in this process");
@@ -405,7 +404,7 @@ class VecEnv {
   std::vector<Clock::time_point> start_time_;
   std::vector<Action> actions_;  // staging: row i is read by env i's step
 
-  pid_t owner_pid_ = ::getpid();
+  long owner_pid_ = process_id();
   // The locks live on the heap so that a forked child can abandon them: their state was copied mid-use from
   // the parent, and destroying a condition variable that records waiters blocks forever (glibc).
   struct Sync {

@@ -44,7 +44,7 @@ def _register() -> None:
 
 
 def native_lunar_available() -> bool:
-    """True when the optional native LunarLander (``rltrain._box2d``, linked against libbox2d) can be imported."""
+    """True when the native LunarLander (``rltrain._box2d``, absent from builds without the Box2D sources) imports."""
     try:
         importlib.import_module("rltrain._box2d")
     except ImportError:

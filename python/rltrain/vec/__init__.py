@@ -62,7 +62,8 @@ for _env_id, _name in _core.NATIVE_ENVS.items():
 
 _OPTIONAL_MODULES = ("rltrain.vec.lunar",)
 """Modules registering the native envs of optional extensions when imported (each registers nothing when its
-extension is unavailable). Loaded on demand, not with ``rltrain``: ``rltrain._box2d`` needs libbox2d."""
+extension is unavailable). Loaded on demand, not with ``rltrain``: ``rltrain._box2d`` is a separate, optional
+module, and only LunarLander users pay for loading it."""
 _optional_lock = threading.Lock()
 _optional_loaded = False
 
@@ -169,6 +170,9 @@ def _make_fork(
             raise ValueError(
                 f"unknown env id {env_id!r}: not registered with gymnasium, and native envs are {native_envs()}"
             )
+        from rltrain.vec.lunar import check_gymnasium_fallback
+
+        check_gymnasium_fallback(env_id)
         factory: Callable[[], gym.Env] = functools.partial(gym.make, env_id, **env_kwargs)
     elif callable(env_id):
         factory = functools.partial(env_id, **env_kwargs) if env_kwargs else env_id

@@ -1,9 +1,9 @@
-"""Native LunarLander ids for ``make_vec``, backed by the optional extension ``rltrain._box2d``.
+"""Native LunarLander ids for ``make_vec``, backed by the extension ``rltrain._box2d`` (Box2D 2.3 compiled in).
 
 :mod:`rltrain.vec` imports this module lazily (the first time the registry is consulted for an id it does not
-hold), never on ``import rltrain``: ``_box2d`` links libbox2d, which a plain ``import rltrain`` must not need.
-When ``_box2d`` cannot be imported (built without Box2D, or libbox2d missing at run time) nothing is registered,
-:data:`UNAVAILABLE` says why, and these ids run through gymnasium on the fork backend.
+hold), never on ``import rltrain``. A build without the Box2D sources has no ``_box2d``: then nothing is
+registered, :data:`UNAVAILABLE` says why, and these ids run gymnasium's env on the fork backend when pybox2d is
+installed (:func:`check_gymnasium_fallback` otherwise raises a ``ValueError`` saying what to install).
 
 Registered ids and the keyword arguments each accepts (everything else is a ``TypeError``, as in gymnasium):
 
@@ -19,21 +19,25 @@ action space in gymnasium.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from typing import Any
 
 from rltrain.vec import register_native_env
 
-__all__ = ["LUNAR_IDS", "UNAVAILABLE", "make_lunar_vec"]
+__all__ = ["LUNAR_IDS", "UNAVAILABLE", "check_gymnasium_fallback", "make_lunar_vec"]
 
 try:
-    from rltrain import _box2d
+    _box2d: Any = importlib.import_module("rltrain._box2d")
 except ImportError as exc:
     # Only the extension itself may be missing or unloadable; any other import failure is a bug and must surface.
-    # (A failed dlopen, e.g. libbox2d.so absent, names the module by its short name.)
     if exc.name not in ("rltrain._box2d", "_box2d"):
         raise
     _box2d = None
-    UNAVAILABLE: str | None = f"{type(exc).__name__}: {exc}"
+    UNAVAILABLE: str | None = (
+        f"rltrain was built without rltrain._box2d ({type(exc).__name__}: {exc}); rebuild with network access "
+        "or -C cmake.define.RLTRAIN_BOX2D_SOURCE=DIR for the native LunarLander"
+    )
 else:
     UNAVAILABLE = None
 
@@ -86,3 +90,20 @@ def _register() -> None:
 
 if _box2d is not None:
     _register()
+
+
+def check_gymnasium_fallback(env_id: str) -> None:
+    """Raises ``ValueError`` when ``env_id`` is one of gymnasium's or rltrain's LunarLander ids, runs through
+    gymnasium (no native ``_box2d``), and gymnasium's LunarLander cannot run because pybox2d is missing."""
+    if env_id not in LUNAR_IDS and env_id not in ("LunarLander-v2", "LunarLanderContinuous-v2"):
+        return
+    try:
+        found = importlib.util.find_spec("Box2D") is not None
+    except (ImportError, ValueError):  # a None entry in sys.modules, or a broken package
+        found = False
+    if not found:
+        why = f"no native LunarLander in this build ({UNAVAILABLE})" if UNAVAILABLE else "the fork backend"
+        raise ValueError(
+            f"{env_id}: {why} runs gymnasium's LunarLander, which needs pybox2d (the Box2D module), not "
+            "installed here: pip install \"gymnasium[box2d]\""
+        )

@@ -1,8 +1,8 @@
-// LunarLander-v3 on the Box2D 2.4 C++ API, a line-by-line port of gymnasium 1.4.0's
-// envs/box2d/lunar_lander.py (constants, body creation order, RNG draw order, float32/float64 rounding points),
-// plus the rltrain variants (randomised spawn, sparse reward). Follows the interface in env.hpp. The legs' joints
-// run Box2D 2.3's revolute solver (Legacy23RevoluteJoint below), the one physics difference between the two Box2D
-// versions that changes LunarLander's returns.
+// LunarLander-v3 on Box2D 2.3, a line-by-line port of gymnasium 1.4.0's envs/box2d/lunar_lander.py (constants,
+// body creation order, RNG draw order, float32/float64 rounding points), plus the rltrain variants (randomised
+// spawn, sparse reward). Follows the interface in env.hpp. Box2D is the very C++ library gymnasium runs: the
+// sources of the box2d-py 2.3.8 sdist (pybox2d without its SWIG layer), compiled statically into rltrain._box2d
+// (cmake/Box2D.cmake), so the physics matches gymnasium's bit for bit.
 //
 // What is deliberately not simulated: gymnasium's exhaust particles. Gymnasium 1.4 creates them only when
 // rendering, and even then they cannot touch the lander (lander/legs maskBits 0x001 exclude the particles'
@@ -19,15 +19,13 @@
 //   step:  2 x uniform(-1, 1) dispersion (drawn whether or not an engine fires).
 #pragma once
 
-#include <box2d/box2d.h>
+#include <Box2D/Box2D.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <memory>
-#include <new>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -94,235 +92,10 @@ struct Sim final : b2ContactListener {
   }
 };
 
-// Box2D 2.3's revolute joint (what pybox2d, and so gymnasium, runs), re-created inside Box2D 2.4.
-//
-// Why: the lander's legs live on their joint limits (each motor presses its leg against one), and the two
-// versions solve limits differently. 2.3 decides once per step, from the angle at the start of the step, whether
-// a limit is active, and solves point and limit together as a 3x3 block whose fallback lets a hard touchdown
-// fold the leg; 2.4 enforces limits speculatively and separately, so the same touchdown stops the leg dead and
-// kicks the lander into a spin. Measured with identical random streams (1000 random-policy episodes): with 2.4's
-// joint 29% of episodes end more than 1 point away from gymnasium's and the mean is 12 points lower; with this
-// joint 0.6% do and the means agree to 0.1 (bench/lunar_parity.py).
-//
-// How: the class adds no data member; b2World::CreateJoint builds an ordinary b2RevoluteJoint and adopt() swaps
-// in this class's virtual table (a single vptr at offset 0: Itanium C++ ABI and MSVC alike for single
-// inheritance; the static_asserts and a dynamic_cast check it), so Box2D's island solver calls the 2.3 solver
-// below. 2.3's state lives in 2.4's fields: the limit impulse in m_lowerImpulse, the limit state in
-// m_upperImpulse, the motor mass in m_axialMass. GetReactionForce/Torque keep 2.4's meaning and are not used.
-class Legacy23RevoluteJoint final : public b2RevoluteJoint {
- public:
-  static b2RevoluteJoint* adopt(b2Joint* joint, const b2RevoluteJointDef& def) {
-    static_assert(sizeof(Legacy23RevoluteJoint) == sizeof(b2RevoluteJoint), "must add no data member");
-    static_assert(std::is_polymorphic_v<b2RevoluteJoint> && !std::is_polymorphic_v<b2Vec2>);
-    alignas(Legacy23RevoluteJoint) unsigned char storage[sizeof(Legacy23RevoluteJoint)];
-    auto* prototype = new (storage) Legacy23RevoluteJoint(&def);
-    std::memcpy(static_cast<void*>(joint), static_cast<const void*>(prototype), sizeof(void*));
-    prototype->~Legacy23RevoluteJoint();
-    if (dynamic_cast<Legacy23RevoluteJoint*>(joint) == nullptr)
-      throw std::runtime_error("LunarLander: could not install the Box2D 2.3 revolute joint solver");
-    // 2.4's constructor zeroed m_lowerImpulse and m_upperImpulse: no limit impulse, state kInactive.
-    return static_cast<b2RevoluteJoint*>(joint);
-  }
-
- private:
-  explicit Legacy23RevoluteJoint(const b2RevoluteJointDef* def) : b2RevoluteJoint(def) {}
-
-  static constexpr float kInactive = 0.0f, kAtLower = 1.0f, kAtUpper = 2.0f, kEqual = 3.0f;
-
-  b2Mat33 mass() const {
-    const float mA = m_invMassA, mB = m_invMassB, iA = m_invIA, iB = m_invIB;
-    b2Mat33 k;
-    k.ex.x = mA + mB + m_rA.y * m_rA.y * iA + m_rB.y * m_rB.y * iB;
-    k.ey.x = -m_rA.y * m_rA.x * iA - m_rB.y * m_rB.x * iB;
-    k.ez.x = -m_rA.y * iA - m_rB.y * iB;
-    k.ex.y = k.ey.x;
-    k.ey.y = mA + mB + m_rA.x * m_rA.x * iA + m_rB.x * m_rB.x * iB;
-    k.ez.y = m_rA.x * iA + m_rB.x * iB;
-    k.ex.z = k.ez.x;
-    k.ey.z = k.ez.y;
-    k.ez.z = iA + iB;
-    return k;
-  }
-
-  void InitVelocityConstraints(const b2SolverData& data) override {
-    // 2.4's own setup fills the body indices, local centres, inverse masses, anchors and the motor mass (the
-    // body internals are private to 2.4's joint classes); run cold so it applies no impulse of its own.
-    b2Vec3 impulse(m_impulse.x, m_impulse.y, m_lowerImpulse);
-    float motor_impulse = m_motorImpulse, state = m_upperImpulse;
-    b2SolverData cold = data;
-    cold.step.warmStarting = false;
-    b2RevoluteJoint::InitVelocityConstraints(cold);
-
-    const float iA = m_invIA, iB = m_invIB;
-    const bool fixed_rotation = (iA + iB == 0.0f);
-    if (!m_enableMotor || fixed_rotation) motor_impulse = 0.0f;
-    if (m_enableLimit && !fixed_rotation) {
-      const float joint_angle = data.positions[m_indexB].a - data.positions[m_indexA].a - m_referenceAngle;
-      if (b2Abs(m_upperAngle - m_lowerAngle) < 2.0f * b2_angularSlop) {
-        state = kEqual;
-      } else if (joint_angle <= m_lowerAngle) {
-        if (state != kAtLower) impulse.z = 0.0f;
-        state = kAtLower;
-      } else if (joint_angle >= m_upperAngle) {
-        if (state != kAtUpper) impulse.z = 0.0f;
-        state = kAtUpper;
-      } else {
-        state = kInactive;
-        impulse.z = 0.0f;
-      }
-    } else {
-      state = kInactive;
-    }
-
-    if (data.step.warmStarting) {
-      impulse *= data.step.dtRatio;
-      motor_impulse *= data.step.dtRatio;
-      const b2Vec2 P(impulse.x, impulse.y);
-      b2Velocity& a = data.velocities[m_indexA];
-      b2Velocity& b = data.velocities[m_indexB];
-      a.v -= m_invMassA * P;
-      a.w -= iA * (b2Cross(m_rA, P) + motor_impulse + impulse.z);
-      b.v += m_invMassB * P;
-      b.w += iB * (b2Cross(m_rB, P) + motor_impulse + impulse.z);
-    } else {
-      impulse.SetZero();
-      motor_impulse = 0.0f;
-    }
-    m_impulse.Set(impulse.x, impulse.y);
-    m_lowerImpulse = impulse.z;
-    m_motorImpulse = motor_impulse;
-    m_upperImpulse = state;
-  }
-
-  void SolveVelocityConstraints(const b2SolverData& data) override {
-    b2Vec2 vA = data.velocities[m_indexA].v;
-    float wA = data.velocities[m_indexA].w;
-    b2Vec2 vB = data.velocities[m_indexB].v;
-    float wB = data.velocities[m_indexB].w;
-    const float mA = m_invMassA, mB = m_invMassB, iA = m_invIA, iB = m_invIB;
-    const bool fixed_rotation = (iA + iB == 0.0f);
-    const float state = m_upperImpulse;
-
-    if (m_enableMotor && state != kEqual && !fixed_rotation) {
-      const float Cdot = wB - wA - m_motorSpeed;
-      float impulse = -m_axialMass * Cdot;
-      const float old_impulse = m_motorImpulse;
-      const float max_impulse = data.step.dt * m_maxMotorTorque;
-      m_motorImpulse = b2Clamp(m_motorImpulse + impulse, -max_impulse, max_impulse);
-      impulse = m_motorImpulse - old_impulse;
-      wA -= iA * impulse;
-      wB += iB * impulse;
-    }
-
-    if (m_enableLimit && state != kInactive && !fixed_rotation) {
-      const b2Mat33 k = mass();
-      b2Vec3 acc(m_impulse.x, m_impulse.y, m_lowerImpulse);
-      const b2Vec2 Cdot1 = vB + b2Cross(wB, m_rB) - vA - b2Cross(wA, m_rA);
-      const float Cdot2 = wB - wA;
-      const b2Vec3 Cdot(Cdot1.x, Cdot1.y, Cdot2);
-      b2Vec3 impulse = -k.Solve33(Cdot);
-      if (state == kEqual) {
-        acc += impulse;
-      } else if (state == kAtLower || state == kAtUpper) {
-        const float new_impulse = acc.z + impulse.z;
-        if (state == kAtLower ? new_impulse < 0.0f : new_impulse > 0.0f) {
-          // 2.3's fallback (sign of the rhs included): drop the limit, re-solve the point constraint.
-          const b2Vec2 rhs = -Cdot1 + acc.z * b2Vec2(k.ez.x, k.ez.y);
-          const b2Vec2 reduced = k.Solve22(rhs);
-          impulse.x = reduced.x;
-          impulse.y = reduced.y;
-          impulse.z = -acc.z;
-          acc.x += reduced.x;
-          acc.y += reduced.y;
-          acc.z = 0.0f;
-        } else {
-          acc += impulse;
-        }
-      }
-      m_impulse.Set(acc.x, acc.y);
-      m_lowerImpulse = acc.z;
-      const b2Vec2 P(impulse.x, impulse.y);
-      vA -= mA * P;
-      wA -= iA * (b2Cross(m_rA, P) + impulse.z);
-      vB += mB * P;
-      wB += iB * (b2Cross(m_rB, P) + impulse.z);
-    } else {
-      const b2Vec2 Cdot = vB + b2Cross(wB, m_rB) - vA - b2Cross(wA, m_rA);
-      const b2Vec2 impulse = mass().Solve22(-Cdot);
-      m_impulse += impulse;
-      vA -= mA * impulse;
-      wA -= iA * b2Cross(m_rA, impulse);
-      vB += mB * impulse;
-      wB += iB * b2Cross(m_rB, impulse);
-    }
-    data.velocities[m_indexA].v = vA;
-    data.velocities[m_indexA].w = wA;
-    data.velocities[m_indexB].v = vB;
-    data.velocities[m_indexB].w = wB;
-  }
-
-  bool SolvePositionConstraints(const b2SolverData& data) override {
-    b2Vec2 cA = data.positions[m_indexA].c;
-    float aA = data.positions[m_indexA].a;
-    b2Vec2 cB = data.positions[m_indexB].c;
-    float aB = data.positions[m_indexB].a;
-    b2Rot qA(aA), qB(aB);
-    float angular_error = 0.0f, position_error = 0.0f;
-    const bool fixed_rotation = (m_invIA + m_invIB == 0.0f);
-    const float state = m_upperImpulse;
-
-    if (m_enableLimit && state != kInactive && !fixed_rotation) {
-      const float angle = aB - aA - m_referenceAngle;
-      float limit_impulse = 0.0f;
-      if (state == kEqual) {
-        const float C = b2Clamp(angle - m_lowerAngle, -b2_maxAngularCorrection, b2_maxAngularCorrection);
-        limit_impulse = -m_axialMass * C;
-        angular_error = b2Abs(C);
-      } else if (state == kAtLower) {
-        float C = angle - m_lowerAngle;
-        angular_error = -C;
-        C = b2Clamp(C + b2_angularSlop, -b2_maxAngularCorrection, 0.0f);
-        limit_impulse = -m_axialMass * C;
-      } else {
-        float C = angle - m_upperAngle;
-        angular_error = C;
-        C = b2Clamp(C - b2_angularSlop, 0.0f, b2_maxAngularCorrection);
-        limit_impulse = -m_axialMass * C;
-      }
-      aA -= m_invIA * limit_impulse;
-      aB += m_invIB * limit_impulse;
-    }
-
-    {
-      qA.Set(aA);
-      qB.Set(aB);
-      const b2Vec2 rA = b2Mul(qA, m_localAnchorA - m_localCenterA);
-      const b2Vec2 rB = b2Mul(qB, m_localAnchorB - m_localCenterB);
-      const b2Vec2 C = cB + rB - cA - rA;
-      position_error = C.Length();
-      const float mA = m_invMassA, mB = m_invMassB, iA = m_invIA, iB = m_invIB;
-      b2Mat22 K;
-      K.ex.x = mA + mB + iA * rA.y * rA.y + iB * rB.y * rB.y;
-      K.ex.y = -iA * rA.x * rA.y - iB * rB.x * rB.y;
-      K.ey.x = K.ex.y;
-      K.ey.y = mA + mB + iA * rA.x * rA.x + iB * rB.x * rB.x;
-      const b2Vec2 impulse = -K.Solve(C);
-      cA -= mA * impulse;
-      aA -= iA * b2Cross(rA, impulse);
-      cB += mB * impulse;
-      aB += iB * b2Cross(rB, impulse);
-    }
-    data.positions[m_indexA].c = cA;
-    data.positions[m_indexA].a = aA;
-    data.positions[m_indexB].c = cB;
-    data.positions[m_indexB].a = aB;
-    return position_error <= b2_linearSlop && angular_error <= b2_angularSlop;
-  }
-};
-
-// Box2D 2.4 fills its table of contact functions lazily and without synchronisation on the first contact any
-// world creates (b2Contact::s_initialized). Make that first contact here, once, under a thread-safe static, so
-// environments stepped concurrently on worker threads never race on it.
+// Box2D 2.3 fills two process-wide tables lazily and without synchronisation: the block allocator's size lookup
+// (first b2World) and the contact function table (first contact any world creates, b2Contact::s_initialized).
+// Make that first world and contact here, once, under a thread-safe static, so environments stepped
+// concurrently on worker threads only ever read them.
 inline void init_box2d_once() {
   static const bool done = [] {
     b2World world(b2Vec2(0.0f, 0.0f));
@@ -512,14 +285,14 @@ class LunarLanderT {
     sim_->moon = world.CreateBody(&moon_def);
     {
       b2EdgeShape bottom;
-      bottom.SetTwoSided(vec(0, 0), vec(kW, 0));
+      bottom.Set(vec(0, 0), vec(kW, 0));
       b2FixtureDef fd;  // pybox2d's shapes= uses fixture defaults: friction 0.2
       fd.shape = &bottom;
       sim_->moon->CreateFixture(&fd);
     }
     for (int i = 0; i < kChunks - 1; ++i) {
       b2EdgeShape edge;
-      edge.SetTwoSided(vec(chunk_x[i], smooth_y_[i]), vec(chunk_x[i + 1], smooth_y_[i + 1]));
+      edge.Set(vec(chunk_x[i], smooth_y_[i]), vec(chunk_x[i + 1], smooth_y_[i + 1]));
       b2FixtureDef fd;
       fd.shape = &edge;
       fd.density = 0.0f;
@@ -595,7 +368,7 @@ class LunarLanderT {
         rjd.lowerAngle = static_cast<float>(-0.9);
         rjd.upperAngle = static_cast<float>(-0.9 + 0.5);
       }
-      sim_->joints[k] = Legacy23RevoluteJoint::adopt(world.CreateJoint(&rjd), rjd);  // see the class comment
+      sim_->joints[k] = static_cast<b2RevoluteJoint*>(world.CreateJoint(&rjd));
     }
 
     // gymnasium returns the observation of one no-op step, which also sets prev_shaping.
