@@ -1,6 +1,6 @@
 """Native LunarLander (rltrain._box2d) against gymnasium's LunarLander-v3 and rltrain's Dense/Sparse variants:
 semantics on crafted states, reward = gymnasium's shaping formula, determinism, sparse = dense sums, randomised
-spawn, and step-by-step agreement with gymnasium when both are fed the same random draws."""
+spawn, and bit-for-bit agreement with gymnasium at every step when both are fed the same random draws."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ else:
 
 try:
     from rltrain import _box2d
-except ImportError as exc:  # built without Box2D 2.4, or libbox2d.so missing at run time
+except ImportError as exc:  # built without the Box2D sources (RLTRAIN_BOX2D=OFF, or no network at build time)
     _box2d = None
     _BOX2D_ERROR = f"{type(exc).__name__}: {exc}"
 else:
@@ -36,7 +36,7 @@ else:
 
 needs_box2d = pytest.mark.skipif(
     _box2d is None,
-    reason=f"rltrain._box2d unavailable ({_BOX2D_ERROR}); install libbox2d-dev (Box2D 2.4) and rebuild",
+    reason=f"rltrain._box2d unavailable ({_BOX2D_ERROR}); rebuild with the Box2D sources (README)",
 )
 needs_pybox2d = pytest.mark.skipif(
     bool(_PYBOX2D_ERROR),
@@ -106,19 +106,6 @@ def test_box2d_module_present_when_required() -> None:
             f"rltrain._box2d unavailable ({_BOX2D_ERROR}); set RLTRAIN_REQUIRE_BOX2D=1 to make this fail"
         )
     assert _box2d is not None, f"RLTRAIN_REQUIRE_BOX2D=1 but rltrain._box2d failed to import: {_BOX2D_ERROR}"
-
-
-@pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs Linux /proc/self/maps")
-def test_rltrain_and_core_do_not_load_libbox2d() -> None:
-    # A fresh interpreter: importing rltrain, its core extension and the env package must not map libbox2d,
-    # so they keep working where the shared library is absent.
-    code = (
-        "import rltrain, rltrain._core, rltrain.envs, gymnasium\n"
-        "assert 'rltrain/DenseLunarLander-v0' in gymnasium.registry\n"
-        "print('libbox2d' in open('/proc/self/maps').read())\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "False"
 
 
 @needs_pybox2d
@@ -461,8 +448,7 @@ def test_trajectories_match_gymnasium_given_the_same_draws(kwargs: dict[str, Any
         **ref_kwargs,
     )
     rng = np.random.default_rng(2024)
-    episodes, close_returns, worst_early = 60, 0, 0.0
-    for _ in range(episodes):
+    for _ in range(20):
         u = rng.random(2200)
         actions = (
             rng.uniform(-1, 1, (1000, 2)).astype(np.float32) if continuous else rng.integers(4, size=1000)
@@ -470,25 +456,16 @@ def test_trajectories_match_gymnasium_given_the_same_draws(kwargs: dict[str, Any
         nat.set_uniforms(u)
         o_nat = nat.reset()
         o_ref, _ = replay_reset(ref, u)
-        worst_early = max(worst_early, float(np.abs(o_nat - o_ref).max()))
-        ret_nat = ret_ref = 0.0
-        done_nat = done_ref = False
+        np.testing.assert_array_equal(o_nat, o_ref)
         for t in range(1000):
             a = actions[t] if continuous else int(actions[t])
-            if not done_nat:
-                o_nat, r, te, tr = nat.step(a)
-                ret_nat, done_nat = ret_nat + r, te or tr
-            if not done_ref:
-                o_ref, r, te, tr, _ = ref.step(a)
-                ret_ref, done_ref = ret_ref + float(r), te or tr
-            if t < 30 and not (done_nat or done_ref):
-                worst_early = max(worst_early, float(np.abs(o_nat - o_ref).max()))
-            if done_nat and done_ref:
+            o_nat, r_nat, te_nat, tr_nat = nat.step(a)
+            o_ref, r_ref, te_ref, tr_ref, _ = ref.step(a)
+            # The same Box2D 2.3 on both sides: bit for bit at every step.
+            np.testing.assert_array_equal(o_nat, o_ref, err_msg=f"step {t}")
+            assert (r_nat, te_nat, tr_nat) == (float(r_ref), te_ref, tr_ref), f"step {t}"
+            if te_ref or tr_ref:
                 break
-        close_returns += abs(ret_nat - ret_ref) < 1.0
-    # Identical to float32 rounding until contacts, where Box2D 2.3 and 2.4 collide edges slightly differently.
-    assert worst_early < 1e-4
-    assert close_returns >= episodes - 3
 
 
 @needs_pybox2d
