@@ -16,6 +16,7 @@ import pytest
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
+import rltrain
 from rltrain.vec.fork import ForkVectorEnv, WorkerError
 
 SAME_STEP = AutoresetMode.SAME_STEP
@@ -547,3 +548,12 @@ def test_inline_slice() -> None:
         for _ in range(3):
             env.step(np.zeros(4, dtype=np.int64))
     assert children() == before
+
+
+def test_fork_backend_says_it_needs_posix(monkeypatch: pytest.MonkeyPatch) -> None:
+    # As on Windows: no os.fork. Native ids keep working; anything else gets a clear error, not an AttributeError.
+    monkeypatch.delattr(os, "fork")
+    with pytest.raises(RuntimeError, match=r"fork backend needs os\.fork.*SyncVectorEnv"):
+        rltrain.make_vec("Taxi-v3", 2)
+    with rltrain.make_vec("CartPole-v1", 2, seed=0) as env:
+        env.reset()

@@ -116,3 +116,4 @@ def test_lunar_lander_without_pybox2d_names_what_to_install(site: pathlib.Path, 
         print("ok")
     """, tmp_path)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+

@@ -15,6 +15,8 @@ from __future__ import annotations
 import functools
 import importlib
 import operator
+import os
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,6 +167,12 @@ def _make_fork(
 ) -> VectorEnv:
     import gymnasium as gym
 
+    if not hasattr(os, "fork"):
+        raise RuntimeError(
+            f"make_vec({env_id!r}): the fork backend needs os.fork (Linux, macOS and other POSIX systems), which "
+            f"{sys.platform} lacks; native ids ({', '.join(native_envs())}) run everywhere, and any other env "
+            "can be vectorised with gymnasium.vector.SyncVectorEnv"
+        )
     if isinstance(env_id, str):
         if ":" not in env_id and env_id not in gym.registry:
             raise ValueError(
