@@ -11,11 +11,45 @@
 #include <string>
 #include <vector>
 
-#if !defined(__SIZEOF_INT128__)
-#error "rltrain/numpy_rng.hpp needs a compiler with unsigned __int128 (GCC or Clang)"
+#if defined(_MSC_VER) && !defined(__clang__) && (defined(_M_X64) || defined(_M_ARM64))
+#include <intrin.h>
 #endif
 
 namespace rltrain {
+
+// Unsigned 128-bit arithmetic modulo 2^128, as PCG64 needs it, on every compiler: two 64-bit halves, with the one
+// 64x64->128 multiply taken from unsigned __int128 (GCC, Clang), _umul128/__umulh (MSVC) or 32-bit halves.
+struct U128 {
+  uint64_t hi = 0, lo = 0;
+
+  static U128 mul64(uint64_t a, uint64_t b) {
+#if defined(__SIZEOF_INT128__) && !defined(RLTRAIN_NO_INT128)  // the macro: tests of the fallback
+    __extension__ typedef unsigned __int128 native;
+    const native p = static_cast<native>(a) * b;
+    return {static_cast<uint64_t>(p >> 64), static_cast<uint64_t>(p)};
+#elif defined(_MSC_VER) && defined(_M_X64)
+    uint64_t hi;
+    const uint64_t lo = _umul128(a, b, &hi);
+    return {hi, lo};
+#elif defined(_MSC_VER) && defined(_M_ARM64)
+    return {__umulh(a, b), a * b};
+#else
+    const uint64_t a0 = a & 0xFFFFFFFFu, a1 = a >> 32, b0 = b & 0xFFFFFFFFu, b1 = b >> 32;
+    const uint64_t p00 = a0 * b0, p01 = a0 * b1, p10 = a1 * b0, p11 = a1 * b1;
+    const uint64_t mid = (p00 >> 32) + (p01 & 0xFFFFFFFFu) + (p10 & 0xFFFFFFFFu);
+    return {p11 + (p01 >> 32) + (p10 >> 32) + (mid >> 32), (mid << 32) | (p00 & 0xFFFFFFFFu)};
+#endif
+  }
+  friend U128 operator*(const U128& a, const U128& b) {
+    U128 p = mul64(a.lo, b.lo);
+    p.hi += a.hi * b.lo + a.lo * b.hi;
+    return p;
+  }
+  friend U128 operator+(const U128& a, const U128& b) {
+    const uint64_t lo = a.lo + b.lo;
+    return {a.hi + b.hi + (lo < a.lo ? 1u : 0u), lo};
+  }
+};
 
 // numpy.random.SeedSequence(entropy) with the default pool_size=4 and no spawn key
 // (numpy/random/bit_generator.pyx). All arithmetic is modulo 2^32, as in numpy's uint32 code.
@@ -102,8 +136,6 @@ class SeedSequence {
 // seeded from generate_state(4, uint64) as [state_hi, state_lo, inc_hi, inc_lo].
 class Pcg64 {
  public:
-  __extension__ typedef unsigned __int128 u128;
-
   Pcg64() { seed_words(0, 0, 0, 0); }
 
   void seed(const SeedSequence& ss) {
@@ -113,12 +145,10 @@ class Pcg64 {
 
   // pcg_setseq_128_srandom_r
   void seed_words(uint64_t state_hi, uint64_t state_lo, uint64_t inc_hi, uint64_t inc_lo) {
-    const u128 initstate = (u128(state_hi) << 64) | state_lo;
-    const u128 initseq = (u128(inc_hi) << 64) | inc_lo;
-    state_ = 0;
-    inc_ = (initseq << 1u) | 1u;
+    state_ = U128{};
+    inc_ = U128{(inc_hi << 1) | (inc_lo >> 63), (inc_lo << 1) | 1u};  // (initseq << 1) | 1
     step();
-    state_ += initstate;
+    state_ = state_ + U128{state_hi, state_lo};
     step();
     // numpy's _reset_state_variables: a (re)seeded generator holds no buffered half-word.
     has_uint32_ = false;
@@ -128,10 +158,8 @@ class Pcg64 {
   // pcg_setseq_128_xsl_rr_64_random_r: advance, then output the new state.
   uint64_t next64() {
     step();
-    const uint64_t hi = static_cast<uint64_t>(state_ >> 64);
-    const uint64_t lo = static_cast<uint64_t>(state_);
-    const unsigned rot = static_cast<unsigned>(state_ >> 122u);
-    const uint64_t x = hi ^ lo;
+    const unsigned rot = static_cast<unsigned>(state_.hi >> 58u);  // state >> 122
+    const uint64_t x = state_.hi ^ state_.lo;
     return (x >> rot) | (x << ((-rot) & 63u));
   }
 
@@ -152,11 +180,11 @@ class Pcg64 {
   double next_double() { return static_cast<double>(next64() >> 11) * (1.0 / 9007199254740992.0); }
 
  private:
-  static constexpr u128 kMult = (u128(2549297995355413924ULL) << 64) + 4865540595714422341ULL;
+  static constexpr U128 kMult{2549297995355413924ULL, 4865540595714422341ULL};
   void step() { state_ = state_ * kMult + inc_; }
 
-  u128 state_ = 0;
-  u128 inc_ = 0;
+  U128 state_;
+  U128 inc_;
   bool has_uint32_ = false;
   uint32_t uinteger_ = 0;
 };
@@ -218,18 +246,13 @@ class NumpyRng {
       return m >> 32;
     }
     if (rng == UINT64_MAX) return bitgen_.next64();
-    __extension__ typedef unsigned __int128 u128;
     const uint64_t excl = rng + 1u;
-    u128 m = u128(bitgen_.next64()) * excl;
-    uint64_t leftover = static_cast<uint64_t>(m);
-    if (leftover < excl) {
+    U128 m = U128::mul64(bitgen_.next64(), excl);
+    if (m.lo < excl) {
       const uint64_t threshold = (UINT64_MAX - rng) % excl;
-      while (leftover < threshold) {
-        m = u128(bitgen_.next64()) * excl;
-        leftover = static_cast<uint64_t>(m);
-      }
+      while (m.lo < threshold) m = U128::mul64(bitgen_.next64(), excl);
     }
-    return static_cast<uint64_t>(m >> 64);
+    return m.hi;
   }
 
   Pcg64 bitgen_;
