@@ -11,6 +11,8 @@ from typing import Any, Callable
 
 import gymnasium as gym
 
+import rltrain.envs  # noqa: F401  (registers the rltrain/* ids with gymnasium)
+
 __all__ = ["env_id_of", "make_single", "make_vector", "native_target"]
 
 

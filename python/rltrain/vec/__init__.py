@@ -167,6 +167,8 @@ def _make_fork(
 ) -> VectorEnv:
     import gymnasium as gym
 
+    import rltrain.envs  # noqa: F401  (registers the rltrain/* ids with gymnasium)
+
     if not hasattr(os, "fork"):
         raise RuntimeError(
             f"make_vec({env_id!r}): the fork backend needs os.fork (Linux, macOS and other POSIX systems), which "
