@@ -25,8 +25,11 @@ def test_import_from_outside_source_tree(tmp_path: pathlib.Path) -> None:
 
 def test_build_flavour() -> None:
     info = _core.build_info
-    if os.environ.get("RLTRAIN_EXPECT_SANITIZED") == "1":
+    expect = os.environ.get("RLTRAIN_EXPECT_SANITIZED", "")
+    if expect == "1":  # the ASan + UBSan build
         assert info["sanitizers"] == "address,undefined"
+    elif expect == "thread":  # the ThreadSanitizer build (RLTRAIN_TSAN)
+        assert info["sanitizers"] == "thread"
     else:
         assert info["sanitizers"] == ""
         assert info["optimized"] is True

@@ -18,18 +18,22 @@ namespace rltrain::bind {
 
 namespace {
 
-// The one kernel pool, created on first use and replaced by set_num_threads. After fork() the child has
-// no worker threads, so the inherited pool is abandoned (never joined) and a fresh one is made on demand.
+// The one kernel pool, created on first use and replaced by set_num_threads. Callers hold a shared_ptr for the
+// whole call, so set_num_threads on one thread never destroys a pool that a kernel on another thread (the GIL is
+// released) is still running on: the last holder destroys (joins) it. After fork() the child has no worker
+// threads, so the inherited pool is abandoned (never joined) and a fresh one is made on demand.
 std::mutex g_pool_mu;
-ThreadPool* g_pool = nullptr;
+std::shared_ptr<ThreadPool>& g_pool = *new std::shared_ptr<ThreadPool>();  // never destroyed: no join at exit
 int g_threads = 0;
 
 void atfork_child() {
-  g_pool = nullptr;  // leaked on purpose: its threads do not exist in the child
+  // Leaked on purpose: its threads do not exist in the child. Placement new forgets the parent's pointer
+  // without running a destructor (which would join threads that are not here).
+  new (&g_pool) std::shared_ptr<ThreadPool>();
   new (&g_pool_mu) std::mutex();
 }
 
-ThreadPool& kernel_pool() {
+std::shared_ptr<ThreadPool> kernel_pool() {
 #if !defined(_WIN32)  // no fork() on Windows
   static const bool registered = [] {
     pthread_atfork(nullptr, nullptr, atfork_child);
@@ -40,21 +44,23 @@ ThreadPool& kernel_pool() {
   std::lock_guard<std::mutex> lk(g_pool_mu);
   if (g_pool == nullptr) {
     if (g_threads <= 0) g_threads = default_num_threads();
-    g_pool = new ThreadPool(g_threads);
+    g_pool = std::make_shared<ThreadPool>(g_threads);
   }
-  return *g_pool;
+  return g_pool;
 }
 
 void set_num_threads(int k) {
   if (k < 1) throw py::value_error("num_threads: expected an integer >= 1, got " + std::to_string(k));
-  std::lock_guard<std::mutex> lk(g_pool_mu);
-  if (g_pool != nullptr && g_threads == k) return;
-  delete g_pool;
-  g_pool = nullptr;
-  g_threads = k;
+  std::shared_ptr<ThreadPool> old;  // released after the lock: joining its workers needs no lock held
+  {
+    std::lock_guard<std::mutex> lk(g_pool_mu);
+    if (g_pool != nullptr && g_threads == k) return;
+    old = std::move(g_pool);
+    g_threads = k;
+  }
 }
 
-int get_num_threads() { return kernel_pool().num_threads(); }
+int get_num_threads() { return kernel_pool()->num_threads(); }
 
 // An output argument: the caller's array, or a new one of the given dtype and shape when None.
 py::array out_or_new(py::object o, const char* name, Kind fk, const std::vector<py::ssize_t>& shape) {
@@ -77,7 +83,8 @@ void check_unit(double x, const char* name) {
 // Splits N columns into at most `threads` ranges of whole 64-byte lines.
 template <typename Fn>
 void split_columns(std::size_t rows, std::size_t N, Fn&& fn) {
-  ThreadPool& pool = kernel_pool();
+  const std::shared_ptr<ThreadPool> holder = kernel_pool();  // kept alive until the split is done
+  ThreadPool& pool = *holder;
   const std::size_t work = rows * N;
   std::size_t chunks = std::min<std::size_t>(pool.num_threads(), (N + 15) / 16);
   // The recursion streams ~20 bytes per element and one core already runs at cache bandwidth (measured:
@@ -285,7 +292,7 @@ py::array episodic(py::object r, py::object l, double eps, int64_t ddof, py::obj
     const int64_t* lp = cptr<int64_t>(g.lengths);
     T* op = mptr<T>(g.out);
     py::gil_scoped_release nogil;
-    episodic_advantages<T>(g.shape, rp, lp, eps, ddof, op, kernel_pool());
+    episodic_advantages<T>(g.shape, rp, lp, eps, ddof, op, *kernel_pool());
   });
   return g.out;
 }
@@ -301,7 +308,7 @@ py::array per_step(py::object r, py::object l, double gamma, int pooled, double 
     T* op = mptr<T>(g.out);
     py::gil_scoped_release nogil;
     per_step_advantages<T>(g.shape, rp, lp, gamma, pooled ? StepNorm::Pooled : StepNorm::Timestep, eps, ddof, op,
-                           kernel_pool());
+                           *kernel_pool());
   });
   return g.out;
 }
@@ -322,7 +329,7 @@ py::array hybrid(py::object r, py::object l, double gamma, double alpha, double 
     const int64_t* lp = cptr<int64_t>(g.lengths);
     T* op = mptr<T>(g.out);
     py::gil_scoped_release nogil;
-    hybrid_advantages<T>(g.shape, rp, lp, gamma, alpha, beta, clip, eps, ddof, op, kernel_pool());
+    hybrid_advantages<T>(g.shape, rp, lp, gamma, alpha, beta, clip, eps, ddof, op, *kernel_pool());
   });
   return g.out;
 }
@@ -378,7 +385,7 @@ double rms_update(py::object mean_o, py::object var_o, double count, py::object 
     const T* x = cptr<T>(batch);
     py::gil_scoped_release nogil;
     std::vector<double> bm(dim), bv(dim);
-    batch_moments<T>(n, dim, x, bm.data(), bv.data(), kernel_pool());
+    batch_moments<T>(n, dim, x, bm.data(), bv.data(), *kernel_pool());
     return merge_moments(dim, m, v, count, bm.data(), bv.data(), static_cast<double>(n));
   };
   return fk == Kind::F32 ? run(float{}) : run(double{});
@@ -409,7 +416,7 @@ void rms_normalize(py::object x_o, py::object mean_o, py::object var_o, double c
     const double* vp = cptr<double>(var);
     T* op = mptr<T>(out);
     py::gil_scoped_release nogil;
-    normalize_moments<T>(n, dim, xp, mp, vp, clip, eps, op, kernel_pool());
+    normalize_moments<T>(n, dim, xp, mp, vp, clip, eps, op, *kernel_pool());
   };
   if (fk == Kind::F32) run(float{});
   else run(double{});

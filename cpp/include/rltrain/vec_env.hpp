@@ -18,6 +18,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -75,6 +76,7 @@ class VecEnv {
       : n_(num_envs),
         identical_seeds_(identical_seeds),
         pool_(std::make_unique<ThreadPool>(num_threads)),
+        num_threads_(pool_->num_threads()),
         obs_(n_ * kObsDim, 0.0f),
         rewards_(n_, 0.0),
         terminated_(n_, 0),
@@ -106,7 +108,8 @@ class VecEnv {
   ~VecEnv() { close(); }
 
   std::size_t num_envs() const { return n_; }
-  int num_threads() const { return pool_ ? pool_->num_threads() : 0; }
+  // Safe from any thread, even while close() runs on another: never reads pool_, which close() resets.
+  int num_threads() const { return closed_.load(std::memory_order_acquire) ? 0 : num_threads_; }
   const Config& config() const { return envs_.front().config(); }
   const E& env(std::size_t i) const { return envs_.at(i); }
 
@@ -256,15 +259,15 @@ class VecEnv {
   void close() {
     if (process_id() != owner_pid_) {
       // A forked child: the threads (and any mutex they held) exist only in the parent. Leak, never join.
-      if (closed_) return;
+      if (closed_.load(std::memory_order_relaxed)) return;
       (void)pool_.release();
       (void)sync_.release();
       if (driver_.joinable()) (void)new std::thread(std::move(driver_));
-      closed_ = true;
+      closed_.store(true, std::memory_order_release);
       return;
     }
     std::lock_guard<std::mutex> api(api_mu_);
-    if (closed_) return;
+    if (closed_.load(std::memory_order_relaxed)) return;
     {
       std::lock_guard<std::mutex> lk(q_mu_);
       driver_stop_ = true;
@@ -272,9 +275,9 @@ class VecEnv {
     q_cv_.notify_all();
     if (driver_.joinable()) driver_.join();
     pool_.reset();
-    closed_ = true;
+    closed_.store(true, std::memory_order_release);
   }
-  bool closed() const { return closed_; }
+  bool closed() const { return closed_.load(std::memory_order_acquire); }
 
  private:
   using Clock = std::chrono::steady_clock;
@@ -292,7 +295,8 @@ class VecEnv {
       lk_ = std::unique_lock<std::mutex>(v->api_mu_, std::try_to_lock);
       if (!lk_.owns_lock())
         throw std::runtime_error(std::string(what) + ": the vector env is busy in another thread's call");
-      if (v->closed_) throw std::runtime_error(std::string(what) + ": the vector env is closed");
+      if (v->closed_.load(std::memory_order_relaxed))
+        throw std::runtime_error(std::string(what) + ": the vector env is closed");
     }
 
    private:
@@ -390,6 +394,7 @@ class VecEnv {
   bool identical_seeds_;
   std::vector<E> envs_;
   std::unique_ptr<ThreadPool> pool_;
+  const int num_threads_;  // pool_'s size, readable without touching pool_
 
   std::vector<float> obs_;
   std::vector<double> rewards_;
@@ -417,7 +422,8 @@ class VecEnv {
   std::mutex& q_mu_ = sync_->q_mu;
   std::condition_variable& q_cv_ = sync_->q_cv;
   std::condition_variable& ready_cv_ = sync_->ready_cv;
-  bool closed_ = false;
+  // Written by close() (under api_mu_), read by closed()/num_threads() from any thread without a lock.
+  std::atomic<bool> closed_{false};
   bool needs_reset_ = true;
 
   std::deque<std::vector<std::size_t>> jobs_;
