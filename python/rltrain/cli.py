@@ -5,6 +5,7 @@ dataclasses by tyro (``rltrain train ppo --help`` lists every field with its doc
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import sys
 from typing import Any, Optional
@@ -90,9 +91,8 @@ def cmd_train(argv: list[str]) -> int:
     algo = argv[0]
     cmd_cls, trainer_path = ALGOS[algo]
     cmd = tyro.cli(cmd_cls, args=argv[1:], prog=f"rltrain train {algo}")
-    from rltrain.algos.base import _import
-
-    trainer_cls = _import(trainer_path)
+    module, _, name = trainer_path.rpartition(".")  # one of ALGOS' fixed paths
+    trainer_cls = getattr(importlib.import_module(module), name)
     cfg, run = _split(cmd, trainer_cls.config_class)
     try:
         cfg.validate()

@@ -14,23 +14,25 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import importlib
 import math
 import os
 import tempfile
 import time
 import warnings
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, Callable
 
 import gymnasium as gym
 import numpy as np
 import torch
 
+from rltrain.algos.checkpoint import check_plain_data, resolve_class, trusted_classes
 from rltrain.config import CommonConfig
 from rltrain.envspec import env_id_of, make_single, make_vector
 from rltrain.kernels import RunningMeanStd
 from rltrain.logger import Logger
+from rltrain.policies import BACKBONES
 from rltrain.schedules import schedule_value
 
 __all__ = ["BaseTrainer", "resolve_device"]
@@ -504,29 +506,68 @@ class BaseTrainer:
         return path
 
     @classmethod
-    def load(cls, path: str, device: str | torch.device = "cpu", env: Any = None, **overrides: Any) -> BaseTrainer:
+    def load(
+        cls,
+        path: str,
+        device: str | torch.device = "cpu",
+        env: Any = None,
+        *,
+        classes: Iterable[type] = (),
+        **overrides: Any,
+    ) -> BaseTrainer:
         """Restores a trainer saved by ``save`` (``torch.load(..., weights_only=True)``). ``env`` replaces the
-        saved environment (needed when it was a factory or an arbitrary instance); ``overrides`` set config fields."""
+        saved environment (needed when it was a factory or an arbitrary instance); ``overrides`` set config fields.
+
+        What it trusts (:mod:`rltrain.algos.checkpoint`): the checkpoint's trainer, policy, backbone and
+        environment classes must be rltrain's own or among ``classes`` (your own trunk or env class, if you trust
+        the file); their stored arguments must be plain data. Anything else raises ``ValueError`` before any class
+        is looked up or called; nothing named in the file is ever imported."""
         state = torch.load(path, map_location="cpu", weights_only=True)
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise ValueError(f"path: {path!r} is not an rltrain checkpoint")
-        trainer_cls = _import(state["trainer"])
+        # Every name and argument is checked before anything is built.
+        table = trusted_classes(classes)
+        trainer_cls = resolve_class(state.get("trainer"), "trainer", table)
+        if not issubclass(trainer_cls, BaseTrainer):
+            raise ValueError(f"trainer: {state['trainer']!r} is not a trainer class")
         if cls is not BaseTrainer and not issubclass(trainer_cls, cls):
             raise ValueError(f"path: checkpoint holds a {trainer_cls.__name__}, not a {cls.__name__}")
-        cfg_dict = dict(state["config"])
+        policy_cls = resolve_class(state.get("policy_class"), "policy_class", table)
+        if not issubclass(policy_cls, torch.nn.Module):
+            raise ValueError(f"policy_class: {state['policy_class']!r} is not a torch module")
+        policy_kwargs, cfg_dict = state.get("policy_kwargs"), state.get("config")
+        if not isinstance(policy_kwargs, dict) or not isinstance(cfg_dict, dict):
+            raise ValueError(f"path: {path!r} lacks policy_kwargs or config")
+        check_plain_data(policy_kwargs, "policy_kwargs")
+        check_plain_data(cfg_dict, "config")
+        policy_kwargs, cfg_dict = dict(policy_kwargs), dict(cfg_dict)
+        for where, record in (("policy_kwargs", policy_kwargs), ("config", cfg_dict)):
+            if isinstance(record.get("backbone"), str) and record["backbone"] not in BACKBONES:
+                record["backbone"] = resolve_class(record["backbone"], f"{where}['backbone']", table)
         env_rec = cfg_dict.get("env")
         if env is not None:
             cfg_dict["env"] = env
         elif isinstance(env_rec, dict):
-            cfg_dict["env"] = _import(env_rec["class"])(**env_rec["kwargs"])
-        elif env_rec is None:
+            env_cls = resolve_class(env_rec.get("class"), "config['env']['class']", table)
+            if not isinstance(env_rec.get("kwargs"), dict):
+                raise ValueError("config['env']['kwargs']: expected a dict of plain data")
+            cfg_dict["env"] = (env_cls, env_rec["kwargs"])
+        elif isinstance(env_rec, str):
+            if ":" in env_rec:  # gymnasium.make would import the module the id names
+                raise ValueError(
+                    f"config['env']: {env_rec!r} names a module to import; pass env=... if you trust it"
+                )
+        else:
             raise ValueError("env: the checkpoint's environment was a factory or custom instance; pass env=...")
+        if isinstance(cfg_dict["env"], tuple):
+            env_cls, env_kwargs = cfg_dict["env"]
+            cfg_dict["env"] = env_cls(**env_kwargs)
         names = {f.name for f in dataclasses.fields(trainer_cls.config_class)}
         kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in cfg_dict.items() if k in names}
         kwargs.update(overrides)
         cfg = trainer_cls.config_class(**kwargs)
         cfg.seed = state["seed"]
-        policy = _import(state["policy_class"])(**state["policy_kwargs"])
+        policy = policy_cls(**policy_kwargs)
         policy.load_state_dict(state["policy"])
         trainer = trainer_cls(policy, cfg, device=device)
         trainer.optimizer.load_state_dict(state["optimizer"])
@@ -551,11 +592,3 @@ class BaseTrainer:
         rms = RunningMeanStd(shape=tuple(np.asarray(st["mean"]).shape))
         rms.load_state_dict(_tensors_to_numpy(st))
         self.obs_rms = rms
-
-
-def _import(qualname: str) -> Callable[..., Any]:
-    module, _, name = qualname.rpartition(".")
-    obj: Any = importlib.import_module(module)
-    for part in name.split("."):
-        obj = getattr(obj, part)
-    return obj
