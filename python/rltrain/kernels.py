@@ -232,6 +232,77 @@ def _out_pair(out: Any, n: int) -> tuple[Any, ...]:
     return tuple(out)
 
 
+
+# ------------------------------------------------------------------------------------------- aliased outputs
+# The C++ kernels declare their rows __restrict: an out= buffer that overlaps an input would be read after it was
+# written. Such calls are computed into fresh memory and copied into out= (so in-place use, out=rewards, works);
+# two outputs sharing memory is an error, since one result would overwrite the other.
+
+
+def _host_view(x: Any) -> np.ndarray | None:
+    if isinstance(x, np.ndarray):
+        return x
+    if _is_torch(x) and x.device.type == "cpu":
+        try:
+            return x.detach().numpy()
+        except (TypeError, RuntimeError):  # dtypes numpy lacks (bfloat16): compare address ranges instead
+            return None
+    return None
+
+
+def _overlap(a: Any, b: Any) -> bool:
+    va, vb = _host_view(a), _host_view(b)
+    if va is not None and vb is not None:
+        if va.size == 0 or vb.size == 0 or not np.may_share_memory(va, vb):
+            return False
+        try:
+            return bool(np.shares_memory(va, vb, max_work=100_000))
+        except Exception:  # numpy's TooHardError: cannot tell cheaply, so treat as overlapping
+            return True
+    if _is_torch(a) and _is_torch(b):
+        if a.device != b.device or a.numel() == 0 or b.numel() == 0:
+            return False
+
+        def span(t: Any) -> tuple[int, int]:
+            extent = sum((n - 1) * abs(st) for n, st in zip(t.shape, t.stride()))
+            return t.data_ptr(), t.data_ptr() + (extent + 1) * t.element_size()
+
+        (a0, a1), (b0, b1) = span(a), span(b)
+        return a0 < b1 and b0 < a1
+    return False
+
+
+def _aliased(outs: Sequence[tuple[str, Any]], ins: Sequence[tuple[str, Any]]) -> bool:
+    """Whether an output overlaps an input (the call must then go through scratch); ``ValueError`` when two
+    outputs overlap each other."""
+    outs = [(n, o) for n, o in outs if o is not None]
+    for i, (n1, o1) in enumerate(outs):
+        for n2, o2 in outs[i + 1:]:
+            if _overlap(o1, o2):
+                raise ValueError(f"{n1} and {n2} share memory; each result needs its own buffer")
+    return any(_overlap(o, x) for _, o in outs for _, x in ins if x is not None)
+
+
+def _copy_into(dst: Any, src: Any, name: str = "out") -> Any:
+    """Copies a result computed through scratch into the caller's ``out=``, checked as ``_Out`` checks it."""
+    if not (_is_torch(dst) or isinstance(dst, np.ndarray)):
+        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(dst).__name__}")
+    if tuple(dst.shape) != tuple(src.shape):
+        raise ValueError(f"{name}: expected shape {_shape(src.shape)}, got {_shape(dst.shape)}")
+    if str(dst.dtype).replace("torch.", "") != str(src.dtype).replace("torch.", ""):
+        raise TypeError(f"{name}: expected dtype {src.dtype}, got {dst.dtype}")
+    if isinstance(dst, np.ndarray) and not dst.flags.writeable:
+        raise ValueError(f"{name}: output array is read-only")
+    if _is_torch(dst):
+        import torch
+
+        with torch.no_grad():
+            dst.copy_(src if _is_torch(src) else torch.from_numpy(np.ascontiguousarray(src)))
+    else:
+        dst[...] = src.detach().cpu().numpy() if _is_torch(src) else src
+    return dst
+
+
 # ---------------------------------------------------------------------------------------------------- GAE
 
 
@@ -255,6 +326,14 @@ def gae(
     with ``terminated`` (and ``final_values``), truncated steps bootstrap from the value of the true final
     observation. See ``rltrain.reference.gae`` for the exact definition.
     """
+    if out is not None:
+        o0, o1 = _out_pair(out, 2)
+        if _aliased((("out[0] (advantages)", o0), ("out[1] (returns)", o1)),
+                    (("rewards", rewards), ("values", values), ("dones", dones), ("last_values", last_values),
+                     ("terminated", terminated), ("final_values", final_values))):
+            a, b = gae(rewards, values, dones, last_values, gamma=gamma, lam=lam, terminated=terminated,
+                       final_values=final_values)
+            return _copy_into(o0, a, "out[0] (advantages)"), _copy_into(o1, b, "out[1] (returns)")
     if (
         terminated is None
         and type(gamma) is float
@@ -304,6 +383,9 @@ def discounted_returns(
 ) -> Any:
     """``R[t] = rewards[t] + gamma * (1 - dones[t]) * R[t+1]`` over ``[T, N]``; ``R[T] = last_values``
     (zeros when None). Monte-Carlo returns for REINFORCE."""
+    if out is not None and _aliased((("out", out),),
+                                    (("rewards", rewards), ("dones", dones), ("last_values", last_values))):
+        return _copy_into(out, discounted_returns(rewards, dones, gamma=gamma, last_values=last_values))
     if (
         type(gamma) is float
         and _plain(rewards)
@@ -373,6 +455,8 @@ def episodic_advantages(
     ``(R_i - mean(R)) / (std(R) + eps)``, ``R_i`` its total reward; zeros past ``lengths[i]``.
 
     ``rewards [G, T]`` padded per episode (or ``[B, G, T]`` for B independent groups), ``lengths [G]``."""
+    if out is not None and _aliased((("out", out),), (("rewards", rewards), ("lengths", lengths))):
+        return _copy_into(out, episodic_advantages(rewards, lengths, eps=eps, ddof=ddof))
     if _fast_group(rewards, lengths, out, eps, ddof):
         return _core.episodic_advantages(rewards, lengths, eps, ddof, out)
     io = _Io()
@@ -397,6 +481,9 @@ def per_step_advantages(
     ``A[i, t] = sum_{k=t}^{len_i-1} gamma^(k-t) n[i, k]``."""
     if normalize not in ("timestep", "pooled"):
         raise ValueError(f"normalize: expected 'timestep' or 'pooled', got {normalize!r}")
+    if out is not None and _aliased((("out", out),), (("rewards", rewards), ("lengths", lengths))):
+        return _copy_into(out, per_step_advantages(rewards, lengths, gamma=gamma, normalize=normalize, eps=eps,
+                                                   ddof=ddof))
     if type(gamma) is float and _fast_group(rewards, lengths, out, eps, ddof):
         return _core.per_step_advantages(rewards, lengths, gamma, int(normalize == "pooled"), eps, ddof, out)
     io = _Io()
@@ -421,6 +508,9 @@ def hybrid_advantages(
     """Hybrid group advantage: ``sign = +1`` only where the episodic (E) and per-step (S, timestep
     normalisation) advantages are both positive; ``|E|^alpha * |S|^beta`` clipped at ``clip`` (None: no clip);
     then normalised to zero mean and unit std over the group's valid steps."""
+    if out is not None and _aliased((("out", out),), (("rewards", rewards), ("lengths", lengths))):
+        return _copy_into(out, hybrid_advantages(rewards, lengths, gamma=gamma, alpha=alpha, beta=beta, clip=clip,
+                                                 eps=eps, ddof=ddof))
     if (
         type(gamma) is float
         and type(alpha) is float
@@ -457,6 +547,8 @@ def group_normalize(
     (``"batch"``) or by nothing (``"none"``, Dr. GRPO). TRL and verl use ``ddof=1``."""
     if scale not in _SCALES:
         raise ValueError(f"scale: expected 'group', 'batch' or 'none', got {scale!r}")
+    if out is not None and _aliased((("out", out),), (("scores", scores),)):
+        return _copy_into(out, group_normalize(scores, group_size=group_size, scale=scale, eps=eps, ddof=ddof))
     if (
         _plain(scores)
         and scores.ndim == 1
