@@ -7,6 +7,9 @@
 #include <cmath>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
+#include <string>
+#include <system_error>
 
 #include "checks.hpp"
 #include "rltrain/gae.hpp"
@@ -50,12 +53,26 @@ std::shared_ptr<ThreadPool> kernel_pool() {
 }
 
 void set_num_threads(int k) {
-  if (k < 1) throw py::value_error("num_threads: expected an integer >= 1, got " + std::to_string(k));
-  std::shared_ptr<ThreadPool> old;  // released after the lock: joining its workers needs no lock held
+  if (k < 1 || k > kMaxThreads)
+    throw py::value_error("num_threads: expected an integer in [1, " + std::to_string(kMaxThreads) + "], got " +
+                          std::to_string(k));
   {
     std::lock_guard<std::mutex> lk(g_pool_mu);
     if (g_pool != nullptr && g_threads == k) return;
+  }
+  // The new pool is built first: when its threads cannot be created the old pool stays in place and usable.
+  std::shared_ptr<ThreadPool> fresh;
+  try {
+    fresh = std::make_shared<ThreadPool>(k);
+  } catch (const std::system_error& e) {
+    throw std::runtime_error("set_num_threads(" + std::to_string(k) + "): could not start the threads (" +
+                             e.what() + "); the previous pool is kept");
+  }
+  std::shared_ptr<ThreadPool> old;  // released after the lock: joining its workers needs no lock held
+  {
+    std::lock_guard<std::mutex> lk(g_pool_mu);
     old = std::move(g_pool);
+    g_pool = std::move(fresh);
     g_threads = k;
   }
 }
@@ -427,6 +444,11 @@ void rms_normalize(py::object x_o, py::object mean_o, py::object var_o, double c
 void register_kernels(py::module_& m) {
   m.def("set_num_threads", &set_num_threads, py::arg("num_threads"));
   m.def("get_num_threads", &get_num_threads);
+  m.def("default_num_threads", &default_num_threads,
+        "RLTRAIN_NUM_THREADS, else the CPUs this process may use (affinity mask and cgroup quota): the default of\n"
+        "the kernel pool, the native batcher and the fork backend.");
+  m.def("available_cpus", &available_cpus, "CPUs usable by this process (affinity mask, cgroup CPU quota).");
+  m.attr("MAX_THREADS") = kMaxThreads;
   m.def("gae", &gae, py::arg("rewards"), py::arg("values"), py::arg("dones"), py::arg("last_values"),
         py::arg("terminated"), py::arg("final_values"), py::arg("gamma"), py::arg("lam"), py::arg("adv_out"),
         py::arg("ret_out"));

@@ -174,7 +174,9 @@ py::class_<VecEnv<E>> bind_vec_env(py::module_& m, const char* name) {
             if (num_envs < 1) throw py::value_error("num_envs: expected an integer >= 1, got 0");
             const int threads = num_threads ? *num_threads
                                             : static_cast<int>(std::min<std::size_t>(num_envs, default_num_threads()));
-            if (threads < 1) throw py::value_error("num_threads: expected an integer >= 1, got " + std::to_string(threads));
+            if (threads < 1 || threads > kMaxThreads)
+              throw py::value_error("num_threads: expected an integer in [1, " + std::to_string(kMaxThreads) +
+                                    "], got " + std::to_string(threads));
             const auto cfg = config_from_kwargs<E>(kw);
             check_seed(seed, identical_seeds ? 1 : num_envs);
             return std::make_unique<V>(num_envs, threads, cfg, seed, identical_seeds);

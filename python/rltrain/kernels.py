@@ -58,11 +58,15 @@ def _plain_out(a: Any) -> bool:
 
 
 def set_num_threads(num_threads: int) -> None:
-    """Sets the size of the kernel thread pool (default: ``RLTRAIN_NUM_THREADS`` or the CPU count).
+    """Sets the size of the kernel thread pool (default: ``RLTRAIN_NUM_THREADS``, else the CPUs this process may
+    use: its affinity mask and cgroup CPU quota). The new pool is started before the old one is dropped: if its
+    threads cannot be created, ``RuntimeError`` and the old pool stays in use.
 
     Results are identical for any thread count."""
     if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)):
         raise TypeError(f"num_threads: expected an int >= 1, got {type(num_threads).__name__}")
+    if not 1 <= int(num_threads) <= _core.MAX_THREADS:
+        raise ValueError(f"num_threads: expected an integer in [1, {_core.MAX_THREADS}], got {int(num_threads)}")
     _core.set_num_threads(int(num_threads))
 
 

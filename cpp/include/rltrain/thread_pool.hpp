@@ -19,6 +19,8 @@
 #include <thread>
 #include <vector>
 
+#include "rltrain/platform.hpp"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define RLTRAIN_PAUSE() _mm_pause()
@@ -33,20 +35,21 @@ class ThreadPool {
   enum class Schedule { Dynamic, Static };
 
   // num_threads counts the caller: a pool of k runs k-1 worker threads.
+  // Thread creation failing part-way (process or cgroup limits, address space) stops and joins the threads
+  // already started, then throws std::system_error: no half-built pool, no hang in its destructor.
   explicit ThreadPool(int num_threads, int spin_iterations = 4000)
       : num_threads_(std::max(1, num_threads)), spin_(spin_iterations) {
-    for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    try {
+      workers_.reserve(static_cast<std::size_t>(num_threads_));
+      for (int i = 1; i < num_threads_; ++i) workers_.emplace_back([this, i] { worker_loop(i); });
+    } catch (...) {
+      shutdown();
+      throw;
+    }
   }
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
-  ~ThreadPool() {
-    {
-      std::lock_guard<std::mutex> lk(mu_);
-      stop_.store(true, std::memory_order_release);
-    }
-    cv_work_.notify_all();
-    for (auto& t : workers_) t.join();
-  }
+  ~ThreadPool() { shutdown(); }
 
   int num_threads() const { return num_threads_; }
 
@@ -104,6 +107,16 @@ class ThreadPool {
   }
 
  private:
+  void shutdown() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_.store(true, std::memory_order_release);
+    }
+    cv_work_.notify_all();
+    for (auto& t : workers_) t.join();
+    workers_.clear();
+  }
+
   static bool& in_worker() {
     thread_local bool flag = false;
     return flag;
@@ -175,14 +188,15 @@ class ThreadPool {
   std::atomic<bool> stop_{false};
 };
 
-// Default thread count: RLTRAIN_NUM_THREADS if set and positive, else the hardware concurrency.
+// Default thread count, one rule for the kernel pool, the native batcher and the fork backend:
+// RLTRAIN_NUM_THREADS if set to an integer in [1, kMaxThreads], else the CPUs actually available
+// (platform.hpp: affinity mask and cgroup quota).
 inline int default_num_threads() {
   if (const char* s = std::getenv("RLTRAIN_NUM_THREADS")) {
     const int k = std::atoi(s);
-    if (k > 0) return k;
+    if (k > 0) return std::min(k, kMaxThreads);
   }
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  return std::min(available_cpus(), kMaxThreads);
 }
 
 }  // namespace rltrain

@@ -460,7 +460,7 @@ class ForkVectorEnv(VectorEnv):
             may close over unpicklable state.  To vectorise an existing ``gym.Env`` instance pass
             ``lambda: copy.deepcopy(env)`` (one fresh copy per env); building the copies is the caller's job.
         num_workers: worker processes, each owning a contiguous slice of envs.
-            Default ``min(num_envs, usable cores)``.
+            Default ``min(num_envs, RLTRAIN_NUM_THREADS or the usable CPUs)`` (affinity mask, cgroup quota).
         seed: env ``i`` is reset with ``seed + i`` on the first ``reset()`` that passes no seed itself.
         identical_seeds: seed every env with the same seed instead (GRPO's identical group); applies to
             integer seeds given to ``reset`` as well.
@@ -510,9 +510,8 @@ class ForkVectorEnv(VectorEnv):
         if not env_fns:
             raise ValueError("env_fns must contain at least one env factory")
         self.num_envs = len(env_fns)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-        if num_workers is None:
-            num_workers = min(self.num_envs, cores)
+        if num_workers is None:  # the rule the kernel pool and the native batcher use (affinity, cgroup quota)
+            num_workers = min(self.num_envs, _core.default_num_threads())
         if not 1 <= num_workers <= self.num_envs:
             raise ValueError(f"num_workers must be in [1, num_envs={self.num_envs}], got {num_workers}")
         for name, value in (("step_timeout", step_timeout), ("startup_timeout", startup_timeout)):
@@ -524,7 +523,7 @@ class ForkVectorEnv(VectorEnv):
         self.identical_seeds = identical_seeds
         self.episode_statistics = episode_statistics
         # On one core a spinning worker would only delay the main process and its siblings.
-        self._spin = spin and cores > 1
+        self._spin = spin and _core.available_cpus() > 1
         self.inline = inline
         self._local: _Worker | None = None
         self._initial_seed = seed
