@@ -278,6 +278,9 @@ GroupArrays check_group(py::object rewards_o, py::object lengths_o, py::object o
   if (kind_of(g.lengths) != Kind::I64)
     throw py::type_error("lengths: expected dtype int64, got " + std::string(py::str(g.lengths.dtype())));
   require_shape(g.lengths, "lengths", lshape);
+  // A private copy, checked and then read without the GIL: another Python thread refilling the caller's array
+  // meanwhile cannot turn a checked length into an out-of-bounds index.
+  g.lengths = py::array(g.lengths.attr("copy")());
   const int64_t* L = cptr<int64_t>(g.lengths);
   for (py::ssize_t i = 0; i < B * G; ++i)
     if (L[i] < 0 || L[i] > T)

@@ -28,6 +28,8 @@ py::tuple ppo_loss_grad(py::object head_o, py::object actions_o, py::object old_
     if (kind_of(actions) != Kind::I64)
       throw py::type_error("actions: expected dtype int64, got " + std::string(py::str(actions.dtype())));
     require_shape(actions, "actions", {B});
+    // A private copy: the range check below must hold for what the kernel reads after the GIL is released.
+    actions = py::array(actions.attr("copy")());
     const int64_t* ap = cptr<int64_t>(actions);
     for (py::ssize_t i = 0; i < B; ++i)
       if (ap[i] < 0 || ap[i] >= A)
