@@ -557,3 +557,35 @@ def test_fork_backend_says_it_needs_posix(monkeypatch: pytest.MonkeyPatch) -> No
         rltrain.make_vec("Taxi-v3", 2)
     with rltrain.make_vec("CartPole-v1", 2, seed=0) as env:
         env.reset()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2"])
+def test_workers_do_not_inherit_the_parents_signal_handlers(tmp_path, signame: str) -> None:
+    # A user's `SIGTERM -> trainer.save(path)` handler must not run in every worker on a stale copy of the trainer:
+    # a worker gets the default action (here: it dies, and the caller hears of it).
+    sig = getattr(signal, signame)
+    marker = tmp_path / "handler-ran"
+
+    def handler(signum: int, frame: Any) -> None:
+        with open(marker, "a") as f:
+            f.write(f"{os.getpid()}\n")
+
+    previous = signal.signal(sig, handler)
+    try:
+        env = ForkVectorEnv([lambda: gym.make("CartPole-v1")] * 2, num_workers=2)
+        try:
+            env.reset(seed=0)
+            for h in env._workers:
+                os.kill(h.process.pid, sig)
+            for h in env._workers:
+                h.process.join(10)
+                assert h.process.exitcode == -sig, h.process.exitcode
+            with pytest.raises(WorkerError, match=signame):
+                env.step(np.zeros(2, dtype=np.int64))
+        finally:
+            env.close()
+        os.kill(os.getpid(), sig)  # the parent keeps its handler
+    finally:
+        signal.signal(sig, previous)
+    assert marker.read_text().split() == [str(os.getpid())]

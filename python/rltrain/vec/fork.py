@@ -184,6 +184,13 @@ def _shared_block(nbytes: int) -> tuple[int, mmap.mmap]:
         raise
 
 
+_RESET_SIGNALS = frozenset(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGUSR1", "SIGUSR2") if hasattr(signal, name)
+) if hasattr(signal, "pthread_sigmask") else frozenset()
+"""Signals whose handlers a worker does not inherit: blocked in the parent across each fork, reset to the
+default action in the child, then unblocked there."""
+
+
 class _Worker:
     """The loop a forked worker runs: owns envs [lo, hi) and answers commands from the main process."""
 
@@ -204,6 +211,13 @@ class _Worker:
     def run(self) -> None:
         # Ctrl-C goes to the whole process group; the main process handles it and closes the pool.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # The parent's own handlers (say SIGTERM -> trainer.save(path)) must not run here on a stale copy of its
+        # state: back to the default action, at the C level too (signal.signal installs SIG_DFL with sigaction).
+        # They were blocked across the fork (_RESET_SIGNALS), so none can arrive before this line.
+        for sig in _RESET_SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        if _RESET_SIGNALS:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _RESET_SIGNALS)
         for other in list(_PARENT_SOCKETS):
             other.close()
         try:
@@ -555,6 +569,7 @@ class ForkVectorEnv(VectorEnv):
                 name=f"ForkVectorEnv-{k}",
                 daemon=True,
             )
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _RESET_SIGNALS) if _RESET_SIGNALS else None
             try:
                 process.start()
             except BaseException:
@@ -563,6 +578,8 @@ class ForkVectorEnv(VectorEnv):
                 raise
             finally:
                 child.close()
+                if blocked is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             handle = _Handle(k, lo, hi, process, parent, parent.fileno())
             self._workers.append(handle)
             self._owner[handle.fd] = (handle, False)
