@@ -52,24 +52,41 @@ def _factory(env: Any, **kwargs: Any) -> Callable[[], gym.Env]:
 
 
 def make_single(env: Any, render_mode: str | None = None) -> gym.Env:
-    """One Python environment (evaluation, video): ids through gym.make, instances copied, factories called."""
+    """One Python environment (evaluation, video): ids through gym.make, instances copied (rebuilt when another
+    ``render_mode`` is asked for), factories called."""
     if isinstance(env, str):
         try:
             return gym.make(env, render_mode=render_mode)
         except gym.error.Error as exc:
             raise ValueError(f"env: cannot make {env!r}: {exc}") from exc
     if isinstance(env, gym.Env):
-        e = copy.deepcopy(env)
-        if render_mode is not None and getattr(e, "render_mode", None) != render_mode:
-            cfg = getattr(env, "native_config", None)
-            if isinstance(cfg, dict):
-                e = type(env)(**cfg, render_mode=render_mode)
-            else:
-                e.render_mode = render_mode
-        return e
+        if render_mode is None or getattr(env, "render_mode", None) == render_mode:
+            return copy.deepcopy(env)
+        return _with_render_mode(env, render_mode)
     if callable(env):
-        return env()
+        e = env()
+        return e if render_mode is None or getattr(e, "render_mode", None) == render_mode else \
+            _with_render_mode(e, render_mode)
     raise ValueError(f"env: expected a gymnasium id, a gym.Env instance or a factory, got {type(env).__name__}")
+
+
+def _with_render_mode(env: gym.Env, render_mode: str) -> gym.Env:
+    """A fresh copy of ``env`` rendering as ``render_mode``. rltrain's own classes are rebuilt from their
+    constructor arguments; anything made by ``gym.make`` (wrapper stacks included) from its spec, which records
+    the kwargs and wrappers; otherwise the base env's ``render_mode`` is set on a copy (wrappers only forward
+    that property, they cannot set it)."""
+    cfg = getattr(env, "native_config", None)
+    if isinstance(cfg, dict):
+        return type(env)(**cfg, render_mode=render_mode)
+    spec = getattr(env, "spec", None)
+    if spec is not None:
+        try:
+            return gym.make(spec, render_mode=render_mode)
+        except (gym.error.Error, TypeError):  # a spec gymnasium cannot rebuild: fall through
+            pass
+    e = copy.deepcopy(env)
+    e.unwrapped.render_mode = render_mode
+    return e
 
 
 def make_vector(env: Any, num_envs: int, *, backend: str = "auto", seed: int | None = None,

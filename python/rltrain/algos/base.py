@@ -219,9 +219,14 @@ class BaseTrainer:
             return
         base = self.cfg.log_dir
         name = f"{self.algo}_{env_id_of(self.cfg.env).replace('/', '-')}_s{self.seed}"
+        os.makedirs(base, exist_ok=True)
         k = 1
-        while os.path.exists(os.path.join(base, f"{name}_{k}")):
-            k += 1
+        while True:  # mkdir is atomic: of two runs racing for one name, one gets it and the other the next
+            try:
+                os.mkdir(os.path.join(base, f"{name}_{k}"))
+                break
+            except FileExistsError:
+                k += 1
         self.run_dir = os.path.join(base, f"{name}_{k}")
         wandb = {"project": self.cfg.wandb_project, "entity": self.cfg.wandb_entity, "name": f"{name}_{k}",
                  "config": {**self.cfg.to_dict(), "algo": self.algo, "seed": self.seed}}
@@ -305,6 +310,10 @@ class BaseTrainer:
                 self.train_time += dt
                 self.iteration += 1
                 self._log_iteration(metrics, lr, (self.num_timesteps - steps0) / max(dt, 1e-9))
+                if k == iters - 1 and (eval_env is not None or video_dir is not None):
+                    # The trained model is on disk before the last evaluation and the videos: a failure there
+                    # never loses the training.
+                    self.save(os.path.join(self.run_dir, "final_model.pt"))
                 if eval_env is not None and (self.iteration % eval_interval == 0 or k == iters - 1):
                     self._periodic_eval(eval_env, eval_episodes)
                 if bar is not None:
