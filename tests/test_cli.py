@@ -67,6 +67,13 @@ def test_plot_writes_png(tmp_path) -> None:
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert main(["plot", str(tmp_path / "nope")]) == 2
+    # A directory of runs, as `tensorboard --logdir` takes it: every run beneath it.
+    assert main(["plot", str(tmp_path), "--out", out]) == 0
+    from rltrain.plot import find_runs
+
+    assert find_runs([str(tmp_path)]) == sorted(dirs)
+    (tmp_path / "empty").mkdir()
+    assert main(["plot", str(tmp_path / "empty")]) == 2
 
 
 def test_robustness_command_writes_json_and_png(tmp_path) -> None:

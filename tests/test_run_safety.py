@@ -89,3 +89,32 @@ def test_parallel_runs_get_distinct_directories(tmp_path: pathlib.Path) -> None:
     finally:
         for t in trainers:
             t.close()
+
+
+def test_progress_csv_rewrite_is_atomic(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A new column rewrites the file; if that write dies half-way the old file must still be there, whole.
+    from rltrain.logger import Logger
+
+    log = Logger(str(tmp_path), backends=("csv",))
+    log.record("a", 1.0)
+    log.dump(1)
+    before = (tmp_path / "progress.csv").read_text()
+    real_open = open
+
+    def failing_open(path: Any, mode: str = "r", *a: Any, **k: Any) -> Any:
+        f = real_open(path, mode, *a, **k)
+        if "w" in mode:
+            f.write("step,a,b\n1,")
+            f.close()
+            raise OSError("disk full")
+        return f
+
+    monkeypatch.setattr("builtins.open", failing_open)
+    log.record("a", 2.0)
+    log.record("b", 3.0)
+    with pytest.raises(OSError, match="disk full"):
+        log.dump(2)
+    monkeypatch.undo()
+    assert (tmp_path / "progress.csv").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["progress.csv"]  # no temporary left behind
+    log.close()

@@ -17,7 +17,7 @@ class Logger:
 
     Backends: "tensorboard" (``torch.utils.tensorboard.SummaryWriter``; skipped with a warning when the
     ``tensorboard`` package is missing), "csv" (``progress.csv`` in ``log_dir``; the header grows when new
-    keys appear, rewriting the file once) and "wandb" (``wandb.init(**wandb)`` with ``dir=log_dir``; an optional
+    keys appear, rewriting the file atomically) and "wandb" (``wandb.init(**wandb)`` with ``dir=log_dir``; an optional
     dependency, so asking for it without the package raises; ``WANDB_MODE=offline`` keeps everything local).
     """
 
@@ -76,11 +76,23 @@ class Logger:
                 with open(self._csv_path, newline="") as f:
                     old_rows = list(csv.DictReader(f))
             self._csv_keys += new
-            with open(self._csv_path, "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=self._csv_keys)
-                w.writeheader()
-                w.writerows(old_rows)
-                w.writerow(row)
+            # Rewritten into a temporary file and renamed over the old one: a crash mid-write never leaves a
+            # truncated progress.csv behind.
+            tmp = f"{self._csv_path}.tmp{os.getpid()}"
+            try:
+                with open(tmp, "w", newline="") as f:
+                    w = csv.DictWriter(f, fieldnames=self._csv_keys)
+                    w.writeheader()
+                    w.writerows(old_rows)
+                    w.writerow(row)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self._csv_path)
+            except BaseException:
+                self._csv_keys = self._csv_keys[: len(self._csv_keys) - len(new)]
+                if os.path.exists(tmp):
+                    os.remove(tmp)
+                raise
             return
         with open(self._csv_path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=self._csv_keys).writerow(row)

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["load_run", "plot_runs", "main"]
+__all__ = ["find_runs", "load_run", "plot_runs", "main"]
 
 
 def load_run(run_dir: str, key: str = "rollout/ep_rew_mean") -> dict[str, np.ndarray]:
@@ -31,6 +31,23 @@ def load_run(run_dir: str, key: str = "rollout/ep_rew_mean") -> dict[str, np.nda
     return {"steps": np.array(steps), "seconds": np.array(secs), "value": np.array(vals)}
 
 
+def find_runs(paths: list[str]) -> list[str]:
+    """The runs under ``paths``: a progress.csv file, a run directory holding one, or a directory of runs searched
+    recursively (as ``tensorboard --logdir`` takes it), in sorted order."""
+    found: list[str] = []
+    for p in paths:
+        if p.endswith(".csv") or os.path.isfile(os.path.join(p, "progress.csv")):
+            found.append(p)
+        elif os.path.isdir(p):
+            below = sorted(root for root, _, files in os.walk(p) if "progress.csv" in files)
+            if not below:
+                raise ValueError(f"run_dir: no progress.csv in or below {p!r}")
+            found.extend(below)
+        else:
+            raise ValueError(f"run_dir: no progress.csv in {p!r}")
+    return found
+
+
 def _band(runs: list[dict[str, np.ndarray]], x: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     hi = min(r[x][-1] for r in runs)
     lo = max(r[x][0] for r in runs)
@@ -47,7 +64,7 @@ def plot_runs(run_dirs: list[str], out: str, key: str = "rollout/ep_rew_mean", l
         import matplotlib.pyplot as plt
     except ImportError as exc:
         raise RuntimeError("rltrain plot needs matplotlib (pip install matplotlib)") from exc
-    runs = [load_run(d, key) for d in run_dirs]
+    runs = [load_run(d, key) for d in find_runs(run_dirs)]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for ax, x, xlabel in ((axes[0], "steps", "env steps"), (axes[1], "seconds", "training wall-clock (s)")):
         grid, mean, lo, hi = _band(runs, x)
@@ -67,7 +84,8 @@ def plot_runs(run_dirs: list[str], out: str, key: str = "rollout/ep_rew_mean", l
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="rltrain plot", description=__doc__)
-    p.add_argument("run_dirs", nargs="+", help="run directories (or progress.csv files) of one experiment")
+    p.add_argument("run_dirs", nargs="+",
+                   help="run directories, progress.csv files, or directories holding runs (searched recursively)")
     p.add_argument("--out", default="learning_curves.png", help="PNG to write (default learning_curves.png)")
     p.add_argument("--key", default="rollout/ep_rew_mean", help="CSV column to plot (e.g. eval/mean_reward)")
     a = p.parse_args(argv)
