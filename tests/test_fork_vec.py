@@ -589,3 +589,33 @@ def test_workers_do_not_inherit_the_parents_signal_handlers(tmp_path, signame: s
     finally:
         signal.signal(sig, previous)
     assert marker.read_text().split() == [str(os.getpid())]
+
+
+class _UnpicklableInfo(gym.Wrapper):
+    """Puts a lock (which cannot be pickled) into the info of step 3."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.t = 0
+
+    def step(self, action: Any) -> Any:
+        obs, r, term, trunc, info = self.env.step(action)
+        self.t += 1
+        if self.t == 3:
+            info = {**info, "handle": threading.Lock()}
+        return obs, r, term, trunc, info
+
+
+@pytest.mark.timeout(60)
+def test_unpicklable_info_is_reported_with_key_and_env() -> None:
+    fns = [lambda: gym.make("CartPole-v1")] * 3 + [lambda: _UnpicklableInfo(gym.make("CartPole-v1"))]
+    env = ForkVectorEnv(fns, num_workers=2)
+    try:
+        env.reset(seed=0)
+        env.step(np.zeros(4, dtype=np.int64))
+        env.step(np.zeros(4, dtype=np.int64))
+        with pytest.raises(WorkerError, match=r"env 3: info\['handle'\] \(lock\) cannot be pickled") as info:
+            env.step(np.zeros(4, dtype=np.int64))
+        assert info.value.env_index == 3 and info.value.worker == 1
+    finally:
+        env.close()

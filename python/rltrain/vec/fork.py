@@ -314,6 +314,7 @@ class _Worker:
                 some = bool(words[some_at])
                 try:
                     extras = self._step(some)
+                    payload = self._pickle_extras(extras) if extras else b""
                 except BaseException:  # noqa: BLE001 - reported to the main process, which shuts the pool down
                     words[reply_at] = _REPLY_ERROR
                     if publish(words, done_at, seen, caller_sleep):
@@ -325,7 +326,7 @@ class _Worker:
                 if publish(words, done_at, seen, caller_sleep):
                     os.write(fd, _HINT)
                 if extras:
-                    _send_message(self.sock, _DATA, extras)
+                    self.sock.sendall(_DATA + _LENGTH.pack(len(payload)) + payload)
                 spin = self.spin
                 continue
             cmd = os.read(fd, 1)
@@ -346,6 +347,25 @@ class _Worker:
                     raise RuntimeError(f"unknown command {cmd!r}")
             except BaseException:  # noqa: BLE001 - reported to the main process, which shuts the pool down
                 self._report({_RESET: "reset()"}.get(cmd, "call()"))
+
+    def _pickle_extras(self, extras: list[tuple[int, dict[str, Any], dict[str, Any] | None]]) -> bytes:
+        """The step's info payload, pickled before anything is published; a value that cannot be pickled is
+        reported with its env index and key (the main process raises it as a WorkerError)."""
+        try:
+            return pickle.dumps(extras, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            for g, *dicts in extras:
+                for d in dicts:
+                    for key, value in (d or {}).items():
+                        try:
+                            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+                        except Exception as inner:
+                            self.current = g
+                            raise TypeError(
+                                f"env {g}: info[{key!r}] ({type(value).__name__}) cannot be pickled, and the fork "
+                                f"backend sends infos to the main process by pickle: {inner}"
+                            ) from inner
+            raise TypeError(f"the step's infos cannot be pickled: {exc}") from exc
 
     def _step(self, some: bool) -> list[tuple[int, dict[str, Any], dict[str, Any] | None]]:
         # The hot loop: locals instead of attribute look-ups, no allocation beyond what env.step makes.
