@@ -249,7 +249,7 @@ def test_trainer_checkpoint_round_trip(tmp_path, kw: dict) -> None:
     tr = PPOTrainer(pol, cfg)
     tr.train(1)
     path = tr.save(str(tmp_path / "ck.pt"))
-    back = BaseTrainer.load(path)
+    back = BaseTrainer.load(path, classes=[TinyNet])  # a user backbone loads only when the caller names it
     assert type(back.policy) is ActorCriticPolicy and back.policy.init_kwargs == pol.init_kwargs
     obs = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
     np.testing.assert_array_equal(back.predict(obs), tr.predict(obs))

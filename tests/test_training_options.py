@@ -335,7 +335,7 @@ def test_policy_built_from_the_config(tmp_path) -> None:
                                                     log_dir=str(tmp_path), loggers=("csv",), backbone=TinyNet))
     assert isinstance(custom.policy, SimpleGRPOPolicy) and isinstance(custom.policy.pi_trunk, TinyNet)
     custom.train(1)
-    back = BaseTrainer.load(custom.save(str(tmp_path / "c.pt")))
+    back = BaseTrainer.load(custom.save(str(tmp_path / "c.pt")), classes=[TinyNet])
     assert isinstance(back.policy.pi_trunk, TinyNet)
 
 

@@ -90,6 +90,10 @@ class BaseTrainer:
     def __init__(self, policy: torch.nn.Module | None, cfg: CommonConfig, device: str | torch.device = "cpu") -> None:
         if not isinstance(cfg, self.config_class):
             raise TypeError(f"cfg: expected a {self.config_class.__name__}, got {type(cfg).__name__}")
+        if cfg.torch_threads is not None:
+            # Before anything is computed: torch's results (initialisation included) depend on its thread
+            # count, so a trainer built after another one's train() must start from the same numbers.
+            torch.set_num_threads(int(cfg.torch_threads))
         if policy is None:
             from rltrain.policies import policy_from_config
 
@@ -399,7 +403,9 @@ class BaseTrainer:
             raise ValueError(f"n_episodes: expected an integer >= 1, got {n_episodes!r}")
         spec = self.cfg.env if env is None else env
         n_envs = num_envs or min(n_episodes, 16)
-        eval_seed = (self.seed + 1_000_003 * (len(self.eval_history) + 1)) % (2**31) if seed is None else seed
+        # Seeded by the iteration, not by how many evaluations ran before: a run split into several train()
+        # calls (each evaluating at its end) or resumed from a checkpoint evaluates on the same episodes.
+        eval_seed = (self.seed + 1_000_003 * (self.iteration + 1)) % (2**31) if seed is None else seed
         venv = make_vector(spec, n_envs, backend=self.cfg.backend, seed=eval_seed)
         self.action_space, self.observation_space = venv.single_action_space, venv.single_observation_space
         targets = np.array([(n_episodes + i) // n_envs for i in range(n_envs)])
@@ -506,6 +512,7 @@ class BaseTrainer:
             "torch_rng": torch.get_rng_state(),
             "shuffle_rng": self._gen.get_state(),
             "ep_info": [list(x) for x in self.ep_info],
+            "eval_history": [dict(x) for x in self.eval_history],  # evaluation seeds count on it
             "obs_rms": None if self.obs_rms is None else _numpy_to_tensors(self.obs_rms.state_dict()),
             "actions": None if actions is None else torch.from_numpy(np.ascontiguousarray(actions)),
             "extra": self._extra_state(),
@@ -587,6 +594,7 @@ class BaseTrainer:
         torch.set_rng_state(state["torch_rng"])
         trainer._gen.set_state(state["shuffle_rng"])
         trainer.ep_info.extend(tuple(x) for x in state["ep_info"])
+        trainer.eval_history = [dict(x) for x in state.get("eval_history", [])]
         if state["obs_rms"] is not None:
             trainer._init_obs_rms_from(state["obs_rms"])
         if state["actions"] is not None:
