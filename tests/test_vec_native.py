@@ -337,10 +337,30 @@ def test_worker_exception_reraises_in_caller() -> None:
     with pytest.raises(RuntimeError, match="failed on purpose"):
         env.step(np.array([0, 0, 999, 0]))
     env.send(np.array([0, 999]), np.array([1, 3]))
-    with pytest.raises(RuntimeError, match="failed on purpose"):
+    with pytest.raises(RuntimeError, match="env 3: SleepEnv: step failed on purpose"):
         env.recv(2, timeout=5)
-    assert env.num_in_flight == 0
+    # Only the failed env left flight; env 1's result is still there for the next recv().
+    assert env.num_in_flight == 1
+    assert list(env.recv(1, timeout=5)["env_id"]) == [1] and env.num_in_flight == 0
     env.step(np.zeros(4, np.int64))  # still usable
+    env.close()
+
+
+def test_async_error_keeps_the_other_envs_episode_ends() -> None:
+    # Env 0 ends its episode (max_episode_steps=1) in the same batch in which env 2 fails: after the error, the
+    # episode end of env 0 and the result of env 1 are still delivered, once each, and the batcher goes on.
+    env = _core._SleepEnvVec(3, 2, 0, max_episode_steps=1)
+    env.reset()
+    env.send(np.array([0, 0, 999]), np.arange(3))
+    with pytest.raises(RuntimeError, match="env 2: "):
+        env.recv(3, timeout=5)
+    got = env.recv(2, timeout=5)
+    assert sorted(got["env_id"]) == [0, 1] and got["truncated"].all()
+    assert env.num_in_flight == 0
+    with pytest.raises(RuntimeError, match="no environments in flight"):
+        env.recv(1, timeout=1)
+    env.send(np.zeros(3, np.int64), np.arange(3))
+    assert sorted(env.recv(3, timeout=5)["env_id"]) == [0, 1, 2]
     env.close()
 
 

@@ -226,7 +226,19 @@ class VecEnv {
                          std::to_string(batch_size) + " environments (" + std::to_string(ready_.size()) +
                          " ready, " + std::to_string(n_in_flight_) + " in flight)");
     }
-    std::exception_ptr err;
+    // An env whose step threw is taken out of flight alone and its error raised; every other ready env stays in
+    // the queue untouched, so the next recv() still returns their results (episode ends included).
+    for (std::size_t k = 0; k < batch_size; ++k) {
+      const std::size_t i = ready_[k];
+      if (!env_error_[i]) continue;
+      ready_.erase(ready_.begin() + static_cast<std::ptrdiff_t>(k));
+      in_flight_[i] = 0;
+      --n_in_flight_;
+      std::exception_ptr err = env_error_[i];
+      env_error_[i] = nullptr;
+      lk.unlock();
+      rethrow_for_env(err, i);
+    }
     for (std::size_t k = 0; k < batch_size; ++k) {
       const std::size_t i = ready_.front();
       ready_.pop_front();
@@ -242,10 +254,7 @@ class VecEnv {
       out.episode_time[k] = episode_time_[i];
       in_flight_[i] = 0;
       --n_in_flight_;
-      if (env_error_[i] && !err) err = env_error_[i];
-      env_error_[i] = nullptr;
     }
-    if (err) std::rethrow_exception(err);
   }
 
   std::size_t num_in_flight() const {
@@ -281,6 +290,19 @@ class VecEnv {
 
  private:
   using Clock = std::chrono::steady_clock;
+
+  // Rethrows an env's step error with the env index in front of its message, keeping its category (the
+  // bindings map invalid_argument to ValueError, the rest to RuntimeError).
+  [[noreturn]] static void rethrow_for_env(const std::exception_ptr& err, std::size_t i) {
+    const std::string where = "env " + std::to_string(i) + ": ";
+    try {
+      std::rethrow_exception(err);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where + e.what());
+    } catch (const std::exception& e) {
+      throw std::runtime_error(where + e.what());
+    }
+  }
   // Envs per task: classic-control steps take ~0.1 us, so single-env tasks would cost more in atomics.
   static constexpr std::size_t kGrain = 8;
 
