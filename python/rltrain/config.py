@@ -83,6 +83,9 @@ class CommonConfig:
     """SGD momentum (sgd only)."""
     adam_eps: float = 1e-5
     """Adam epsilon (SB3 uses 1e-5)."""
+    checkpoint_interval: Optional[int] = None
+    """Every this many iterations, write ``<run_dir>/checkpoint.pt`` (atomically; the newest replaces the last) so
+    a run killed at any moment resumes with ``load`` from there; None: only final/best models."""
     torch_threads: Optional[int] = 1
     """torch CPU threads set when training starts (``torch.set_num_threads``). Small networks run fastest on one
     thread, and more would compete with the environment threads; None leaves torch's setting alone."""
@@ -155,6 +158,10 @@ class CommonConfig:
         if self.schedule_iters is not None and (isinstance(self.schedule_iters, bool) or not isinstance(
                 self.schedule_iters, int) or self.schedule_iters < 1):
             raise ValueError(f"schedule_iters: expected a positive integer or None, got {self.schedule_iters!r}")
+        if self.checkpoint_interval is not None and (isinstance(self.checkpoint_interval, bool) or not isinstance(
+                self.checkpoint_interval, int) or self.checkpoint_interval < 1):
+            raise ValueError(f"checkpoint_interval: expected a positive integer or None, "
+                             f"got {self.checkpoint_interval!r}")
         bad = [x for x in self.loggers if x not in ("tensorboard", "csv", "wandb")]
         if bad:
             raise ValueError(f"loggers: unknown backend(s) {bad}; expected any of 'tensorboard', 'csv', 'wandb'")

@@ -314,6 +314,9 @@ class BaseTrainer:
                 self.train_time += dt
                 self.iteration += 1
                 self._log_iteration(metrics, lr, (self.num_timesteps - steps0) / max(dt, 1e-9))
+                interval = self.cfg.checkpoint_interval
+                if interval is not None and self.iteration % interval == 0:
+                    self.save(os.path.join(self.run_dir, "checkpoint.pt"))
                 if k == iters - 1 and (eval_env is not None or video_dir is not None):
                     # The trained model is on disk before the last evaluation and the videos: a failure there
                     # never loses the training.
