@@ -619,3 +619,49 @@ def test_unpicklable_info_is_reported_with_key_and_env() -> None:
         assert info.value.env_index == 3 and info.value.worker == 1
     finally:
         env.close()
+
+
+class _SlowStep(gym.Wrapper):
+    def step(self, action: Any) -> Any:
+        time.sleep(0.3)
+        return self.env.step(action)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("inline", [False, True])
+@pytest.mark.parametrize("call", ["step", "recv", "reset"])
+def test_close_from_another_thread_while_a_call_waits(inline: bool, call: str) -> None:
+    # close() must never unmap the shared memory under a waiting call: the waiter finishes (or raises a Python
+    # error), close() then shuts down, and every later call raises RuntimeError. Never a segfault.
+    for delay in (0.0, 0.05, 0.2):
+        env = ForkVectorEnv([lambda: _SlowStep(gym.make("CartPole-v1"))] * 2, num_workers=2, inline=inline)
+        env.reset(seed=0)
+        outcome: dict[str, Any] = {}
+        acts = np.zeros(2, dtype=np.int64)
+        if call == "recv":
+            env.send(acts)
+
+        def waiter() -> None:
+            try:
+                if call == "step":
+                    outcome["result"] = env.step(acts)
+                elif call == "recv":
+                    outcome["result"] = env.recv()
+                else:
+                    outcome["result"] = env.reset(seed=1)
+            except (RuntimeError, WorkerError) as exc:
+                outcome["error"] = exc
+
+        t = threading.Thread(target=waiter)
+        t.start()
+        time.sleep(delay)
+        env.close()
+        t.join(30)
+        assert not t.is_alive()
+        assert "result" in outcome or "error" in outcome, outcome
+        if "result" in outcome:
+            obs = outcome["result"][0]
+            assert obs.shape == (2, 4) and np.isfinite(obs).all()
+        assert env.closed
+        with pytest.raises(RuntimeError, match="closed"):
+            env.step(acts)

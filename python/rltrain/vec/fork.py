@@ -27,6 +27,7 @@ import signal
 import socket
 import struct
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -536,6 +537,9 @@ class ForkVectorEnv(VectorEnv):
         inline: bool = False,
     ) -> None:
         super().__init__()
+        # Held by every call that touches the workers or the shared memory: close() from another thread waits for
+        # a step in progress (bounded by step_timeout) instead of unmapping memory under it.
+        self._api_lock = threading.RLock()
         self._workers: list[_Handle] = []
         self._memory: mmap.mmap | None = None
         self._v: dict[str, np.ndarray] = {}
@@ -1026,9 +1030,51 @@ class ForkVectorEnv(VectorEnv):
             )
         return array
 
-    # ------------------------------------------------------------------ gymnasium API
+    # ------------------------------------------------------------------ thread safety
 
     def reset(
+        self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset every env (or those in ``options["reset_mask"]``); seeds as in SyncVectorEnv."""
+        with self._api_lock:
+            return self._reset_unlocked(seed=seed, options=options)
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step every env with same-step autoreset; returns copies, never views of the shared buffers."""
+        with self._api_lock:  # send and recv as one call: no close() between them
+            self._send_unlocked(actions, None)
+            return self._recv_unlocked()
+
+    def send(self, actions: Any, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
+        """Start stepping (all envs, or only `env_ids`) and return at once; :meth:`recv` collects the result."""
+        with self._api_lock:
+            self._send_unlocked(actions, env_ids)
+
+    def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Wait for the step started by :meth:`send`; with `env_ids`, results are in that order and
+        ``info["env_id"]`` holds the ids."""
+        with self._api_lock:
+            return self._recv_unlocked()
+
+    def _call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+              values: list[Any] | None) -> tuple[Any, ...]:
+        with self._api_lock:
+            return self._call_unlocked(kind, name, args, kwargs, values)
+
+    def close(self, **kwargs: Any) -> None:
+        """Shut the workers down. From another thread while a call waits on the workers, this waits for that call
+        to end first (at most ``step_timeout`` for a step); the waiting call returns or raises as it would have,
+        and every later call raises ``RuntimeError``."""
+        lock = getattr(self, "_api_lock", None)  # absent when __init__ failed early
+        if lock is None:
+            super().close(**kwargs)
+            return
+        with lock:
+            super().close(**kwargs)
+
+    # ------------------------------------------------------------------ gymnasium API
+
+    def _reset_unlocked(
         self, *, seed: int | Sequence[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset every env (or those in ``options["reset_mask"]``); seeds as in SyncVectorEnv."""
@@ -1066,12 +1112,8 @@ class ForkVectorEnv(VectorEnv):
                 _merge_info(infos, info, g, n)
         return self._v["obs"].copy(), infos
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every env with same-step autoreset; returns copies, never views of the shared buffers."""
-        self.send(actions)
-        return self.recv()
 
-    def send(self, actions: Any, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
+    def _send_unlocked(self, actions: Any, env_ids: Sequence[int] | np.ndarray | None = None) -> None:
         """Start stepping (all envs, or only `env_ids`) and return at once; :meth:`recv` collects the result."""
         self._check_usable()
         if self._needs_reset:
@@ -1112,7 +1154,7 @@ class ForkVectorEnv(VectorEnv):
                     self._died(handle, "step")
         self._pending = (workers, ids)
 
-    def recv(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def _recv_unlocked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Wait for the step started by :meth:`send`; with `env_ids`, results are in that order and
         ``info["env_id"]`` holds the ids."""
         if self.closed:
@@ -1203,7 +1245,7 @@ class ForkVectorEnv(VectorEnv):
         """Frames from every env (as returned by its ``render()``)."""
         return self.call("render")
 
-    def _call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
+    def _call_unlocked(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
               values: list[Any] | None) -> tuple[Any, ...]:
         self._check_usable()
         requests = [
