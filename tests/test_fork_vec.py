@@ -665,3 +665,56 @@ def test_close_from_another_thread_while_a_call_waits(inline: bool, call: str) -
         assert env.closed
         with pytest.raises(RuntimeError, match="closed"):
             env.step(acts)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("inline", [False, True])
+@pytest.mark.parametrize("spin", [True, False])
+@pytest.mark.parametrize("call", ["step", "send-recv", "reset", "call"])
+def test_ctrl_c_at_any_moment_leaves_the_env_closed_or_consistent(inline: bool, spin: bool, call: str) -> None:
+    # Ctrl-C (KeyboardInterrupt from a signal handler) lands at many points of a call: in the caller's spin, in
+    # its sleep, while replies are read, inside the inline slice's step. Afterwards the env is closed, or it is
+    # consistent: every env has been stepped equally often (no slice stepped twice, no torn reply).
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    closed = consistent = 0
+    try:
+        for k, delay in enumerate([0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.013] * 2):
+            env = ForkVectorEnv(counting(4, all={"horizon": 10**6, "delay": 0.002 * (k % 3)}), num_workers=2,
+                                inline=inline, spin=spin, seed=0)
+            try:
+                env.reset()
+                acts = np.zeros(4, dtype=np.int64)
+                signal.setitimer(signal.ITIMER_REAL, delay)
+                try:
+                    while True:  # until the timer's KeyboardInterrupt lands somewhere in here
+                        if call == "step":
+                            env.step(acts)
+                        elif call == "send-recv":
+                            env.send(acts)
+                            env.recv()
+                        elif call == "reset":
+                            env.reset()
+                        else:
+                            env.get_attr("t")
+                except KeyboardInterrupt:
+                    pass
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                if env.closed:
+                    closed += 1
+                    continue
+                if env._pending is not None:  # interrupted between send and recv: the step is still to collect
+                    env.recv()
+                steps = np.array(env.get_attr("t"))
+                assert (steps == steps[0]).all(), steps
+                obs = env.step(acts)[0]
+                assert (obs[:, 1] == steps + 1).all(), (obs, steps)
+                consistent += 1
+            finally:
+                env.close()
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert closed + consistent == 16

@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import multiprocessing
@@ -30,7 +31,7 @@ import tempfile
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -916,16 +917,32 @@ class ForkVectorEnv(VectorEnv):
                  before_collect: Callable[[], Any] | None = None) -> dict[int, Any]:
         """Send one request per worker and collect the replies; `before_collect` (the inline slice's share of
         the work) runs while the workers are busy and its result is filed under slice 0."""
-        for handle, request in zip(self._workers, per_worker):
-            try:
-                _send_message(handle.sock, tag, request)
-            except OSError:
-                self._died(handle, phase)
-        local = None if before_collect is None else before_collect()
-        replies = self._collect(self._workers, phase, fatal)
+        with self._closed_if_interrupted():  # some workers asked and others not: no way back to consistency
+            for handle, request in zip(self._workers, per_worker):
+                try:
+                    _send_message(handle.sock, tag, request)
+                except OSError:
+                    self._died(handle, phase)
+            local = None if before_collect is None else before_collect()
+            replies = self._collect(self._workers, phase, fatal)
         if before_collect is not None:
             replies[0] = local
         return replies
+
+    @contextlib.contextmanager
+    def _closed_if_interrupted(self) -> Iterator[None]:
+        """A block that must run whole once started (commands half sent, a step half collected): interrupted
+        (Ctrl-C) or failing part-way, the pool is shut down, so no later call can see mismatched replies or step
+        a slice twice. WorkerError has closed the pool already when it had to."""
+        try:
+            yield
+        except WorkerError:
+            raise
+        except BaseException:
+            if not self.closed:
+                self._teardown(graceful=False)
+                self.closed = True
+            raise
 
     def _run_local(self, phase: str, fatal: bool, fn: Callable[..., Any], *args: Any) -> Any:
         """Run the inline slice's share of a command; its exceptions become WorkerError like a worker's."""
@@ -1141,18 +1158,19 @@ class ForkVectorEnv(VectorEnv):
             self._all_active = False
             workers = [h for h in self._workers if v["active"][h.lo:h.hi].any()]
             some = 1
-        self._seq += 1
-        seq = self._seq
-        words, publish = self._words, _core.sync_publish
-        for handle in workers:
-            at = _cmd_word(handle.index)
-            words[at + 1] = some
-            if publish(words, at, seq, at + 2):  # the worker went to sleep on its socket: wake it
-                try:
-                    os.write(handle.fd, _HINT)
-                except OSError:
-                    self._died(handle, "step")
-        self._pending = (workers, ids)
+        with self._closed_if_interrupted():  # published to some workers and not to others
+            self._seq += 1
+            seq = self._seq
+            words, publish = self._words, _core.sync_publish
+            for handle in workers:
+                at = _cmd_word(handle.index)
+                words[at + 1] = some
+                if publish(words, at, seq, at + 2):  # the worker went to sleep on its socket: wake it
+                    try:
+                        os.write(handle.fd, _HINT)
+                    except OSError:
+                        self._died(handle, "step")
+            self._pending = (workers, ids)
 
     def _recv_unlocked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Wait for the step started by :meth:`send`; with `env_ids`, results are in that order and
@@ -1163,10 +1181,11 @@ class ForkVectorEnv(VectorEnv):
             raise RuntimeError("recv() without a preceding send()")
         workers, ids = self._pending
         local = None
-        if self._local is not None:
-            local = self._run_local("step()", True, self._local._step, ids is not None)
-        replies = self._wait_step(workers, self._seq) if workers else {}
-        self._pending = None
+        with self._closed_if_interrupted():  # the inline slice stepped and the workers not yet collected
+            if self._local is not None:
+                local = self._run_local("step()", True, self._local._step, ids is not None)
+            replies = self._wait_step(workers, self._seq) if workers else {}
+            self._pending = None
         v = self._v
         if ids is None:
             obs, rewards = v["obs"].copy(), v["rewards"].copy()
