@@ -184,6 +184,26 @@ py::class_<VecEnv<E>> bind_vec_env(py::module_& m, const char* name) {
           py::arg("num_envs"), py::arg("num_threads") = py::none(), py::arg("seed") = py::none(),
           py::arg("identical_seeds") = false);
   def_space_attrs<E>(cls);
+  cls.def(
+         "get_state",
+         [](V& v) {
+           std::string s;
+           {
+             py::gil_scoped_release nogil;
+             s = v.get_state();
+           }
+           return py::bytes(s);
+         },
+         "The whole batch's state as bytes (envs' physics, counters and RNGs; running episode stats): "
+         "set_state() continues bitwise from it.")
+      .def(
+          "set_state",
+          [](V& v, const py::bytes& state) {
+            std::string s = state;
+            py::gil_scoped_release nogil;
+            v.set_state(s);
+          },
+          py::arg("state"), "Restores get_state()'s bytes into a batcher of the same env, size and config.");
   cls.def_property_readonly("num_envs", &V::num_envs)
       .def_property_readonly("num_threads", &V::num_threads)
       .def_property_readonly("identical_seeds", &V::identical_seeds)

@@ -159,6 +159,77 @@ class VecEnv {
     needs_reset_ = false;
   }
 
+  // A checkpoint of the whole batch: every env's state (envs/env.hpp env_state: physics, counters, RNG) and the
+  // batcher's own (current observations, running episode returns and lengths). set_state() on a batcher of the
+  // same env, size and config continues bitwise where this one stood; O(num_envs), whatever the training length.
+  std::string get_state() {
+    Guard g(this, "get_state");
+    require_idle("get_state");
+    std::string out(kStateMagic);
+    put(out, uint64_t(n_));
+    out.push_back(needs_reset_ ? '\1' : '\0');
+    for (std::size_t i = 0; i < n_; ++i) {
+      out.append(reinterpret_cast<const char*>(&obs_[i * kObsDim]), sizeof(float) * kObsDim);
+      put(out, acc_return_[i]);
+      put(out, acc_length_[i]);
+      const std::string e = envs::env_state(envs_[i]);
+      put(out, uint64_t(e.size()));
+      out += e;
+    }
+    return out;
+  }
+
+  void set_state(const std::string& state) {
+    Guard g(this, "set_state");
+    require_idle("set_state");
+    std::size_t at = 0;
+    const auto take = [&](std::size_t n) {
+      if (state.size() - at < n) throw std::invalid_argument("state: truncated batcher state");
+      const char* p = state.data() + at;
+      at += n;
+      return p;
+    };
+    if (state.compare(0, kStateMagic.size(), kStateMagic) != 0)
+      throw std::invalid_argument(std::string("state: not a ") + E::kId + " batcher state");
+    at = kStateMagic.size();
+    uint64_t n = 0;
+    std::memcpy(&n, take(sizeof(n)), sizeof(n));
+    if (n != n_)
+      throw std::invalid_argument("state: saved with " + std::to_string(n) + " envs, this batcher has " +
+                                  std::to_string(n_));
+    const bool needs_reset = *take(1) != '\0';
+    // Parsed whole before anything changes: a bad state leaves the batcher as it was.
+    std::vector<float> obs(n_ * kObsDim);
+    std::vector<double> ret(n_);
+    std::vector<int64_t> len(n_);
+    std::vector<std::string> env_states(n_);
+    for (std::size_t i = 0; i < n_; ++i) {
+      std::memcpy(&obs[i * kObsDim], take(sizeof(float) * kObsDim), sizeof(float) * kObsDim);
+      std::memcpy(&ret[i], take(sizeof(double)), sizeof(double));
+      std::memcpy(&len[i], take(sizeof(int64_t)), sizeof(int64_t));
+      uint64_t size = 0;
+      std::memcpy(&size, take(sizeof(size)), sizeof(size));
+      env_states[i].assign(take(size), size);
+    }
+    if (at != state.size()) throw std::invalid_argument("state: trailing bytes after the batcher state");
+    std::vector<E> envs;
+    envs.reserve(n_);
+    for (std::size_t i = 0; i < n_; ++i) {
+      envs.emplace_back(envs_[i].config());
+      envs::load_env_state(envs.back(), env_states[i]);
+    }
+    envs_ = std::move(envs);
+    obs_ = std::move(obs);
+    acc_return_ = std::move(ret);
+    acc_length_ = std::move(len);
+    const auto now = Clock::now();
+    for (std::size_t i = 0; i < n_; ++i) {
+      clear_row(i);
+      start_time_[i] = now;
+    }
+    needs_reset_ = needs_reset;
+  }
+
   // Steps every env with actions[i * kActDim ...]. Every action is validated before anything is stepped.
   void step(const Action* actions) {
     Guard g(this, "step");
@@ -290,6 +361,12 @@ class VecEnv {
 
  private:
   using Clock = std::chrono::steady_clock;
+  inline static const std::string kStateMagic = std::string("rltrain-vec-state-1:") + E::kId + ":";
+
+  template <class T>
+  static void put(std::string& out, const T& v) {
+    out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+  }
 
   // Rethrows an env's step error with the env index in front of its message, keeping its category (the
   // bindings map invalid_argument to ValueError, the rest to RuntimeError).

@@ -4,9 +4,11 @@ Subclasses implement ``_iteration()`` (collect + update, returning the metrics t
 checkpoints through ``_extra_state()`` / ``_load_extra_state()``. Rollouts act with a CPU copy of the policy,
 refreshed after each update; the update runs on ``device``.
 
-Exact resume: environments are deterministic given their seeds and the actions taken, so a checkpoint stores the
-action stream since the environments were seeded; ``load`` + ``train`` replays it into freshly seeded
-environments (no policy calls) and continues exactly where the saved run stood, mid-episode included.
+Exact resume: a checkpoint holds a snapshot of the rollout environments, mid-episode included: native envs
+export their complete state (physics, counters, RNG) in O(num_envs); Python envs on the fork backend are
+pickled in their workers (restored only with ``load(..., trust_pickled_envs=True)``, since unpickling runs code).
+``load`` + ``train`` continues exactly where the saved run stood. Envs without a snapshot (pybox2d's cannot be
+pickled) resume from fresh resets, as Stable-Baselines3 does, with a warning that this resume is not bitwise.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from rltrain.schedules import schedule_value
 
 __all__ = ["BaseTrainer", "resolve_device"]
 
-CHECKPOINT_FORMAT = "rltrain-checkpoint-1"
+CHECKPOINT_FORMAT = "rltrain-checkpoint-2"  # 2: environment snapshots instead of the action stream
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -86,6 +88,9 @@ class BaseTrainer:
     config_class: type = CommonConfig
     actor_critic: bool = False
     """Whether the policy built from the config (``policy=None``) needs a value head."""
+    needs_env_snapshot: bool = True
+    """Whether exact resume needs the rollout environments' state (False when every iteration starts from
+    freshly seeded episodes)."""
 
     def __init__(self, policy: torch.nn.Module | None, cfg: CommonConfig, device: str | torch.device = "cpu") -> None:
         if not isinstance(cfg, self.config_class):
@@ -126,8 +131,7 @@ class BaseTrainer:
         self.best_mean_reward = -math.inf
         self.env: gym.vector.VectorEnv | None = None
         self._obs: np.ndarray | None = None
-        self._action_log: list[np.ndarray] = []
-        self._replay: np.ndarray | None = None
+        self._restore_env: dict[str, Any] | None = None  # a checkpoint's env snapshot, applied by _ensure_env
         self.logger: Logger | None = None
         self.run_dir: str | None = None
         self.train_time = 0.0
@@ -208,15 +212,47 @@ class BaseTrainer:
         self.action_space = self.env.single_action_space
         self.observation_space = self.env.single_observation_space
         obs, _ = self.env.reset(seed=self.seed)
-        if self._replay is not None:
-            for actions in self._replay:
-                obs, *_ = self.env.step(actions)
-            self._action_log = [self._replay] if len(self._replay) else []
-            self._replay = None
+        restore, self._restore_env = self._restore_env, None
+        if restore is not None:
+            if restore["kind"] == "native":
+                self.env.set_state(restore["state"])
+            else:
+                self.env.set_state(restore["envs"])
+            obs = restore["obs"]
         self._obs = np.array(obs, dtype=np.float32, copy=True)
 
-    def _log_actions(self, actions: np.ndarray) -> None:
-        self._action_log.append(np.array(actions, copy=True)[None])
+    def _restore_env_record(self) -> dict[str, Any] | None:
+        """A restored snapshot not applied yet (saved again before training resumed), in checkpoint form."""
+        r = self._restore_env
+        assert r is not None
+        as_tensor = lambda b: torch.frombuffer(bytearray(b), dtype=torch.uint8)  # noqa: E731
+        obs = torch.from_numpy(np.array(r["obs"], copy=True))
+        if r["kind"] == "native":
+            return {"kind": "native", "state": as_tensor(r["state"]), "obs": obs}
+        return {"kind": "pickled", "envs": [as_tensor(b) for b in r["envs"]], "obs": obs}
+
+    def _env_snapshot(self) -> dict[str, Any] | None:
+        """The rollout environments' state for a checkpoint (see the module docstring); None, with a warning
+        once, when they cannot provide one."""
+        if not self.needs_env_snapshot or self.env is None or self._obs is None:
+            return None  # not needed, or not started: a resumed run starts from the same fresh resets
+        get_state = getattr(self.env, "get_state", None)
+        try:
+            if get_state is None:
+                raise TypeError(f"{type(self.env).__name__} has no get_state()")
+            state = get_state()
+        except Exception as exc:  # an env that does not pickle (WorkerError from the worker), or no snapshot
+            if not getattr(self, "_warned_snapshot", False):
+                self._warned_snapshot = True
+                warnings.warn(f"checkpoint: the environments cannot be snapshotted ({str(exc).splitlines()[0]}); "
+                              "a run resumed from this file starts from fresh resets (as Stable-Baselines3 does) "
+                              "and is not bitwise identical to an uninterrupted one", stacklevel=3)
+            return None
+        obs = torch.from_numpy(np.array(self._obs, copy=True))
+        if isinstance(state, bytes):
+            return {"kind": "native", "state": torch.frombuffer(bytearray(state), dtype=torch.uint8), "obs": obs}
+        return {"kind": "pickled", "envs": [torch.frombuffer(bytearray(b), dtype=torch.uint8) for b in state],
+                "obs": obs}
 
     def _ensure_logger(self) -> None:
         if self.logger is not None:
@@ -495,9 +531,7 @@ class BaseTrainer:
         pol = self.policy
         cfg = self.cfg.to_dict()
         cfg["env"] = self._env_record()
-        actions = np.concatenate(self._action_log) if self._action_log else None
-        if self._replay is not None:
-            actions = self._replay
+        env_state = self._env_snapshot() if self._restore_env is None else self._restore_env_record()
         state = {
             "format": CHECKPOINT_FORMAT,
             "algo": self.algo,
@@ -517,7 +551,7 @@ class BaseTrainer:
             "ep_info": [list(x) for x in self.ep_info],
             "eval_history": [dict(x) for x in self.eval_history],  # evaluation seeds count on it
             "obs_rms": None if self.obs_rms is None else _numpy_to_tensors(self.obs_rms.state_dict()),
-            "actions": None if actions is None else torch.from_numpy(np.ascontiguousarray(actions)),
+            "env_state": env_state,
             "extra": self._extra_state(),
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
         }
@@ -532,6 +566,7 @@ class BaseTrainer:
         env: Any = None,
         *,
         classes: Iterable[type] = (),
+        trust_pickled_envs: bool = False,
         **overrides: Any,
     ) -> BaseTrainer:
         """Restores a trainer saved by ``save`` (``torch.load(..., weights_only=True)``). ``env`` replaces the
@@ -540,9 +575,11 @@ class BaseTrainer:
         What it trusts (:mod:`rltrain.algos.checkpoint`): the checkpoint's trainer, policy, backbone and
         environment classes must be rltrain's own or among ``classes`` (your own trunk or env class, if you trust
         the file); their stored arguments must be plain data. Anything else raises ``ValueError`` before any class
-        is looked up or called; nothing named in the file is ever imported."""
+        is looked up or called; nothing named in the file is ever imported. Python environments snapshotted by
+        pickling (fork backend) are restored only with ``trust_pickled_envs=True`` (unpickling runs code);
+        otherwise the run resumes from fresh resets, with a warning."""
         state = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        if not isinstance(state, dict) or state.get("format") not in (CHECKPOINT_FORMAT, "rltrain-checkpoint-1"):
             raise ValueError(f"path: {path!r} is not an rltrain checkpoint")
         # Every name and argument is checked before anything is built.
         table = trusted_classes(classes)
@@ -600,8 +637,8 @@ class BaseTrainer:
         trainer.eval_history = [dict(x) for x in state.get("eval_history", [])]
         if state["obs_rms"] is not None:
             trainer._init_obs_rms_from(state["obs_rms"])
-        if state["actions"] is not None:
-            trainer._replay = state["actions"].numpy()
+        if trainer.needs_env_snapshot:
+            trainer._restore_env = _pending_restore(state, trust_pickled_envs)
         trainer._load_extra_state(state["extra"])
         if trainer.scaler is not None and state.get("scaler"):
             trainer.scaler.load_state_dict(state["scaler"])
@@ -612,3 +649,27 @@ class BaseTrainer:
         rms = RunningMeanStd(shape=tuple(np.asarray(st["mean"]).shape))
         rms.load_state_dict(_tensors_to_numpy(st))
         self.obs_rms = rms
+
+
+def _pending_restore(state: dict[str, Any], trust_pickled_envs: bool) -> dict[str, Any] | None:
+    """The env snapshot of a loaded checkpoint, as _ensure_env applies it; None (with a warning when the saved
+    run had started) when there is none to apply."""
+    snap = state.get("env_state")
+    started = int(state.get("iteration", 0)) > 0
+    why = None
+    if snap is None:
+        why = "it holds no environment snapshot" if state.get("format") == CHECKPOINT_FORMAT else \
+            "it is of the older format (an action stream)"
+    elif snap.get("kind") == "native":
+        return {"kind": "native", "state": snap["state"].numpy().tobytes(), "obs": snap["obs"].numpy()}
+    elif snap.get("kind") == "pickled":
+        if trust_pickled_envs:
+            return {"kind": "pickled", "envs": [t.numpy().tobytes() for t in snap["envs"]],
+                    "obs": snap["obs"].numpy()}
+        why = "its environments were pickled and unpickling runs code: pass trust_pickled_envs=True if you trust it"
+    else:
+        raise ValueError(f"env_state: unknown snapshot kind {snap.get('kind')!r}")
+    if started:
+        warnings.warn(f"checkpoint: {why}; the run resumes from fresh resets (as Stable-Baselines3 does) and is "
+                      "not bitwise identical to an uninterrupted one", stacklevel=3)
+    return None

@@ -4,7 +4,7 @@ Each iteration collects G episodes of at most T steps in parallel through ``make
 reset from a fresh seed derived from (master seed, iteration): all G from the same seed when the config's
 ``identical_G`` is set, else G consecutive seeds. An episode that ends stops contributing; the batch holds padded
 ``[G, T]`` arrays and the episode lengths. Because every iteration starts from freshly seeded episodes, exact
-resume needs no action stream.
+resume needs no environment snapshot.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ def valid_mask(lengths: np.ndarray, T: int) -> np.ndarray:
 
 class EpisodicTrainer(BaseTrainer):
     """A trainer whose iteration starts with ``_collect()``: G whole episodes (see the module docstring)."""
+
+    needs_env_snapshot = False  # every iteration resets from a seed derived from (seed, iteration)
 
     def _identical_seeds(self) -> bool:
         return bool(getattr(self.cfg, "identical_G", False))
@@ -70,6 +72,3 @@ class EpisodicTrainer(BaseTrainer):
             self.ep_info.append((float(b["rewards"][i, : lengths[i]].sum()), float(lengths[i])))
         self.num_timesteps += int(lengths.sum())
         return b
-
-    def _log_actions(self, actions: np.ndarray) -> None:
-        """Every iteration starts from freshly seeded episodes, so no action stream is needed to resume."""

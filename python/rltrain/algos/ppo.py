@@ -96,7 +96,6 @@ class PPOTrainer(BaseTrainer):
             b["values"][t] = v.numpy()
             b["logp"][t] = logp.numpy()
             env_a = self._clip_actions(a_np)
-            self._log_actions(env_a)
             next_raw, rew, term, trunc, infos = self.env.step(env_a)
             done = np.logical_or(term, trunc)
             b["dones"][t] = done

@@ -428,7 +428,19 @@ class _Worker:
         results = []
         for j, env in enumerate(self.envs):
             self.current = self.lo + j
-            if kind == "set":
+            if kind == "snapshot":  # the env object itself, pickled, with its episode statistics
+                if isinstance(env.unwrapped, gym.utils.EzPickle):
+                    # Box2D, MuJoCo...: such an env pickles its constructor arguments, not its state.
+                    raise TypeError(f"env {self.lo + j}: {type(env.unwrapped).__name__} pickles only its "
+                                    "constructor arguments (gymnasium.utils.EzPickle), not its state")
+                results.append(pickle.dumps((env, self.ret[j], self.length[j]), protocol=pickle.HIGHEST_PROTOCOL))
+            elif kind == "restore":
+                assert values is not None
+                self.envs[j], self.ret[j], self.length[j] = pickle.loads(values[j])
+                self.start[j] = time.perf_counter()
+                env.close()
+                results.append(None)
+            elif kind == "set":
                 assert values is not None
                 env.set_wrapper_attr(name, values[j])
                 results.append(None)
@@ -1259,6 +1271,18 @@ class ForkVectorEnv(VectorEnv):
         if len(values) != self.num_envs:
             raise ValueError(f"set_attr needs {self.num_envs} values, got {len(values)}")
         self._call("set", name, (), {}, list(values))
+
+    def get_state(self) -> list[bytes]:
+        """Every env pickled in its worker (with its running episode statistics), for checkpoints; a
+        ``WorkerError`` when an env cannot be pickled (pybox2d's, for one)."""
+        return list(self._call("snapshot", "", (), {}, None))
+
+    def set_state(self, state: Sequence[bytes]) -> None:
+        """Replaces every env by the one :meth:`get_state` pickled. Unpickling runs the pickled code: only for
+        states this process or the caller's own checkpoint produced."""
+        if len(state) != self.num_envs:
+            raise ValueError(f"state: expected {self.num_envs} env states, got {len(state)}")
+        self._call("restore", "", (), {}, [bytes(b) for b in state])
 
     def render(self) -> tuple[Any, ...]:
         """Frames from every env (as returned by its ``render()``)."""

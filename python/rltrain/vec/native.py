@@ -104,6 +104,15 @@ class NativeVectorEnv(VectorEnv):
         """Threads stepping the envs (the calling thread counts as one)."""
         return self._core.num_threads
 
+    def get_state(self) -> bytes:
+        """The whole batch's state (every env's physics, counters and RNG; running episode statistics) as bytes:
+        :meth:`set_state` on a batcher of the same id, size and config continues bitwise from here."""
+        return self._core.get_state()
+
+    def set_state(self, state: bytes) -> None:
+        """Restores :meth:`get_state`'s bytes (ValueError when they belong to another env, size or build)."""
+        self._core.set_state(bytes(state))
+
     @property
     def core(self) -> Any:
         """The underlying ``rltrain._core`` batcher (zero-copy ``buffers()``, ``num_in_flight``...)."""

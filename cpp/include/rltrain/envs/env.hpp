@@ -22,6 +22,7 @@
 //                                             // the next reset() draws from it, later resets continue the stream
 //     void reset(float* obs);                 // new episode from the env's own RNG stream
 //     StepResult step(const Action* a, float* obs);  // TimeLimit included: truncated at max_episode_steps
+//     std::string save_state() const; void load_state(const std::string&);  // optional, see env_state() below
 //   };
 //
 // Actions reach step() already validated (check_action below): discrete in [0, kNumActions), continuous not NaN.
@@ -30,7 +31,10 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 
 namespace rltrain::envs {
 
@@ -51,6 +55,37 @@ std::string check_action(const typename E::Action* a) {
       if (std::isnan(a[j])) return "continuous action component " + std::to_string(j) + " is NaN";
   }
   return {};
+}
+
+// The complete state of one env (physics, counters, RNG, config) as bytes, and back, for checkpoints: an env
+// restored from env_state(e) steps bitwise like e would. An env with save_state()/load_state() members provides
+// its own (LunarLander: a Box2D world is not plain data); any other env must be plain data (classic control:
+// doubles, counters, the RNG's words) and is copied byte for byte, so its bytes load into the same build.
+template <class E, class = void>
+struct HasSaveState : std::false_type {};
+template <class E>
+struct HasSaveState<E, std::void_t<decltype(std::declval<const E&>().save_state())>> : std::true_type {};
+
+template <class E>
+std::string env_state(const E& e) {
+  if constexpr (HasSaveState<E>::value) {
+    return e.save_state();
+  } else {
+    static_assert(std::is_trivially_copyable_v<E>, "an env that is not plain data needs save_state/load_state");
+    return std::string(reinterpret_cast<const char*>(&e), sizeof(E));
+  }
+}
+
+template <class E>
+void load_env_state(E& e, const std::string& bytes) {
+  if constexpr (HasSaveState<E>::value) {
+    e.load_state(bytes);
+  } else {
+    if (bytes.size() != sizeof(E))
+      throw std::invalid_argument(std::string("state: ") + E::kId + " env state of " + std::to_string(bytes.size()) +
+                                  " bytes, expected " + std::to_string(sizeof(E)) + " (saved by another build?)");
+    std::memcpy(static_cast<void*>(&e), bytes.data(), sizeof(E));
+  }
 }
 
 }  // namespace rltrain::envs

@@ -25,10 +25,12 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "rltrain/envs/env.hpp"
 #include "rltrain/numpy_rng.hpp"
@@ -183,6 +185,9 @@ class LunarLanderT {
 
   void reset(float* obs) {
     try {
+      // What a checkpoint needs to rebuild this episode: the RNG as the episode starts, then its actions.
+      rng_at_reset_ = rng_;
+      episode_actions_.clear();
       build_episode(obs);
     } catch (...) {
       sim_.reset();  // never leave a half-built world behind: step() then reports "before reset()"
@@ -192,6 +197,7 @@ class LunarLanderT {
 
   StepResult step(const Action* action, float* obs) {
     if (!sim_) throw std::logic_error("LunarLander: step() called before reset()");
+    episode_actions_.insert(episode_actions_.end(), action, action + kActDim);
     double m_power = 0.0, s_power = 0.0, direction = 0.0;
     if constexpr (Continuous) {
       // np.clip(action, -1, +1).astype(np.float64); NaN passes through and fires no engine, as in gymnasium.
@@ -247,6 +253,39 @@ class LunarLanderT {
     double state[kObsDim];
     place_lander(x, y, angle, vx, vy, omega, state);
     write_obs(state, obs);
+  }
+
+  // Checkpoint state (env.hpp's env_state): a Box2D world is not plain data, so the state is the RNG as the
+  // current episode started plus the episode's actions (at most max_episode_steps of them); load_state rebuilds
+  // the episode by replaying them, which the same code on the same seed draws reproduces bit for bit. An episode
+  // moved by place_lander (tests) is not reproduced.
+  std::string save_state() const {
+    static_assert(std::is_trivially_copyable_v<Rng>, "the RNG is saved as bytes");
+    std::string out(1, sim_ ? '\1' : '\0');
+    const Rng& start = sim_ ? rng_at_reset_ : rng_;  // no episode yet: the stream as it stands
+    out.append(reinterpret_cast<const char*>(&start), sizeof(Rng));
+    const uint64_t n = episode_actions_.size();
+    out.append(reinterpret_cast<const char*>(&n), sizeof(n));
+    out.append(reinterpret_cast<const char*>(episode_actions_.data()), n * sizeof(Action));
+    return out;
+  }
+  void load_state(const std::string& bytes) {
+    const std::size_t head = 1 + sizeof(Rng) + sizeof(uint64_t);
+    uint64_t n = 0;
+    if (bytes.size() >= head) std::memcpy(&n, bytes.data() + 1 + sizeof(Rng), sizeof(n));
+    if (bytes.size() < head || n % kActDim != 0 || n > uint64_t(cfg_.max_episode_steps) * kActDim ||
+        bytes.size() != head + n * sizeof(Action))
+      throw std::invalid_argument("state: not a LunarLander env state of this build and configuration");
+    std::memcpy(static_cast<void*>(&rng_), bytes.data() + 1, sizeof(Rng));
+    if (bytes[0] == '\0') {
+      sim_.reset();
+      return;
+    }
+    std::vector<Action> actions(n);
+    std::memcpy(actions.data(), bytes.data() + head, n * sizeof(Action));
+    float obs[kObsDim];
+    reset(obs);
+    for (uint64_t k = 0; k < n; k += kActDim) step(actions.data() + k, obs);
   }
 
   const Config& config() const { return cfg_; }
@@ -484,6 +523,8 @@ class LunarLanderT {
 
   Config cfg_;
   Rng rng_;
+  Rng rng_at_reset_;                   // rng_ as the current episode began (save_state)
+  std::vector<Action> episode_actions_;  // the current episode's actions, kActDim per step (save_state)
   std::unique_ptr<lunar::Sim> sim_;
   std::array<double, lunar::kChunks> smooth_y_{};
   double helipad_y_ = 0.0;
