@@ -204,7 +204,7 @@ class BaseTrainer:
         return False
 
     def _ensure_env(self) -> None:
-        """Creates the rollout environments (once), replaying a restored action stream if there is one."""
+        """Creates the rollout environments (once) and applies a restored environment snapshot if there is one."""
         if self.env is not None:
             return
         self.env = make_vector(self.cfg.env, self._num_envs(), backend=self.cfg.backend, seed=self.seed,
@@ -527,7 +527,7 @@ class BaseTrainer:
 
     def save(self, path: str) -> str:
         """Writes one checkpoint file atomically (temp file + rename): policy, optimizer, normaliser
-        statistics, RNG states, counters, the config and the action stream needed for exact resume."""
+        statistics, RNG states, counters, the config and the environment snapshot needed for exact resume."""
         pol = self.policy
         cfg = self.cfg.to_dict()
         cfg["env"] = self._env_record()
