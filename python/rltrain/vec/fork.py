@@ -847,16 +847,9 @@ class ForkVectorEnv(VectorEnv):
     def _closing_if_interrupted(self, wait: Callable[..., Any], *args: Any) -> Any:
         """Run a wait for the workers.  Interrupted part-way (Ctrl-C), some replies are read and others still
         queued, so the next command could not tell them apart: shut down rather than hand out mismatched
-        results later.  WorkerError has closed the pool already when it had to."""
-        try:
+        results later."""
+        with self._closed_if_interrupted():
             return wait(*args)
-        except WorkerError:
-            raise
-        except BaseException:
-            if not self.closed:
-                self._teardown(graceful=False)
-                self.closed = True
-            raise
 
     def _collect_replies(self, workers: list[_Handle], phase: str, fatal: bool, timeout: str) -> dict[int, Any]:
         waiting = {h.index for h in workers}
