@@ -75,16 +75,32 @@ def run_with_kills(workdir: str, iters: int, kills: int, seed: int = 0, timeout:
     done_kills = during_save = 0
     deadline = time.monotonic() + timeout
     tmp_files = os.path.join(kill_dir, "runs", "*", ".tmp-*.pt")
+    ckpt_files = os.path.join(kill_dir, "runs", "*", "checkpoint.pt")
+
+    def checkpoints() -> dict[str, float]:
+        found = {}
+        for path in glob.glob(ckpt_files):
+            try:
+                found[path] = os.path.getmtime(path)
+            except FileNotFoundError:  # replaced between glob and stat
+                pass
+        return found
+
     while True:
         left_over = set(glob.glob(tmp_files))  # temporaries of writes killed earlier
+        before = checkpoints()
         proc = _start(kill_dir, iters)
         if done_kills < kills:
-            if done_kills % 2:  # wait for a checkpoint write in progress, then kill inside it
+            # Every kill waits for this process to make progress (a checkpoint written, or one being written), so
+            # the run always moves on and the kills land while it trains, whatever the machine's speed.
+            if done_kills % 2:  # kill inside a checkpoint write
                 while proc.poll() is None and not set(glob.glob(tmp_files)) - left_over:
                     time.sleep(0.002)
                 during_save += proc.poll() is None
-            else:
-                time.sleep(float(rng.uniform(1.0, 4.0)))  # start-up takes ~1-2 s: some kills land before any step
+            else:  # kill at a random moment after the first new checkpoint
+                while proc.poll() is None and not any(before.get(p) != m for p, m in checkpoints().items()):
+                    time.sleep(0.002)
+                time.sleep(float(rng.uniform(0.0, 0.15)))
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()

@@ -21,7 +21,7 @@ def test_killed_and_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path: 
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    r = bench.run_with_kills(str(tmp_path), iters=12, kills=4, seed=0)
+    r = bench.run_with_kills(str(tmp_path), iters=16, kills=4, seed=0)
     assert r["kills"] == 4 and r["during_save"] >= 1
     assert r["equal"]
 
