@@ -171,9 +171,9 @@ def test_unknown_attribute_names_it() -> None:
         # The fork backend, reached without `import rltrain` having registered anything.
         "from rltrain.vec import make_vec; make_vec('rltrain/DenseLunarLander-v0', 1, backend='fork').close()",
         # How trainers, the CLI and the robustness tool build single envs.
-        "import rltrain.envspec as e, gymnasium as g; g.make('rltrain/SparseLunarLander-v0').close()",
+        "import rltrain.vec.resolve as e, gymnasium as g; g.make('rltrain/SparseLunarLander-v0').close()",
     ],
-    ids=["fork-backend", "envspec"],
+    ids=["fork-backend", "vec.resolve"],
 )
 def test_deep_entry_points_register_rltrain_ids(stmt: str, tmp_path: pathlib.Path) -> None:
     pytest.importorskip("Box2D", reason="the rltrain/* LunarLander ids build gymnasium's LunarLander (pybox2d)")

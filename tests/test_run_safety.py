@@ -14,7 +14,7 @@ import gymnasium as gym
 import pytest
 
 from rltrain import PPOConfig, PPOTrainer
-from rltrain.envspec import make_single
+from rltrain.vec.resolve import make_single
 
 
 def _trainer(tmp_path: pathlib.Path, env: Any = "CartPole-v1") -> PPOTrainer:

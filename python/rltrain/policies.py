@@ -459,7 +459,7 @@ class SimpleGRPOPolicy(_Actor):
 def policy_from_config(cfg: Any, actor_critic: bool = True) -> _Actor:
     """The policy a trainer config describes (``hidden_sizes``, ``activation``, ``backbone``, ``distribution``,
     ``squash``, ``log_std_init`` and, for an actor-critic, ``share_trunk``) for the spaces of ``cfg.env``."""
-    from rltrain.envspec import make_single
+    from rltrain.vec.resolve import make_single
 
     probe = make_single(cfg.env)
     obs_space, act_space = probe.observation_space, probe.action_space

@@ -690,7 +690,7 @@ def evaluate_robustness(trainer: Any, env_id: Any, conditions: Sequence[str] | N
     which differs only under reward_noise (delayed_reward preserves the total). Conditions that do not apply
     to the env are listed under ``skipped`` with the reason. Returns a JSON-friendly dict.
     """
-    from rltrain.envspec import env_id_of, make_single
+    from rltrain.vec.resolve import env_id_of, make_single
 
     names = list(PRESETS) if conditions is None else list(conditions)
     bad = [c for c in names if c not in PRESETS]

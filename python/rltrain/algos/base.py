@@ -31,7 +31,7 @@ import torch
 
 from rltrain.algos.checkpoint import check_plain_data, resolve_class, trusted_classes
 from rltrain.config import CommonConfig
-from rltrain.envspec import env_id_of, make_single, make_vector
+from rltrain.vec.resolve import env_id_of, make_single, make_vec_for
 from rltrain.kernels import RunningMeanStd
 from rltrain.logger import Logger
 from rltrain.policies import BACKBONES
@@ -207,7 +207,7 @@ class BaseTrainer:
         """Creates the rollout environments (once) and applies a restored environment snapshot if there is one."""
         if self.env is not None:
             return
-        self.env = make_vector(self.cfg.env, self._num_envs(), backend=self.cfg.backend, seed=self.seed,
+        self.env = make_vec_for(self.cfg.env, self._num_envs(), backend=self.cfg.backend, seed=self.seed,
                                identical_seeds=self._identical_seeds(), num_workers=self.cfg.n_workers)
         self.action_space = self.env.single_action_space
         self.observation_space = self.env.single_observation_space
@@ -445,7 +445,7 @@ class BaseTrainer:
         # Seeded by the iteration, not by how many evaluations ran before: a run split into several train()
         # calls (each evaluating at its end) or resumed from a checkpoint evaluates on the same episodes.
         eval_seed = (self.seed + 1_000_003 * (self.iteration + 1)) % (2**31) if seed is None else seed
-        venv = make_vector(spec, n_envs, backend=self.cfg.backend, seed=eval_seed)
+        venv = make_vec_for(spec, n_envs, backend=self.cfg.backend, seed=eval_seed)
         self.action_space, self.observation_space = venv.single_action_space, venv.single_observation_space
         targets = np.array([(n_episodes + i) // n_envs for i in range(n_envs)])
         counts = np.zeros(n_envs, int)

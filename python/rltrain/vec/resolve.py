@@ -1,4 +1,4 @@
-"""Resolving ``cfg.env`` (an id, a ``gym.Env`` instance or a factory) into vector and single environments.
+"""Resolving an environment argument (an id, a ``gym.Env`` instance or a factory) into vector and single environments.
 
 Native when possible: an id in ``native_envs()`` or an instance of one of ``rltrain.envs``' classes mapped with
 its constructor arguments; otherwise worker processes, each building its own copy of the environment.
@@ -13,7 +13,7 @@ import gymnasium as gym
 
 import rltrain.envs  # noqa: F401  (registers the rltrain/* ids with gymnasium)
 
-__all__ = ["env_id_of", "make_single", "make_vector", "native_target"]
+__all__ = ["env_id_of", "make_single", "make_vec_for", "native_target"]
 
 
 def env_id_of(env: Any) -> str:
@@ -89,7 +89,7 @@ def _with_render_mode(env: gym.Env, render_mode: str) -> gym.Env:
     return e
 
 
-def make_vector(env: Any, num_envs: int, *, backend: str = "auto", seed: int | None = None,
+def make_vec_for(env: Any, num_envs: int, *, backend: str = "auto", seed: int | None = None,
                 identical_seeds: bool = False, num_workers: int | None = None) -> gym.vector.VectorEnv:
     """A same-step-autoreset VectorEnv for ``env`` (see the module docstring for the backend choice)."""
     from rltrain.vec import make_vec
