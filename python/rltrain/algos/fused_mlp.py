@@ -243,7 +243,7 @@ class FusedActorCritic:
         """The loss gradient in one C++ call (``rltrain.kernels.ppo_loss_grad``) instead of ~40 small ops."""
         dout = torch.empty_like(out)
         dv = torch.empty_like(values)
-        n = lambda t: t.detach().contiguous().numpy()  # noqa: E731
+        n = lambda t: t.detach().contiguous().numpy()
         ls = dls = None
         if self.continuous:
             ls, dls = n(self.policy.log_std), self.g_log_std.numpy()

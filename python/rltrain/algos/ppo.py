@@ -22,6 +22,7 @@ from rltrain.algos.base import BaseTrainer
 from rltrain.algos.fused_mlp import FusedActorCritic, fused_eligible
 from rltrain.config import PPOConfig
 from rltrain.kernels import RewardNormalizer, RunningMeanStd
+from rltrain.schedules import schedule_value
 
 __all__ = ["PPOTrainer"]
 
@@ -130,12 +131,12 @@ class PPOTrainer(BaseTrainer):
         assert b is not None
         cfg, dev = self.cfg, self.device
         n = cfg.T * cfg.G
-        flat = lambda x: torch.from_numpy(x.reshape((n,) + x.shape[2:])).to(dev)  # noqa: E731
+        flat = lambda x: torch.from_numpy(x.reshape((n,) + x.shape[2:])).to(dev)
         obs, actions = flat(b["obs"]), flat(b["actions"])
         old_logp, old_values = flat(b["logp"]), flat(b["values"])
         adv_all, ret_all = flat(advantages), flat(returns)
         mb = n // cfg.minibatches
-        clip = self._clip_at(progress)
+        clip = schedule_value(cfg.clip_schedule, cfg.clip_eps, progress, cfg.warmup_frac)
         ent_coef = self._ent_at(progress)
         clip_vf = cfg.clip_range_vf
         pol = self.policy
@@ -201,7 +202,7 @@ class PPOTrainer(BaseTrainer):
             if not continue_training:
                 break
         self._sync_rollout_policy()
-        mean = lambda xs: float(np.mean([float(x) for x in xs])) if xs else float("nan")  # noqa: E731
+        mean = lambda xs: float(np.mean([float(x) for x in xs])) if xs else float("nan")
         v_np, r_np = b["values"].reshape(-1), returns.reshape(-1)
         var_r = float(np.var(r_np))
         explained = float("nan") if var_r == 0 else 1.0 - float(np.var(r_np - v_np)) / var_r
