@@ -45,7 +45,7 @@ def test_autograd_loss_matches_reference_and_kernel(continuous: bool, clip_vf: f
 
     obs = torch.tensor(np.concatenate([head, values[:, None]], 1), requires_grad=True)
     v, logp, ent = pol.evaluate_actions(obs, torch.from_numpy(actions))
-    t = lambda x: torch.from_numpy(np.asarray(x))  # noqa: E731
+    t = lambda x: torch.from_numpy(np.asarray(x))
     loss, st = ppo_loss(v, logp, ent, t(old_logp), t(adv), t(returns), t(old_values), clip=clip, clip_vf=clip_vf,
                         ent_coef=ent_coef, vf_coef=vf_coef)
     loss.backward()

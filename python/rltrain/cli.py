@@ -144,7 +144,8 @@ def cmd_eval(argv: list[str]) -> int:
         print(f"rltrain eval: error: {exc}", file=sys.stderr)
         return 2
     print(f"{a.checkpoint}: {res['mean_reward']:.2f} +/- {res['std_reward']:.2f} over {a.episodes} episodes "
-          f"(mean length {res['mean_length']:.1f}; trained {trainer.num_timesteps} steps, {trainer.iteration} iterations)")
+          f"(mean length {res['mean_length']:.1f}; trained {trainer.num_timesteps} steps, "
+          f"{trainer.iteration} iterations)")
     if a.video:
         paths = trainer.record_video(a.video, episodes=a.video_episodes, env=a.env)
         print(f"videos: {', '.join(paths)}")

@@ -9,11 +9,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from rltrain._checks import choice, integer, optional_integer, optional_real, probability, real
 
-EnvSpec = Union[str, Any, Callable[[], Any]]
+EnvSpec = str | Any | Callable[[], Any]
 
 
 @dataclass
@@ -205,9 +205,8 @@ class PPOConfig(ClippedConfig):
         real(self.vf_coef, "vf_coef", lo=0.0)
         batch = self.G * self.T
         if batch % self.minibatches != 0:
-            raise ValueError(
-                f"minibatches: expected a divisor of the batch G*T = {self.G}*{self.T} = {batch}, got {self.minibatches}"
-            )
+            raise ValueError(f"minibatches: expected a divisor of the batch G*T = {self.G}*{self.T} = {batch}, "
+                             f"got {self.minibatches}")
 
 
 @dataclass

@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from rltrain._checks import integer, real
-from rltrain.envs.perturb import (
+from rltrain.envs.perturb import (  # re-exported
     CONDITIONS,
     LEVELS,
     PRESETS,
@@ -42,27 +42,11 @@ from rltrain.envs.perturb import (
     set_physics,
 )
 
-__all__ = [
-    "CONDITIONS",
-    "LEVELS",
-    "PRESETS",
-    "ActionNoise",
-    "DelayedReward",
-    "NonStationaryDynamics",
-    "NotApplicableError",
-    "ObservationMask",
-    "ObservationNoise",
-    "RewardNoise",
-    "RobustnessWrapper",
-    "TransitionNoise",
-    "evaluate_robustness",
-    "main",
-    "make_condition",
-    "mean_ci",
-    "physics_parameters",
-    "set_physics",
-    "t_quantile",
-    "write_report",
+__all__ = [  # rltrain.envs.perturb's names, then this module's own
+    "CONDITIONS", "LEVELS", "PRESETS", "ActionNoise", "DelayedReward", "NonStationaryDynamics", "NotApplicableError",
+    "ObservationMask", "ObservationNoise", "RewardNoise", "RobustnessWrapper", "TransitionNoise", "make_condition",
+    "physics_parameters", "set_physics",
+    "evaluate_robustness", "main", "mean_ci", "t_quantile", "write_report",
 ]
 
 

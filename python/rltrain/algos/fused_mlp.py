@@ -98,7 +98,8 @@ class FusedActorCritic:
 
     def __init__(self, policy: ActorCriticPolicy, lr: float, adam_eps: float) -> None:
         if not fused_eligible(policy):
-            raise TypeError("policy: the fused update needs an unmodified rltrain ActorCriticPolicy (MLP trunks) on CPU")
+            raise TypeError("policy: the fused update needs an unmodified rltrain ActorCriticPolicy (MLP trunks) "
+                            "on CPU")
         self.policy = policy
         pa, self.act_name = _linears(policy.pi_trunk)  # type: ignore[misc]
         pv, _ = _linears(policy.vf_trunk)  # type: ignore[misc]

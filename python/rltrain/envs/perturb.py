@@ -24,21 +24,9 @@ import numpy as np
 from rltrain._checks import integer, probability, real
 
 __all__ = [
-    "CONDITIONS",
-    "LEVELS",
-    "PRESETS",
-    "ActionNoise",
-    "DelayedReward",
-    "NonStationaryDynamics",
-    "NotApplicableError",
-    "ObservationMask",
-    "ObservationNoise",
-    "RewardNoise",
-    "RobustnessWrapper",
-    "TransitionNoise",
-    "make_condition",
-    "physics_parameters",
-    "set_physics",
+    "CONDITIONS", "LEVELS", "PRESETS", "ActionNoise", "DelayedReward", "NonStationaryDynamics", "NotApplicableError",
+    "ObservationMask", "ObservationNoise", "RewardNoise", "RobustnessWrapper", "TransitionNoise", "make_condition",
+    "physics_parameters", "set_physics",
 ]
 
 ResetResult = tuple[Any, dict[str, Any]]
