@@ -91,8 +91,8 @@ def cmd_train(argv: list[str]) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     algo = argv[0]
     cmd_cls, trainer_path = ALGOS[algo]
-    cmd = tyro.cli(cmd_cls, args=argv[1:], prog=f"rltrain train {algo}")
-    trainer_cls = class_from_path(trainer_path, "ALGO", allow_import=True)  # one of ALGOS' fixed paths
+    cmd: Any = tyro.cli(cmd_cls, args=argv[1:], prog=f"rltrain train {algo}")
+    trainer_cls: Any = class_from_path(trainer_path, "ALGO", allow_import=True)  # one of ALGOS' fixed paths
     cfg, run = _split(cmd, trainer_cls.config_class)
     try:
         cfg.validate()

@@ -28,7 +28,7 @@ class CommonConfig:
     """Adam learning rate."""
     ent_coef: float = 0.01
     """Entropy bonus weight."""
-    max_grad_norm: float = 0.5
+    max_grad_norm: float | None = 0.5
     """Global gradient-norm clip (None or <= 0 disables)."""
     G: int = 32
     """Parallel environments (PPO) / episodes per iteration (GRPO)."""

@@ -39,19 +39,22 @@ class Evaluating:
         """Actions clipped into a Box action space (unsquashed Gaussian samples can leave it)."""
         space = self.action_space
         if isinstance(space, gym.spaces.Box):
-            return np.clip(actions, space.low, space.high).astype(space.dtype, copy=False)
+            clipped: np.ndarray = np.clip(actions, space.low, space.high).astype(space.dtype, copy=False)
+            return clipped
         return actions
 
     def _normalize_obs(self, obs: np.ndarray) -> np.ndarray:
         if self.obs_rms is None:
             return obs
-        return self.obs_rms.normalize(obs)
+        normalized: np.ndarray = self.obs_rms.normalize(obs)
+        return normalized
 
     @torch.no_grad()
     def _act_numpy(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         o = torch.as_tensor(self._normalize_obs(np.asarray(obs, dtype=np.float32)))
         out = self._rollout_policy.act(o, deterministic=deterministic)  # type: ignore[operator]
-        return out[0].numpy()
+        actions: np.ndarray = out[0].numpy()
+        return actions
 
     def _ensure_spaces(self) -> None:
         """The env's spaces, from one single env when no vector env has provided them yet."""
@@ -120,12 +123,12 @@ class Evaluating:
         try:
             for k in range(episodes):
                 obs, _ = e.reset(seed=self.seed + 7919 * (k + 1))
-                frames = [e.render()]
+                frames = [np.asarray(e.render())]
                 done = False
                 while not done:
                     a = self.predict(obs, deterministic=True)
                     obs, _, term, trunc, _ = e.step(a)
-                    frames.append(e.render())
+                    frames.append(np.asarray(e.render()))
                     done = bool(term or trunc)
                 h, w = frames[0].shape[:2]
                 path = os.path.join(video_dir, f"{self.algo}-episode-{k}.mp4")
