@@ -21,7 +21,8 @@ def test_train_then_eval(tmp_path) -> None:
                "--seed", "1", "--verbose", "0")
     assert out.returncode == 0, out.stderr
     assert "final evaluation" in out.stdout and "logs" in out.stdout
-    ckpt = [line.split(": ", 1)[1].split(",")[0] for line in out.stdout.splitlines() if line.startswith("checkpoints")][0]
+    ckpt = [line.split(": ", 1)[1].split(",")[0] for line in out.stdout.splitlines()
+            if line.startswith("checkpoints")][0]
     assert os.path.isfile(ckpt)
     ev = _run("eval", ckpt, "--episodes", "2")
     assert ev.returncode == 0, ev.stderr
@@ -82,7 +83,8 @@ def test_robustness_command_writes_json_and_png(tmp_path) -> None:
     out = _run("train", "ppo", "--env", "CartPole-v1", "--G", "4", "--T", "32", "--minibatches", "2", "--epochs", "1",
                "--iters", "2", "--eval-episodes", "2", "--log-dir", str(tmp_path), "--seed", "2", "--verbose", "0")
     assert out.returncode == 0, out.stderr
-    ckpt = [line.split(": ", 1)[1].split(",")[0] for line in out.stdout.splitlines() if line.startswith("checkpoints")][0]
+    ckpt = [line.split(": ", 1)[1].split(",")[0] for line in out.stdout.splitlines()
+            if line.startswith("checkpoints")][0]
     rob = _run("robustness", ckpt, "--episodes", "2", "--conditions", "obs_noise,transition_noise", "--levels",
                "low,high", "--out", str(tmp_path / "rob"))
     assert rob.returncode == 0, rob.stderr

@@ -29,6 +29,6 @@ def test_killed_and_resumed_run_ends_where_the_uninterrupted_one_does(tmp_path: 
 def test_checkpoint_interval_is_validated() -> None:
     from rltrain import PPOConfig
 
-    for bad in (0, -1, True, 1.5):
-        with pytest.raises(ValueError, match="checkpoint_interval"):
+    for bad, error in ((0, ValueError), (-1, ValueError), (True, TypeError), (1.5, TypeError)):
+        with pytest.raises(error, match="checkpoint_interval"):
             PPOConfig(env="CartPole-v1", checkpoint_interval=bad).validate()

@@ -193,7 +193,8 @@ def test_transformer_features_are_tokens() -> None:
 
 def test_from_spaces() -> None:
     box = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
-    pol = ActorCriticPolicy.from_spaces(box, gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 5.0], np.float32)),
+    bounded = gym.spaces.Box(np.array([-2.0, 0.0], np.float32), np.array([2.0, 5.0], np.float32))
+    pol = ActorCriticPolicy.from_spaces(box, bounded,
                                         distribution="beta")
     assert pol.distribution == "beta" and pol.init_kwargs["action_high"] == [2.0, 5.0]
     disc = ActorCriticPolicy.from_spaces(box, gym.spaces.Discrete(5))

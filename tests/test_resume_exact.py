@@ -12,8 +12,16 @@ from typing import Any
 import pytest
 import torch
 
-from rltrain import (GRPOConfig, HybridAdvGRPOTrainer, PerEpAdvGRPOTrainer, PerStepAdvGRPOTrainer, PPOConfig,
-                     PPOTrainer, ReinforceConfig, ReinforceTrainer)
+from rltrain import (
+    GRPOConfig,
+    HybridAdvGRPOTrainer,
+    PerEpAdvGRPOTrainer,
+    PerStepAdvGRPOTrainer,
+    PPOConfig,
+    PPOTrainer,
+    ReinforceConfig,
+    ReinforceTrainer,
+)
 from rltrain.algos.base import BaseTrainer
 
 PPO = {"env": "CartPole-v1", "G": 4, "T": 64, "minibatches": 4, "epochs": 6}

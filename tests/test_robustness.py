@@ -11,6 +11,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+
 import rltrain  # noqa: F401  (registers the rltrain/* envs)
 from rltrain import robustness as rb
 from rltrain.robustness import (

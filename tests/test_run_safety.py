@@ -7,8 +7,9 @@ from __future__ import annotations
 import os
 import pathlib
 import warnings
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import pytest

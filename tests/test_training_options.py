@@ -38,7 +38,8 @@ def _csv(run_dir: str) -> list[dict[str, str]]:
 @pytest.mark.parametrize(("kind", "progress", "expected"), [
     ("constant", 0.0, 1.0), ("constant", 0.7, 1.0), ("constant", 1.0, 1.0),
     ("linear", 0.0, 1.0), ("linear", 0.25, 0.75), ("linear", 1.0, 0.0),
-    ("cosine", 0.0, 1.0), ("cosine", 0.5, 0.5), ("cosine", 0.25, 0.5 * (1 + math.cos(math.pi / 4))), ("cosine", 1.0, 0.0),
+    ("cosine", 0.0, 1.0), ("cosine", 0.5, 0.5), ("cosine", 0.25, 0.5 * (1 + math.cos(math.pi / 4))),
+    ("cosine", 1.0, 0.0),
     ("warmup_cosine", 0.0, 0.0), ("warmup_cosine", 0.05, 0.5), ("warmup_cosine", 0.1, 1.0),
     ("warmup_cosine", 0.55, 0.5), ("warmup_cosine", 1.0, 0.0),
 ])
@@ -162,7 +163,7 @@ def test_amp_code_path_runs_under_cpu_autocast(tmp_path, dtype: torch.dtype) -> 
     seen = []
     orig = tr.policy.evaluate_actions
 
-    def spy(obs, actions):  # noqa: ANN001, ANN202
+    def spy(obs, actions):
         out = orig(obs, actions)
         seen.append((torch.is_autocast_enabled("cpu"), out[0].dtype))
         return out

@@ -3,20 +3,27 @@
 Every public function, config and wrapper checks its arguments through these, so a bad argument reads the same
 everywhere: ``"<name>: expected <what>, got <actual>"``. A value of the wrong kind (a string for a number, a
 bool for an int, an array for a scalar) raises ``TypeError``; a value of the right kind out of range raises
-``ValueError``. NumPy only: this module sits below every other layer.
+``ValueError``. NumPy and the standard library only: this module sits below every other layer.
+
+Class paths follow one rule everywhere (a config's ``backbone``, a checkpoint's class names, the CLI's trainers):
+``"module:QualName"`` (or ``"module.QualName"``), resolved by :func:`class_from_path`, which imports a module only
+when its caller allows it (a path the user wrote), never for a path read from a file.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import operator
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numpy as np
 
 __all__ = [
     "choice",
+    "class_from_path",
+    "class_path",
     "integer",
     "optional_integer",
     "optional_real",
@@ -129,3 +136,44 @@ def require_shape(a: Any, name: str, shape: Sequence[int], layout: str | None = 
     if tuple(a.shape) != tuple(shape):
         want = shape_str(shape) if layout is None else f"{layout} = {shape_str(shape)}"
         raise ValueError(f"{name}: expected shape {want}, got {shape_str(a.shape)}")
+
+
+def class_path(cls: type) -> str:
+    """The path that names ``cls``: ``"module:QualName"``."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def class_from_path(
+    path: Any,
+    name: str,
+    *,
+    known: Mapping[str, type] | None = None,
+    allow_import: bool = False,
+    hint: str = "",
+) -> type:
+    """The class ``path`` names: ``"module:QualName"`` or ``"module.QualName"``.
+
+    ``known`` (path -> class) is consulted first. Otherwise the module is imported only when ``allow_import``
+    is True (a path the caller wrote itself); a path read from a file is looked up in ``known`` and nowhere else.
+    A string that names nothing allowed raises ``ValueError`` (``hint`` says how to allow it), a non-string
+    ``TypeError``."""
+    if not isinstance(path, str):
+        raise TypeError(f"{name}: expected a class path 'module:Class', got {type(path).__name__} {path!r}")
+    if known is not None and path in known:
+        return known[path]
+    if not allow_import:
+        raise ValueError(f"{name}: {path!r} is not among the classes allowed here{hint}")
+    module, sep, qualname = path.partition(":")
+    if not sep:
+        module, _, qualname = path.rpartition(".")
+    if not module or not qualname:
+        raise ValueError(f"{name}: expected a class path 'module:Class', got {path!r}{hint}")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"{name}: cannot import {path!r} ({exc}){hint}") from exc
+    if not isinstance(obj, type):
+        raise ValueError(f"{name}: {path!r} is not a class{hint}")
+    return obj

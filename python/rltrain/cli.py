@@ -1,16 +1,16 @@
 """Command line: ``rltrain train ALGO --env ID [config overrides]``, ``rltrain eval CHECKPOINT``,
-``rltrain bench [SECTION ...]``, ``rltrain plot RUN_DIR ...`` and ``rltrain robustness CHECKPOINT --env ID``. Train options are generated from the config
-dataclasses by tyro (``rltrain train ppo --help`` lists every field with its docstring)."""
+``rltrain bench [SECTION ...]``, ``rltrain plot RUN_DIR ...`` and ``rltrain robustness CHECKPOINT --env ID``.
+Train options are generated from the config dataclasses by tyro (``rltrain train ppo --help`` lists every field
+with its docstring)."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import sys
-from typing import Any, Optional
+from typing import Any
 
-
+from rltrain._checks import class_from_path
 from rltrain.config import GRPOConfig, PPOConfig, ReinforceConfig
 
 USAGE = """usage: rltrain {train,eval,bench,plot,robustness} ...
@@ -36,7 +36,7 @@ class _RunOptions:
     """Iterations between deterministic evaluations."""
     eval_episodes: int = 20
     """Episodes per evaluation (and for the final one)."""
-    video_dir: Optional[str] = None
+    video_dir: str | None = None
     """Write mp4 videos of the final agent here."""
     video_episodes: int = 3
     """Episodes to record."""
@@ -67,12 +67,13 @@ class ReinforceCommand(_RunOptions, ReinforceConfig):
 
 
 ALGOS: dict[str, tuple[type, str]] = {
-    "ppo": (PPOCommand, "rltrain.algos.ppo.PPOTrainer"),
-    "grpo-step": (GRPOCommand, "rltrain.algos.grpo.PerStepAdvGRPOTrainer"),
-    "grpo-episode": (GRPOCommand, "rltrain.algos.grpo.PerEpAdvGRPOTrainer"),
-    "grpo-hybrid": (GRPOCommand, "rltrain.algos.grpo.HybridAdvGRPOTrainer"),
-    "reinforce": (ReinforceCommand, "rltrain.algos.reinforce.ReinforceTrainer"),
+    "ppo": (PPOCommand, "rltrain.algos.ppo:PPOTrainer"),
+    "grpo-step": (GRPOCommand, "rltrain.algos.grpo:PerStepAdvGRPOTrainer"),
+    "grpo-episode": (GRPOCommand, "rltrain.algos.grpo:PerEpAdvGRPOTrainer"),
+    "grpo-hybrid": (GRPOCommand, "rltrain.algos.grpo:HybridAdvGRPOTrainer"),
+    "reinforce": (ReinforceCommand, "rltrain.algos.reinforce:ReinforceTrainer"),
 }
+"""ALGO -> (command dataclass, trainer class path), imported only when that ALGO runs."""
 
 
 def _split(cmd: Any, config_cls: type) -> tuple[Any, _RunOptions]:
@@ -90,9 +91,8 @@ def cmd_train(argv: list[str]) -> int:
         return 0 if argv and argv[0] in ("-h", "--help") else 2
     algo = argv[0]
     cmd_cls, trainer_path = ALGOS[algo]
-    cmd = tyro.cli(cmd_cls, args=argv[1:], prog=f"rltrain train {algo}")
-    module, _, name = trainer_path.rpartition(".")  # one of ALGOS' fixed paths
-    trainer_cls = getattr(importlib.import_module(module), name)
+    cmd: Any = tyro.cli(cmd_cls, args=argv[1:], prog=f"rltrain train {algo}")
+    trainer_cls: Any = class_from_path(trainer_path, "ALGO", allow_import=True)  # one of ALGOS' fixed paths
     cfg, run = _split(cmd, trainer_cls.config_class)
     try:
         cfg.validate()
@@ -144,7 +144,8 @@ def cmd_eval(argv: list[str]) -> int:
         print(f"rltrain eval: error: {exc}", file=sys.stderr)
         return 2
     print(f"{a.checkpoint}: {res['mean_reward']:.2f} +/- {res['std_reward']:.2f} over {a.episodes} episodes "
-          f"(mean length {res['mean_length']:.1f}; trained {trainer.num_timesteps} steps, {trainer.iteration} iterations)")
+          f"(mean length {res['mean_length']:.1f}; trained {trainer.num_timesteps} steps, "
+          f"{trainer.iteration} iterations)")
     if a.video:
         paths = trainer.record_video(a.video, episodes=a.video_episodes, env=a.env)
         print(f"videos: {', '.join(paths)}")

@@ -7,7 +7,8 @@ import csv
 import math
 import os
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 __all__ = ["Logger"]
 

@@ -10,168 +10,35 @@ Both expose the small interface the trainers use: ``act(obs, deterministic)`` fo
 - Beta on bounded spaces (Chou et al. 2017), ``alpha, beta = 1 + softplus(.)`` so the density is unimodal.
 
 Densities are written out directly instead of going through ``torch.distributions``, whose argument validation
-costs more than these small networks; tests hold them to ``torch.distributions``. Backbones: MLP (default (64, 64)
-tanh), a Transformer over observation features as tokens, a CNN for image observations, or any user
-``nn.Module`` class; actor and critic trunks are separate by default (as SB3's MlpPolicy) or shared.
+costs more than these small networks; tests hold them to ``torch.distributions``. The feature trunks (MLP,
+Transformer, CNN or a user ``nn.Module`` class) live in :mod:`rltrain.policies_backbones` and are re-exported here;
+actor and critic trunks are separate by default (as SB3's MlpPolicy) or shared. Policies are built from gymnasium
+spaces only (``from_spaces``, ``policy_from_config``); they never construct an environment.
 Initialisation follows Stable-Baselines3: orthogonal, gain sqrt(2) for hidden layers, 0.01 for the policy head
 and 1 for the value head.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
-import numbers
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["ActorCriticPolicy", "CNNBackbone", "SimpleGRPOPolicy", "TransformerBackbone", "build_backbone", "mlp",
-           "policy_from_config"]
+from rltrain._checks import choice, class_path, integer
+from rltrain.policies_backbones import BACKBONES, CNNBackbone, TransformerBackbone, build_backbone, mlp
 
-_ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "gelu": nn.GELU}
+__all__ = ["BACKBONES", "DISTRIBUTIONS", "ActorCriticPolicy", "CNNBackbone", "SimpleGRPOPolicy",
+           "TransformerBackbone", "build_backbone", "mlp", "policy_from_config"]
+
 _LOG_2PI = math.log(2 * math.pi)
 _LOG_2 = math.log(2.0)
 DISTRIBUTIONS = ("auto", "categorical", "gaussian", "beta")
-BACKBONES = ("mlp", "transformer", "cnn")
-
-
-def mlp(in_dim: int, hidden_sizes: Sequence[int], activation: str = "tanh") -> tuple[nn.Sequential, int]:
-    """An MLP trunk with orthogonal init (gain sqrt(2)); returns the module and its output width."""
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation: expected one of {sorted(_ACTIVATIONS)}, got {activation!r}")
-    layers: list[nn.Module] = []
-    d = in_dim
-    for h in hidden_sizes:
-        lin = nn.Linear(d, int(h))
-        nn.init.orthogonal_(lin.weight, math.sqrt(2))
-        nn.init.zeros_(lin.bias)
-        layers += [lin, _ACTIVATIONS[activation]()]
-        d = int(h)
-    return nn.Sequential(*layers), d
-
-
-class TransformerBackbone(nn.Module):
-    """Observation features as tokens: feature i becomes ``x_i * w_i + b_i`` (a learned value embedding per
-    feature, which also tells the tokens apart), a learned [CLS] token is prepended, a pre-norm
-    ``nn.TransformerEncoder`` mixes them and the [CLS] output is the feature vector."""
-
-    def __init__(self, obs_dim: int, d_model: int = 32, n_heads: int = 4, n_layers: int = 2,
-                 dim_feedforward: int = 64, dropout: float = 0.0) -> None:
-        super().__init__()
-        for name, v in (("d_model", d_model), ("n_heads", n_heads), ("n_layers", n_layers),
-                        ("dim_feedforward", dim_feedforward)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"backbone_kwargs[{name!r}]: expected a positive integer, got {v!r}")
-        if d_model % n_heads:
-            raise ValueError(f"backbone_kwargs['n_heads']: expected a divisor of d_model={d_model}, got {n_heads}")
-        self.obs_dim, self.out_dim = int(obs_dim), d_model
-        self.value_weight = nn.Parameter(torch.randn(self.obs_dim, d_model) / math.sqrt(d_model))
-        self.value_bias = nn.Parameter(torch.randn(self.obs_dim, d_model) * 0.02)
-        self.cls = nn.Parameter(torch.zeros(1, 1, d_model))
-        layer = nn.TransformerEncoderLayer(d_model, n_heads, dim_feedforward, dropout=dropout, batch_first=True,
-                                           norm_first=True, activation="gelu")
-        self.encoder = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(d_model)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.reshape(obs.shape[0], self.obs_dim)
-        tokens = x.unsqueeze(-1) * self.value_weight + self.value_bias  # [B, F, D]
-        tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1)
-        return self.norm(self.encoder(tokens)[:, 0])
-
-
-class CNNBackbone(nn.Module):
-    """Convolutional trunk for image observations ([C, H, W], or [H, W, C] with ``channels_last``), scaled by
-    ``scale`` (1/255 for uint8 images). Images of at least 36x36 get the Nature-DQN stack (Mnih et al. 2015:
-    32 8x8/4, 64 4x4/2, 64 3x3/1); smaller ones three 3x3 convolutions. A linear layer of ``features`` with
-    ReLU follows."""
-
-    def __init__(self, obs_shape: Sequence[int], features: int = 256, channels_last: bool | None = None,
-                 scale: float = 1.0) -> None:
-        super().__init__()
-        shape = tuple(int(s) for s in obs_shape)
-        if len(shape) != 3:
-            raise ValueError(f"obs_dim: the cnn backbone needs image observations of 3 dims, got shape {shape}")
-        if channels_last is None:
-            channels_last = shape[-1] in (1, 3, 4) and shape[0] not in (1, 3, 4)
-        self.channels_last, self.scale = bool(channels_last), float(scale)
-        c, h, w = (shape[2], shape[0], shape[1]) if self.channels_last else shape
-        if min(h, w) >= 36:
-            convs = [nn.Conv2d(c, 32, 8, 4), nn.ReLU(), nn.Conv2d(32, 64, 4, 2), nn.ReLU(),
-                     nn.Conv2d(64, 64, 3, 1), nn.ReLU()]
-        else:
-            convs = [nn.Conv2d(c, 32, 3, 1, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1), nn.ReLU(),
-                     nn.Conv2d(64, 64, 3, 2, 1), nn.ReLU()]
-        for m in convs:
-            if isinstance(m, nn.Conv2d):
-                nn.init.orthogonal_(m.weight, math.sqrt(2))
-                nn.init.zeros_(m.bias)
-        self.convs = nn.Sequential(*convs, nn.Flatten())
-        with torch.no_grad():
-            n = self.convs(torch.zeros(1, c, h, w)).shape[1]
-        self.fc = nn.Linear(n, int(features))
-        nn.init.orthogonal_(self.fc.weight, math.sqrt(2))
-        nn.init.zeros_(self.fc.bias)
-        self.out_dim = int(features)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        x = obs.permute(0, 3, 1, 2) if self.channels_last else obs
-        return F.relu(self.fc(self.convs(x * self.scale)))
-
-
-def _import_class(path: str) -> Any:
-    module, sep, name = path.partition(":")
-    if not sep:
-        module, _, name = path.rpartition(".")
-    if not module:
-        raise ValueError(f"backbone: expected one of {BACKBONES}, an nn.Module class or 'module.Class', got {path!r}")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in name.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"backbone: cannot import {path!r} ({exc})") from exc
-    return obj
-
-
-def _class_path(cls: type) -> str:
-    return f"{cls.__module__}:{cls.__qualname__}"
-
-
-def build_backbone(backbone: Any, obs_shape: tuple[int, ...], hidden_sizes: Sequence[int] = (64, 64),
-                   activation: str = "tanh", backbone_kwargs: dict[str, Any] | None = None) -> tuple[nn.Module, int]:
-    """A feature trunk and its output width. ``backbone``: "mlp", "transformer", "cnn", an ``nn.Module`` class
-    or its import path ("pkg.mod:Class"); a user class is called as ``cls(obs_shape, **backbone_kwargs)`` and
-    must map ``[B, *obs_shape]`` to ``[B, F]`` (F is read from ``out_dim`` or found with one forward pass)."""
-    kw = dict(backbone_kwargs or {})
-    flat = int(np.prod(obs_shape)) if obs_shape else 1
-    if backbone == "mlp":
-        trunk, d = mlp(flat, hidden_sizes, activation)
-        if len(obs_shape) != 1:
-            trunk = nn.Sequential(nn.Flatten(), *trunk)
-        return trunk, d
-    if backbone == "transformer":
-        m = TransformerBackbone(flat, **kw)
-        return m, m.out_dim
-    if backbone == "cnn":
-        m = CNNBackbone(obs_shape, **kw)
-        return m, m.out_dim
-    cls = _import_class(backbone) if isinstance(backbone, str) else backbone
-    if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
-        raise ValueError(f"backbone: expected one of {BACKBONES}, an nn.Module class or its import path, got {backbone!r}")
-    m = cls(obs_shape, **kw)
-    d = getattr(m, "out_dim", None)
-    if not isinstance(d, int):
-        with torch.no_grad():
-            y = m(torch.zeros((2,) + tuple(obs_shape)))
-        if y.ndim != 2 or y.shape[0] != 2:
-            raise ValueError(f"backbone: {cls.__name__} must return [batch, features], got shape {tuple(y.shape)}")
-        d = int(y.shape[1])
-    return m, d
+"""Action distributions a policy can be built with ("auto": categorical or Gaussian from the action space)."""
 
 
 def _head(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
@@ -182,15 +49,12 @@ def _head(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
 
 
 def _obs_shape(obs_dim: Any) -> tuple[int, ...]:
-    if isinstance(obs_dim, numbers.Integral) and not isinstance(obs_dim, bool):
-        dims: tuple[Any, ...] = (obs_dim,)
-    elif isinstance(obs_dim, (tuple, list)) and obs_dim:
-        dims = tuple(obs_dim)
-    else:
-        raise ValueError(f"obs_dim: expected a positive integer or a shape tuple, got {obs_dim!r}")
-    if any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1 for d in dims):
-        raise ValueError(f"obs_dim: expected a positive integer or a shape tuple, got {obs_dim!r}")
-    return tuple(int(d) for d in dims)
+    """``obs_dim`` (a positive integer or a non-empty shape) as a shape tuple."""
+    if not isinstance(obs_dim, (tuple, list)):
+        return (integer(obs_dim, "obs_dim", lo=1),)
+    if not obs_dim:
+        raise ValueError(f"obs_dim: expected a positive integer or a non-empty shape, got {obs_dim!r}")
+    return tuple(integer(d, f"obs_dim[{i}]", lo=1) for i, d in enumerate(obs_dim))
 
 
 def _bounds(name: str, v: Any, n: int) -> np.ndarray | None:
@@ -211,11 +75,8 @@ class _Actor(nn.Module):
                  backbone_kwargs: dict[str, Any] | None = None) -> None:
         super().__init__()
         shape = _obs_shape(obs_dim)
-        if isinstance(n_actions, bool) or not isinstance(n_actions, numbers.Integral) or n_actions < 1:
-            raise ValueError(f"n_actions: expected a positive integer, got {n_actions!r}")
-        n_actions = int(n_actions)
-        if distribution not in DISTRIBUTIONS:
-            raise ValueError(f"distribution: expected one of {DISTRIBUTIONS}, got {distribution!r}")
+        n_actions = integer(n_actions, "n_actions", lo=1)
+        choice(distribution, "distribution", DISTRIBUTIONS)
         if distribution == "auto":
             distribution = "gaussian" if continuous else "categorical"
         continuous = distribution != "categorical"
@@ -223,23 +84,24 @@ class _Actor(nn.Module):
         if (low is None) != (high is None):
             raise ValueError("action_low/action_high: give both bounds or neither")
         if low is not None and not np.all(high > low):
-            raise ValueError(f"action_high: expected every entry > action_low, got low={action_low!r} high={action_high!r}")
+            raise ValueError(f"action_high: expected every entry > action_low, got low={action_low!r} "
+                             f"high={action_high!r}")
         if distribution == "beta" and low is None:
             raise ValueError("action_low/action_high: the beta distribution needs finite action bounds")
         if squash and distribution != "gaussian":
             raise ValueError(f"squash: tanh squashing applies to the gaussian distribution, not {distribution!r}")
-        if backbone not in BACKBONES and isinstance(backbone, type):
-            backbone = _class_path(backbone)
+        # Records hold the backbone's name or class path; the trunks are built from what was passed.
+        backbone_name = class_path(backbone) if isinstance(backbone, type) else backbone
         self.init_kwargs = {"obs_dim": shape[0] if len(shape) == 1 else list(shape), "n_actions": n_actions,
                             "hidden_sizes": [int(h) for h in hidden_sizes], "activation": activation,
                             "continuous": continuous, "log_std_init": float(log_std_init),
                             "distribution": distribution, "squash": bool(squash),
                             "action_low": None if low is None else low.tolist(),
                             "action_high": None if high is None else high.tolist(),
-                            "backbone": backbone, "backbone_kwargs": dict(backbone_kwargs or {})}
+                            "backbone": backbone_name, "backbone_kwargs": dict(backbone_kwargs or {})}
         self.obs_shape, self.obs_dim, self.n_actions = shape, int(np.prod(shape)), n_actions
         self.continuous, self.distribution, self.squash = continuous, distribution, bool(squash)
-        self.backbone = backbone
+        self.backbone = backbone_name
         self.pi_trunk, self._feat_dim = build_backbone(backbone, shape, hidden_sizes, activation, backbone_kwargs)
         self.pi_head = _head(self._feat_dim, 2 * n_actions if distribution == "beta" else n_actions, 0.01)
         if distribution == "gaussian":
@@ -315,7 +177,9 @@ class _Actor(nn.Module):
                 y = alpha / (alpha + beta)
             else:
                 # Beta(a, b) = Ga / (Ga + Gb) with independent Gamma(a, 1), Gamma(b, 1) draws.
-                ga, gb = torch._standard_gamma(alpha), torch._standard_gamma(beta)
+                ones = torch.ones_like(alpha)
+                ga = torch.distributions.Gamma(alpha, ones, validate_args=False).sample()
+                gb = torch.distributions.Gamma(beta, ones, validate_args=False).sample()
                 y = ga / (ga + gb)
             low, high = self._span()  # type: ignore[misc]
             a = low + y * (high - low)
@@ -435,7 +299,8 @@ class ActorCriticPolicy(_Actor):
         a, logp = self._sample(self.pi_head(fp), deterministic)
         return a, self.vf_head(fv).squeeze(-1), logp
 
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def evaluate_actions(self, obs: torch.Tensor,
+                         actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values, log-probabilities and entropies of ``actions`` under the current policy."""
         fp, fv = self._features(obs)
         logp, ent = self._logp_entropy(self.pi_head(fp), actions)
@@ -456,18 +321,14 @@ class SimpleGRPOPolicy(_Actor):
         return self._logp_entropy(self._pi_out(obs), actions)
 
 
-def policy_from_config(cfg: Any, actor_critic: bool = True) -> _Actor:
+def policy_from_config(cfg: Any, observation_space: Any, action_space: Any, actor_critic: bool = True) -> _Actor:
     """The policy a trainer config describes (``hidden_sizes``, ``activation``, ``backbone``, ``distribution``,
-    ``squash``, ``log_std_init`` and, for an actor-critic, ``share_trunk``) for the spaces of ``cfg.env``."""
-    from rltrain.vec.resolve import make_single
-
-    probe = make_single(cfg.env)
-    obs_space, act_space = probe.observation_space, probe.action_space
-    probe.close()
+    ``squash``, ``log_std_init`` and, for an actor-critic, ``share_trunk``) for the given gymnasium spaces (the
+    trainer passes its vector env's ``single_observation_space`` / ``single_action_space``)."""
     kwargs: dict[str, Any] = {"hidden_sizes": tuple(cfg.hidden_sizes), "activation": cfg.activation,
                               "backbone": cfg.backbone, "distribution": cfg.distribution, "squash": cfg.squash,
                               "log_std_init": cfg.log_std_init}
     if actor_critic:
-        return ActorCriticPolicy.from_spaces(obs_space, act_space, share_trunk=getattr(cfg, "share_trunk", False),
-                                             **kwargs)
-    return SimpleGRPOPolicy.from_spaces(obs_space, act_space, **kwargs)
+        return ActorCriticPolicy.from_spaces(observation_space, action_space,
+                                             share_trunk=getattr(cfg, "share_trunk", False), **kwargs)
+    return SimpleGRPOPolicy.from_spaces(observation_space, action_space, **kwargs)

@@ -1,15 +1,17 @@
-"""A fused PPO minibatch step for rltrain's MLP actor-critic: forward, hand-written backward, gradient clipping
-and Adam over one flat parameter buffer, in about a third of the torch operations autograd needs.
+"""A fused PPO minibatch step on CPU for rltrain's MLP actor-critic: forward, the loss gradient from the C++
+kernel, hand-written backward through the trunks, gradient clipping and Adam over one flat parameter buffer, in
+about a third of the torch operations autograd needs.
 
 Why: with 64x64 networks and minibatches of 64-256 samples a PPO update is dominated by per-operation overhead
 (the autograd graph, Adam's per-tensor loop), not arithmetic. The policy's parameters become views of one flat
 tensor (the module keeps working unchanged for rollouts, ``state_dict`` and checkpoints), gradients are written
 into one flat buffer, and a single set of element-wise ops clips and applies Adam to all of them.
 
-The gradients are those of ``PPOTrainer``'s loss computed by autograd (tests compare the two): clipped surrogate
-(``torch.min``/``clamp`` sub-gradients included), entropy bonus, optionally clipped value loss, for a categorical
-or a diagonal-Gaussian head with state-independent log-std. Adam follows ``torch.optim.Adam`` (no weight decay,
-no amsgrad) operation for operation.
+The PPO loss and its gradient with respect to the head outputs have one definition: the C++ kernel
+``rltrain.kernels.ppo_loss_grad`` (specified by ``rltrain.reference.ppo_loss_grad``); this module only
+backpropagates it through the MLP trunks, so the fused path runs where that kernel runs, on CPU tensors. The
+result equals ``PPOTrainer``'s autograd update (tests compare the two). Adam follows ``torch.optim.Adam`` (no
+weight decay, no amsgrad) operation for operation. Public torch API only.
 """
 
 from __future__ import annotations
@@ -43,9 +45,9 @@ def _linears(seq: nn.Sequential) -> tuple[list[nn.Linear], str] | None:
 
 
 def fused_eligible(policy: nn.Module) -> bool:
-    """True for an unmodified ``ActorCriticPolicy`` with separate tanh or ReLU MLP trunks over flat observations
-    and a categorical or plain (unsquashed) Gaussian head."""
-    if type(policy) is not ActorCriticPolicy:
+    """True for an unmodified ``ActorCriticPolicy`` on CPU (where the C++ loss kernel runs) with separate tanh or
+    ReLU MLP trunks over flat observations and a categorical or plain (unsquashed) Gaussian head."""
+    if type(policy) is not ActorCriticPolicy or any(p.device.type != "cpu" for p in policy.parameters()):
         return False
     if (policy.vf_trunk is None or policy.backbone != "mlp" or len(policy.obs_shape) != 1 or policy.squash
             or policy.distribution not in ("categorical", "gaussian")):
@@ -96,7 +98,8 @@ class FusedActorCritic:
 
     def __init__(self, policy: ActorCriticPolicy, lr: float, adam_eps: float) -> None:
         if not fused_eligible(policy):
-            raise TypeError("policy: the fused update needs an unmodified rltrain ActorCriticPolicy (MLP trunks)")
+            raise TypeError("policy: the fused update needs an unmodified rltrain ActorCriticPolicy (MLP trunks) "
+                            "on CPU")
         self.policy = policy
         pa, self.act_name = _linears(policy.pi_trunk)  # type: ignore[misc]
         pv, _ = _linears(policy.vf_trunk)  # type: ignore[misc]
@@ -185,9 +188,10 @@ class FusedActorCritic:
         return a, values, logp
 
     def _dact(self, dh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """Backward through the activation from its output ``h``: tanh' = 1 - h^2, relu' = [h > 0]."""
         if self.act_name == "tanh":
-            return torch.ops.aten.tanh_backward(dh, h)
-        return torch.ops.aten.threshold_backward(dh, h, 0)
+            return dh * (1 - h * h)
+        return dh * (h > 0)
 
     def _backward(self, hs: list[torch.Tensor], dout: torch.Tensor, dv: torch.Tensor) -> None:
         ha, hv = self._split_last(hs)
@@ -221,14 +225,8 @@ class FusedActorCritic:
         minibatch first (SB3's per-minibatch advantage normalisation)."""
         hs = self._trunks(obs)
         out, values = self._heads(hs)
-        if out.device.type == "cpu":
-            stats, dout, dv = self._loss_grad_core(out, values, actions, old_logp, adv, returns, old_values,
-                                                   clip, clip_vf, ent_coef, vf_coef, normalize_adv)
-        else:
-            if normalize_adv and adv.numel() > 1:
-                adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-            stats, dout, dv = self._loss_grad_torch(out, values, actions, old_logp, adv, returns, old_values,
-                                                    clip, clip_vf, ent_coef, vf_coef)
+        stats, dout, dv = self._loss_grad(out, values, actions, old_logp, adv, returns, old_values,
+                                          clip, clip_vf, ent_coef, vf_coef, normalize_adv)
         if target_kl is not None and float(stats["kl"]) > 1.5 * target_kl:
             return stats, True
         self._backward(hs, dout, dv)
@@ -238,12 +236,15 @@ class FusedActorCritic:
         self.optimizer.apply()
         return stats, False
 
-    def _loss_grad_core(self, out, values, actions, old_logp, adv, returns, old_values, clip, clip_vf, ent_coef,
-                        vf_coef, normalize_adv):  # type: ignore[no-untyped-def]
-        """The loss gradient in one C++ call (``rltrain.kernels.ppo_loss_grad``) instead of ~40 small ops."""
+    def _loss_grad(self, out: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor,
+                   adv: torch.Tensor, returns: torch.Tensor, old_values: torch.Tensor, clip: float,
+                   clip_vf: float | None, ent_coef: float, vf_coef: float,
+                   normalize_adv: bool) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor]:
+        """The loss statistics and its gradient w.r.t. the head outputs and values in one C++ call
+        (``rltrain.kernels.ppo_loss_grad``, written into the flat gradient buffers) instead of ~40 small ops."""
         dout = torch.empty_like(out)
         dv = torch.empty_like(values)
-        n = lambda t: t.detach().contiguous().numpy()  # noqa: E731
+        n = lambda t: t.detach().contiguous().numpy()
         ls = dls = None
         if self.continuous:
             ls, dls = n(self.policy.log_std), self.g_log_std.numpy()
@@ -252,49 +253,3 @@ class FusedActorCritic:
             clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=vf_coef, dhead=dout.numpy(), dvalues=dv.numpy(),
             log_std=ls, dlog_std=dls, normalize_adv=normalize_adv)
         return {"pg": pg, "vf": vl, "ent": -ent, "kl": kl, "clipfrac": cf}, dout, dv
-
-    def _loss_grad_torch(self, out, values, actions, old_logp, adv, returns, old_values, clip, clip_vf, ent_coef,
-                         vf_coef):  # type: ignore[no-untyped-def]
-        """The same gradient with torch operations (any device)."""
-        B = out.shape[0]
-        if self.continuous:
-            log_std = self.policy.log_std
-            inv_var = torch.exp(-2 * log_std)
-            diff = actions - out
-            logp = (-0.5 * diff * diff * inv_var - log_std).sum(-1) - 0.5 * math.log(2 * math.pi) * out.shape[1]
-            entropy_mean = (0.5 + 0.5 * math.log(2 * math.pi) + log_std).sum()
-        else:
-            logp_all = torch.log_softmax(out, dim=-1)
-            p_all = logp_all.exp()
-            logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
-            ent = -(p_all * logp_all).sum(-1)
-            entropy_mean = ent.mean()
-        log_ratio = logp - old_logp
-        ratio = torch.exp(log_ratio)
-        approx_kl = ((ratio - 1) - log_ratio).mean()
-        clipped = torch.clamp(ratio, 1 - clip, 1 + clip)
-        u, c = adv * ratio, adv * clipped
-        pg_loss = -torch.min(u, c).mean()
-        if clip_vf is None:
-            err = returns - values
-        else:
-            err = returns - (old_values + torch.clamp(values - old_values, -clip_vf, clip_vf))
-        v_loss = (err * err).mean()
-        # d pg / d logp = -adv * ratio / B where the unclipped term is the minimum or the ratio lies inside
-        # [1 - clip, 1 + clip] (there both terms tie with the same slope and torch.min splits evenly).
-        eq = ratio == clipped
-        dlogp = (u * (eq | (u < c))).mul_(-1.0 / B)
-        if self.continuous:
-            dout = (dlogp.unsqueeze(-1) * inv_var) * diff
-            torch.sum(dlogp.unsqueeze(-1) * (diff * diff * inv_var - 1), 0, out=self.g_log_std)
-            self.g_log_std.sub_(ent_coef)
-        else:
-            onehot = torch.nn.functional.one_hot(actions.long(), out.shape[1]).to(p_all.dtype)
-            dout = dlogp.unsqueeze(-1) * (onehot - p_all)
-            if ent_coef != 0.0:
-                dout += (ent_coef / B) * p_all * (logp_all + ent.unsqueeze(-1))
-        dv = err * (-2.0 * vf_coef / B)
-        if clip_vf is not None:
-            dv = dv * ((values - old_values).abs() <= clip_vf)
-        clipfrac = 1.0 - eq.float().mean()
-        return {"pg": pg_loss, "vf": v_loss, "ent": -entropy_mean, "kl": approx_kl, "clipfrac": clipfrac}, dout, dv

@@ -20,6 +20,7 @@ import torch
 from rltrain import kernels
 from rltrain.algos.episodic import EpisodicTrainer
 from rltrain.config import GRPOConfig
+from rltrain.schedules import schedule_value
 
 __all__ = ["GRPOBaseTrainer", "PerStepAdvGRPOTrainer", "PerEpAdvGRPOTrainer", "HybridAdvGRPOTrainer"]
 
@@ -73,12 +74,12 @@ class GRPOBaseTrainer(EpisodicTrainer):
     def _update(self, b: dict[str, np.ndarray], progress: float = 0.0) -> dict[str, float]:
         c, dev = self.cfg, self.device
         mask = np.arange(c.T)[None] < b["lengths"][:, None]
-        sel = lambda x: torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)  # noqa: E731
+        sel = lambda x: torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)
         obs, actions, old_logp, adv = sel(b["obs"]), sel(b["actions"]), sel(b["logp"]), sel(b["advantages"])
         n = obs.shape[0]
         with torch.no_grad():
             ref_logp = self._ref_logp(obs, actions)
-        clip = self._clip_at(progress)
+        clip = schedule_value(c.clip_schedule, c.clip_eps, progress, c.warmup_frac)
         # Clip-higher keeps its ratio to clip_eps under the clip schedule.
         clip_high = clip if c.clip_eps_high is None else (
             c.clip_eps_high * clip / c.clip_eps if c.clip_eps > 0 else c.clip_eps_high)

@@ -22,8 +22,29 @@ from rltrain.algos.base import BaseTrainer
 from rltrain.algos.fused_mlp import FusedActorCritic, fused_eligible
 from rltrain.config import PPOConfig
 from rltrain.kernels import RewardNormalizer, RunningMeanStd
+from rltrain.schedules import schedule_value
 
-__all__ = ["PPOTrainer"]
+__all__ = ["PPOTrainer", "ppo_loss"]
+
+
+def ppo_loss(values: torch.Tensor, logp: torch.Tensor, entropy: torch.Tensor, old_logp: torch.Tensor,
+             adv: torch.Tensor, returns: torch.Tensor, old_values: torch.Tensor, *, clip: float,
+             clip_vf: float | None, ent_coef: float, vf_coef: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """SB3's PPO loss ``pg + ent_coef * (-mean entropy) + vf_coef * value_loss`` for autograd (any device, any
+    policy), and its detached statistics pg, vf, ent, kl (k3 estimator) and clipfrac. The same loss as the C++
+    kernel ``rltrain.kernels.ppo_loss_grad`` and its specification ``rltrain.reference.ppo_loss_grad`` (tests
+    compare loss and gradient); ``adv`` arrives already normalised when normalisation is on."""
+    log_ratio = logp - old_logp
+    ratio = torch.exp(log_ratio)
+    pg_loss = -torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
+    v_pred = values if clip_vf is None else old_values + torch.clamp(values - old_values, -clip_vf, clip_vf)
+    v_loss = torch.nn.functional.mse_loss(returns, v_pred)
+    ent_loss = -entropy.mean()
+    loss = pg_loss + ent_coef * ent_loss + vf_coef * v_loss
+    with torch.no_grad():
+        stats = {"pg": pg_loss.detach(), "vf": v_loss.detach(), "ent": ent_loss.detach(),
+                 "kl": ((ratio - 1) - log_ratio).mean(), "clipfrac": ((ratio - 1).abs() > clip).float().mean()}
+    return loss, stats
 
 
 class PPOTrainer(BaseTrainer):
@@ -40,6 +61,7 @@ class PPOTrainer(BaseTrainer):
         self.reward_norm: RewardNormalizer | None = None
         self._buffers: dict[str, np.ndarray] | None = None
         self.fused: FusedActorCritic | None = None
+        # fused_eligible includes "on CPU": the fused step takes its loss gradient from the C++ kernel.
         if (cfg.fused_update and fused_eligible(policy) and cfg.optimizer == "adam" and cfg.vf_lr is None
                 and not cfg.weight_decay and self._amp_dtype is None):
             self.fused = FusedActorCritic(self.policy, lr=cfg.lr, adam_eps=cfg.adam_eps)
@@ -130,12 +152,12 @@ class PPOTrainer(BaseTrainer):
         assert b is not None
         cfg, dev = self.cfg, self.device
         n = cfg.T * cfg.G
-        flat = lambda x: torch.from_numpy(x.reshape((n,) + x.shape[2:])).to(dev)  # noqa: E731
+        flat = lambda x: torch.from_numpy(x.reshape((n,) + x.shape[2:])).to(dev)
         obs, actions = flat(b["obs"]), flat(b["actions"])
         old_logp, old_values = flat(b["logp"]), flat(b["values"])
         adv_all, ret_all = flat(advantages), flat(returns)
         mb = n // cfg.minibatches
-        clip = self._clip_at(progress)
+        clip = schedule_value(cfg.clip_schedule, cfg.clip_eps, progress, cfg.warmup_frac)
         ent_coef = self._ent_at(progress)
         clip_vf = cfg.clip_range_vf
         pol = self.policy
@@ -174,24 +196,11 @@ class PPOTrainer(BaseTrainer):
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 with self._autocast():
                     values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
-                values, logp, entropy = values.float(), logp.float(), entropy.float()
-                log_ratio = logp - lp_mb
-                ratio = torch.exp(log_ratio)
-                pg_loss = -torch.min(adv * ratio, adv * torch.clamp(ratio, 1 - clip, 1 + clip)).mean()
-                if clip_vf is None:
-                    v_pred = values
-                else:
-                    v_pred = v_mb + torch.clamp(values - v_mb, -clip_vf, clip_vf)
-                v_loss = torch.nn.functional.mse_loss(r_mb, v_pred)
-                ent_loss = -entropy.mean()
-                loss = pg_loss + ent_coef * ent_loss + cfg.vf_coef * v_loss
-                with torch.no_grad():
-                    approx_kl = ((ratio - 1) - log_ratio).mean()
-                    stats["clipfrac"].append(((ratio - 1).abs() > clip).float().mean())
-                stats["pg"].append(pg_loss.detach())
-                stats["vf"].append(v_loss.detach())
-                stats["ent"].append(ent_loss.detach())
-                stats["kl"].append(approx_kl)
+                loss, st = ppo_loss(values.float(), logp.float(), entropy.float(), lp_mb, adv, r_mb, v_mb,
+                                    clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef)
+                for k in stats:
+                    stats[k].append(st[k])
+                approx_kl = st["kl"]
                 if cfg.target_kl is not None and approx_kl.item() > 1.5 * cfg.target_kl:
                     continue_training = False
                     break
@@ -201,7 +210,7 @@ class PPOTrainer(BaseTrainer):
             if not continue_training:
                 break
         self._sync_rollout_policy()
-        mean = lambda xs: float(np.mean([float(x) for x in xs])) if xs else float("nan")  # noqa: E731
+        mean = lambda xs: float(np.mean([float(x) for x in xs])) if xs else float("nan")
         v_np, r_np = b["values"].reshape(-1), returns.reshape(-1)
         var_r = float(np.var(r_np))
         explained = float("nan") if var_r == 0 else 1.0 - float(np.var(r_np - v_np)) / var_r

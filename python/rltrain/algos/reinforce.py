@@ -46,7 +46,7 @@ class ReinforceTrainer(EpisodicTrainer):
             adv = adv - adv.mean()
         if c.normalize_returns and adv.size > 1:
             adv = adv / (adv.std() + 1e-8)
-        sel = lambda x: torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)  # noqa: E731
+        sel = lambda x: torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)
         obs, actions = sel(b["obs"]), sel(b["actions"])
         adv_t = torch.from_numpy(adv.astype(np.float32)).to(dev)
         n = obs.shape[0]

@@ -95,8 +95,14 @@ def collection_speed(G: int = 32, T: int = 1000, iters: int = 5) -> list[dict[st
 def _trainer(algo: str, env: Any, seed: int) -> Any:
     import torch
 
-    from rltrain import (GRPOConfig, HybridAdvGRPOTrainer, PerEpAdvGRPOTrainer, PerStepAdvGRPOTrainer,
-                         PPOConfig, PPOTrainer)
+    from rltrain import (
+        GRPOConfig,
+        HybridAdvGRPOTrainer,
+        PerEpAdvGRPOTrainer,
+        PerStepAdvGRPOTrainer,
+        PPOConfig,
+        PPOTrainer,
+    )
     from rltrain.policies import ActorCriticPolicy, SimpleGRPOPolicy
 
     torch.manual_seed(seed)
