@@ -26,7 +26,11 @@ LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("core", ("rltrain._core", "rltrain._box2d", "rltrain._checks"), ("torch", "gymnasium", "scipy", "matplotlib")),
     ("kernels", ("rltrain.kernels", "rltrain.reference"), ("torch", "gymnasium", "scipy", "matplotlib")),
     ("envs", ("rltrain.vec", "rltrain.envs"), ("torch", "scipy", "matplotlib")),
-    ("models", ("rltrain.policies", "rltrain.schedules", "rltrain.config", "rltrain.logger"), ("scipy", "matplotlib")),
+    (
+        "models",
+        ("rltrain.policies", "rltrain.policies_backbones", "rltrain.schedules", "rltrain.config", "rltrain.logger"),
+        ("scipy", "matplotlib"),
+    ),
     ("trainers", ("rltrain.algos",), ("scipy", "matplotlib")),
     ("tools", ("rltrain.cli", "rltrain.robustness", "rltrain.plot", "rltrain.bench", "rltrain.integrations"), ()),
 ]

@@ -3,7 +3,7 @@
 
 The wrappers, presets and physical-parameter tables live in :mod:`rltrain.envs.perturb` (environment code) and
 are re-exported here, so ``from rltrain.robustness import ObservationNoise`` keeps working. Confidence intervals
-use ``scipy.stats.t`` (the optional extra ``pip install scipy``).
+use ``scipy.stats.t`` (the optional extra ``pip install "rltrain[robustness]"``, or ``pip install scipy``).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def t_quantile(q: float, dof: int) -> float:
     try:
         from scipy import stats
     except ImportError as exc:
-        raise ImportError("t_quantile: confidence intervals need scipy (pip install scipy)") from exc
+        raise ImportError("t_quantile: confidence intervals need scipy (pip install "rltrain[robustness]" or pip install scipy)") from exc
     if q < 0.5:
         return -t_quantile(1.0 - q, dof)
     if q == 0.5:
