@@ -5,8 +5,6 @@ from __future__ import annotations
 from rltrain import _core
 from rltrain._checks import integer
 
-__all__ = ["set_num_threads", "get_num_threads"]
-
 
 def set_num_threads(num_threads: int) -> None:
     """Sets the size of the kernel thread pool (default: ``RLTRAIN_NUM_THREADS``, else the CPUs this process may

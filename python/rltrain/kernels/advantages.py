@@ -32,15 +32,6 @@ from rltrain.kernels._convert import (
     plain_or_none,
 )
 
-__all__ = [
-    "gae",
-    "discounted_returns",
-    "group_normalize",
-    "episodic_advantages",
-    "per_step_advantages",
-    "hybrid_advantages",
-]
-
 
 def _discount(x: Any, name: str) -> float:
     """gamma and lam: a finite number in [0, 1]."""

@@ -14,18 +14,22 @@ import numpy as np
 from rltrain import _core
 from rltrain._checks import optional_real, real
 
-__all__ = ["ppo_loss_grad"]
+_OUTPUTS = ("dhead", "dvalues", "dlog_std")
+_INPUTS = ("head", "actions", "old_logp", "adv", "returns", "values", "old_values", "log_std")
+_may_share = np.may_share_memory
 
 
-def _no_shared_memory(outs: tuple[tuple[str, Any], ...], ins: tuple[tuple[str, Any], ...]) -> None:
-    """``ValueError`` when an output overlaps another output or an input: the kernel writes each gradient while
-    it still reads the inputs, so overlapping buffers would give wrong numbers (without any error)."""
-    for i, (name, o) in enumerate(outs):
-        if not isinstance(o, np.ndarray):
-            continue  # the binding names the argument that is not an array
-        for other, x in outs[:i] + ins:
-            if isinstance(x, np.ndarray) and np.may_share_memory(o, x):
-                raise ValueError(f"{name}: shares memory with {other}; each gradient needs its own buffer")
+def _no_shared_memory(outs: tuple[Any, ...], ins: tuple[Any, ...]) -> None:
+    """``ValueError`` when an output overlaps another output or an input (``_OUTPUTS``, ``_INPUTS`` name them):
+    the kernel writes each gradient while it still reads the inputs, so overlapping buffers would give wrong
+    numbers without any error. Bounds only, which is exact for the C-contiguous arrays the binding accepts."""
+    for i, o in enumerate(outs):
+        if o is None:
+            continue
+        for j, x in enumerate(outs[:i] + ins):
+            if x is not None and _may_share(o, x):
+                other = _OUTPUTS[j] if j < i else _INPUTS[j - i]
+                raise ValueError(f"{_OUTPUTS[i]}: shares memory with {other}; each gradient needs its own buffer")
 
 
 def ppo_loss_grad(
@@ -68,12 +72,9 @@ def ppo_loss_grad(
     if (log_std is None) != (dlog_std is None):
         given, missing = ("log_std", "dlog_std") if dlog_std is None else ("dlog_std", "log_std")
         raise ValueError(f"{missing}: required when {given} is given (a Gaussian head needs both)")
-    _no_shared_memory(
-        (("dhead", dhead), ("dvalues", dvalues), ("dlog_std", dlog_std)),
-        (("head", head), ("actions", actions), ("old_logp", old_logp), ("adv", adv), ("returns", returns),
-         ("values", values), ("old_values", old_values), ("log_std", log_std)),
-    )
-    pg, vl, entropy, kl, cf = _core.ppo_loss_grad(head, actions, old_logp, adv, returns, values, old_values, c,
-                                                  -1.0 if c_vf is None else c_vf, ent, vf, dhead, dvalues,
-                                                  log_std, dlog_std, bool(normalize_adv))
-    return float(pg), float(vl), float(entropy), float(kl), float(cf)
+    _no_shared_memory((dhead, dvalues, dlog_std),
+                      (head, actions, old_logp, adv, returns, values, old_values, log_std))
+    stats: tuple[float, float, float, float, float] = _core.ppo_loss_grad(
+        head, actions, old_logp, adv, returns, values, old_values, c, -1.0 if c_vf is None else c_vf, ent, vf,
+        dhead, dvalues, log_std, dlog_std, bool(normalize_adv))
+    return stats

@@ -12,8 +12,6 @@ from rltrain import _core
 from rltrain._checks import integer, real, require_shape, shape_str
 from rltrain.kernels._convert import FLOATS, Io, as_dtype, flag_array, is_torch
 
-__all__ = ["RunningMeanStd", "RewardNormalizer"]
-
 
 def _stats_array(io: Io, x: Any, name: str) -> np.ndarray:
     """Float32/float64 stay as they are; integers, bool and float16 are widened; the rest is refused."""
@@ -23,6 +21,20 @@ def _stats_array(io: Io, x: Any, name: str) -> np.ndarray:
     if a.dtype.kind in "biu" or a.dtype == np.float16:
         return as_dtype(a, np.dtype(np.float32 if a.dtype == np.float16 else np.float64))
     raise TypeError(f"{name}: expected a real numeric dtype, got {a.dtype}")
+
+
+def _stat_property(name: str, doc: str) -> property:
+    """``mean`` / ``var``: read as the float64 array, assigned through ``RunningMeanStd._stat`` (shape check)."""
+    attr = "_" + name
+
+    def get(self: RunningMeanStd) -> np.ndarray:
+        value: np.ndarray = getattr(self, attr)
+        return value
+
+    def set_(self: RunningMeanStd, value: Any) -> None:
+        setattr(self, attr, self._stat(value, name))
+
+    return property(get, set_, doc=doc)
 
 
 class RunningMeanStd:
@@ -42,21 +54,8 @@ class RunningMeanStd:
         self._var = np.ones(self.shape, np.float64)
         self.count = real(epsilon, "epsilon", lo=0.0)
 
-    @property
-    def mean(self) -> np.ndarray:
-        return self._mean
-
-    @mean.setter
-    def mean(self, value: Any) -> None:
-        self._mean = self._stat(value, "mean")
-
-    @property
-    def var(self) -> np.ndarray:
-        return self._var
-
-    @var.setter
-    def var(self, value: Any) -> None:
-        self._var = self._stat(value, "var")
+    mean = _stat_property("mean", "Running mean (float64, ``shape``); assigning one checks its shape.")
+    var = _stat_property("var", "Running population variance (float64, ``shape``); assigning one checks its shape.")
 
     @property
     def std(self) -> np.ndarray:
