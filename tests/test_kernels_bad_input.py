@@ -363,8 +363,10 @@ add(
     lambda: rms().load_state_dict({"mean": np.zeros(3), "var": np.ones(3), "count": np.array(-1.0)}),
 )
 add("rms-load-missing", KeyError, "state", lambda: rms().load_state_dict({"mean": np.zeros(3)}))
-for v in [0, -1, 2.5, True, "4"]:
+for v in [0, -1]:
     add(f"rn-num_envs-{v!r}", ValueError, "num_envs", lambda v=v: K.RewardNormalizer(v))
+for v in [2.5, True, "4"]:  # the wrong kind of value (rltrain._checks): TypeError
+    add(f"rn-num_envs-{v!r}", TypeError, "num_envs", lambda v=v: K.RewardNormalizer(v))
 add("rn-gamma", ValueError, "gamma", lambda: K.RewardNormalizer(2, gamma=1.5))
 add("rn-epsilon", ValueError, "epsilon", lambda: K.RewardNormalizer(2, epsilon=-1.0))
 add("rn-clip", ValueError, "clip", lambda: K.RewardNormalizer(2, clip=-1.0))

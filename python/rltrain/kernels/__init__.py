@@ -1,0 +1,41 @@
+"""Compiled kernels: GAE, discounted returns, group (GRPO) advantages, running statistics and the PPO loss.
+
+Each function validates its arguments (raising ValueError/TypeError that name the argument and the expected
+versus actual shape or dtype), converts torch tensors and non-contiguous arrays, and calls the C++ core with
+the GIL released. ``rltrain.reference`` holds the NumPy specification of every function here.
+
+torch in -> torch out on the same device (CUDA inputs are computed on the host and copied back). CPU inputs
+that are already C-contiguous with a supported dtype are read without copying; ``out=`` avoids allocation.
+Importing this package costs NumPy and ``rltrain._core`` only (torch is imported when a tensor is passed in).
+
+Layout: ``advantages`` (GAE, returns, group advantages), ``running_stats``, ``loss`` (PPO), ``_threads``
+(pool size) and ``_convert`` (NumPy/torch in and out, ``out=``, aliasing, the fast-path test).
+"""
+
+from __future__ import annotations
+
+from rltrain.kernels._threads import get_num_threads, set_num_threads
+from rltrain.kernels.advantages import (
+    discounted_returns,
+    episodic_advantages,
+    gae,
+    group_normalize,
+    hybrid_advantages,
+    per_step_advantages,
+)
+from rltrain.kernels.loss import ppo_loss_grad
+from rltrain.kernels.running_stats import RewardNormalizer, RunningMeanStd
+
+__all__ = [
+    "gae",
+    "discounted_returns",
+    "group_normalize",
+    "episodic_advantages",
+    "per_step_advantages",
+    "hybrid_advantages",
+    "RunningMeanStd",
+    "RewardNormalizer",
+    "set_num_threads",
+    "get_num_threads",
+    "ppo_loss_grad",
+]
