@@ -61,7 +61,9 @@ def t_quantile(q: float, dof: int) -> float:
     try:
         from scipy import stats
     except ImportError as exc:
-        raise ImportError("t_quantile: confidence intervals need scipy (pip install "rltrain[robustness]" or pip install scipy)") from exc
+        raise ImportError(
+            "t_quantile: confidence intervals need scipy (pip install 'rltrain[robustness]' or pip install scipy)"
+        ) from exc
     if q < 0.5:
         return -t_quantile(1.0 - q, dof)
     if q == 0.5:
