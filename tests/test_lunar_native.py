@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import rltrain.envs
-from rltrain.envs.testing import replay_reset
+from _replay import replay_reset
 
 try:  # gymnasium's LunarLander, and so rltrain's Python-side variants, need pybox2d
     from gymnasium.envs.box2d.lunar_lander import heuristic
