@@ -16,6 +16,7 @@ import pytest
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
 import rltrain
 from rltrain.vec.fork import ForkVectorEnv, WorkerError
 
@@ -72,7 +73,8 @@ class CountingEnv(gym.Env):
         info: dict[str, Any] = {}
         if self.info_every and self.t % self.info_every == 0:
             info = {"step": self.t, "vec": np.array([self.t, -self.t]), "nested": {"x": float(self.t)}}
-        return np.array([self.start, self.t], np.float32), reward, done and not self.truncate, done and self.truncate, info
+        obs = np.array([self.start, self.t], np.float32)
+        return obs, reward, done and not self.truncate, done and self.truncate, info
 
 
 class DictObsEnv(CountingEnv):
@@ -609,7 +611,7 @@ def test_close_from_another_thread_while_a_call_waits(call: str) -> None:
         if call == "recv":
             env.send(acts)
 
-        def waiter() -> None:
+        def waiter(env: ForkVectorEnv = env, acts: np.ndarray = acts, outcome: dict[str, Any] = outcome) -> None:
             try:
                 if call == "step":
                     outcome["result"] = env.step(acts)

@@ -145,7 +145,7 @@ class DenseLunarLander(LunarLander):
         lander.angularVelocity = w
         lander.awake = True
         state = self._state()
-        self.prev_shaping = _shaping(state)
+        self.prev_shaping = _shaping(state)  # type: ignore[assignment]  # gymnasium annotates it as None
         return np.array(state, dtype=np.float32)
 
     def _state(self) -> list[float]:
@@ -207,7 +207,7 @@ class SparseLunarLander(DenseLunarLander):
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = super().step(action)
+        obs, reward, terminated, truncated, info = super().step(action)  # type: ignore[no-untyped-call]
         self._elapsed += 1
         self._episode_return += float(reward)
         limit = self.max_episode_steps

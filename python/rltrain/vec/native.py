@@ -69,7 +69,7 @@ class NativeVectorEnv(VectorEnv):
         episode_statistics: bool = True,
         **env_kwargs: Any,
     ) -> None:
-        self._core = None
+        self._core: Any = None  # the C++ batcher; None until built (close() and __del__ check)
         spec = native_env_spec(env_id)
         num_envs = _checks.integer(num_envs, "num_envs", lo=1)
         num_threads = _checks.optional_integer(num_threads, "num_threads", lo=1)  # the upper bound is _core's
@@ -103,12 +103,12 @@ class NativeVectorEnv(VectorEnv):
     @property
     def num_threads(self) -> int:
         """Threads stepping the envs (the calling thread counts as one)."""
-        return self._core.num_threads
+        return int(self._core.num_threads)
 
     def get_state(self) -> bytes:
         """The whole batch's state (every env's physics, counters and RNG; running episode statistics) as bytes:
         :meth:`set_state` on a batcher of the same id, size and config continues bitwise from here."""
-        return self._core.get_state()
+        return bytes(self._core.get_state())
 
     def set_state(self, state: bytes) -> None:
         """Restores :meth:`get_state`'s bytes (ValueError when they belong to another env, size or build)."""

@@ -43,7 +43,7 @@ def native_target(env: Any) -> tuple[str, dict[str, Any]] | None:
         return (env, {}) if is_native(env) else None
     cfg = getattr(env, "native_config", None)
     native_id = getattr(env, "native_id", None)
-    if isinstance(env, gym.Env) and is_native(native_id) and isinstance(cfg, dict):
+    if isinstance(env, gym.Env) and isinstance(native_id, str) and is_native(native_id) and isinstance(cfg, dict):
         return native_id, dict(cfg)
     return None
 
@@ -89,7 +89,8 @@ def _with_render_mode(env: gym.Env[Any, Any], render_mode: str) -> gym.Env[Any, 
     that property, they cannot set it)."""
     cfg = getattr(env, "native_config", None)
     if isinstance(cfg, dict):
-        rebuilt: gym.Env[Any, Any] = type(env)(**cfg, render_mode=render_mode)
+        cls: Any = type(env)  # rltrain.envs' classes take their native_config back as keyword arguments
+        rebuilt: gym.Env[Any, Any] = cls(**cfg, render_mode=render_mode)
         return rebuilt
     spec = getattr(env, "spec", None)
     if spec is not None:

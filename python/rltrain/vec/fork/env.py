@@ -95,7 +95,7 @@ def _locked(
     return locked
 
 
-class ForkVectorEnv(VectorEnv):  # type: ignore[misc]  # gymnasium's VectorEnv is untyped here
+class ForkVectorEnv(VectorEnv):
     """Runs gymnasium envs in worker processes started with ``fork``; data moves through shared memory.
 
     Args:
@@ -155,14 +155,14 @@ class ForkVectorEnv(VectorEnv):  # type: ignore[misc]  # gymnasium's VectorEnv i
             raise ValueError("env_fns: expected at least one env factory, got none")
         self.num_envs = len(env_fns)
         if num_workers is None:  # the rule the kernel pool and the native batcher use (affinity, cgroup quota)
-            num_workers = min(self.num_envs, _core.default_num_threads())
+            num_workers = min(self.num_envs, _core.default_num_threads())  # type: ignore[attr-defined]
         self.num_workers = _checks.integer(num_workers, "num_workers", lo=1, hi=self.num_envs)
         self.step_timeout = _checks.optional_real(step_timeout, "step_timeout", lo=0.0, lo_open=True)
         self.startup_timeout = _checks.optional_real(startup_timeout, "startup_timeout", lo=0.0, lo_open=True)
         self.identical_seeds = identical_seeds
         self.episode_statistics = episode_statistics
         # On one core a spinning process would only delay the others.
-        self._spin = spin and _core.available_cpus() > 1
+        self._spin = spin and _core.available_cpus() > 1  # type: ignore[attr-defined]
         self._initial_seed = seed
         self._needs_reset = True
         self._pending: tuple[list[_Handle], np.ndarray | None] | None = None
@@ -286,7 +286,7 @@ class ForkVectorEnv(VectorEnv):  # type: ignore[misc]  # gymnasium's VectorEnv i
             if not getattr(self, "closed", True):
                 self.close()
 
-    def __enter__(self) -> ForkVectorEnv:  # noqa: PYI034 - typing.Self needs Python 3.11
+    def __enter__(self) -> ForkVectorEnv:  # not typing.Self: that needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -320,11 +320,9 @@ class ForkVectorEnv(VectorEnv):  # type: ignore[misc]  # gymnasium's VectorEnv i
         its last words read first) or is not through after ``limit`` seconds (the attribute of that name) shuts
         the pool down with WorkerError. With ``seq`` (a step), the spin watches the done words, and the caller's
         sleeping word goes up before each sleep so that a worker publishing after that sends a wake-up byte."""
-        words = self._words  # None during start-up: no steps yet
-        assert seq is None or words is not None
         if seq is not None and self._spin:
             watch = self._all_done if len(workers) == len(self._workers) else [p.done_word(h.index) for h in workers]
-            _core.sync_wait(words, watch, seq, _MAIN_SPIN_S)
+            _core.sync_wait(self._words, watch, seq, _MAIN_SPIN_S)
         pending = [h for h in workers if not through(h)]
         if not pending:
             return
@@ -356,10 +354,8 @@ class ForkVectorEnv(VectorEnv):  # type: ignore[misc]  # gymnasium's VectorEnv i
                         os.sched_yield()
                         continue
                 else:
-                    if seq is not None:
-                        unpublished = [p.done_word(h.index) for h in pending if words[p.done_word(h.index)] < seq]
-                        if unpublished and _core.sync_prepare_sleep(words, self._caller_sleep, unpublished, seq):
-                            continue  # all published after all: nothing to sleep for
+                    if seq is not None and self._published_after_all(pending, seq):
+                        continue
                     timeout = None if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
                     events = poller.poll(timeout)
                 for fd, _ in events:
@@ -370,8 +366,16 @@ class ForkVectorEnv(VectorEnv):  # type: ignore[misc]  # gymnasium's VectorEnv i
                     if gone and not through(handle):  # a reply that arrived whole still counts
                         self._died(handle, phase)
         finally:
-            if seq is not None and not self.closed:  # a failure above has unmapped the words already
-                words[self._caller_sleep] = 0
+            if seq is not None and self._words is not None:  # None: a failure above has unmapped them already
+                self._words[self._caller_sleep] = 0
+
+    def _published_after_all(self, pending: list[_Handle], seq: int) -> bool:
+        """Raises the caller's sleeping word unless every worker in ``pending`` has published step ``seq`` (only
+        payloads left to read: no wake-up byte is owed); True when they all have by the time the word is up."""
+        words = self._words
+        assert words is not None
+        unpublished = [p.done_word(h.index) for h in pending if words[p.done_word(h.index)] < seq]
+        return bool(unpublished) and _core.sync_prepare_sleep(words, self._caller_sleep, unpublished, seq)
 
     def _drain(self, handle: _Handle) -> bool:
         """Moves what ``handle``'s socket holds now into its inbox, dropping wake-up bytes between messages;
@@ -444,8 +448,8 @@ class ForkVectorEnv(VectorEnv):  # type: ignore[misc]  # gymnasium's VectorEnv i
 
     def _step_replies(self, workers: list[_Handle], seq: int) -> dict[int, Any]:
         """Waits until every worker in ``workers`` has published step ``seq``; their info payloads by index."""
+        assert self._words is not None
         words = self._words
-        assert words is not None
 
         def through(handle: _Handle) -> bool:
             at = p.done_word(handle.index)

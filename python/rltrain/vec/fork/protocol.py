@@ -78,7 +78,7 @@ default action in the child, then unblocked there."""
 def array_spec(space: gym.Space[Any], what: str) -> tuple[tuple[int, ...], np.dtype[Any]]:
     """Shape and dtype of one element of a space that maps onto a fixed-size numpy array."""
     if isinstance(space, (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)):
-        assert space.dtype is not None
+        assert space.dtype is not None and space.shape is not None
         return tuple(space.shape), np.dtype(space.dtype)
     raise TypeError(
         f"ForkVectorEnv supports Box, Discrete, MultiDiscrete and MultiBinary {what} spaces, got {space!r}; "
@@ -110,7 +110,9 @@ class Layout:
             ("ep_time", (), np.dtype(np.float64)),
         ]
         num_words = caller_sleep_word(num_workers) + 8
-        fields = [("words", (num_words,), np.dtype(np.int64), 0)]
+        fields: list[tuple[str, tuple[int, ...], np.dtype[Any], int]] = [
+            ("words", (num_words,), np.dtype(np.int64), 0)
+        ]
         offset = num_words * 8
         for name, shape, dtype in per_env:
             full = (num_envs, *shape)

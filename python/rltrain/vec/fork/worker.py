@@ -8,6 +8,7 @@ socket, where the caller then sends a wake-up byte.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import pickle
@@ -19,7 +20,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 
 from rltrain import _core
 from rltrain.vec.fork import protocol as p
@@ -115,16 +115,14 @@ class _Worker:
 
     def _close_envs(self) -> None:
         for env in self.envs:
-            try:
+            with contextlib.suppress(Exception):  # best effort while shutting down
                 env.close()
-            except Exception:  # noqa: BLE001, S110 - best effort while shutting down
-                pass
         self.envs = []
 
     def _start(self) -> bool:
         try:
             p.send_message(self.sock, p.DATA, self._make_envs())
-        except BaseException:  # noqa: BLE001 - anything, even SystemExit, is reported to the main process
+        except BaseException:  # anything, even SystemExit, is reported to the main process
             self._report("env creation")
             return False
         msg, fds, _, _ = socket.recv_fds(self.sock, 1, 1)
@@ -166,7 +164,7 @@ class _Worker:
                 try:
                     extras = self._step(some)
                     payload = self._pickle_extras(extras) if extras else b""
-                except BaseException:  # noqa: BLE001 - reported to the main process, which shuts the pool down
+                except BaseException:  # reported to the main process, which shuts the pool down
                     words[reply_at] = p.REPLY_ERROR
                     if publish(words, done_at, seen, caller_sleep):
                         os.write(fd, p.HINT)
@@ -196,7 +194,7 @@ class _Worker:
                     p.send_message(self.sock, p.DATA, self._call(*request))
                 else:
                     raise RuntimeError(f"unknown command {cmd!r}")
-            except BaseException:  # noqa: BLE001 - reported to the main process, which shuts the pool down
+            except BaseException:  # reported to the main process, which shuts the pool down
                 self._report({p.RESET: "reset()"}.get(cmd, "call()"))
 
     def _pickle_extras(self, extras: Extras) -> bytes:
@@ -274,7 +272,7 @@ class _Worker:
 
     def _call(self, kind: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
               values: list[Any] | None) -> list[Any]:
-        results = []
+        results: list[Any] = []
         for j, env in enumerate(self.envs):
             self.current = self.lo + j
             if kind == "snapshot":  # the env object itself, pickled, with its episode statistics
