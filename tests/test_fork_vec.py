@@ -389,7 +389,7 @@ def test_dead_worker_is_reported(how: str) -> None:
     env.reset()
     env.step(np.zeros(4, dtype=np.int64))
     if how == "SIGKILL":
-        os.kill(env._workers[1].process.pid, signal.SIGKILL)
+        os.kill(env._pool.workers[1].process.pid, signal.SIGKILL)
     start = time.monotonic()
     with pytest.raises(WorkerError, match="exited with code 3" if how == "os._exit" else "SIGKILL"):
         for _ in range(3):
@@ -468,7 +468,7 @@ def test_call_get_set_attr() -> None:
 def test_close_reaps_and_is_idempotent() -> None:
     before = children()
     env = ForkVectorEnv(counting(3), num_workers=3)
-    pids = {h.process.pid for h in env._workers}
+    pids = {h.process.pid for h in env._pool.workers}
     assert pids <= children()
     env.close()
     env.close()
@@ -547,9 +547,9 @@ def test_workers_do_not_inherit_the_parents_signal_handlers(tmp_path, signame: s
         env = ForkVectorEnv([lambda: gym.make("CartPole-v1")] * 2, num_workers=2)
         try:
             env.reset(seed=0)
-            for h in env._workers:
+            for h in env._pool.workers:
                 os.kill(h.process.pid, sig)
-            for h in env._workers:
+            for h in env._pool.workers:
                 h.process.join(10)
                 assert h.process.exitcode == -sig, h.process.exitcode
             with pytest.raises(WorkerError, match=signame):

@@ -107,10 +107,8 @@ def optional_seed(value: Any, name: str = "seed", *, count: int = 1) -> int | No
     if value is None:
         return None
     expected = f"None or an integer in [0, 2**64 - {count}]"
-    if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name}: expected {expected}, got bool {value!r}")
     try:
-        v = operator.index(value)
+        v = integer(value, name)
     except TypeError:
         raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r}") from None
     if not 0 <= v <= 2**64 - count:
