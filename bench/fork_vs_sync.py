@@ -18,6 +18,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
 from rltrain.vec.fork import ForkVectorEnv
 
 
