@@ -255,7 +255,7 @@ class WorkerPool:
                         os.sched_yield()
                         continue
                 else:
-                    if seq is not None and self._published_after_all(pending, seq):
+                    if seq is not None and self._nothing_to_sleep_for(pending, seq, through):
                         continue
                     timeout = None if deadline is None else max(0, math.ceil((deadline - time.monotonic()) * 1000))
                     events = poller.poll(timeout)
@@ -270,13 +270,19 @@ class WorkerPool:
             if seq is not None and self._words is not None:  # None: a failure above has unmapped them already
                 self._words[self._caller_sleep] = 0
 
-    def _published_after_all(self, pending: list[WorkerHandle], seq: int) -> bool:
-        """Raises the caller's sleeping word unless every worker in ``pending`` has published step ``seq`` (only
-        payloads left to read: no wake-up byte is owed); True when they all have by the time the word is up."""
+    def _nothing_to_sleep_for(self, pending: list[WorkerHandle], seq: int,
+                              through: Callable[[WorkerHandle], bool]) -> bool:
+        """Before sleeping on step ``seq``: raises the caller's sleeping word, so that a worker publishing from now
+        on sends a wake-up byte. True when there is nothing to sleep for after all: every worker not yet published
+        when the word went up has published since, or (none left to publish) one of ``pending`` is through."""
         words = self._words
         assert words is not None
         unpublished = [p.done_word(h.index) for h in pending if words[p.done_word(h.index)] < seq]
-        return bool(unpublished) and _core.sync_prepare_sleep(words, self._caller_sleep, unpublished, seq)
+        if unpublished:
+            return _core.sync_prepare_sleep(words, self._caller_sleep, unpublished, seq)
+        # All published since `pending` was settled: no wake-up byte is owed, and only a payload still on its way
+        # (which wakes the poll itself) is worth sleeping for.
+        return any(through(h) for h in pending)
 
     def _drain(self, handle: WorkerHandle) -> bool:
         """Moves what ``handle``'s socket holds now into its inbox, dropping wake-up bytes between messages;
