@@ -18,6 +18,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv, VectorEnv
+
 from rltrain.vec.fork import ForkVectorEnv
 
 
@@ -33,7 +34,6 @@ def _backends(env_id: str, num_envs: int) -> dict[str, Callable[[], VectorEnv]]:
         "gymnasium AsyncVectorEnv": lambda: AsyncVectorEnv(fns, autoreset_mode=same, context="fork"),
         "rltrain ForkVectorEnv": lambda: ForkVectorEnv(fns),
         "rltrain ForkVectorEnv(spin=False)": lambda: ForkVectorEnv(fns, spin=False),
-        "rltrain ForkVectorEnv(inline=True)": lambda: ForkVectorEnv(fns, inline=True),
     }
 
 

@@ -152,7 +152,8 @@ def compare(label: str, env_id: str, kwargs: dict[str, Any], policy: str, episod
                         if ended and obs[i].tobytes() == rec["next"][0].tobytes():
                             out.resets_identical += 1
                         elif ended:
-                            out.note(start - seed + i, int(k) + 1, "next reset " + _diff(obs[i], rec["next"][0], 0, 0, (), ()))
+                            diff = _diff(obs[i], rec["next"][0], 0, 0, (), ())
+                            out.note(start - seed + i, int(k) + 1, "next reset " + diff)
     ref.close()
     return out
 

@@ -15,7 +15,7 @@ import torch
 
 import rltrain
 from rltrain import PPOConfig, PPOTrainer
-from rltrain.vec.fork import ForkVectorEnv, WorkerError
+from rltrain.vec.fork import ForkVectorEnv
 
 
 def _actions(env: gym.vector.VectorEnv, rng: np.random.Generator, steps: int) -> list[np.ndarray]:
@@ -36,7 +36,7 @@ def _run(env: gym.vector.VectorEnv, acts: list[np.ndarray]) -> list[tuple[bytes,
     return out
 
 
-NATIVE = [i for i in rltrain.native_envs()]
+NATIVE = list(rltrain.native_envs())
 
 
 @pytest.mark.parametrize("env_id", NATIVE)

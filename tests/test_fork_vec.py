@@ -16,6 +16,7 @@ import pytest
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
 import rltrain
 from rltrain.vec.fork import ForkVectorEnv, WorkerError
 
@@ -72,7 +73,8 @@ class CountingEnv(gym.Env):
         info: dict[str, Any] = {}
         if self.info_every and self.t % self.info_every == 0:
             info = {"step": self.t, "vec": np.array([self.t, -self.t]), "nested": {"x": float(self.t)}}
-        return np.array([self.start, self.t], np.float32), reward, done and not self.truncate, done and self.truncate, info
+        obs = np.array([self.start, self.t], np.float32)
+        return obs, reward, done and not self.truncate, done and self.truncate, info
 
 
 class DictObsEnv(CountingEnv):
@@ -143,12 +145,12 @@ def assert_same_step(fork_out: tuple, sync_out: tuple, episode_ref: dict[str, An
 
 
 def run_parity(fns: list[Callable[[], gym.Env]], steps: int, seed: int, num_workers: int,
-               action_dtype: Any = None, inline: bool = False, spin: bool = True, pause: float = 0.0) -> int:
+               action_dtype: Any = None, spin: bool = True, pause: float = 0.0) -> int:
     """Step both backends with the same random actions; returns how many episodes ended.
 
     `pause` seconds between steps (longer than a worker spins: the workers go to sleep between steps)."""
     sync = RecordEpisodeStatistics(SyncVectorEnv(fns, autoreset_mode=SAME_STEP))
-    with ForkVectorEnv(fns, num_workers=num_workers, seed=seed, inline=inline, spin=spin) as fork:
+    with ForkVectorEnv(fns, num_workers=num_workers, seed=seed, spin=spin) as fork:
         assert fork.single_observation_space == sync.single_observation_space
         assert fork.single_action_space == sync.single_action_space
         assert fork.observation_space == sync.observation_space
@@ -178,11 +180,10 @@ def test_parity_cartpole() -> None:
     assert run_parity(fns, steps=250, seed=123, num_workers=2) > 20
 
 
-@pytest.mark.parametrize("inline", [False, True])
-def test_parity_lunar_lander(inline: bool) -> None:
+def test_parity_lunar_lander() -> None:
     pytest.importorskip("Box2D")
     fns = [lambda: gym.make("LunarLander-v3") for _ in range(3)]
-    assert run_parity(fns, steps=300, seed=7, num_workers=2, inline=inline) > 0
+    assert run_parity(fns, steps=300, seed=7, num_workers=2) > 0
 
 
 def test_parity_lunar_lander_continuous_and_one_worker() -> None:
@@ -191,10 +192,9 @@ def test_parity_lunar_lander_continuous_and_one_worker() -> None:
     assert run_parity(fns, steps=150, seed=11, num_workers=1, action_dtype=np.float32) >= 0
 
 
-@pytest.mark.parametrize("inline", [False, True])
-def test_parity_info_passthrough_and_truncation(inline: bool) -> None:
+def test_parity_info_passthrough_and_truncation() -> None:
     fns = counting(5, all={"info_every": 2}, **{"1": {"truncate": True}})
-    assert run_parity(fns, steps=40, seed=3, num_workers=3, inline=inline) > 10
+    assert run_parity(fns, steps=40, seed=3, num_workers=3) > 10
 
 
 @pytest.mark.parametrize("spin", [False, True])
@@ -389,7 +389,7 @@ def test_dead_worker_is_reported(how: str) -> None:
     env.reset()
     env.step(np.zeros(4, dtype=np.int64))
     if how == "SIGKILL":
-        os.kill(env._workers[1].process.pid, signal.SIGKILL)
+        os.kill(env._pool.workers[1].process.pid, signal.SIGKILL)
     start = time.monotonic()
     with pytest.raises(WorkerError, match="exited with code 3" if how == "os._exit" else "SIGKILL"):
         for _ in range(3):
@@ -468,7 +468,7 @@ def test_call_get_set_attr() -> None:
 def test_close_reaps_and_is_idempotent() -> None:
     before = children()
     env = ForkVectorEnv(counting(3), num_workers=3)
-    pids = {h.process.pid for h in env._workers}
+    pids = {h.process.pid for h in env._pool.workers}
     assert pids <= children()
     env.close()
     env.close()
@@ -521,35 +521,6 @@ def test_interrupted_step_closes_the_pool() -> None:
     assert env.closed and children() == before
 
 
-def test_inline_slice() -> None:
-    before = children()
-    with ForkVectorEnv(counting(4), num_workers=2, inline=True, seed=0) as env:
-        assert len(env._workers) == 1  # the caller steps envs 0..1 itself
-        env.reset()
-        assert env.get_attr("horizon") == (3, 4, 5, 6)
-        obs = env.step(np.ones(4, dtype=np.int64))[0]
-        np.testing.assert_array_equal(obs[:, 1], [1, 1, 1, 1])
-        env.send(np.array([2]), env_ids=[1])
-        obs, rew, _, _, info = env.recv()
-        np.testing.assert_array_equal(info["env_id"], [1])
-        assert obs[0, 1] == 2 and rew[0] == 2.5
-    assert children() == before
-    env = ForkVectorEnv(counting(4, **{"0": {"fail": "raise", "horizon": 10}}), num_workers=2, inline=True, seed=0)
-    env.reset()
-    env.step(np.zeros(4, dtype=np.int64))
-    env.step(np.zeros(4, dtype=np.int64))
-    with pytest.raises(WorkerError, match="ZeroDivisionError") as excinfo:
-        env.step(np.zeros(4, dtype=np.int64))
-    assert excinfo.value.env_index == 0 and "step failure on purpose" in (excinfo.value.worker_traceback or "")
-    assert env.closed and children() == before
-    env = ForkVectorEnv(counting(4, **{"3": {"fail": "exit", "horizon": 10}}), num_workers=2, inline=True, seed=0)
-    env.reset()
-    with pytest.raises(WorkerError, match="exited with code 3"):
-        for _ in range(3):
-            env.step(np.zeros(4, dtype=np.int64))
-    assert children() == before
-
-
 def test_fork_backend_says_it_needs_posix(monkeypatch: pytest.MonkeyPatch) -> None:
     # As on Windows: no os.fork. Native ids keep working; anything else gets a clear error, not an AttributeError.
     monkeypatch.delattr(os, "fork")
@@ -576,9 +547,9 @@ def test_workers_do_not_inherit_the_parents_signal_handlers(tmp_path, signame: s
         env = ForkVectorEnv([lambda: gym.make("CartPole-v1")] * 2, num_workers=2)
         try:
             env.reset(seed=0)
-            for h in env._workers:
+            for h in env._pool.workers:
                 os.kill(h.process.pid, sig)
-            for h in env._workers:
+            for h in env._pool.workers:
                 h.process.join(10)
                 assert h.process.exitcode == -sig, h.process.exitcode
             with pytest.raises(WorkerError, match=signame):
@@ -628,20 +599,19 @@ class _SlowStep(gym.Wrapper):
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("inline", [False, True])
 @pytest.mark.parametrize("call", ["step", "recv", "reset"])
-def test_close_from_another_thread_while_a_call_waits(inline: bool, call: str) -> None:
+def test_close_from_another_thread_while_a_call_waits(call: str) -> None:
     # close() must never unmap the shared memory under a waiting call: the waiter finishes (or raises a Python
     # error), close() then shuts down, and every later call raises RuntimeError. Never a segfault.
     for delay in (0.0, 0.05, 0.2):
-        env = ForkVectorEnv([lambda: _SlowStep(gym.make("CartPole-v1"))] * 2, num_workers=2, inline=inline)
+        env = ForkVectorEnv([lambda: _SlowStep(gym.make("CartPole-v1"))] * 2, num_workers=2)
         env.reset(seed=0)
         outcome: dict[str, Any] = {}
         acts = np.zeros(2, dtype=np.int64)
         if call == "recv":
             env.send(acts)
 
-        def waiter() -> None:
+        def waiter(env: ForkVectorEnv = env, acts: np.ndarray = acts, outcome: dict[str, Any] = outcome) -> None:
             try:
                 if call == "step":
                     outcome["result"] = env.step(acts)
@@ -668,13 +638,12 @@ def test_close_from_another_thread_while_a_call_waits(inline: bool, call: str) -
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("inline", [False, True])
 @pytest.mark.parametrize("spin", [True, False])
 @pytest.mark.parametrize("call", ["step", "send-recv", "reset", "call"])
-def test_ctrl_c_at_any_moment_leaves_the_env_closed_or_consistent(inline: bool, spin: bool, call: str) -> None:
+def test_ctrl_c_at_any_moment_leaves_the_env_closed_or_consistent(spin: bool, call: str) -> None:
     # Ctrl-C (KeyboardInterrupt from a signal handler) lands at many points of a call: in the caller's spin, in
-    # its sleep, while replies are read, inside the inline slice's step. Afterwards the env is closed, or it is
-    # consistent: every env has been stepped equally often (no slice stepped twice, no torn reply).
+    # its sleep, while replies are read. Afterwards the env is closed, or it is consistent: every env has been
+    # stepped equally often (no slice stepped twice, no torn reply).
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
@@ -683,7 +652,7 @@ def test_ctrl_c_at_any_moment_leaves_the_env_closed_or_consistent(inline: bool, 
     try:
         for k, delay in enumerate([0.0002, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.008, 0.013] * 2):
             env = ForkVectorEnv(counting(4, all={"horizon": 10**6, "delay": 0.002 * (k % 3)}), num_workers=2,
-                                inline=inline, spin=spin, seed=0)
+                                spin=spin, seed=0)
             try:
                 env.reset()
                 acts = np.zeros(4, dtype=np.int64)

@@ -15,6 +15,7 @@ import sys
 import textwrap
 
 import pytest
+
 import rltrain
 
 HEAVY = ("torch", "tensorboard", "tyro", "matplotlib", "rltrain.algos", "rltrain.config")
@@ -71,8 +72,9 @@ KERNELS_ON_NUMPY = (
             "ref.gae(np.ones((3, 2)), np.ones((3, 2)), np.zeros((3, 2)), np.zeros(2), gamma=0.9, lam=0.9)"
         ),
         "import rltrain; rltrain.__version__",
+        "import rltrain.vec as v; v.native_envs(); v.native_env_spec('CartPole-v1')",
     ],
-    ids=["rltrain", "kernels", "kernels-called", "reference-called", "version"],
+    ids=["rltrain", "kernels", "kernels-called", "reference-called", "version", "vec-registry"],
 )
 def test_numpy_only_entry_points(stmt: str, tmp_path: pathlib.Path) -> None:
     # The kernels and their specification need NumPy and the compiled core: not even gymnasium.

@@ -15,11 +15,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+
 import rltrain.envs
-from rltrain.envs.testing import replay_reset
+from _replay import replay_reset
 
 try:  # gymnasium's LunarLander, and so rltrain's Python-side variants, need pybox2d
     from gymnasium.envs.box2d.lunar_lander import heuristic
+
     from rltrain.envs.lunar import SPAWN_MAX_ANGLE, SPAWN_MAX_DX, DenseLunarLander, SparseLunarLander
 except (ImportError, gym.error.DependencyNotInstalled) as exc:
     _PYBOX2D_ERROR = f"{type(exc).__name__}: {exc}"

@@ -1,4 +1,5 @@
-"""Native single envs == gymnasium.make(id), bit for bit, from the same seed and actions; the NumPy-exact RNG and maths."""
+"""Native single envs == gymnasium.make(id), bit for bit, from the same seed and actions; the NumPy-exact RNG and
+maths."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import socket
 
 import numpy as np
 import pytest
+
 from rltrain import _core
 
 

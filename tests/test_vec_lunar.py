@@ -9,14 +9,12 @@ import shutil
 import subprocess
 import sys
 import warnings
-from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
-import rltrain
 from rltrain.vec import make_vec, native_envs
 
 try:
@@ -202,7 +200,7 @@ def test_max_episode_steps_truncates_every_env() -> None:
     with make_vec("rltrain/SparseLunarLander-v0", 3, seed=0, max_episode_steps=20) as venv:
         venv.reset()
         assert venv.spec is not None and venv.spec.max_episode_steps == 20
-        for t in range(20):
+        for _ in range(20):
             _, rew, term, trunc, info = venv.step(np.zeros(3, dtype=np.int64))
         assert trunc.all() and not term.any()
         assert (info["episode"]["l"] == 20).all() and (rew == info["episode"]["r"]).all() and (rew != 0).all()

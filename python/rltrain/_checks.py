@@ -27,6 +27,7 @@ __all__ = [
     "integer",
     "optional_integer",
     "optional_real",
+    "optional_seed",
     "probability",
     "real",
     "shape_str",
@@ -105,6 +106,21 @@ def integer(value: Any, name: str, *, lo: int | None = None, hi: int | None = No
 def optional_integer(value: Any, name: str, *, lo: int | None = None, hi: int | None = None) -> int | None:
     """None, or :func:`integer`."""
     return None if value is None else integer(value, name, lo=lo, hi=hi)
+
+
+def optional_seed(value: Any, name: str = "seed", *, count: int = 1) -> int | None:
+    """None, or a seed for ``count`` consecutive streams: an int in ``[0, 2**64 - count]`` (stream i gets
+    ``value + i``, a uint64). Written out, since ``2**64`` reads badly in :func:`integer`'s ``:g`` bounds."""
+    if value is None:
+        return None
+    expected = f"None or an integer in [0, 2**64 - {count}]"
+    try:
+        v = integer(value, name)
+    except TypeError:
+        raise TypeError(f"{name}: expected {expected}, got {type(value).__name__} {value!r}") from None
+    if not 0 <= v <= 2**64 - count:
+        raise ValueError(f"{name}: expected {expected}, got {v!r}")
+    return v
 
 
 def choice(value: T, name: str, options: Iterable[T]) -> T:

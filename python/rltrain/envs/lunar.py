@@ -65,40 +65,26 @@ class DenseLunarLander(LunarLander):
         wind_power: float = 15.0,
         turbulence_power: float = 1.5,
     ) -> None:
-        super().__init__(
-            render_mode=render_mode,
-            continuous=continuous,
-            gravity=gravity,
-            enable_wind=enable_wind,
-            wind_power=wind_power,
-            turbulence_power=turbulence_power,
-        )
+        physics: dict[str, Any] = {
+            "continuous": bool(continuous),
+            "gravity": float(gravity),
+            "enable_wind": bool(enable_wind),
+            "wind_power": float(wind_power),
+            "turbulence_power": float(turbulence_power),
+        }
+        super().__init__(render_mode=render_mode, **physics)
         self.randomize_angle = bool(randomize_angle)
         self.randomize_pos = bool(randomize_pos)
         # make_vec's id and keyword arguments for this configuration (the id carries `sparse`); with
         # rltrain._box2d they run natively, without it through gymnasium.make on the fork backend.
         self.native_id = "rltrain/SparseLunarLander-v0" if self.sparse else "rltrain/DenseLunarLander-v0"
         self.native_config: dict[str, Any] = {
-            "continuous": bool(continuous),
-            "gravity": float(gravity),
-            "enable_wind": bool(enable_wind),
-            "wind_power": float(wind_power),
-            "turbulence_power": float(turbulence_power),
-            "randomize_angle": self.randomize_angle,
-            "randomize_pos": self.randomize_pos,
+            **physics, "randomize_angle": self.randomize_angle, "randomize_pos": self.randomize_pos
         }
         # The base class pickles its own positional arguments; record this class's keywords instead so that
         # pickling rebuilds the subclass with the same configuration.
         EzPickle.__init__(
-            self,
-            randomize_angle=randomize_angle,
-            randomize_pos=randomize_pos,
-            render_mode=render_mode,
-            continuous=continuous,
-            gravity=gravity,
-            enable_wind=enable_wind,
-            wind_power=wind_power,
-            turbulence_power=turbulence_power,
+            self, randomize_angle=randomize_angle, randomize_pos=randomize_pos, render_mode=render_mode, **physics
         )
 
     def reset(
@@ -145,7 +131,7 @@ class DenseLunarLander(LunarLander):
         lander.angularVelocity = w
         lander.awake = True
         state = self._state()
-        self.prev_shaping = _shaping(state)
+        self.prev_shaping = _shaping(state)  # type: ignore[assignment]  # gymnasium annotates it as None
         return np.array(state, dtype=np.float32)
 
     def _state(self) -> list[float]:
@@ -207,7 +193,7 @@ class SparseLunarLander(DenseLunarLander):
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
-        obs, reward, terminated, truncated, info = super().step(action)
+        obs, reward, terminated, truncated, info = super().step(action)  # type: ignore[no-untyped-call]
         self._elapsed += 1
         self._episode_return += float(reward)
         limit = self.max_episode_steps

@@ -1,6 +1,6 @@
 """Native LunarLander ids for ``make_vec``, backed by the extension ``rltrain._box2d`` (Box2D 2.3 compiled in).
 
-:mod:`rltrain.vec` imports this module lazily (the first time the registry is consulted for an id it does not
+:mod:`rltrain.vec.registry` imports this module lazily (the first time the registry is consulted for an id it does not
 hold), never on ``import rltrain``. A build without the Box2D sources has no ``_box2d``: then nothing is
 registered, :data:`UNAVAILABLE` says why, and these ids run gymnasium's env on the fork backend when pybox2d is
 installed (:func:`check_gymnasium_fallback` otherwise raises a ``ValueError`` saying what to install).
@@ -23,7 +23,7 @@ import importlib
 import importlib.util
 from typing import Any
 
-from rltrain.vec import register_native_env
+from rltrain.vec.registry import register_native_env
 
 __all__ = ["LUNAR_IDS", "UNAVAILABLE", "check_gymnasium_fallback", "make_lunar_vec"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,23 +11,29 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from rltrain.vec import native_env_spec
+from rltrain import _checks
+from rltrain.vec._infos import add_episode_statistics, add_final_obs
+from rltrain.vec.registry import native_env_spec
 
-__all__ = ["NativeVectorEnv"]
-
-_SEED_LIMIT = 2**64
+__all__ = ["NativeVectorEnv", "native_spaces"]
 
 
-def _check_seed(seed: Any, span: int) -> int | None:
-    if seed is None:
-        return None
+def _spaces(core: Any) -> tuple[gym.spaces.Box, gym.spaces.Box | gym.spaces.Discrete]:
+    """One env's observation and action spaces, read from a batcher."""
+    obs = gym.spaces.Box(core.obs_low, core.obs_high, dtype=np.float32)
+    if core.discrete:
+        return obs, gym.spaces.Discrete(core.num_actions)
+    return obs, gym.spaces.Box(core.act_low, core.act_high, dtype=np.float32)
+
+
+def native_spaces(env_id: str, **env_kwargs: Any) -> tuple[gym.Space[Any], gym.Space[Any]]:
+    """The single-env (observation, action) spaces of a native id with ``env_kwargs``, read from a one-env batcher
+    on the calling thread (microseconds; no Python env is built)."""
+    core = native_env_spec(env_id).vec_class(1, 1, None, False, **env_kwargs)
     try:
-        s = operator.index(seed)
-    except TypeError:
-        raise ValueError(f"seed: expected None or a non-negative integer, got {seed!r}") from None
-    if isinstance(seed, bool) or s < 0 or s + span - 1 >= _SEED_LIMIT:
-        raise ValueError(f"seed: expected an integer in [0, 2**64 - {span}], got {seed!r}")
-    return s
+        return _spaces(core)
+    finally:
+        core.close()
 
 
 class NativeVectorEnv(VectorEnv):
@@ -40,7 +45,7 @@ class NativeVectorEnv(VectorEnv):
     ``final_obs``/``_final_obs`` (object array, None where no episode ended) and ``final_info``/``_final_info``, and,
     like gymnasium's ``RecordEpisodeStatistics``, ``episode = {"r", "l", "t"}`` with masks ``_episode`` and
     ``episode["_r"/"_l"/"_t"]``. Do not wrap it in ``RecordEpisodeStatistics`` as well (pass
-    ``record_episode_statistics=False`` if you need to).
+    ``episode_statistics=False`` if you need to).
 
     Continuous actions are float32 (the action space's dtype); float64 input is rounded to float32 first, so bitwise
     parity with gymnasium holds for float32 actions. Discrete actions take any integer dtype.
@@ -49,6 +54,8 @@ class NativeVectorEnv(VectorEnv):
     every returned array is the caller's own; ``copy=False`` returns read-only views of the C++ buffers that the next
     ``step``/``reset`` overwrites (no copy at all). ``recv`` always returns fresh arrays.
     """
+
+    # actions -> C++ batcher (thread pool, GIL released) -> its result buffers -> copies (or views) + infos.
 
     def __init__(
         self,
@@ -59,34 +66,28 @@ class NativeVectorEnv(VectorEnv):
         identical_seeds: bool = False,
         num_threads: int | None = None,
         copy: bool = True,
-        record_episode_statistics: bool = True,
+        episode_statistics: bool = True,
         **env_kwargs: Any,
     ) -> None:
-        self._core = None
+        self._core: Any = None  # the C++ batcher; None until built (close() and __del__ check)
         spec = native_env_spec(env_id)
-        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"num_envs: expected a positive integer, got {num_envs!r}")
-        if num_threads is not None and (isinstance(num_threads, bool) or operator.index(num_threads) < 1):
-            raise ValueError(f"num_threads: expected None or a positive integer, got {num_threads!r}")
-        seed = _check_seed(seed, 1 if identical_seeds else int(num_envs))
-        self._core = spec.vec_class(int(num_envs), num_threads, seed, bool(identical_seeds), **env_kwargs)
+        num_envs = _checks.integer(num_envs, "num_envs", lo=1)
+        num_threads = _checks.optional_integer(num_threads, "num_threads", lo=1)  # the upper bound is _core's
+        seed = _checks.optional_seed(seed, "seed", count=1 if identical_seeds else num_envs)
+        self._core = spec.vec_class(num_envs, num_threads, seed, bool(identical_seeds), **env_kwargs)
         core = self._core
 
         self.env_id = env_id
-        self.num_envs = int(num_envs)
+        self.num_envs = num_envs
         self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
         self.render_mode = None
         self.spec = self._make_spec(env_id, env_kwargs, core.max_episode_steps)
-        self.single_observation_space = gym.spaces.Box(core.obs_low, core.obs_high, dtype=np.float32)
-        if core.discrete:
-            self.single_action_space = gym.spaces.Discrete(core.num_actions)
-        else:
-            self.single_action_space = gym.spaces.Box(core.act_low, core.act_high, dtype=np.float32)
+        self.single_observation_space, self.single_action_space = _spaces(core)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
         self._copy = bool(copy)
-        self._record_stats = bool(record_episode_statistics)
+        self.episode_statistics = bool(episode_statistics)
         self._bufs = core.buffers()
 
     @staticmethod
@@ -102,12 +103,12 @@ class NativeVectorEnv(VectorEnv):
     @property
     def num_threads(self) -> int:
         """Threads stepping the envs (the calling thread counts as one)."""
-        return self._core.num_threads
+        return int(self._core.num_threads)
 
     def get_state(self) -> bytes:
         """The whole batch's state (every env's physics, counters and RNG; running episode statistics) as bytes:
         :meth:`set_state` on a batcher of the same id, size and config continues bitwise from here."""
-        return self._core.get_state()
+        return bytes(self._core.get_state())
 
     def set_state(self, state: bytes) -> None:
         """Restores :meth:`get_state`'s bytes (ValueError when they belong to another env, size or build)."""
@@ -130,10 +131,11 @@ class NativeVectorEnv(VectorEnv):
                 raise ValueError(f"seed: expected {self.num_envs} per-env seeds, got {len(seed)}")
             for i, s in enumerate(seed):
                 if s is not None:
-                    self._core.seed_env(i, _check_seed(s, 1))
+                    self._core.seed_env(i, _checks.optional_seed(s, "seed"))
             obs = self._core.reset()
         else:
-            obs = self._core.reset(_check_seed(seed, 1 if self._core.identical_seeds else self.num_envs))
+            count = 1 if self._core.identical_seeds else self.num_envs
+            obs = self._core.reset(_checks.optional_seed(seed, "seed", count=count))
         return (obs.copy() if self._copy else obs), {}
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
@@ -175,25 +177,10 @@ class NativeVectorEnv(VectorEnv):
         ep_time: np.ndarray,
     ) -> dict[str, Any]:
         infos: dict[str, Any] = {}
-        if not has_final.any():
-            return infos
-        n = len(has_final)
-        done = has_final.copy()
-        fo = np.full(n, None, dtype=object)
-        for i in np.flatnonzero(done):
-            fo[i] = final_obs[i].copy()
-        infos["final_obs"], infos["_final_obs"] = fo, done
-        infos["final_info"], infos["_final_info"] = {}, done.copy()
-        if self._record_stats:
-            infos["episode"] = {
-                "r": ep_return.copy(),
-                "l": ep_length.copy(),
-                "t": np.round(ep_time, 6),
-                "_r": done.copy(),
-                "_l": done.copy(),
-                "_t": done.copy(),
-            }
-            infos["_episode"] = done.copy()
+        if has_final.any():
+            add_final_obs(infos, has_final, final_obs)
+            if self.episode_statistics:
+                add_episode_statistics(infos, has_final, ep_return, ep_length, ep_time)
         return infos
 
     def close_extras(self, **kwargs: Any) -> None:

@@ -1,19 +1,30 @@
-"""Resolving an environment argument (an id, a ``gym.Env`` instance or a factory) into vector and single environments.
+"""Resolving an environment argument (an id, a ``gym.Env`` instance or a factory): native or fork, single env,
+spaces. The one place that decides whether an env runs natively, and the one home of the unknown-id error.
 
-Native when possible: an id in ``native_envs()`` or an instance of one of ``rltrain.envs``' classes mapped with
-its constructor arguments; otherwise worker processes, each building its own copy of the environment.
+Native when possible: an id in ``native_envs()``, or an instance of one of ``rltrain.envs``' classes, which
+carries its native id and constructor arguments (``native_id``, ``native_config``); otherwise worker processes,
+each building its own copy of the environment.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+import functools
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
+from gymnasium.vector import VectorEnv
 
 import rltrain.envs  # noqa: F401  (registers the rltrain/* ids with gymnasium)
+from rltrain import _checks
+from rltrain.vec.registry import is_native, native_env_spec, native_envs
 
-__all__ = ["env_id_of", "make_single", "make_vec_for", "native_target"]
+__all__ = ["build_vec", "env_id_of", "make_single", "make_vec_for", "native_target", "single_spaces"]
+
+_BACKENDS = ("auto", "native", "fork")
 
 
 def env_id_of(env: Any) -> str:
@@ -22,39 +33,35 @@ def env_id_of(env: Any) -> str:
         return env
     spec = getattr(env, "spec", None)
     if spec is not None and getattr(spec, "id", None):
-        return spec.id
-    return getattr(env, "__name__", type(env).__name__)
+        return str(spec.id)
+    return str(getattr(env, "__name__", type(env).__name__))
 
 
 def native_target(env: Any) -> tuple[str, dict[str, Any]] | None:
     """(native id, kwargs) when ``env`` can run on the native batcher, else None."""
-    from rltrain.vec import native_envs
-
-    ids = set(native_envs())
     if isinstance(env, str):
-        return (env, {}) if env in ids else None
+        return (env, {}) if is_native(env) else None
     cfg = getattr(env, "native_config", None)
     native_id = getattr(env, "native_id", None)
-    if isinstance(env, gym.Env) and native_id in ids and isinstance(cfg, dict):
+    if isinstance(env, gym.Env) and isinstance(native_id, str) and is_native(native_id) and isinstance(cfg, dict):
         return native_id, dict(cfg)
     return None
 
 
-def _factory(env: Any, **kwargs: Any) -> Callable[[], gym.Env]:
-    if isinstance(env, str):
-        return lambda: gym.make(env, **kwargs)
-    if isinstance(env, gym.Env):
-        proto = env
-        return lambda: copy.deepcopy(proto)
-    if callable(env):
-        return env
-    raise ValueError(f"env: expected a gymnasium id, a gym.Env instance or a factory, got {type(env).__name__}")
+def _check_known(env_id: str) -> None:
+    """``ValueError`` for an id that is neither native nor registered with gymnasium (``module:Id`` ids are
+    gymnasium's to import)."""
+    if not is_native(env_id) and ":" not in env_id and env_id not in gym.registry:
+        raise ValueError(
+            f"unknown env id {env_id!r}: not registered with gymnasium, and native envs are {native_envs()}"
+        )
 
 
-def make_single(env: Any, render_mode: str | None = None) -> gym.Env:
+def make_single(env: Any, render_mode: str | None = None) -> gym.Env[Any, Any]:
     """One Python environment (evaluation, video): ids through gym.make, instances copied (rebuilt when another
     ``render_mode`` is asked for), factories called."""
     if isinstance(env, str):
+        _check_known(env)
         try:
             return gym.make(env, render_mode=render_mode)
         except gym.error.Error as exc:
@@ -64,20 +71,27 @@ def make_single(env: Any, render_mode: str | None = None) -> gym.Env:
             return copy.deepcopy(env)
         return _with_render_mode(env, render_mode)
     if callable(env):
-        e = env()
-        return e if render_mode is None or getattr(e, "render_mode", None) == render_mode else \
-            _with_render_mode(e, render_mode)
-    raise ValueError(f"env: expected a gymnasium id, a gym.Env instance or a factory, got {type(env).__name__}")
+        e: gym.Env[Any, Any] = env()
+        if render_mode is None or getattr(e, "render_mode", None) == render_mode:
+            return e
+        return _with_render_mode(e, render_mode)
+    raise _not_an_env(env)
 
 
-def _with_render_mode(env: gym.Env, render_mode: str) -> gym.Env:
+def _not_an_env(env: Any) -> ValueError:
+    return ValueError(f"env: expected a gymnasium id, a gym.Env instance or a factory, got {type(env).__name__}")
+
+
+def _with_render_mode(env: gym.Env[Any, Any], render_mode: str) -> gym.Env[Any, Any]:
     """A fresh copy of ``env`` rendering as ``render_mode``. rltrain's own classes are rebuilt from their
     constructor arguments; anything made by ``gym.make`` (wrapper stacks included) from its spec, which records
     the kwargs and wrappers; otherwise the base env's ``render_mode`` is set on a copy (wrappers only forward
     that property, they cannot set it)."""
     cfg = getattr(env, "native_config", None)
     if isinstance(cfg, dict):
-        return type(env)(**cfg, render_mode=render_mode)
+        cls: Any = type(env)  # rltrain.envs' classes take their native_config back as keyword arguments
+        rebuilt: gym.Env[Any, Any] = cls(**cfg, render_mode=render_mode)
+        return rebuilt
     spec = getattr(env, "spec", None)
     if spec is not None:
         try:
@@ -89,24 +103,79 @@ def _with_render_mode(env: gym.Env, render_mode: str) -> gym.Env:
     return e
 
 
-def make_vec_for(env: Any, num_envs: int, *, backend: str = "auto", seed: int | None = None,
-                identical_seeds: bool = False, num_workers: int | None = None) -> gym.vector.VectorEnv:
-    """A same-step-autoreset VectorEnv for ``env`` (see the module docstring for the backend choice)."""
-    from rltrain.vec import make_vec
-
+def single_spaces(env: Any) -> tuple[gym.Space[Any], gym.Space[Any]]:
+    """The (observation, action) spaces of one env of ``env``, as the vector env of :func:`make_vec_for` reports
+    them (``single_observation_space``, ``single_action_space``). Native envs answer from the C++ batcher, without
+    building a Python env; anything else is built once with :func:`make_single` and closed."""
     target = native_target(env)
-    if backend in ("auto", "native") and target is not None:
-        native_id, kwargs = target
-        return make_vec(native_id, num_envs, backend="native", seed=seed, identical_seeds=identical_seeds,
-                        num_threads=num_workers, **kwargs)
-    if backend == "native":
-        from rltrain.vec import native_envs
+    if target is not None:
+        from rltrain.vec.native import native_spaces
 
-        raise ValueError(f"env: {env_id_of(env)!r} has no native implementation; native envs: {native_envs()}")
+        native_id, kwargs = target
+        return native_spaces(native_id, **kwargs)
+    probe = make_single(env)
+    try:
+        return probe.observation_space, probe.action_space
+    finally:
+        probe.close()
+
+
+def make_vec_for(env: Any, num_envs: int, *, backend: str = "auto", seed: int | None = None,
+                 identical_seeds: bool = False, num_threads: int | None = None) -> VectorEnv:
+    """A same-step-autoreset VectorEnv of ``num_envs`` copies of ``env`` (an id, a ``gym.Env`` instance, copied
+    into each worker, or a factory); see the module docstring for the backend choice."""
+    return build_vec(env, num_envs, backend=backend, seed=seed, identical_seeds=identical_seeds,
+                     num_threads=num_threads, env_kwargs={})
+
+
+def build_vec(env: Any, num_envs: int, *, backend: str, seed: int | None, identical_seeds: bool,
+              num_threads: int | None, env_kwargs: dict[str, Any]) -> VectorEnv:
+    """``make_vec`` and :func:`make_vec_for`: the native-or-fork decision, ``env_kwargs`` passed to the env."""
+    _checks.choice(backend, "backend", _BACKENDS)
+    num_envs = _checks.integer(num_envs, "num_envs", lo=1)
+    target = native_target(env)
+    if target is not None and backend in ("auto", "native"):
+        from rltrain.vec.native import NativeVectorEnv
+
+        native_id, kwargs = target
+        return NativeVectorEnv(native_id, num_envs, seed=seed, identical_seeds=identical_seeds,
+                               num_threads=num_threads, **kwargs, **env_kwargs)
+    if backend == "native":
+        if not isinstance(env, str):
+            raise ValueError(f"backend='native' needs a native env id or an rltrain.envs instance, not "
+                             f"{env_id_of(env)!r}; native envs: {native_envs()}")
+        native_env_spec(env)  # raises: no native implementation, listing the native ids
+    return _make_fork(env, num_envs, seed, identical_seeds, num_threads, env_kwargs)
+
+
+def _make_fork(env: Any, num_envs: int, seed: int | None, identical_seeds: bool, num_threads: int | None,
+               env_kwargs: dict[str, Any]) -> VectorEnv:
+    if not hasattr(os, "fork"):
+        raise RuntimeError(
+            f"make_vec({env_id_of(env)!r}): the fork backend needs os.fork (Linux, macOS and other POSIX systems), "
+            f"which {sys.platform} lacks; native ids ({', '.join(native_envs())}) run everywhere, and any other "
+            "env can be vectorised with gymnasium.vector.SyncVectorEnv"
+        )
+    factory: Callable[[], gym.Env[Any, Any]]
     if isinstance(env, str):
-        try:
-            gym.spec(env)
-        except gym.error.Error as exc:
-            raise ValueError(f"env: unknown environment id {env!r} ({exc})") from exc
-    return make_vec(_factory(env), num_envs, backend="fork", seed=seed, identical_seeds=identical_seeds,
-                    num_threads=num_workers)
+        _check_known(env)
+        from rltrain.vec.lunar import check_gymnasium_fallback
+
+        check_gymnasium_fallback(env)
+        factory = functools.partial(gym.make, env, **env_kwargs)
+    elif isinstance(env, gym.Env):
+        if env_kwargs:
+            raise TypeError(f"keyword arguments {sorted(env_kwargs)} apply to env ids and factories, not to an env "
+                            "instance")
+        factory = functools.partial(copy.deepcopy, env)
+    elif callable(env):
+        factory = functools.partial(env, **env_kwargs) if env_kwargs else env
+    else:
+        raise _not_an_env(env)
+    try:
+        from rltrain.vec.fork import ForkVectorEnv
+    except ModuleNotFoundError as e:
+        if e.name != "rltrain.vec.fork":
+            raise
+        raise RuntimeError("the fork backend (rltrain.vec.fork) is not available in this build") from e
+    return ForkVectorEnv([factory] * num_envs, num_workers=num_threads, seed=seed, identical_seeds=identical_seeds)

@@ -1,4 +1,4 @@
-"""Test helpers for comparing the native LunarLander with gymnasium's: feed both the same random draws.
+"""Test helper (in tests/, not shipped) comparing the native LunarLander with gymnasium's: both get the same draws.
 
 ``ReplayGenerator`` stands in for an env's ``np_random`` and maps supplied uniforms to draws exactly as
 ``rltrain._box2d.ReplayLunarLander`` (replay_rng.hpp) does, so both environments see identical terrain, initial
