@@ -69,17 +69,19 @@ class Logger:
         return vals
 
     def _write_csv(self, step: int, vals: dict[str, float]) -> None:
+        path = self._csv_path
+        assert path is not None  # only called with the csv logger on
         row = {"step": step, **vals}
         new = [k for k in row if k not in self._csv_keys]
         if new:
             old_rows: list[dict[str, str]] = []
-            if self._csv_keys and os.path.exists(self._csv_path):
-                with open(self._csv_path, newline="") as f:
+            if self._csv_keys and os.path.exists(path):
+                with open(path, newline="") as f:
                     old_rows = list(csv.DictReader(f))
             self._csv_keys += new
             # Rewritten into a temporary file and renamed over the old one: a crash mid-write never leaves a
             # truncated progress.csv behind.
-            tmp = f"{self._csv_path}.tmp{os.getpid()}"
+            tmp = f"{path}.tmp{os.getpid()}"
             try:
                 with open(tmp, "w", newline="") as f:
                     w = csv.DictWriter(f, fieldnames=self._csv_keys)
@@ -88,14 +90,14 @@ class Logger:
                     w.writerow(row)
                     f.flush()
                     os.fsync(f.fileno())
-                os.replace(tmp, self._csv_path)
+                os.replace(tmp, path)
             except BaseException:
                 self._csv_keys = self._csv_keys[: len(self._csv_keys) - len(new)]
                 if os.path.exists(tmp):
                     os.remove(tmp)
                 raise
             return
-        with open(self._csv_path, "a", newline="") as f:
+        with open(path, "a", newline="") as f:
             csv.DictWriter(f, fieldnames=self._csv_keys).writerow(row)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -35,10 +35,28 @@ from rltrain.policies_backbones import BACKBONES, CNNBackbone, TransformerBackbo
 __all__ = ["BACKBONES", "DISTRIBUTIONS", "ActorCriticPolicy", "CNNBackbone", "SimpleGRPOPolicy",
            "TransformerBackbone", "build_backbone", "mlp", "policy_from_config"]
 
+_A = TypeVar("_A", bound="_Actor")
 _LOG_2PI = math.log(2 * math.pi)
 _LOG_2 = math.log(2.0)
 DISTRIBUTIONS = ("auto", "categorical", "gaussian", "beta")
 """Action distributions a policy can be built with ("auto": categorical or Gaussian from the action space)."""
+
+
+class ActorAPI(Protocol):
+    """The calls the trainers make on a policy (``BaseTrainer`` checks they exist when it takes the policy):
+    ``act`` returns the actions first and the log-probabilities last, ``evaluate_actions`` ends with the
+    log-probabilities and the entropies."""
+
+    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, ...]: ...
+
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, ...]: ...
+
+
+class ActorCriticAPI(ActorAPI, Protocol):
+    """``ActorAPI`` plus the value function PPO needs (``act`` returns actions, values, log-probabilities and
+    ``evaluate_actions`` values, log-probabilities, entropies)."""
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor: ...
 
 
 def _head(in_dim: int, out_dim: int, gain: float) -> nn.Linear:
@@ -68,6 +86,9 @@ def _bounds(name: str, v: Any, n: int) -> np.ndarray | None:
 
 class _Actor(nn.Module):
     """Trunk + policy head for every supported action distribution (see the module docstring)."""
+
+    action_low: torch.Tensor | None
+    action_high: torch.Tensor | None
 
     def __init__(self, obs_dim: Any, n_actions: int, hidden_sizes: Sequence[int] = (64, 64), activation: str = "tanh",
                  continuous: bool = False, log_std_init: float = -0.5, distribution: str = "auto",
@@ -111,21 +132,28 @@ class _Actor(nn.Module):
             self.register_buffer("action_low", torch.as_tensor(low, dtype=torch.float32), persistent=False)
             self.register_buffer("action_high", torch.as_tensor(high, dtype=torch.float32), persistent=False)
         else:
-            self.action_low = self.action_high = None  # type: ignore[assignment]
+            self.action_low = self.action_high = None
 
     # ------------------------------------------------------------------------------------- densities
 
     def _pi_out(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.pi_head(self.pi_trunk(obs))
+        out: torch.Tensor = self.pi_head(self.pi_trunk(obs))
+        return out
 
     def _gauss_logp(self, mean: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         z = (a - mean) * torch.exp(-self.log_std)
         return (-0.5 * z.pow(2) - self.log_std - 0.5 * _LOG_2PI).sum(-1)
 
     def _span(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        if self.action_low is None:
+        if self.action_low is None or self.action_high is None:  # both or neither (checked in __init__)
             return None
         return self.action_low, self.action_high
+
+    def _bounded_span(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The action bounds of a policy that has them (the Beta distribution: checked in __init__)."""
+        span = self._span()
+        assert span is not None
+        return span
 
     def _squash_logp(self, mean: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         span = self._span()
@@ -145,7 +173,7 @@ class _Actor(nn.Module):
         return 1.0 + F.softplus(out[..., :n]), 1.0 + F.softplus(out[..., n:])
 
     def _beta_logp(self, alpha: torch.Tensor, beta: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
-        low, high = self._span()  # type: ignore[misc]
+        low, high = self._bounded_span()
         eps = 1e-6 if a.dtype == torch.float32 else 1e-12
         y = ((a - low) / (high - low)).clamp(eps, 1 - eps)
         log_b = torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(alpha + beta)
@@ -153,7 +181,7 @@ class _Actor(nn.Module):
         return logp.sum(-1) - torch.log(high - low).sum()
 
     def _beta_entropy(self, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-        low, high = self._span()  # type: ignore[misc]
+        low, high = self._bounded_span()
         ab = alpha + beta
         log_b = torch.lgamma(alpha) + torch.lgamma(beta) - torch.lgamma(ab)
         h = (log_b - (alpha - 1) * torch.digamma(alpha) - (beta - 1) * torch.digamma(beta)
@@ -181,7 +209,7 @@ class _Actor(nn.Module):
                 ga = torch.distributions.Gamma(alpha, ones, validate_args=False).sample()
                 gb = torch.distributions.Gamma(beta, ones, validate_args=False).sample()
                 y = ga / (ga + gb)
-            low, high = self._span()  # type: ignore[misc]
+            low, high = self._bounded_span()
             a = low + y * (high - low)
             return a, self._beta_logp(alpha, beta, a)
         logp_all = torch.log_softmax(out, dim=-1)
@@ -249,7 +277,7 @@ class _Actor(nn.Module):
         return out
 
     @classmethod
-    def from_spaces(cls, observation_space: Any, action_space: Any, **kwargs: Any) -> Any:
+    def from_spaces(cls: type[_A], observation_space: Any, action_space: Any, **kwargs: Any) -> _A:
         """Builds the policy for gymnasium spaces: observation shape, action count/dimension, continuity and
         finite action bounds (used by Beta and tanh squashing) come from the spaces; ``kwargs`` override."""
         return cls(**cls._space_kwargs(observation_space, action_space, dict(kwargs)))
@@ -285,7 +313,8 @@ class ActorCriticPolicy(_Actor):
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         trunk = self.pi_trunk if self.vf_trunk is None else self.vf_trunk
-        return self.vf_head(trunk(obs)).squeeze(-1)
+        v: torch.Tensor = self.vf_head(trunk(obs))
+        return v.squeeze(-1)
 
     def critic_parameters(self) -> list[nn.Parameter]:
         """Parameters only the value function uses (its own trunk and head): the group for a separate critic lr."""

@@ -63,7 +63,8 @@ class TransformerBackbone(nn.Module):
         x = obs.reshape(obs.shape[0], self.obs_dim)
         tokens = x.unsqueeze(-1) * self.value_weight + self.value_bias  # [B, F, D]
         tokens = torch.cat([self.cls.expand(x.shape[0], -1, -1), tokens], dim=1)
-        return self.norm(self.encoder(tokens)[:, 0])
+        out: torch.Tensor = self.norm(self.encoder(tokens)[:, 0])
+        return out
 
 
 class CNNBackbone(nn.Module):
@@ -90,6 +91,7 @@ class CNNBackbone(nn.Module):
                      nn.Conv2d(64, 64, 3, 2, 1), nn.ReLU()]
         for m in convs:
             if isinstance(m, nn.Conv2d):
+                assert m.bias is not None  # Conv2d's default bias=True
                 nn.init.orthogonal_(m.weight, math.sqrt(2))
                 nn.init.zeros_(m.bias)
         self.convs = nn.Sequential(*convs, nn.Flatten())
@@ -118,11 +120,11 @@ def build_backbone(backbone: Any, obs_shape: tuple[int, ...], hidden_sizes: Sequ
             trunk = nn.Sequential(nn.Flatten(), *trunk)
         return trunk, d
     if backbone == "transformer":
-        m = TransformerBackbone(flat, **kw)
-        return m, m.out_dim
+        tb = TransformerBackbone(flat, **kw)
+        return tb, tb.out_dim
     if backbone == "cnn":
-        m = CNNBackbone(obs_shape, **kw)
-        return m, m.out_dim
+        cb = CNNBackbone(obs_shape, **kw)
+        return cb, cb.out_dim
     # A path the caller wrote (a config's backbone) may be imported; a checkpoint's was resolved before this.
     cls = class_from_path(backbone, "backbone", allow_import=True,
                           hint=f" (or one of {BACKBONES})") if isinstance(backbone, str) else backbone
@@ -130,11 +132,11 @@ def build_backbone(backbone: Any, obs_shape: tuple[int, ...], hidden_sizes: Sequ
         raise ValueError(f"backbone: expected one of {BACKBONES}, an nn.Module class or its import path, "
                          f"got {backbone!r}")
     m = cls(obs_shape, **kw)
-    d = getattr(m, "out_dim", None)
-    if not isinstance(d, int):
-        with torch.no_grad():
-            y = m(torch.zeros((2,) + tuple(obs_shape)))
-        if y.ndim != 2 or y.shape[0] != 2:
-            raise ValueError(f"backbone: {cls.__name__} must return [batch, features], got shape {tuple(y.shape)}")
-        d = int(y.shape[1])
-    return m, d
+    out_dim = getattr(m, "out_dim", None)
+    if isinstance(out_dim, int):
+        return m, out_dim
+    with torch.no_grad():
+        y = m(torch.zeros((2,) + tuple(obs_shape)))
+    if y.ndim != 2 or y.shape[0] != 2:
+        raise ValueError(f"backbone: {cls.__name__} must return [batch, features], got shape {tuple(y.shape)}")
+    return m, int(y.shape[1])

@@ -71,7 +71,7 @@ def gae(
     a_next = np.zeros_like(lv)
     for t in range(T - 1, -1, -1):
         next_v = v[t + 1] if t < T - 1 else lv
-        if term is None:
+        if term is None or fin is None:  # both or neither
             boot = np.where(d[t], dtype.type(0), next_v)
         else:
             boot = np.where(term[t], dtype.type(0), np.where(d[t], fin[t], next_v))
@@ -341,6 +341,9 @@ def ppo_loss_grad(head: Any, actions: Any, old_logp: Any, adv: Any, returns: Any
         gate = (np.abs(v - v_old) <= clip_vf).astype(np.float64)
     err = ret - vpred
     _np(dvalues)[...] = -2.0 * vf_coef / B * err * gate
-    mean = (lambda x: float(x.mean()) if B else 0.0)
+
+    def mean(x: np.ndarray) -> float:
+        return float(x.mean()) if B else 0.0
+
     return (mean(-np.minimum(u, c)), mean(err * err), entropy, mean((ratio - 1) - log_ratio),
             mean((np.abs(ratio - 1) > clip).astype(np.float64)))

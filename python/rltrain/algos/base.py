@@ -53,6 +53,7 @@ class BaseTrainer(Checkpointing, Evaluating):
 
     algo: str = "base"
     config_class: type = CommonConfig
+    cfg: CommonConfig  # subclasses narrow it to their config_class
     actor_critic: bool = False
     """Whether the policy built from the config (``policy=None``) needs a value head."""
     needs_env_snapshot: bool = True
@@ -69,7 +70,12 @@ class BaseTrainer(Checkpointing, Evaluating):
         cfg.validate()
         self.cfg = cfg
         self.device = resolve_device(device)
-        self.seed = int(cfg.seed) if cfg.seed is not None else int(np.random.SeedSequence().entropy % (2**31))
+        if cfg.seed is not None:
+            self.seed = int(cfg.seed)
+        else:
+            entropy = np.random.SeedSequence().entropy  # a fresh SeedSequence draws an int
+            assert isinstance(entropy, int)
+            self.seed = int(entropy % (2**31))
         self.env: gym.vector.VectorEnv | None = None
         if policy is None:
             from rltrain.policies import policy_from_config
@@ -132,7 +138,7 @@ class BaseTrainer(Checkpointing, Evaluating):
             return torch.optim.AdamW(groups, lr=c.lr, eps=c.adam_eps, weight_decay=wd)
         return torch.optim.Adam(groups, lr=c.lr, eps=c.adam_eps, weight_decay=c.weight_decay or 0.0)
 
-    def _resolve_amp(self) -> tuple[torch.dtype | None, Any]:
+    def _resolve_amp(self) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
         """(autocast dtype, GradScaler) for ``cfg.amp`` on this device; CPU falls back to full precision."""
         mode = self.cfg.amp
         if mode == "off":
@@ -155,10 +161,10 @@ class BaseTrainer(Checkpointing, Evaluating):
         opt = self.optimizer
         opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(loss).backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
             self.scaler.unscale_(opt)
         else:
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         mgn = self.cfg.max_grad_norm
         if mgn is not None and mgn > 0:
             params = [p for g in opt.param_groups for p in g["params"]]
@@ -258,6 +264,8 @@ class BaseTrainer(Checkpointing, Evaluating):
             torch.set_num_threads(int(self.cfg.torch_threads))
         self._ensure_env()
         self._ensure_logger()
+        run_dir = self.run_dir
+        assert run_dir is not None  # set by _ensure_logger
         bar = None
         if self.cfg.verbose >= 1:
             from tqdm.auto import tqdm
@@ -278,11 +286,11 @@ class BaseTrainer(Checkpointing, Evaluating):
                 self._log_iteration(metrics, lr, (self.num_timesteps - steps0) / max(dt, 1e-9))
                 interval = self.cfg.checkpoint_interval
                 if interval is not None and self.iteration % interval == 0:
-                    self.save(os.path.join(self.run_dir, "checkpoint.pt"))
+                    self.save(os.path.join(run_dir, "checkpoint.pt"))
                 if k == iters - 1 and (eval_env is not None or video_dir is not None):
                     # The trained model is on disk before the last evaluation and the videos: a failure there
                     # never loses the training.
-                    self.save(os.path.join(self.run_dir, "final_model.pt"))
+                    self.save(os.path.join(run_dir, "final_model.pt"))
                 if eval_env is not None and (self.iteration % eval_interval == 0 or k == iters - 1):
                     self._periodic_eval(eval_env, eval_episodes)
                 if bar is not None:

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from rltrain._checks import class_from_path
+from rltrain.config import CommonConfig
 from rltrain.kernels import RunningMeanStd
 from rltrain.policies import BACKBONES
 
@@ -199,10 +200,10 @@ class Checkpointing:
     algo: str
     config_class: type
     needs_env_snapshot: bool
-    cfg: Any
+    cfg: CommonConfig
     policy: torch.nn.Module
     optimizer: torch.optim.Optimizer
-    scaler: Any
+    scaler: torch.amp.GradScaler | None
     seed: int
     iteration: int
     num_timesteps: int

@@ -9,11 +9,14 @@ resume needs no environment snapshot.
 
 from __future__ import annotations
 
+from typing import cast
+
 import gymnasium as gym
 import numpy as np
 import torch
 
 from rltrain.algos.base import BaseTrainer
+from rltrain.policies import ActorAPI
 
 __all__ = ["EpisodicTrainer", "valid_mask"]
 
@@ -43,7 +46,7 @@ class EpisodicTrainer(BaseTrainer):
         space = self.action_space
         a_shape = tuple(space.shape or ())
         a_dtype = np.int64 if isinstance(space, gym.spaces.Discrete) else np.float32
-        b = {
+        b: dict[str, np.ndarray] = {
             "obs": np.zeros((G, T) + tuple(obs.shape[1:]), np.float32),
             "actions": np.zeros((G, T) + a_shape, a_dtype),
             "logp": np.zeros((G, T), np.float32),
@@ -52,7 +55,7 @@ class EpisodicTrainer(BaseTrainer):
         first_obs = obs.copy()
         lengths = np.zeros(G, np.int64)
         alive = np.ones(G, bool)
-        pol = self._rollout_policy
+        pol = cast(ActorAPI, self._rollout_policy)  # BaseTrainer.__init__ checked act
         for t in range(T):
             out = pol.act(torch.from_numpy(self._normalize_obs(obs)))
             a, logp = out[0].numpy(), out[-1].numpy()

@@ -9,14 +9,16 @@ yet. Observation normalisation statistics are applied frozen.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
 import torch
 
 from rltrain._checks import integer
+from rltrain.config import CommonConfig
 from rltrain.kernels import RunningMeanStd
+from rltrain.policies import ActorAPI
 from rltrain.vec.resolve import make_single, make_vec_for
 
 __all__ = ["Evaluating"]
@@ -27,7 +29,7 @@ class Evaluating:
 
     # Set by BaseTrainer.
     algo: str
-    cfg: Any
+    cfg: CommonConfig
     seed: int
     iteration: int
     obs_rms: RunningMeanStd | None
@@ -52,7 +54,7 @@ class Evaluating:
     @torch.no_grad()
     def _act_numpy(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
         o = torch.as_tensor(self._normalize_obs(np.asarray(obs, dtype=np.float32)))
-        out = self._rollout_policy.act(o, deterministic=deterministic)  # type: ignore[operator]
+        out = cast(ActorAPI, self._rollout_policy).act(o, deterministic=deterministic)  # BaseTrainer checked act
         actions: np.ndarray = out[0].numpy()
         return actions
 

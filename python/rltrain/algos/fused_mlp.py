@@ -17,8 +17,10 @@ weight decay, no amsgrad) operation for operation. Public torch API only.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeGuard, overload
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -28,11 +30,18 @@ from rltrain.policies import ActorCriticPolicy
 __all__ = ["FlatAdam", "FusedActorCritic", "fused_eligible"]
 
 
-def _linears(seq: nn.Sequential) -> tuple[list[nn.Linear], str] | None:
+def _linears(seq: nn.Module | None) -> tuple[list[nn.Linear], str] | None:
     """The Linear layers of an ``mlp`` trunk and its activation name, or None if it is anything else."""
+    if not isinstance(seq, nn.Sequential):
+        return None
     layers = list(seq)
-    lins, acts = layers[0::2], layers[1::2]
-    if len(lins) != len(acts) or not all(type(x) is nn.Linear for x in lins):
+    acts = layers[1::2]
+    lins: list[nn.Linear] = []
+    for x in layers[0::2]:
+        if type(x) is not nn.Linear:
+            return None
+        lins.append(x)
+    if len(lins) != len(acts):
         return None
     kinds = {type(a) for a in acts}
     if kinds == {nn.Tanh}:
@@ -44,7 +53,7 @@ def _linears(seq: nn.Sequential) -> tuple[list[nn.Linear], str] | None:
     return None
 
 
-def fused_eligible(policy: nn.Module) -> bool:
+def fused_eligible(policy: nn.Module) -> TypeGuard[ActorCriticPolicy]:
     """True for an unmodified ``ActorCriticPolicy`` on CPU (where the C++ loss kernel runs) with separate tanh or
     ReLU MLP trunks over flat observations and a categorical or plain (unsquashed) Gaussian head."""
     if type(policy) is not ActorCriticPolicy or any(p.device.type != "cpu" for p in policy.parameters()):
@@ -63,9 +72,21 @@ class FlatAdam(torch.optim.Optimizer):
                  eps: float = 1e-8) -> None:
         super().__init__([flat], {"lr": lr, "betas": betas, "eps": eps})
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure: Any = None) -> None:  # type: ignore[override]
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
+        """``Optimizer.step``: the closure, if any, re-evaluates the loss (with gradients on) before the update."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
         self.apply()
+        return loss
 
     def apply(self) -> None:
         """The update itself, without ``Optimizer.step``'s profiling wrapper (it costs more than the update)."""
@@ -101,8 +122,9 @@ class FusedActorCritic:
             raise TypeError("policy: the fused update needs an unmodified rltrain ActorCriticPolicy (MLP trunks) "
                             "on CPU")
         self.policy = policy
-        pa, self.act_name = _linears(policy.pi_trunk)  # type: ignore[misc]
-        pv, _ = _linears(policy.vf_trunk)  # type: ignore[misc]
+        actor, critic = _linears(policy.pi_trunk), _linears(policy.vf_trunk)
+        assert actor is not None and critic is not None  # fused_eligible checked both trunks
+        (pa, self.act_name), (pv, _) = actor, critic
         if [lin.weight.shape for lin in pa] != [lin.weight.shape for lin in pv]:
             raise TypeError("policy: the fused update needs actor and critic trunks of the same sizes")
         self.continuous = policy.continuous
@@ -139,22 +161,28 @@ class FusedActorCritic:
             return self.flat[a:b].view(shape), self.flat_grad[a:b].view(shape)
 
         # Stacked views per hidden layer: W [2, out, in], b [2, 1, out] (actor, critic).
-        self.W, self.gW, self.b, self.gb = [], [], [], []
+        self.W: list[torch.Tensor] = []
+        self.gW: list[torch.Tensor] = []
+        self.b: list[torch.Tensor] = []
+        self.gb: list[torch.Tensor] = []
         for la, lv in zip(pa, pv):
             o, i = la.weight.shape
             wshape, bshape = (2, o, i), (2, 1, o)
             w, gw = region(la, "weight", lv, wshape)
             b, gb = region(la, "bias", lv, bshape)
-            self.W.append(w), self.gW.append(gw), self.b.append(b), self.gb.append(gb)
-        self.head = {}
+            self.W.append(w)
+            self.gW.append(gw)
+            self.b.append(b)
+            self.gb.append(gb)
+        self.head: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         for name, mod in (("pi", policy.pi_head), ("vf", policy.vf_head)):
-            a, b = slices[(id(mod), "weight")]
-            c, d = slices[(id(mod), "bias")]
-            self.head[name] = (mod.weight, self.flat_grad[a:b].view_as(mod.weight), mod.bias,
-                               self.flat_grad[c:d].view_as(mod.bias))
+            w0, w1 = slices[(id(mod), "weight")]
+            b0, b1 = slices[(id(mod), "bias")]
+            self.head[name] = (mod.weight, self.flat_grad[w0:w1].view_as(mod.weight), mod.bias,
+                               self.flat_grad[b0:b1].view_as(mod.bias))
         if self.continuous:
-            a, b = slices[(id(policy), "log_std")]
-            self.g_log_std = self.flat_grad[a:b]
+            s0, s1 = slices[(id(policy), "log_std")]
+            self.g_log_std = self.flat_grad[s0:s1]
         self.optimizer = FlatAdam(self.flat, lr=lr, eps=adam_eps)
         self._act = torch.tanh if self.act_name == "tanh" else torch.relu
 
@@ -244,7 +272,10 @@ class FusedActorCritic:
         (``rltrain.kernels.ppo_loss_grad``, written into the flat gradient buffers) instead of ~40 small ops."""
         dout = torch.empty_like(out)
         dv = torch.empty_like(values)
-        n = lambda t: t.detach().contiguous().numpy()
+
+        def n(t: torch.Tensor) -> np.ndarray:
+            return t.detach().contiguous().numpy()
+
         ls = dls = None
         if self.continuous:
             ls, dls = n(self.policy.log_std), self.g_log_std.numpy()

@@ -12,7 +12,7 @@ towards ``target_kl`` and pi_ref is refreshed every ``ref_update_freq`` iteratio
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch
 from rltrain import kernels
 from rltrain.algos.episodic import EpisodicTrainer
 from rltrain.config import GRPOConfig
+from rltrain.policies import ActorAPI
 from rltrain.schedules import schedule_value
 
 __all__ = ["GRPOBaseTrainer", "PerStepAdvGRPOTrainer", "PerEpAdvGRPOTrainer", "HybridAdvGRPOTrainer"]
@@ -31,6 +32,7 @@ class GRPOBaseTrainer(EpisodicTrainer):
 
     algo = "grpo"
     config_class = GRPOConfig
+    cfg: GRPOConfig
 
     def __init__(self, policy: torch.nn.Module | None, cfg: GRPOConfig, device: str | torch.device = "cpu") -> None:
         super().__init__(policy, cfg, device)
@@ -46,7 +48,8 @@ class GRPOBaseTrainer(EpisodicTrainer):
     def _episodic(self, rewards: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         c = self.cfg
         if c.scale == "group":
-            return kernels.episodic_advantages(rewards, lengths, eps=1e-8, ddof=c.ddof)
+            adv: np.ndarray = kernels.episodic_advantages(rewards, lengths, eps=1e-8, ddof=c.ddof)
+            return adv
         # Dr. GRPO: centred episode returns, no division by the group std.
         R = np.where(np.arange(rewards.shape[1])[None] < lengths[:, None], rewards, 0).sum(1).astype(rewards.dtype)
         A = kernels.group_normalize(R, scale="none", ddof=c.ddof)
@@ -74,7 +77,10 @@ class GRPOBaseTrainer(EpisodicTrainer):
     def _update(self, b: dict[str, np.ndarray], progress: float = 0.0) -> dict[str, float]:
         c, dev = self.cfg, self.device
         mask = np.arange(c.T)[None] < b["lengths"][:, None]
-        sel = lambda x: torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)
+
+        def sel(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)
+
         obs, actions, old_logp, adv = sel(b["obs"]), sel(b["actions"]), sel(b["logp"]), sel(b["advantages"])
         n = obs.shape[0]
         with torch.no_grad():
@@ -88,7 +94,7 @@ class GRPOBaseTrainer(EpisodicTrainer):
         mb = max(1, -(-n // c.minibatches))
         sums = {"pg": 0.0, "kl": 0.0, "ent": 0.0, "clipfrac": 0.0}
         count = 0
-        pol = self.policy
+        pol = cast(ActorAPI, self.policy)  # BaseTrainer.__init__ checked evaluate_actions
         for _epoch in range(c.epochs):
             perm = torch.randperm(n, generator=self._gen).to(dev)
             for start in range(0, n, mb):
@@ -126,7 +132,7 @@ class GRPOBaseTrainer(EpisodicTrainer):
                 "train/n_updates": float(count), "train/clip_range": clip, "train/ent_coef": ent_coef}
 
     def _ref_logp(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self.ref_policy.evaluate_actions(obs, actions)[-2]
+        return cast(ActorAPI, self.ref_policy).evaluate_actions(obs, actions)[-2]  # a copy of self.policy
 
     # --------------------------------------------------------------------------------------- checkpoints
 
@@ -159,8 +165,9 @@ class PerStepAdvGRPOTrainer(GRPOBaseTrainer):
 
     def advantages(self, rewards: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         c = self.cfg
-        return kernels.per_step_advantages(rewards, lengths, gamma=c.gamma, normalize=c.normalize, eps=1e-8,
-                                           ddof=c.ddof)
+        adv: np.ndarray = kernels.per_step_advantages(rewards, lengths, gamma=c.gamma, normalize=c.normalize,
+                                                      eps=1e-8, ddof=c.ddof)
+        return adv
 
 
 class PerEpAdvGRPOTrainer(GRPOBaseTrainer):
@@ -180,5 +187,6 @@ class HybridAdvGRPOTrainer(GRPOBaseTrainer):
 
     def advantages(self, rewards: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         c = self.cfg
-        return kernels.hybrid_advantages(rewards, lengths, gamma=c.gamma, alpha=c.hybrid_alpha, beta=c.hybrid_beta,
-                                         clip=c.hybrid_clip, eps=1e-8, ddof=c.ddof)
+        adv: np.ndarray = kernels.hybrid_advantages(rewards, lengths, gamma=c.gamma, alpha=c.hybrid_alpha,
+                                                    beta=c.hybrid_beta, clip=c.hybrid_clip, eps=1e-8, ddof=c.ddof)
+        return adv

@@ -11,7 +11,7 @@ precision on CUDA, the k3 approximate KL with SB3's early stop
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import gymnasium as gym
 import numpy as np
@@ -22,6 +22,7 @@ from rltrain.algos.base import BaseTrainer
 from rltrain.algos.fused_mlp import FusedActorCritic, fused_eligible
 from rltrain.config import PPOConfig
 from rltrain.kernels import RewardNormalizer, RunningMeanStd
+from rltrain.policies import ActorCriticAPI
 from rltrain.schedules import schedule_value
 
 __all__ = ["PPOTrainer", "ppo_loss"]
@@ -53,6 +54,7 @@ class PPOTrainer(BaseTrainer):
 
     algo = "ppo"
     config_class = PPOConfig
+    cfg: PPOConfig
     actor_critic = True
 
     def __init__(self, policy: torch.nn.Module | None, cfg: PPOConfig, device: str | torch.device = "cpu") -> None:
@@ -64,7 +66,7 @@ class PPOTrainer(BaseTrainer):
         # fused_eligible includes "on CPU": the fused step takes its loss gradient from the C++ kernel.
         if (cfg.fused_update and fused_eligible(policy) and cfg.optimizer == "adam" and cfg.vf_lr is None
                 and not cfg.weight_decay and self._amp_dtype is None):
-            self.fused = FusedActorCritic(self.policy, lr=cfg.lr, adam_eps=cfg.adam_eps)
+            self.fused = FusedActorCritic(policy, lr=cfg.lr, adam_eps=cfg.adam_eps)
             self.optimizer = self.fused.optimizer
             if self._rollout_policy is not self.policy:
                 self._sync_rollout_policy()
@@ -74,6 +76,8 @@ class PPOTrainer(BaseTrainer):
     def _ensure_env(self) -> None:
         super()._ensure_env()
         obs_shape = self.observation_space.shape
+        if obs_shape is None:
+            raise TypeError(f"observation_space: PPO needs observations with a shape, got {self.observation_space}")
         if self.cfg.normalize_obs and self.obs_rms is None:
             self.obs_rms = RunningMeanStd(shape=obs_shape)
             self.obs_rms.update(self._obs)  # the first reset's observations, as SB3's VecNormalize
@@ -98,15 +102,16 @@ class PPOTrainer(BaseTrainer):
         if self.obs_rms is None:
             return obs
         self.obs_rms.update(obs)
-        return self.obs_rms.normalize(obs)
+        normalized: np.ndarray = self.obs_rms.normalize(obs)
+        return normalized
 
     @torch.no_grad()
     def _collect(self) -> dict[str, np.ndarray]:
         assert self.env is not None and self._buffers is not None and self._obs is not None
         b = self._buffers
-        pol = self._rollout_policy
+        pol = cast(ActorCriticAPI, self._rollout_policy)  # BaseTrainer.__init__ checked act and value
         # On CPU the fused trunks serve the rollout too (same parameters, one pass for actor and critic).
-        act = self.fused.act if (self.fused is not None and pol is self.policy) else pol.act
+        act = self.fused.act if (self.fused is not None and self._rollout_policy is self.policy) else pol.act
         obs_raw = self._obs
         obs = self._normalize_obs(obs_raw)  # already counted in the statistics when it was received
         b["final_values"].fill(0.0)
@@ -152,7 +157,10 @@ class PPOTrainer(BaseTrainer):
         assert b is not None
         cfg, dev = self.cfg, self.device
         n = cfg.T * cfg.G
-        flat = lambda x: torch.from_numpy(x.reshape((n,) + x.shape[2:])).to(dev)
+
+        def flat(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(x.reshape((n,) + x.shape[2:])).to(dev)
+
         obs, actions = flat(b["obs"]), flat(b["actions"])
         old_logp, old_values = flat(b["logp"]), flat(b["values"])
         adv_all, ret_all = flat(advantages), flat(returns)
@@ -160,30 +168,30 @@ class PPOTrainer(BaseTrainer):
         clip = schedule_value(cfg.clip_schedule, cfg.clip_eps, progress, cfg.warmup_frac)
         ent_coef = self._ent_at(progress)
         clip_vf = cfg.clip_range_vf
-        pol = self.policy
+        pol = cast(ActorCriticAPI, self.policy)  # BaseTrainer.__init__ checked evaluate_actions
         stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("pg", "vf", "ent", "clipfrac", "kl")}
         continue_training = True
         n_updates = 0
         last_loss: Any = 0.0
         whole = cfg.minibatches == 1  # one minibatch: no shuffling, and its advantages normalise once
-        fused = self.fused is not None
+        fused = self.fused
         if whole and cfg.normalize_advantage and n > 1:
             adv_all = (adv_all - adv_all.mean()) / (adv_all.std() + 1e-8)
         tensors = (obs, actions, old_logp, adv_all, ret_all, old_values)
         for _epoch in range(cfg.epochs):
             # One gather per tensor and epoch; minibatches are then contiguous slices of the shuffled copies.
-            shuffled = tensors
+            shuffled: tuple[torch.Tensor, ...] = tensors
             if not whole:
                 perm = torch.randperm(n, generator=self._gen).to(dev)
                 shuffled = tuple(x[perm] for x in tensors)
             for start in range(0, n, mb):
                 o_mb, a_mb, lp_mb, adv, r_mb, v_mb = (x[start:start + mb] for x in shuffled)
                 norm_mb = cfg.normalize_advantage and not whole
-                if fused:
-                    st, stopped = self.fused.step(o_mb, a_mb, lp_mb, adv, r_mb, v_mb,
-                                                  clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef,
-                                                  max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
-                                                  normalize_adv=norm_mb)
+                if fused is not None:
+                    st, stopped = fused.step(o_mb, a_mb, lp_mb, adv, r_mb, v_mb,
+                                             clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef,
+                                             max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
+                                             normalize_adv=norm_mb)
                     for k in stats:
                         stats[k].append(st[k])
                     if stopped:
@@ -210,7 +218,10 @@ class PPOTrainer(BaseTrainer):
             if not continue_training:
                 break
         self._sync_rollout_policy()
-        mean = lambda xs: float(np.mean([float(x) for x in xs])) if xs else float("nan")
+
+        def mean(xs: list[torch.Tensor]) -> float:
+            return float(np.mean([float(x) for x in xs])) if xs else float("nan")
+
         v_np, r_np = b["values"].reshape(-1), returns.reshape(-1)
         var_r = float(np.var(r_np))
         explained = float("nan") if var_r == 0 else 1.0 - float(np.var(r_np - v_np)) / var_r
@@ -226,7 +237,7 @@ class PPOTrainer(BaseTrainer):
             "train/clip_range": clip,
             "train/ent_coef": ent_coef,
         }
-        log_std = getattr(pol, "log_std", None)
+        log_std = getattr(self.policy, "log_std", None)
         if isinstance(log_std, torch.Tensor):
             out["train/std"] = float(log_std.detach().exp().mean())
         return out

@@ -9,12 +9,15 @@ reduction that leaves the gradient's direction unbiased up to scale for the mean
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
 from rltrain import kernels
 from rltrain.algos.episodic import EpisodicTrainer, valid_mask
 from rltrain.config import ReinforceConfig
+from rltrain.policies import ActorAPI
 
 __all__ = ["ReinforceTrainer"]
 
@@ -24,6 +27,7 @@ class ReinforceTrainer(EpisodicTrainer):
 
     algo = "reinforce"
     config_class = ReinforceConfig
+    cfg: ReinforceConfig
 
     def returns(self, rewards: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         """Return-to-go ``[G, T]`` of padded episode rewards (zero past each episode's end)."""
@@ -33,7 +37,9 @@ class ReinforceTrainer(EpisodicTrainer):
         has = ends >= 0
         dones[ends[has], np.flatnonzero(has)] = True
         r = np.where(valid_mask(lengths, T), rewards, 0).T
-        return kernels.discounted_returns(np.ascontiguousarray(r, dtype=np.float32), dones, gamma=self.cfg.gamma).T
+        ret: np.ndarray = kernels.discounted_returns(np.ascontiguousarray(r, dtype=np.float32), dones,
+                                                     gamma=self.cfg.gamma).T
+        return ret
 
     def _iteration(self, progress: float) -> dict[str, float]:
         self._ensure_env()
@@ -46,12 +52,16 @@ class ReinforceTrainer(EpisodicTrainer):
             adv = adv - adv.mean()
         if c.normalize_returns and adv.size > 1:
             adv = adv / (adv.std() + 1e-8)
-        sel = lambda x: torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)
+
+        def sel(x: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)
+
         obs, actions = sel(b["obs"]), sel(b["actions"])
         adv_t = torch.from_numpy(adv.astype(np.float32)).to(dev)
         n = obs.shape[0]
         mb = max(1, -(-n // c.minibatches))
         ent_coef = self._ent_at(progress)
+        pol = cast(ActorAPI, self.policy)  # BaseTrainer.__init__ checked evaluate_actions
         pg_sum = ent_sum = 0.0
         count = 0
         for _epoch in range(c.epochs):
@@ -59,7 +69,7 @@ class ReinforceTrainer(EpisodicTrainer):
             for start in range(0, n, mb):
                 idx = slice(start, start + mb) if order is None else order[start:start + mb]
                 with self._autocast():
-                    logp, ent = self.policy.evaluate_actions(obs[idx], actions[idx])[-2:]
+                    logp, ent = pol.evaluate_actions(obs[idx], actions[idx])[-2:]
                 logp, ent = logp.float(), ent.float()
                 pg = -(logp * adv_t[idx]).mean()
                 loss = pg - ent_coef * ent.mean()

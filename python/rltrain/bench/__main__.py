@@ -7,6 +7,7 @@ import datetime
 import importlib
 import json
 import sys
+from typing import Any
 
 from rltrain.bench._timing import machine
 
@@ -23,12 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
         p.error(f"unknown section(s) {unknown}; expected any of {sorted(SECTIONS)}")
-    result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(), "sections": {}}
+    sections: dict[str, Any] = {}
+    result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": machine(), "sections": sections}
     print(f"rltrain bench on {result['machine']}")
     for name in args.sections:
         mod = importlib.import_module(SECTIONS[name])
-        result["sections"][name] = mod.run(quick=args.quick)
-        summary = result["sections"][name].get("summary")
+        sections[name] = mod.run(quick=args.quick)
+        summary = sections[name].get("summary")
         if summary:
             print("summary: " + ", ".join(f"{k}={v:.3g}" for k, v in summary.items()))
     if args.json:

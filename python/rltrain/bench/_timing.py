@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 
-def median_seconds(fn: Callable[[], Any], *, min_total: float = 0.3, repeats: int = 7, max_loops: int = 10_000) -> float:
+def median_seconds(fn: Callable[[], Any], *, min_total: float = 0.3, repeats: int = 7,
+                   max_loops: int = 10_000) -> float:
     """Median over ``repeats`` timings, each of enough back-to-back calls to last ``min_total / repeats``."""
     fn()
     t0 = time.perf_counter()

@@ -8,12 +8,15 @@ CartPole (REINFORCE) >= 475.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rltrain.bench._timing import fmt_table
 from rltrain.bench.learning import train_with_evals
+
+if TYPE_CHECKING:
+    from rltrain.algos.base import BaseTrainer
 
 # PPO settings: Pendulum follows RL-Zoo's (gamma 0.9, 10 epochs, lr 1e-3, normalisation) with 16 envs and a linear
 # lr decay, with a Gaussian of initial log-std 0 (RL-Zoo's; the default -0.5 explores too little of Pendulum's
@@ -46,23 +49,24 @@ def _run(label: str, seed: int, stop_at_solve: bool) -> dict[str, Any]:
     spec = RUNS[label]
     env_id = label.split("/")[0]
     probe = gym.make(env_id)
-    common = dict(env=env_id, seed=seed, verbose=0, log_dir="/tmp/rltrain-bench-runs", loggers=("csv",),
+    common: dict[str, Any] = dict(env=env_id, seed=seed, verbose=0, log_dir="/tmp/rltrain-bench-runs", loggers=("csv",),
                   save_best=False)
     if spec["algo"] == "ppo":
         c = spec["cfg"]
         iters = math.ceil(spec["steps"] / (c["G"] * c["T"]))
-        cfg = PPOConfig(**common, **c, schedule_iters=iters)
+        ppo_cfg = PPOConfig(**common, **c, schedule_iters=iters)
         import torch
 
         torch.manual_seed(seed)
-        tr: Any = PPOTrainer(ActorCriticPolicy.from_spaces(probe.observation_space, probe.action_space,
-                                                           **spec["policy"]), cfg)
+        tr: BaseTrainer = PPOTrainer(ActorCriticPolicy.from_spaces(probe.observation_space, probe.action_space,
+                                                                   **spec["policy"]), ppo_cfg)
     else:
-        cfg = ReinforceConfig(**common, **spec["cfg"])
+        reinforce_cfg = ReinforceConfig(**common, **spec["cfg"])
         import torch
 
         torch.manual_seed(seed)
-        tr = ReinforceTrainer(SimpleGRPOPolicy.from_spaces(probe.observation_space, probe.action_space), cfg)
+        tr = ReinforceTrainer(SimpleGRPOPolicy.from_spaces(probe.observation_space, probe.action_space),
+                              reinforce_cfg)
         iters = 10**9
     probe.close()
     solved_at, curve = train_with_evals(tr, iters, spec["steps"], spec["eval_every"], spec["threshold"], seed,

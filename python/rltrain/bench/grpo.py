@@ -10,11 +10,20 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rltrain.bench._timing import fmt_table
+
+if TYPE_CHECKING:
+    import gymnasium as gym
+
+    from rltrain.algos.base import BaseTrainer
+
+Curves = dict[tuple[str, str, int], list[tuple[int, float]]]
+"""Learning curves (env steps, deterministic eval return) by (env, algo, seed)."""
 
 # --------------------------------------------------------------------------------- Pool-based collector
 
@@ -36,18 +45,19 @@ def _pool_episode(args: tuple[dict[str, Any], int, int]) -> tuple[np.ndarray, np
     env, pol = _WORKER["env"], _WORKER["pol"]
     pol.load_state_dict(state)
     obs, _ = env.reset(seed=seed)
-    O, A, L, R = [], [], [], []
+    observations, actions, logps, rewards = [], [], [], []
     with torch.no_grad():
         for _ in range(T):
             a, lp = pol.act(torch.as_tensor(obs, dtype=torch.float32)[None])
-            O.append(obs)
-            A.append(int(a[0]))
-            L.append(float(lp[0]))
+            observations.append(obs)
+            actions.append(int(a[0]))
+            logps.append(float(lp[0]))
             obs, r, term, trunc, _ = env.step(int(a[0]))
-            R.append(r)
+            rewards.append(r)
             if term or trunc:
                 break
-    return np.array(O, np.float32), np.array(A), np.array(L, np.float32), np.array(R, np.float32)
+    return (np.array(observations, np.float32), np.array(actions), np.array(logps, np.float32),
+            np.array(rewards, np.float32))
 
 
 def collection_speed(G: int = 32, T: int = 1000, iters: int = 5) -> list[dict[str, Any]]:
@@ -92,7 +102,7 @@ def collection_speed(G: int = 32, T: int = 1000, iters: int = 5) -> list[dict[st
 # ------------------------------------------------------------------------------------------- learning
 
 
-def _trainer(algo: str, env: Any, seed: int) -> Any:
+def _trainer(algo: str, env: Any, seed: int) -> BaseTrainer:
     import torch
 
     from rltrain import (
@@ -106,11 +116,12 @@ def _trainer(algo: str, env: Any, seed: int) -> Any:
     from rltrain.policies import ActorCriticPolicy, SimpleGRPOPolicy
 
     torch.manual_seed(seed)
-    common = dict(env=env, seed=seed, verbose=0, log_dir="/tmp/rltrain-bench-runs", loggers=("csv",), save_best=False)
+    common: dict[str, Any] = dict(env=env, seed=seed, verbose=0, log_dir="/tmp/rltrain-bench-runs", loggers=("csv",),
+                                  save_best=False)
     if algo == "ppo":
-        cfg = PPOConfig(G=16, T=1024, minibatches=256, epochs=4, lam=0.98, gamma=0.999, ent_coef=0.01,
-                        target_kl=None, **common)
-        return PPOTrainer(ActorCriticPolicy(8, 4), cfg)
+        ppo_cfg = PPOConfig(G=16, T=1024, minibatches=256, epochs=4, lam=0.98, gamma=0.999, ent_coef=0.01,
+                            target_kl=None, **common)
+        return PPOTrainer(ActorCriticPolicy(8, 4), ppo_cfg)
     cls = {"grpo-step": PerStepAdvGRPOTrainer, "grpo-episode": PerEpAdvGRPOTrainer,
            "grpo-hybrid": HybridAdvGRPOTrainer}[algo]
     cfg = GRPOConfig(G=32, T=1000, identical_G=algo == "grpo-step", **common)
@@ -126,8 +137,9 @@ def cartpole(seeds: int = 3, max_iters: int = 60) -> list[dict[str, Any]]:
     rows = []
     for s in range(seeds):
         torch.manual_seed(s)
-        tr = PerEpAdvGRPOTrainer(SimpleGRPOPolicy(4, 2), GRPOConfig(env="CartPole-v1", G=32, T=500, seed=s, verbose=0,
-                                                                    log_dir="/tmp/rltrain-bench-runs", loggers=("csv",)))
+        cfg = GRPOConfig(env="CartPole-v1", G=32, T=500, seed=s, verbose=0, log_dir="/tmp/rltrain-bench-runs",
+                         loggers=("csv",))
+        tr = PerEpAdvGRPOTrainer(SimpleGRPOPolicy(4, 2), cfg)
         solved, ev = None, float("nan")
         while tr.iteration < max_iters:
             tr.train(iters=5)
@@ -143,17 +155,21 @@ def cartpole(seeds: int = 3, max_iters: int = 60) -> list[dict[str, Any]]:
     return rows
 
 
-def lunar(steps_budget: int, seeds: int = 3, eval_every: int = 50_000) -> tuple[list[dict[str, Any]], dict]:
+def lunar(steps_budget: int, seeds: int = 3, eval_every: int = 50_000) -> tuple[list[dict[str, Any]], Curves]:
     from rltrain.envs import DenseLunarLander, SparseLunarLander
 
-    envs = {"DenseLunarLander(angle,pos)": lambda: DenseLunarLander(randomize_angle=True, randomize_pos=True),
-            "SparseLunarLander": lambda: SparseLunarLander()}
-    rows, curves = [], {}
+    envs: dict[str, Callable[[], gym.Env[Any, Any]]] = {
+        "DenseLunarLander(angle,pos)": lambda: DenseLunarLander(randomize_angle=True, randomize_pos=True),
+        "SparseLunarLander": lambda: SparseLunarLander(),
+    }
+    rows: list[dict[str, Any]] = []
+    curves: Curves = {}
     for env_name, make in envs.items():
         for algo in ("grpo-step", "grpo-episode", "grpo-hybrid", "ppo"):
             for s in range(seeds):
                 tr = _trainer(algo, make(), s)
-                nxt, curve = eval_every, []
+                nxt = eval_every
+                curve: list[tuple[int, float]] = []
                 while tr.num_timesteps < steps_budget:
                     tr.train(iters=1)
                     if tr.num_timesteps >= nxt:
@@ -171,7 +187,7 @@ def lunar(steps_budget: int, seeds: int = 3, eval_every: int = 50_000) -> tuple[
     return rows, curves
 
 
-def plot(curves: dict, path: str) -> None:
+def plot(curves: Curves, path: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,7 +212,8 @@ def plot(curves: dict, path: str) -> None:
     plt.close(fig)
 
 
-def run(quick: bool = False, steps_budget: int | None = None, png: str = "grpo_learning_curves.png") -> dict:
+def run(quick: bool = False, steps_budget: int | None = None,
+        png: str = "grpo_learning_curves.png") -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rltrain.bench._timing import fmt_table
+
+if TYPE_CHECKING:
+    from rltrain.algos.base import BaseTrainer
 
 # rl-baselines3-zoo hyperparams/ppo.yml (LunarLander-v2 entry applied to v3).
 ZOO: dict[str, dict[str, Any]] = {
@@ -26,12 +29,14 @@ ZOO: dict[str, dict[str, Any]] = {
 }
 
 
-def train_with_evals(tr: Any, max_iters: int, max_steps: int | None, eval_every: int, threshold: float, seed: int,
-                     stop_at_solve: bool) -> tuple[tuple[int, float] | None, list[tuple[int, float, float]]]:
+def train_with_evals(tr: BaseTrainer, max_iters: int, max_steps: int | None, eval_every: int, threshold: float,
+                     seed: int, stop_at_solve: bool) -> tuple[tuple[int, float] | None, list[tuple[int, float, float]]]:
     """Trains one iteration at a time, evaluating 10 deterministic episodes (fixed seed) every ``eval_every`` env
     steps (evaluation time is not training time). Returns (env steps, train seconds) of the first evaluation at or
     above ``threshold`` (None if none) and the curve of (steps, train seconds, eval mean)."""
-    next_eval, solved_at, curve = eval_every, None, []
+    next_eval = eval_every
+    solved_at: tuple[int, float] | None = None
+    curve: list[tuple[int, float, float]] = []
     for _ in range(max_iters):
         tr.train(iters=1)
         while tr.num_timesteps >= next_eval:
@@ -99,7 +104,10 @@ def _sb3_run(env_id: str, seed: int, stop_at_solve: bool) -> dict[str, Any] | No
     class EvalTimer(BaseCallback):
         def __init__(self) -> None:
             super().__init__()
-            self.next_eval, self.eval_s, self.solved_at, self.curve = z["eval_every"], 0.0, None, []
+            self.next_eval: int = z["eval_every"]
+            self.eval_s = 0.0
+            self.solved_at: tuple[int, float] | None = None
+            self.curve: list[tuple[int, float, float]] = []
             self.t0 = time.perf_counter()
 
         def _on_step(self) -> bool:
@@ -108,6 +116,7 @@ def _sb3_run(env_id: str, seed: int, stop_at_solve: bool) -> dict[str, Any] | No
             self.next_eval += z["eval_every"]
             t = time.perf_counter()
             mean, _ = evaluate_policy(self.model, eval_env, n_eval_episodes=10, deterministic=True)
+            assert isinstance(mean, float)  # a float (np.float64) without return_episode_rewards
             self.eval_s += time.perf_counter() - t
             train_s = time.perf_counter() - self.t0 - self.eval_s
             self.curve.append((self.num_timesteps, train_s, float(mean)))
