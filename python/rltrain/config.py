@@ -40,7 +40,7 @@ class CommonConfig:
     """Minibatches per epoch."""
     n_workers: int | None = None
     """Threads (native envs) or processes (fork backend) stepping the environments: passed to the vector env as
-    its ``num_threads`` (``make_vec_for(..., num_workers=n_workers)``); None: min(G, cpus)."""
+    its ``num_threads`` (``rltrain.make_vec(..., num_threads=n_workers)``); None: min(G, cpus)."""
     log_dir: str = "./runs"
     """Directory for TensorBoard events, the CSV log and checkpoints."""
     seed: int | None = None

@@ -185,7 +185,7 @@ class BaseTrainer(Checkpointing, Evaluating):
         """The rollout vector env, built once; the trainer's spaces are its single-env spaces."""
         if self.env is None:
             self.env = make_vec_for(self.cfg.env, self._num_envs(), backend=self.cfg.backend, seed=self.seed,
-                                    identical_seeds=self._identical_seeds(), num_workers=self.cfg.n_workers)
+                                    identical_seeds=self._identical_seeds(), num_threads=self.cfg.n_workers)
             self.action_space = self.env.single_action_space
             self.observation_space = self.env.single_observation_space
         return self.env

@@ -19,7 +19,7 @@ from rltrain._checks import integer
 from rltrain.config import CommonConfig
 from rltrain.kernels import RunningMeanStd
 from rltrain.policies import ActorAPI
-from rltrain.vec.resolve import make_single, make_vec_for
+from rltrain.vec.resolve import make_single, make_vec_for, single_spaces
 
 __all__ = ["Evaluating"]
 
@@ -59,11 +59,9 @@ class Evaluating:
         return actions
 
     def _ensure_spaces(self) -> None:
-        """The env's spaces, from one single env when no vector env has provided them yet."""
+        """The env's spaces when no vector env has provided them yet (native envs: no Python env is built)."""
         if not hasattr(self, "action_space"):
-            env = make_single(self.cfg.env)
-            self.action_space, self.observation_space = env.action_space, env.observation_space
-            env.close()
+            self.observation_space, self.action_space = single_spaces(self.cfg.env)
 
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
         """Actions for one observation (returns one action) or a batch ``[n, obs_dim]`` (returns ``[n]``)."""
