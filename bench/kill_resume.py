@@ -10,6 +10,7 @@ tests/test_kill_resume.py runs a short version. The driver (``--driver``) is thi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
 import pathlib
@@ -80,10 +81,8 @@ def run_with_kills(workdir: str, iters: int, kills: int, seed: int = 0, timeout:
     def checkpoints() -> dict[str, float]:
         found = {}
         for path in glob.glob(ckpt_files):
-            try:
+            with contextlib.suppress(FileNotFoundError):  # replaced between glob and stat
                 found[path] = os.path.getmtime(path)
-            except FileNotFoundError:  # replaced between glob and stat
-                pass
         return found
 
     while True:
