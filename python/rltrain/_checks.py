@@ -30,9 +30,9 @@ __all__ = [
     "optional_seed",
     "probability",
     "real",
-    "shape_str",
     "require_ndim",
     "require_shape",
+    "shape_str",
 ]
 
 T = TypeVar("T")

@@ -289,4 +289,4 @@ class ReinforceConfig(CommonConfig):
         choice(self.baseline, "baseline", ("mean", "none"))
 
 
-__all__ = ["ClippedConfig", "CommonConfig", "PPOConfig", "GRPOConfig", "ReinforceConfig"]
+__all__ = ["ClippedConfig", "CommonConfig", "GRPOConfig", "PPOConfig", "ReinforceConfig"]

@@ -10,7 +10,7 @@ import sys
 
 import numpy as np
 
-__all__ = ["find_runs", "load_run", "plot_runs", "main"]
+__all__ = ["find_runs", "load_run", "main", "plot_runs"]
 
 
 def load_run(run_dir: str, key: str = "rollout/ep_rew_mean") -> dict[str, np.ndarray]:

@@ -11,14 +11,14 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "gae",
-    "discounted_returns",
-    "group_normalize",
-    "episodic_advantages",
-    "per_step_advantages",
-    "hybrid_advantages",
-    "RunningMeanStd",
     "RewardNormalizer",
+    "RunningMeanStd",
+    "discounted_returns",
+    "episodic_advantages",
+    "gae",
+    "group_normalize",
+    "hybrid_advantages",
+    "per_step_advantages",
     "ppo_loss_grad",
 ]
 

@@ -43,10 +43,26 @@ from rltrain.envs.perturb import (  # re-exported
 )
 
 __all__ = [  # rltrain.envs.perturb's names, then this module's own
-    "CONDITIONS", "LEVELS", "PRESETS", "ActionNoise", "DelayedReward", "NonStationaryDynamics", "NotApplicableError",
-    "ObservationMask", "ObservationNoise", "RewardNoise", "RobustnessWrapper", "TransitionNoise", "make_condition",
-    "physics_parameters", "set_physics",
-    "evaluate_robustness", "main", "mean_ci", "t_quantile", "write_report",
+    "CONDITIONS",
+    "LEVELS",
+    "PRESETS",
+    "ActionNoise",
+    "DelayedReward",
+    "NonStationaryDynamics",
+    "NotApplicableError",
+    "ObservationMask",
+    "ObservationNoise",
+    "RewardNoise",
+    "RobustnessWrapper",
+    "TransitionNoise",
+    "evaluate_robustness",
+    "main",
+    "make_condition",
+    "mean_ci",
+    "physics_parameters",
+    "set_physics",
+    "t_quantile",
+    "write_report",
 ]
 
 

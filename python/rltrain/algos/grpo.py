@@ -23,7 +23,7 @@ from rltrain.config import GRPOConfig
 from rltrain.policies import ActorAPI
 from rltrain.schedules import schedule_value
 
-__all__ = ["GRPOBaseTrainer", "PerStepAdvGRPOTrainer", "PerEpAdvGRPOTrainer", "HybridAdvGRPOTrainer"]
+__all__ = ["GRPOBaseTrainer", "HybridAdvGRPOTrainer", "PerEpAdvGRPOTrainer", "PerStepAdvGRPOTrainer"]
 
 
 class GRPOBaseTrainer(EpisodicTrainer):

@@ -69,15 +69,20 @@ def _native(env_id: str, n: int, threads: int, asyn: bool, acts: np.ndarray) -> 
         env.close()
 
 
+def _stepped(env: Any, reset: Callable[[], Any], step: Callable[[np.ndarray], Any], acts: np.ndarray) -> float:
+    """``reset()``, then :func:`_sync_loop` over ``step``; the env is closed whatever happens."""
+    try:
+        reset()
+        return _sync_loop(step, acts)
+    finally:
+        env.close()
+
+
 def _fork(env_id: str, n: int, acts: np.ndarray) -> float:
     from rltrain import make_vec
 
     env = make_vec(env_id, n, backend="fork", seed=0)
-    try:
-        env.reset(seed=0)
-        return _sync_loop(env.step, acts)
-    finally:
-        env.close()
+    return _stepped(env, lambda: env.reset(seed=0), env.step, acts)
 
 
 def _gym(env_id: str, n: int, asyn: bool, acts: np.ndarray) -> float:
@@ -87,11 +92,7 @@ def _gym(env_id: str, n: int, asyn: bool, acts: np.ndarray) -> float:
     mode = gym.vector.AutoresetMode.SAME_STEP
     env = (gym.vector.AsyncVectorEnv(fns, autoreset_mode=mode) if asyn
            else gym.vector.SyncVectorEnv(fns, autoreset_mode=mode))
-    try:
-        env.reset(seed=0)
-        return _sync_loop(env.step, acts)
-    finally:
-        env.close()
+    return _stepped(env, lambda: env.reset(seed=0), env.step, acts)
 
 
 def _sb3(env_id: str, n: int, subproc: bool, acts: np.ndarray) -> float:
@@ -100,16 +101,12 @@ def _sb3(env_id: str, n: int, subproc: bool, acts: np.ndarray) -> float:
 
     fns = [lambda: gym.make(env_id) for _ in range(n)]
     env = SubprocVecEnv(fns, start_method="fork") if subproc else DummyVecEnv(fns)
-    try:
-        env.reset()
 
-        def step(a: np.ndarray) -> Any:
-            env.step_async(a)
-            return env.step_wait()
+    def step(a: np.ndarray) -> Any:
+        env.step_async(a)
+        return env.step_wait()
 
-        return _sync_loop(step, acts)
-    finally:
-        env.close()
+    return _stepped(env, env.reset, step, acts)
 
 
 def _envpool(env_id: str, n: int, threads: int, asyn: bool, acts: np.ndarray) -> float:

@@ -27,15 +27,15 @@ from rltrain.kernels.loss import ppo_loss_grad
 from rltrain.kernels.running_stats import RewardNormalizer, RunningMeanStd
 
 __all__ = [
-    "gae",
-    "discounted_returns",
-    "group_normalize",
-    "episodic_advantages",
-    "per_step_advantages",
-    "hybrid_advantages",
-    "RunningMeanStd",
     "RewardNormalizer",
-    "set_num_threads",
+    "RunningMeanStd",
+    "discounted_returns",
+    "episodic_advantages",
+    "gae",
     "get_num_threads",
+    "group_normalize",
+    "hybrid_advantages",
+    "per_step_advantages",
     "ppo_loss_grad",
+    "set_num_threads",
 ]
