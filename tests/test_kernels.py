@@ -903,3 +903,22 @@ def test_ddof_larger_than_the_group_means_zero_std(ddof: int) -> None:
         assert_close(
             got, R.group_normalize(s, group_size=3, scale=scale, eps=0.5, ddof=ddof), np.dtype(np.float64)
         )
+
+
+@pytest.mark.parametrize("name", sorted(R.__all__))
+def test_reference_has_the_kernels_signature(name: str) -> None:
+    """SPEC §1: every kernel's NumPy reference has the same signature (parameter names, kinds and defaults; the two
+    are written out side by side on purpose: the reference is the specification, the kernel its implementation)."""
+    import inspect
+
+    def params(fn: Any) -> list[tuple[str, Any, Any]]:
+        return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    assert name in K.__all__
+    kernel, spec = getattr(K, name), getattr(R, name)
+    if inspect.isclass(kernel):
+        public = [m for m in dir(spec) if not m.startswith("_") and callable(getattr(spec, m))]
+        for method in public:
+            assert params(getattr(kernel, method)) == params(getattr(spec, method)), method
+        kernel, spec = kernel.__init__, spec.__init__
+    assert params(kernel) == params(spec)
