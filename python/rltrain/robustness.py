@@ -358,10 +358,8 @@ def main(argv: list[str] | None = None) -> int:
         if not levels or any(x not in LEVELS for x in levels):
             raise ValueError(
                 f"--levels: expected a comma-separated subset of {','.join(LEVELS)}, got {a.levels!r}")
-        if a.episodes < 1:
-            raise ValueError(f"--episodes: expected an integer >= 1, got {a.episodes}")
-        if a.seed < 0:
-            raise ValueError(f"--seed: expected an integer >= 0, got {a.seed}")
+        integer(a.episodes, "--episodes", lo=1)
+        integer(a.seed, "--seed", lo=0)
         from rltrain.algos.base import BaseTrainer
 
         try:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from rltrain._checks import choice, real
+
 __all__ = ["SCHEDULES", "schedule_value"]
 
 SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine")
@@ -16,10 +18,8 @@ SCHEDULES = ("constant", "linear", "cosine", "warmup_cosine")
 
 def schedule_value(kind: str, base: float, progress: float, warmup: float = 0.05) -> float:
     """The scheduled value of ``base`` at ``progress`` in [0, 1] (clamped)."""
-    if kind not in SCHEDULES:
-        raise ValueError(f"schedule: expected one of {SCHEDULES}, got {kind!r}")
-    if not 0.0 <= warmup < 1.0:
-        raise ValueError(f"warmup: expected a fraction in [0, 1), got {warmup!r}")
+    choice(kind, "schedule", SCHEDULES)
+    warmup = real(warmup, "warmup", lo=0.0, hi=1.0, hi_open=True, what="a fraction")
     p = min(1.0, max(0.0, float(progress)))
     if kind == "constant":
         return float(base)

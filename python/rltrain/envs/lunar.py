@@ -17,6 +17,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.utils import EzPickle
 
+from rltrain._checks import optional_integer
+
 with warnings.catch_warnings():
     # pybox2d's SWIG types emit DeprecationWarnings on import, and under `-W error` that import segfaults
     # (SWIG < 4.2); silence them for this one import.
@@ -170,11 +172,7 @@ class SparseLunarLander(DenseLunarLander):
         max_episode_steps: int | None = 1000,
         **kwargs: Any,
     ) -> None:
-        if max_episode_steps is not None and (
-            isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, int) or max_episode_steps < 1
-        ):
-            raise ValueError(f"max_episode_steps: expected a positive integer or None, got {max_episode_steps!r}")
-        self.max_episode_steps = max_episode_steps
+        self.max_episode_steps = optional_integer(max_episode_steps, "max_episode_steps", lo=1)
         self._elapsed = 0
         self._episode_return = 0.0
         super().__init__(randomize_angle, randomize_pos, **kwargs)
