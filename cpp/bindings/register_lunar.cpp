@@ -1,8 +1,8 @@
 // pybind11 registration of the native LunarLander: the single env (discrete or continuous, chosen at
 // construction like gymnasium's `continuous=` flag) and the batchers LunarLanderVec / LunarLanderContinuousVec
 // (the generic VecEnv<E> through bind_vec_env). Argument checks and numpy conversion only; the physics is
-// lunar_lander.hpp. LunarLander draws from numpy's default_rng stream; ReplayLunarLander replays caller-supplied
-// uniforms so tests can give it and gymnasium the same draws.
+// envs/lunar_lander.hpp. LunarLander draws from numpy's default_rng stream; ReplayLunarLander (rltrain._box2d._testing)
+// replays caller-supplied uniforms so tests can give it and gymnasium the same draws.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -205,6 +205,9 @@ stream is numpy.random.default_rng's: reset(seed=s) draws gymnasium's terrain an
   bind_vec_env<envs::LunarLander>(m, "LunarLanderVec");
   bind_vec_env<envs::LunarLanderContinuous>(m, "LunarLanderContinuousVec");
 
+}
+
+void register_lunar_testing(py::module_& m) {
   bind_lunar<envs::ReplayRng>(m, "ReplayLunarLander", R"doc(
 LunarLander whose random draws are replayed from set_uniforms(u) (floats in [0, 1)) instead of an RNG:
 uniform(lo, hi) = lo + (hi - lo) * u[k], integers(lo, hi) = lo + floor(u[k] * (hi - lo)). Seeds are ignored.

@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "checks.hpp"
 #include "rltrain/envs/env.hpp"
 #include "rltrain/thread_pool.hpp"
 #include "rltrain/vec_env.hpp"
@@ -26,14 +27,6 @@ namespace rltrain::bind {
 namespace py = pybind11;
 
 namespace vec_detail {
-
-inline std::string shape_of(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-inline std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 // gymnasium.make kwargs -> E::Config through Config::for_each_field; unknown names are a TypeError, as they
 // are for gymnasium's env constructors.
@@ -87,9 +80,9 @@ std::vector<typename E::Action> actions_from(py::handle obj, std::size_t rows) {
   std::vector<Action> out(rows * E::kActDim);
   if constexpr (E::kDiscrete) {
     if (kind != 'i' && kind != 'u')
-      throw py::value_error("actions: expected an integer array for discrete actions, got dtype " + dtype_of(arr));
+      throw py::value_error("actions: expected an integer array for discrete actions, got dtype " + dtype_str(arr));
     if (arr.ndim() != 1 || static_cast<std::size_t>(arr.shape(0)) != rows)
-      throw py::value_error("actions: expected shape (" + std::to_string(rows) + ",), got " + shape_of(arr));
+      throw py::value_error("actions: expected shape (" + std::to_string(rows) + ",), got " + shape_str(arr));
     if (kind == 'u' && arr.dtype().itemsize() == 8) {
       auto u = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
       for (std::size_t i = 0; i < rows; ++i) {
@@ -103,10 +96,10 @@ std::vector<typename E::Action> actions_from(py::handle obj, std::size_t rows) {
     }
   } else {
     if (kind != 'f')
-      throw py::value_error("actions: expected a float array for continuous actions, got dtype " + dtype_of(arr));
+      throw py::value_error("actions: expected a float array for continuous actions, got dtype " + dtype_str(arr));
     if (arr.ndim() != 2 || static_cast<std::size_t>(arr.shape(0)) != rows || arr.shape(1) != E::kActDim)
       throw py::value_error("actions: expected shape (" + std::to_string(rows) + ", " + std::to_string(E::kActDim) +
-                            "), got " + shape_of(arr));
+                            "), got " + shape_str(arr));
     auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
     std::copy(a.data(), a.data() + rows * E::kActDim, out.begin());
   }

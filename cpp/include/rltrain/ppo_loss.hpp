@@ -76,7 +76,7 @@ inline void ppo_finish(const PpoLossArgs& a, PpoLossStats& s) {
 
 // Categorical head: logits [B, A], integer actions [B]; writes dlogits [B, A] and dvalues [B].
 template <typename T>
-PpoLossStats ppo_loss_discrete(const PpoLossArgs& a, const T* logits, const int64_t* actions, const T* old_logp,
+PpoLossStats ppo_loss_grad_discrete(const PpoLossArgs& a, const T* logits, const int64_t* actions, const T* old_logp,
                                const T* adv, const T* returns, const T* values, const T* old_values, T* dlogits,
                                T* dvalues) {
   PpoLossStats s;
@@ -119,7 +119,7 @@ PpoLossStats ppo_loss_discrete(const PpoLossArgs& a, const T* logits, const int6
 // Diagonal Gaussian head with a state-independent log-std: mean [B, A], log_std [A], actions [B, A];
 // writes dmean [B, A], dlog_std [A] and dvalues [B].
 template <typename T>
-PpoLossStats ppo_loss_gaussian(const PpoLossArgs& a, const T* mean, const T* log_std, const T* actions,
+PpoLossStats ppo_loss_grad_gaussian(const PpoLossArgs& a, const T* mean, const T* log_std, const T* actions,
                                const T* old_logp, const T* adv, const T* returns, const T* values,
                                const T* old_values, T* dmean, T* dlog_std, T* dvalues) {
   PpoLossStats s;
