@@ -49,8 +49,7 @@ inline py::array as_array(py::handle obj, const char* name) {
 inline void require_shape(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape) {
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
   for (std::size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
-  if (!ok)
-    throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " + shape_str(a));
+  if (!ok) throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " + shape_str(a));
   constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED: the kernels dereference typed pointers
   if (!(a.flags() & py::array::c_style) || !(a.flags() & kAligned))
     throw py::value_error(std::string(name) + ": expected an aligned C-contiguous array");
@@ -70,8 +69,7 @@ inline void require_writable(const py::array& a, const char* name) {
 inline Kind require_flag(const py::array& a, const char* name) {
   const Kind k = kind_of(a);
   if (k != Kind::U8 && k != Kind::F32 && k != Kind::F64)
-    throw py::type_error(std::string(name) + ": expected dtype bool, uint8, float32 or float64, got " +
-                         dtype_str(a));
+    throw py::type_error(std::string(name) + ": expected dtype bool, uint8, float32 or float64, got " + dtype_str(a));
   return k;
 }
 

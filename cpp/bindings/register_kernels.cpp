@@ -53,14 +53,16 @@ void dispatch_gae_term(GaeArgs<T, FD, uint8_t> base, const py::array* term, Kind
     a.advantages = base.advantages, a.returns = base.returns, a.terminated = cptr<FT>(*term);
     run_gae(a);
   };
-  if (tk == Kind::F32) with(float{});
-  else with(double{});
+  if (tk == Kind::F32)
+    with(float{});
+  else
+    with(double{});
 }
 
 template <typename T>
 void gae_typed(py::array& rewards, py::array& values, py::array& dones, Kind dk, py::array& last_values,
-               const py::array* term, Kind tk, const py::array* final_values, double gamma, double lam,
-               py::array& adv, py::array& ret) {
+               const py::array* term, Kind tk, const py::array* final_values, double gamma, double lam, py::array& adv,
+               py::array& ret) {
   auto fill = [&](auto tag) {
     using FD = decltype(tag);
     GaeArgs<T, FD, uint8_t> a;
@@ -72,9 +74,12 @@ void gae_typed(py::array& rewards, py::array& values, py::array& dones, Kind dk,
     py::gil_scoped_release nogil;
     dispatch_gae_term<T, FD>(a, term, tk);
   };
-  if (dk == Kind::U8) fill(uint8_t{});
-  else if (dk == Kind::F32) fill(float{});
-  else fill(double{});
+  if (dk == Kind::U8)
+    fill(uint8_t{});
+  else if (dk == Kind::F32)
+    fill(float{});
+  else
+    fill(double{});
 }
 
 py::tuple gae(py::object rewards_o, py::object values_o, py::object dones_o, py::object last_values_o,
@@ -98,8 +103,7 @@ py::tuple gae(py::object rewards_o, py::object values_o, py::object dones_o, py:
     term = as_array(terminated_o, "terminated");
     tk = require_flag(term, "terminated");
     require_shape(term, "terminated", {T, N});
-    if (final_values_o.is_none())
-      throw py::value_error("final_values: required when terminated is given");
+    if (final_values_o.is_none()) throw py::value_error("final_values: required when terminated is given");
     fin = as_array(final_values_o, "final_values");
     require_float(fin, "final_values", fk);
     require_shape(fin, "final_values", {T, N});
@@ -110,8 +114,10 @@ py::tuple gae(py::object rewards_o, py::object values_o, py::object dones_o, py:
   py::array ret = out_or_new(ret_o, "out[1] (returns)", fk, {T, N});
   const py::array* tp = terminated_o.is_none() ? nullptr : &term;
   const py::array* fp = terminated_o.is_none() ? nullptr : &fin;
-  if (fk == Kind::F32) gae_typed<float>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
-  else gae_typed<double>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
+  if (fk == Kind::F32)
+    gae_typed<float>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
+  else
+    gae_typed<double>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
   return py::make_tuple(adv, ret);
 }
 
@@ -144,12 +150,17 @@ py::array discounted_returns(py::object rewards_o, py::object dones_o, py::objec
     });
   };
   auto with_t = [&](auto ttag) {
-    if (dk == Kind::U8) run(ttag, uint8_t{});
-    else if (dk == Kind::F32) run(ttag, float{});
-    else run(ttag, double{});
+    if (dk == Kind::U8)
+      run(ttag, uint8_t{});
+    else if (dk == Kind::F32)
+      run(ttag, float{});
+    else
+      run(ttag, double{});
   };
-  if (fk == Kind::F32) with_t(float{});
-  else with_t(double{});
+  if (fk == Kind::F32)
+    with_t(float{});
+  else
+    with_t(double{});
   return out;
 }
 
@@ -165,8 +176,7 @@ GroupArrays check_group(py::object rewards_o, py::object lengths_o, py::object o
   g.rewards = as_array(rewards_o, "rewards");
   const py::ssize_t nd = g.rewards.ndim();
   if (nd != 2 && nd != 3)
-    throw py::value_error("rewards: expected a 2-D [G, T] or 3-D [B, G, T] array, got shape " +
-                          shape_str(g.rewards));
+    throw py::value_error("rewards: expected a 2-D [G, T] or 3-D [B, G, T] array, got shape " + shape_str(g.rewards));
   g.fk = kind_of(g.rewards);
   if (g.fk != Kind::F32 && g.fk != Kind::F64)
     throw py::type_error("rewards: expected dtype float32 or float64, got " + dtype_str(g.rewards));
@@ -200,8 +210,10 @@ void check_eps_ddof(double eps, int64_t ddof) {
 
 template <typename Fn>
 void with_float(const GroupArrays& g, Fn&& fn) {
-  if (g.fk == Kind::F32) fn(float{});
-  else fn(double{});
+  if (g.fk == Kind::F32)
+    fn(float{});
+  else
+    fn(double{});
 }
 
 py::array episodic_advantages(py::object r, py::object l, double eps, int64_t ddof, py::object o) {
@@ -218,7 +230,8 @@ py::array episodic_advantages(py::object r, py::object l, double eps, int64_t dd
   return g.out;
 }
 
-py::array per_step_advantages(py::object r, py::object l, double gamma, int pooled, double eps, int64_t ddof, py::object o) {
+py::array per_step_advantages(py::object r, py::object l, double gamma, int pooled, double eps, int64_t ddof,
+                              py::object o) {
   check_unit(gamma, "gamma");
   check_eps_ddof(eps, ddof);
   GroupArrays g = check_group(r, l, o);
@@ -228,8 +241,8 @@ py::array per_step_advantages(py::object r, py::object l, double gamma, int pool
     const int64_t* lp = cptr<int64_t>(g.lengths);
     T* op = mptr<T>(g.out);
     py::gil_scoped_release nogil;
-    rltrain::per_step_advantages<T>(g.shape, rp, lp, gamma, pooled ? StepNorm::Pooled : StepNorm::Timestep, eps,
-                                    ddof, op, *kernel_pool());
+    rltrain::per_step_advantages<T>(g.shape, rp, lp, gamma, pooled ? StepNorm::Pooled : StepNorm::Timestep, eps, ddof,
+                                    op, *kernel_pool());
   });
   return g.out;
 }
@@ -273,8 +286,10 @@ py::array group_normalize(py::object scores_o, py::ssize_t group_size, int scale
     py::gil_scoped_release nogil;
     rltrain::group_normalize<T>(n, group_size, sp, static_cast<GroupScale>(scale), eps, ddof, op);
   };
-  if (fk == Kind::F32) run(float{});
-  else run(double{});
+  if (fk == Kind::F32)
+    run(float{});
+  else
+    run(double{});
   return out;
 }
 
@@ -311,7 +326,8 @@ void rms_normalize(py::object x_o, py::object mean_o, py::object var_o, double c
   require_shape(mean, "mean", {dim});
   require_float(var, "var", Kind::F64);
   require_shape(var, "var", {dim});
-  if (std::isnan(clip) || clip < 0.0) throw py::value_error("clip: expected a number >= 0, got " + std::to_string(clip));
+  if (std::isnan(clip) || clip < 0.0)
+    throw py::value_error("clip: expected a number >= 0, got " + std::to_string(clip));
   if (!std::isfinite(eps) || eps < 0.0) throw py::value_error("eps: expected a finite number >= 0");
   py::array out = as_array(out_o, "out");
   require_float(out, "out", fk);
@@ -326,8 +342,10 @@ void rms_normalize(py::object x_o, py::object mean_o, py::object var_o, double c
     py::gil_scoped_release nogil;
     rltrain::rms_normalize<T>(n, dim, xp, mp, vp, clip, eps, op, *kernel_pool());
   };
-  if (fk == Kind::F32) run(float{});
-  else run(double{});
+  if (fk == Kind::F32)
+    run(float{});
+  else
+    run(double{});
 }
 
 }  // namespace
@@ -341,17 +359,17 @@ void register_kernels(py::module_& m) {
         py::arg("ret_out"));
   m.def("discounted_returns", &discounted_returns, py::arg("rewards"), py::arg("dones"), py::arg("last_values"),
         py::arg("gamma"), py::arg("out"));
-  m.def("episodic_advantages", &episodic_advantages, py::arg("rewards"), py::arg("lengths"), py::arg("eps"), py::arg("ddof"),
-        py::arg("out"));
+  m.def("episodic_advantages", &episodic_advantages, py::arg("rewards"), py::arg("lengths"), py::arg("eps"),
+        py::arg("ddof"), py::arg("out"));
   m.def("per_step_advantages", &per_step_advantages, py::arg("rewards"), py::arg("lengths"), py::arg("gamma"),
         py::arg("pooled"), py::arg("eps"), py::arg("ddof"), py::arg("out"));
-  m.def("hybrid_advantages", &hybrid_advantages, py::arg("rewards"), py::arg("lengths"), py::arg("gamma"), py::arg("alpha"),
-        py::arg("beta"), py::arg("clip"), py::arg("eps"), py::arg("ddof"), py::arg("out"));
+  m.def("hybrid_advantages", &hybrid_advantages, py::arg("rewards"), py::arg("lengths"), py::arg("gamma"),
+        py::arg("alpha"), py::arg("beta"), py::arg("clip"), py::arg("eps"), py::arg("ddof"), py::arg("out"));
   m.def("group_normalize", &group_normalize, py::arg("scores"), py::arg("group_size"), py::arg("scale"), py::arg("eps"),
         py::arg("ddof"), py::arg("out"));
   m.def("rms_update", &rms_update, py::arg("mean"), py::arg("var"), py::arg("count"), py::arg("batch"));
-  m.def("rms_normalize", &rms_normalize, py::arg("x"), py::arg("mean"), py::arg("var"), py::arg("clip"),
-        py::arg("eps"), py::arg("out"));
+  m.def("rms_normalize", &rms_normalize, py::arg("x"), py::arg("mean"), py::arg("var"), py::arg("clip"), py::arg("eps"),
+        py::arg("out"));
 }
 
 }  // namespace rltrain::bind

@@ -52,8 +52,7 @@ typename E::Config config_from_kwargs(const py::kwargs& kw) {
     if (!known) {
       std::string accepted;
       for (const auto& n : names) accepted += (accepted.empty() ? "" : ", ") + n;
-      throw py::type_error(std::string(E::kId) + ": unexpected keyword argument '" + key +
-                           "'; accepted: " + accepted);
+      throw py::type_error(std::string(E::kId) + ": unexpected keyword argument '" + key + "'; accepted: " + accepted);
     }
   }
   if (cfg.max_episode_steps < 1)
@@ -165,8 +164,8 @@ py::class_<VecEnv<E>> bind_vec_env(py::module_& m, const char* name) {
   cls.def(py::init([](std::size_t num_envs, std::optional<int> num_threads, std::optional<uint64_t> seed,
                       bool identical_seeds, py::kwargs kw) {
             if (num_envs < 1) throw py::value_error("num_envs: expected an integer >= 1, got 0");
-            const int threads = num_threads ? *num_threads
-                                            : static_cast<int>(std::min<std::size_t>(num_envs, default_num_threads()));
+            const int threads =
+                num_threads ? *num_threads : static_cast<int>(std::min<std::size_t>(num_envs, default_num_threads()));
             if (threads < 1 || threads > kMaxThreads)
               throw py::value_error("num_threads: expected an integer in [1, " + std::to_string(kMaxThreads) +
                                     "], got " + std::to_string(threads));
@@ -206,10 +205,11 @@ py::class_<VecEnv<E>> bind_vec_env(py::module_& m, const char* name) {
       .def_property_readonly("max_episode_steps", [](const V& v) { return v.config().max_episode_steps; })
       .def_property_readonly("obs_low", [](const V& v) { return bounds_array(v.env(0), true, false); })
       .def_property_readonly("obs_high", [](const V& v) { return bounds_array(v.env(0), true, true); })
-      .def_property_readonly("act_low", [](const V& v) -> py::object {
-        if constexpr (E::kDiscrete) return py::none();
-        return bounds_array(v.env(0), false, false);
-      })
+      .def_property_readonly("act_low",
+                             [](const V& v) -> py::object {
+                               if constexpr (E::kDiscrete) return py::none();
+                               return bounds_array(v.env(0), false, false);
+                             })
       .def_property_readonly("act_high", [](const V& v) -> py::object {
         if constexpr (E::kDiscrete) return py::none();
         return bounds_array(v.env(0), false, true);
@@ -223,7 +223,8 @@ py::class_<VecEnv<E>> bind_vec_env(py::module_& m, const char* name) {
       },
       py::arg("seed"), "Seeds env i with seed + i (all with seed if identical_seeds); the next reset() uses it.");
   cls.def(
-      "seed_env", [](V& v, std::size_t i, uint64_t s) {
+      "seed_env",
+      [](V& v, std::size_t i, uint64_t s) {
         if (i >= v.num_envs()) throw py::index_error("env index " + std::to_string(i) + " out of range");
         v.seed_env(i, s);
       },
@@ -379,10 +380,11 @@ py::class_<SingleEnv<E>> bind_single_env(py::module_& m, const char* name) {
   cls.def_property_readonly("config", [](const S& s) { return config_dict<E>(s.env.config()); })
       .def_property_readonly("obs_low", [](const S& s) { return bounds_array(s.env, true, false); })
       .def_property_readonly("obs_high", [](const S& s) { return bounds_array(s.env, true, true); })
-      .def_property_readonly("act_low", [](const S& s) -> py::object {
-        if constexpr (E::kDiscrete) return py::none();
-        return bounds_array(s.env, false, false);
-      })
+      .def_property_readonly("act_low",
+                             [](const S& s) -> py::object {
+                               if constexpr (E::kDiscrete) return py::none();
+                               return bounds_array(s.env, false, false);
+                             })
       .def_property_readonly("act_high", [](const S& s) -> py::object {
         if constexpr (E::kDiscrete) return py::none();
         return bounds_array(s.env, false, true);

@@ -83,8 +83,8 @@ inline void set_num_threads(int k) {
   try {
     fresh = std::make_shared<ThreadPool>(k);
   } catch (const std::system_error& e) {
-    throw std::runtime_error("set_num_threads(" + std::to_string(k) + "): could not start the threads (" +
-                             e.what() + "); the previous pool is kept");
+    throw std::runtime_error("set_num_threads(" + std::to_string(k) + "): could not start the threads (" + e.what() +
+                             "); the previous pool is kept");
   }
   std::shared_ptr<ThreadPool> old;  // released after the lock: joining its workers needs no lock held
   {

@@ -120,8 +120,7 @@ class SeedSequence {
 
   void mix_entropy(const std::vector<uint32_t>& entropy) {
     uint32_t hash_const = kInitA;
-    for (std::size_t i = 0; i < kPoolSize; ++i)
-      pool_[i] = hashmix(i < entropy.size() ? entropy[i] : 0u, hash_const);
+    for (std::size_t i = 0; i < kPoolSize; ++i) pool_[i] = hashmix(i < entropy.size() ? entropy[i] : 0u, hash_const);
     for (std::size_t src = 0; src < kPoolSize; ++src)
       for (std::size_t dst = 0; dst < kPoolSize; ++dst)
         if (src != dst) pool_[dst] = mix(pool_[dst], hashmix(pool_[src], hash_const));

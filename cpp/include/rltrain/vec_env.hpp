@@ -294,8 +294,8 @@ class VecEnv {
       ready_cv_.wait(lk, ready);
     } else if (!ready_cv_.wait_for(lk, std::chrono::duration<double>(timeout_s), ready)) {
       throw TimeoutError("recv: timed out after " + std::to_string(timeout_s) + " s waiting for " +
-                         std::to_string(batch_size) + " environments (" + std::to_string(ready_.size()) +
-                         " ready, " + std::to_string(n_in_flight_) + " in flight)");
+                         std::to_string(batch_size) + " environments (" + std::to_string(ready_.size()) + " ready, " +
+                         std::to_string(n_in_flight_) + " in flight)");
     }
     // An env whose step threw is taken out of flight alone and its error raised; every other ready env stays in
     // the queue untouched, so the next recv() still returns their results (episode ends included).
@@ -512,8 +512,8 @@ class VecEnv {
   // The locks live on the heap so that a forked child can abandon them: their state was copied mid-use from
   // the parent, and destroying a condition variable that records waiters blocks forever (glibc).
   struct Sync {
-    std::mutex api_mu;          // one public call at a time
-    std::mutex q_mu;            // guards the async state below
+    std::mutex api_mu;  // one public call at a time
+    std::mutex q_mu;    // guards the async state below
     std::condition_variable q_cv, ready_cv;
   };
   std::unique_ptr<Sync> sync_ = std::make_unique<Sync>();

@@ -271,7 +271,7 @@ class LunarLanderT {
 
   Config cfg_;
   Rng rng_;
-  Rng rng_at_reset_;                   // rng_ as the current episode began (save_state)
+  Rng rng_at_reset_;                     // rng_ as the current episode began (save_state)
   std::vector<Action> episode_actions_;  // the current episode's actions, kActDim per step (save_state)
   std::unique_ptr<lunar::Sim> sim_;
   std::array<double, lunar::kChunks> smooth_y_{};

@@ -83,8 +83,7 @@ inline void create_legs(Sim& sim) {
 
 // gymnasium's engine impulses for one step: main engine at m_power (0 or 0.5..1), side engine at s_power towards
 // direction (-1 left, +1 right), both offset by the step's two dispersion draws.
-inline void fire_engines(b2Body* lander, double m_power, double s_power, double direction,
-                         const double dispersion[2]) {
+inline void fire_engines(b2Body* lander, double m_power, double s_power, double direction, const double dispersion[2]) {
   const double angle = lander->GetAngle();
   const double tip[2] = {std::sin(angle), std::cos(angle)};
   const double side[2] = {-tip[1], tip[0]};
