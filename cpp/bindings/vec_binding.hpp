@@ -51,7 +51,7 @@ typename E::Config config_from_kwargs(const py::kwargs& kw) {
     for (const auto& n : names) known = known || n == key;
     if (!known) {
       std::string accepted;
-      for (const auto& n : names) accepted += (accepted.empty() ? "" : ", ") + n;
+      for (const auto& n : names) accepted.append(accepted.empty() ? "" : ", ").append(n);
       throw py::type_error(std::string(E::kId) + ": unexpected keyword argument '" + key + "'; accepted: " + accepted);
     }
   }

@@ -193,8 +193,9 @@ class ThreadPool {
 // (platform.hpp: affinity mask and cgroup quota).
 inline int default_num_threads() {
   if (const char* s = std::getenv("RLTRAIN_NUM_THREADS")) {
-    const int k = std::atoi(s);
-    if (k > 0) return std::min(k, kMaxThreads);
+    // strtol, not atoi: a value beyond int's range saturates instead of being undefined behaviour.
+    const long k = std::strtol(s, nullptr, 10);
+    if (k > 0) return static_cast<int>(std::min<long>(k, kMaxThreads));
   }
   return std::min(available_cpus(), kMaxThreads);
 }

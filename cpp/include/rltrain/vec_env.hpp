@@ -165,7 +165,7 @@ class VecEnv {
   std::string get_state() {
     Guard g(this, "get_state");
     require_idle("get_state");
-    std::string out(kStateMagic);
+    std::string out = state_magic();
     put(out, uint64_t(n_));
     out.push_back(needs_reset_ ? '\1' : '\0');
     for (std::size_t i = 0; i < n_; ++i) {
@@ -189,9 +189,10 @@ class VecEnv {
       at += n;
       return p;
     };
-    if (state.compare(0, kStateMagic.size(), kStateMagic) != 0)
+    const std::string magic = state_magic();
+    if (state.compare(0, magic.size(), magic) != 0)
       throw std::invalid_argument(std::string("state: not a ") + E::kId + " batcher state");
-    at = kStateMagic.size();
+    at = magic.size();
     uint64_t n = 0;
     std::memcpy(&n, take(sizeof(n)), sizeof(n));
     if (n != n_)
@@ -361,7 +362,8 @@ class VecEnv {
 
  private:
   using Clock = std::chrono::steady_clock;
-  inline static const std::string kStateMagic = std::string("rltrain-vec-state-1:") + E::kId + ":";
+  // The header of get_state()'s bytes; a function, not a static string, so nothing can throw at load time.
+  static std::string state_magic() { return std::string("rltrain-vec-state-1:") + E::kId + ":"; }
 
   template <class T>
   static void put(std::string& out, const T& v) {
