@@ -84,7 +84,7 @@ assert np.array_equal(K.gae(r, v, d, lv)[0], want)
 
 # close() on one thread while another reads num_threads / closed / num_in_flight.
 for i in range(10):
-    env = _core.CartPoleVec(4, 3, i)
+    env = _core.envs.CartPoleVec(4, 3, i)
     env.reset()
     env.send(np.zeros(4, np.int64))
     t = threading.Thread(target=env.close)
@@ -95,7 +95,7 @@ for i in range(10):
     assert env.closed and env.num_threads == 0
 
 # send/recv straight into step/reset, while the driver thread may still be finishing its pool call.
-for vec, acts in ((_core.CartPoleVec(16, 3, 0), np.int64), (_box2d.LunarLanderVec(8, 3, 0), np.int64)):
+for vec, acts in ((_core.envs.CartPoleVec(16, 3, 0), np.int64), (_box2d.LunarLanderVec(8, 3, 0), np.int64)):
     n = vec.num_envs
     vec.reset()
     for i in range(60):

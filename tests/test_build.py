@@ -33,3 +33,18 @@ def test_build_flavour() -> None:
     else:
         assert info["sanitizers"] == ""
         assert info["optimized"] is True
+
+
+def test_core_submodules_and_no_test_hooks_in_public_namespace() -> None:
+    # _core is split by topic; test scaffolding lives in _core._testing only (module.cpp wires the submodules).
+    import importlib
+
+    for name in ("kernels", "envs", "sync", "_testing"):
+        sub = importlib.import_module(f"rltrain._core.{name}")  # registered in sys.modules, not only an attribute
+        assert sub is getattr(_core, name)
+    public = {n for n in dir(_core) if not n.startswith("__")}
+    assert public == {"build_info", "MAX_THREADS", "default_num_threads", "available_cpus", "kernels", "envs", "sync",
+                      "_testing"}
+    for mod in (_core, _core.kernels, _core.envs, _core.sync):
+        assert not [n for n in dir(mod) if n.startswith("_") and not n.startswith("__") and n != "_testing"], mod
+    assert {"SleepEnvVec", "numpy_rng_uniform", "numpy_rng_draws", "numpy_f32_trig"} <= set(dir(_core._testing))

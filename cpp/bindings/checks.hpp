@@ -25,25 +25,19 @@ inline Kind kind_of(const py::array& a) {
   return Kind::Other;
 }
 
-inline std::string shape_str(const py::array& a) {
+// "(3,)", "(2, 4)": a shape as NumPy prints it.
+template <class Seq>
+std::string shape_str(const Seq& dims) {
   std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) {
-    s += std::to_string(a.shape(i));
-    if (a.ndim() == 1 || i + 1 < a.ndim()) s += ", ";
-  }
-  if (a.ndim() == 1) s.pop_back(), s.pop_back(), s += ",";
-  return s + ")";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + (dims.size() == 1 ? ",)" : ")");
 }
 
-inline std::string shape_str(const std::vector<py::ssize_t>& v) {
-  std::string s = "(";
-  for (std::size_t i = 0; i < v.size(); ++i) {
-    s += std::to_string(v[i]);
-    if (i + 1 < v.size()) s += ", ";
-  }
-  if (v.size() == 1) s += ",";
-  return s + ")";
+inline std::string shape_str(const py::array& a) {
+  return shape_str(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
 }
+
+inline std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 inline py::array as_array(py::handle obj, const char* name) {
   if (!py::isinstance<py::array>(obj))
@@ -55,8 +49,7 @@ inline py::array as_array(py::handle obj, const char* name) {
 inline void require_shape(const py::array& a, const char* name, const std::vector<py::ssize_t>& shape) {
   bool ok = a.ndim() == static_cast<py::ssize_t>(shape.size());
   for (std::size_t i = 0; ok && i < shape.size(); ++i) ok = a.shape(i) == shape[i];
-  if (!ok)
-    throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " + shape_str(a));
+  if (!ok) throw py::value_error(std::string(name) + ": expected shape " + shape_str(shape) + ", got " + shape_str(a));
   constexpr int kAligned = 0x0100;  // NPY_ARRAY_ALIGNED: the kernels dereference typed pointers
   if (!(a.flags() & py::array::c_style) || !(a.flags() & kAligned))
     throw py::value_error(std::string(name) + ": expected an aligned C-contiguous array");
@@ -66,7 +59,7 @@ inline void require_float(const py::array& a, const char* name, Kind want) {
   const Kind k = kind_of(a);
   if (k != want)
     throw py::type_error(std::string(name) + ": expected dtype " + (want == Kind::F32 ? "float32" : "float64") +
-                         ", got " + std::string(py::str(a.dtype())));
+                         ", got " + dtype_str(a));
 }
 
 inline void require_writable(const py::array& a, const char* name) {
@@ -76,8 +69,20 @@ inline void require_writable(const py::array& a, const char* name) {
 inline Kind require_flag(const py::array& a, const char* name) {
   const Kind k = kind_of(a);
   if (k != Kind::U8 && k != Kind::F32 && k != Kind::F64)
-    throw py::type_error(std::string(name) + ": expected dtype bool, uint8, float32 or float64, got " +
-                         std::string(py::str(a.dtype())));
+    throw py::type_error(std::string(name) + ": expected dtype bool, uint8, float32 or float64, got " + dtype_str(a));
+  return k;
+}
+
+// The leading array of a kernel: `ndim` axes named by `axes` ("[T, N]"), float32 or float64, C-contiguous;
+// returns its kind, which the kernel's other float arguments must share.
+inline Kind require_float_array(const py::array& a, const char* name, py::ssize_t ndim, const char* axes) {
+  if (a.ndim() != ndim)
+    throw py::value_error(std::string(name) + ": expected a " + std::to_string(ndim) + "-D array " + axes +
+                          ", got shape " + shape_str(a));
+  const Kind k = kind_of(a);
+  if (k != Kind::F32 && k != Kind::F64)
+    throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + dtype_str(a));
+  require_shape(a, name, std::vector<py::ssize_t>(a.shape(), a.shape() + ndim));
   return k;
 }
 

@@ -1,40 +1,35 @@
-// Entry point of rltrain._core: wires the topic registrations, nothing else.
+// Entry point of rltrain._core: wires the topic registrations into their submodules, nothing else.
+//   rltrain._core           build_info, MAX_THREADS, default_num_threads, available_cpus  (register_platform.cpp)
+//   rltrain._core.kernels   gae, discounted_returns, group advantages, running stats, ppo_loss_grad, kernel pool
+//   rltrain._core.envs      classic-control envs and their batchers, NATIVE_ENVS            (register_envs.cpp)
+//   rltrain._core.sync      the fork backend's shared-word handshake                        (register_sync.cpp)
+//   rltrain._core._testing  test scaffolding                                                (register_testing.cpp)
 #include <pybind11/pybind11.h>
 
-#include <string>
+#include "submodule.hpp"
 
 namespace py = pybind11;
 
 namespace rltrain::bind {
+void register_platform(py::module_& m);
 void register_kernels(py::module_& m);
-void register_envs(py::module_& m);
 void register_ppo(py::module_& m);
-void register_fork(py::module_& m);
+void register_envs(py::module_& m);
+void register_sync(py::module_& m);
+void register_testing(py::module_& m);
 }  // namespace rltrain::bind
 
 PYBIND11_MODULE(_core, m) {
+  using namespace rltrain::bind;
   m.doc() = "rltrain compiled core: kernels, thread pool, native environments";
-  py::dict info;
-#if defined(RLTRAIN_SANITIZED)
-  info["sanitizers"] = "address,undefined";
-#elif defined(RLTRAIN_TSAN)
-  info["sanitizers"] = "thread";
-#else
-  info["sanitizers"] = "";
-#endif
-#ifdef NDEBUG
-  info["optimized"] = true;
-#else
-  info["optimized"] = false;
-#endif
-#if defined(__VERSION__)
-  info["compiler"] = __VERSION__;
-#elif defined(_MSC_FULL_VER)
-  info["compiler"] = "MSVC " + std::to_string(_MSC_FULL_VER);
-#endif
-  m.attr("build_info") = info;
-  rltrain::bind::register_kernels(m);
-  rltrain::bind::register_envs(m);
-  rltrain::bind::register_ppo(m);
-  rltrain::bind::register_fork(m);
+  register_platform(m);
+  py::module_ kernels = submodule(m, "kernels", "Numeric kernels on the kernel thread pool (GIL released).");
+  register_kernels(kernels);
+  register_ppo(kernels);
+  py::module_ envs = submodule(m, "envs", "Native classic-control environments and their thread-pool batchers.");
+  register_envs(envs);
+  py::module_ sync = submodule(m, "sync", "Shared-memory sequence words of the fork backend's handshake.");
+  register_sync(sync);
+  py::module_ testing = submodule(m, "_testing", "Test scaffolding: not part of the API.");
+  register_testing(testing);
 }

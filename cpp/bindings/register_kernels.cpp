@@ -1,83 +1,19 @@
 // pybind11 registration of the numeric kernels: check dtype/shape/contiguity, release the GIL, call the C++.
 // Python wrappers in rltrain.kernels do the friendly conversions (torch, non-contiguous, out=) first.
-#if !defined(_WIN32)
-#include <pthread.h>
-#endif
-
 #include <cmath>
-#include <memory>
-#include <mutex>
-#include <stdexcept>
+#include <cstdint>
 #include <string>
-#include <system_error>
+#include <vector>
 
 #include "checks.hpp"
 #include "rltrain/gae.hpp"
 #include "rltrain/group_advantage.hpp"
+#include "rltrain/kernel_pool.hpp"
 #include "rltrain/running_stats.hpp"
-#include "rltrain/thread_pool.hpp"
 
 namespace rltrain::bind {
 
 namespace {
-
-// The one kernel pool, created on first use and replaced by set_num_threads. Callers hold a shared_ptr for the
-// whole call, so set_num_threads on one thread never destroys a pool that a kernel on another thread (the GIL is
-// released) is still running on: the last holder destroys (joins) it. After fork() the child has no worker
-// threads, so the inherited pool is abandoned (never joined) and a fresh one is made on demand.
-std::mutex g_pool_mu;
-std::shared_ptr<ThreadPool>& g_pool = *new std::shared_ptr<ThreadPool>();  // never destroyed: no join at exit
-int g_threads = 0;
-
-void atfork_child() {
-  // Leaked on purpose: its threads do not exist in the child. Placement new forgets the parent's pointer
-  // without running a destructor (which would join threads that are not here).
-  new (&g_pool) std::shared_ptr<ThreadPool>();
-  new (&g_pool_mu) std::mutex();
-}
-
-std::shared_ptr<ThreadPool> kernel_pool() {
-#if !defined(_WIN32)  // no fork() on Windows
-  static const bool registered = [] {
-    pthread_atfork(nullptr, nullptr, atfork_child);
-    return true;
-  }();
-  (void)registered;
-#endif
-  std::lock_guard<std::mutex> lk(g_pool_mu);
-  if (g_pool == nullptr) {
-    if (g_threads <= 0) g_threads = default_num_threads();
-    g_pool = std::make_shared<ThreadPool>(g_threads);
-  }
-  return g_pool;
-}
-
-void set_num_threads(int k) {
-  if (k < 1 || k > kMaxThreads)
-    throw py::value_error("num_threads: expected an integer in [1, " + std::to_string(kMaxThreads) + "], got " +
-                          std::to_string(k));
-  {
-    std::lock_guard<std::mutex> lk(g_pool_mu);
-    if (g_pool != nullptr && g_threads == k) return;
-  }
-  // The new pool is built first: when its threads cannot be created the old pool stays in place and usable.
-  std::shared_ptr<ThreadPool> fresh;
-  try {
-    fresh = std::make_shared<ThreadPool>(k);
-  } catch (const std::system_error& e) {
-    throw std::runtime_error("set_num_threads(" + std::to_string(k) + "): could not start the threads (" +
-                             e.what() + "); the previous pool is kept");
-  }
-  std::shared_ptr<ThreadPool> old;  // released after the lock: joining its workers needs no lock held
-  {
-    std::lock_guard<std::mutex> lk(g_pool_mu);
-    old = std::move(g_pool);
-    g_pool = std::move(fresh);
-    g_threads = k;
-  }
-}
-
-int get_num_threads() { return kernel_pool()->num_threads(); }
 
 // An output argument: the caller's array, or a new one of the given dtype and shape when None.
 py::array out_or_new(py::object o, const char* name, Kind fk, const std::vector<py::ssize_t>& shape) {
@@ -95,31 +31,6 @@ py::array out_or_new(py::object o, const char* name, Kind fk, const std::vector<
 void check_unit(double x, const char* name) {
   if (!std::isfinite(x) || x < 0.0 || x > 1.0)
     throw py::value_error(std::string(name) + ": expected a finite number in [0, 1], got " + std::to_string(x));
-}
-
-// Splits N columns into at most `threads` ranges of whole 64-byte lines.
-template <typename Fn>
-void split_columns(std::size_t rows, std::size_t N, Fn&& fn) {
-  const std::shared_ptr<ThreadPool> holder = kernel_pool();  // kept alive until the split is done
-  ThreadPool& pool = *holder;
-  const std::size_t work = rows * N;
-  std::size_t chunks = std::min<std::size_t>(pool.num_threads(), (N + 15) / 16);
-  // The recursion streams ~20 bytes per element and one core already runs at cache bandwidth (measured:
-  // (2048, 64) float32 takes the same time with -march=native and is slower on two threads of a 2-vCPU VM), so
-  // only inputs well beyond the private caches (>= 2^20 elements) are split.
-  if (work < (std::size_t(1) << 20)) chunks = 1;
-  if (chunks <= 1) {
-    fn(std::size_t(0), N);
-    return;
-  }
-  const std::size_t step = ((N + chunks - 1) / chunks + 15) / 16 * 16;
-  pool.parallel_for(
-      chunks,
-      [&](std::size_t c) {
-        const std::size_t b = c * step, e = std::min(N, b + step);
-        if (b < e) fn(b, e);
-      },
-      ThreadPool::Schedule::Static);
 }
 
 template <typename T, typename FD, typename FT>
@@ -142,14 +53,16 @@ void dispatch_gae_term(GaeArgs<T, FD, uint8_t> base, const py::array* term, Kind
     a.advantages = base.advantages, a.returns = base.returns, a.terminated = cptr<FT>(*term);
     run_gae(a);
   };
-  if (tk == Kind::F32) with(float{});
-  else with(double{});
+  if (tk == Kind::F32)
+    with(float{});
+  else
+    with(double{});
 }
 
 template <typename T>
 void gae_typed(py::array& rewards, py::array& values, py::array& dones, Kind dk, py::array& last_values,
-               const py::array* term, Kind tk, const py::array* final_values, double gamma, double lam,
-               py::array& adv, py::array& ret) {
+               const py::array* term, Kind tk, const py::array* final_values, double gamma, double lam, py::array& adv,
+               py::array& ret) {
   auto fill = [&](auto tag) {
     using FD = decltype(tag);
     GaeArgs<T, FD, uint8_t> a;
@@ -161,22 +74,20 @@ void gae_typed(py::array& rewards, py::array& values, py::array& dones, Kind dk,
     py::gil_scoped_release nogil;
     dispatch_gae_term<T, FD>(a, term, tk);
   };
-  if (dk == Kind::U8) fill(uint8_t{});
-  else if (dk == Kind::F32) fill(float{});
-  else fill(double{});
+  if (dk == Kind::U8)
+    fill(uint8_t{});
+  else if (dk == Kind::F32)
+    fill(float{});
+  else
+    fill(double{});
 }
 
 py::tuple gae(py::object rewards_o, py::object values_o, py::object dones_o, py::object last_values_o,
               py::object terminated_o, py::object final_values_o, double gamma, double lam, py::object adv_o,
               py::object ret_o) {
   py::array rewards = as_array(rewards_o, "rewards");
-  if (rewards.ndim() != 2)
-    throw py::value_error("rewards: expected a 2-D array [T, N], got shape " + shape_str(rewards));
-  const Kind fk = kind_of(rewards);
-  if (fk != Kind::F32 && fk != Kind::F64)
-    throw py::type_error("rewards: expected dtype float32 or float64, got " + std::string(py::str(rewards.dtype())));
+  const Kind fk = require_float_array(rewards, "rewards", 2, "[T, N]");
   const py::ssize_t T = rewards.shape(0), N = rewards.shape(1);
-  require_shape(rewards, "rewards", {T, N});
   py::array values = as_array(values_o, "values");
   require_float(values, "values", fk);
   require_shape(values, "values", {T, N});
@@ -192,8 +103,7 @@ py::tuple gae(py::object rewards_o, py::object values_o, py::object dones_o, py:
     term = as_array(terminated_o, "terminated");
     tk = require_flag(term, "terminated");
     require_shape(term, "terminated", {T, N});
-    if (final_values_o.is_none())
-      throw py::value_error("final_values: required when terminated is given");
+    if (final_values_o.is_none()) throw py::value_error("final_values: required when terminated is given");
     fin = as_array(final_values_o, "final_values");
     require_float(fin, "final_values", fk);
     require_shape(fin, "final_values", {T, N});
@@ -204,21 +114,18 @@ py::tuple gae(py::object rewards_o, py::object values_o, py::object dones_o, py:
   py::array ret = out_or_new(ret_o, "out[1] (returns)", fk, {T, N});
   const py::array* tp = terminated_o.is_none() ? nullptr : &term;
   const py::array* fp = terminated_o.is_none() ? nullptr : &fin;
-  if (fk == Kind::F32) gae_typed<float>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
-  else gae_typed<double>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
+  if (fk == Kind::F32)
+    gae_typed<float>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
+  else
+    gae_typed<double>(rewards, values, dones, dk, last_values, tp, tk, fp, gamma, lam, adv, ret);
   return py::make_tuple(adv, ret);
 }
 
 py::array discounted_returns(py::object rewards_o, py::object dones_o, py::object last_values_o, double gamma,
                              py::object out_o) {
   py::array rewards = as_array(rewards_o, "rewards");
-  if (rewards.ndim() != 2)
-    throw py::value_error("rewards: expected a 2-D array [T, N], got shape " + shape_str(rewards));
-  const Kind fk = kind_of(rewards);
-  if (fk != Kind::F32 && fk != Kind::F64)
-    throw py::type_error("rewards: expected dtype float32 or float64, got " + std::string(py::str(rewards.dtype())));
+  const Kind fk = require_float_array(rewards, "rewards", 2, "[T, N]");
   const py::ssize_t T = rewards.shape(0), N = rewards.shape(1);
-  require_shape(rewards, "rewards", {T, N});
   py::array dones = as_array(dones_o, "dones");
   const Kind dk = require_flag(dones, "dones");
   require_shape(dones, "dones", {T, N});
@@ -243,12 +150,17 @@ py::array discounted_returns(py::object rewards_o, py::object dones_o, py::objec
     });
   };
   auto with_t = [&](auto ttag) {
-    if (dk == Kind::U8) run(ttag, uint8_t{});
-    else if (dk == Kind::F32) run(ttag, float{});
-    else run(ttag, double{});
+    if (dk == Kind::U8)
+      run(ttag, uint8_t{});
+    else if (dk == Kind::F32)
+      run(ttag, float{});
+    else
+      run(ttag, double{});
   };
-  if (fk == Kind::F32) with_t(float{});
-  else with_t(double{});
+  if (fk == Kind::F32)
+    with_t(float{});
+  else
+    with_t(double{});
   return out;
 }
 
@@ -264,11 +176,10 @@ GroupArrays check_group(py::object rewards_o, py::object lengths_o, py::object o
   g.rewards = as_array(rewards_o, "rewards");
   const py::ssize_t nd = g.rewards.ndim();
   if (nd != 2 && nd != 3)
-    throw py::value_error("rewards: expected a 2-D [G, T] or 3-D [B, G, T] array, got shape " +
-                          shape_str(g.rewards));
+    throw py::value_error("rewards: expected a 2-D [G, T] or 3-D [B, G, T] array, got shape " + shape_str(g.rewards));
   g.fk = kind_of(g.rewards);
   if (g.fk != Kind::F32 && g.fk != Kind::F64)
-    throw py::type_error("rewards: expected dtype float32 or float64, got " + std::string(py::str(g.rewards.dtype())));
+    throw py::type_error("rewards: expected dtype float32 or float64, got " + dtype_str(g.rewards));
   const py::ssize_t B = nd == 3 ? g.rewards.shape(0) : 1;
   const py::ssize_t G = g.rewards.shape(nd - 2), T = g.rewards.shape(nd - 1);
   std::vector<py::ssize_t> full = nd == 3 ? std::vector<py::ssize_t>{B, G, T} : std::vector<py::ssize_t>{G, T};
@@ -276,7 +187,7 @@ GroupArrays check_group(py::object rewards_o, py::object lengths_o, py::object o
   require_shape(g.rewards, "rewards", full);
   g.lengths = as_array(lengths_o, "lengths");
   if (kind_of(g.lengths) != Kind::I64)
-    throw py::type_error("lengths: expected dtype int64, got " + std::string(py::str(g.lengths.dtype())));
+    throw py::type_error("lengths: expected dtype int64, got " + dtype_str(g.lengths));
   require_shape(g.lengths, "lengths", lshape);
   // A private copy, checked and then read without the GIL: another Python thread refilling the caller's array
   // meanwhile cannot turn a checked length into an out-of-bounds index.
@@ -299,11 +210,13 @@ void check_eps_ddof(double eps, int64_t ddof) {
 
 template <typename Fn>
 void with_float(const GroupArrays& g, Fn&& fn) {
-  if (g.fk == Kind::F32) fn(float{});
-  else fn(double{});
+  if (g.fk == Kind::F32)
+    fn(float{});
+  else
+    fn(double{});
 }
 
-py::array episodic(py::object r, py::object l, double eps, int64_t ddof, py::object o) {
+py::array episodic_advantages(py::object r, py::object l, double eps, int64_t ddof, py::object o) {
   check_eps_ddof(eps, ddof);
   GroupArrays g = check_group(r, l, o);
   with_float(g, [&](auto tag) {
@@ -312,12 +225,13 @@ py::array episodic(py::object r, py::object l, double eps, int64_t ddof, py::obj
     const int64_t* lp = cptr<int64_t>(g.lengths);
     T* op = mptr<T>(g.out);
     py::gil_scoped_release nogil;
-    episodic_advantages<T>(g.shape, rp, lp, eps, ddof, op, *kernel_pool());
+    rltrain::episodic_advantages<T>(g.shape, rp, lp, eps, ddof, op, *kernel_pool());
   });
   return g.out;
 }
 
-py::array per_step(py::object r, py::object l, double gamma, int pooled, double eps, int64_t ddof, py::object o) {
+py::array per_step_advantages(py::object r, py::object l, double gamma, int pooled, double eps, int64_t ddof,
+                              py::object o) {
   check_unit(gamma, "gamma");
   check_eps_ddof(eps, ddof);
   GroupArrays g = check_group(r, l, o);
@@ -327,14 +241,14 @@ py::array per_step(py::object r, py::object l, double gamma, int pooled, double 
     const int64_t* lp = cptr<int64_t>(g.lengths);
     T* op = mptr<T>(g.out);
     py::gil_scoped_release nogil;
-    per_step_advantages<T>(g.shape, rp, lp, gamma, pooled ? StepNorm::Pooled : StepNorm::Timestep, eps, ddof, op,
-                           *kernel_pool());
+    rltrain::per_step_advantages<T>(g.shape, rp, lp, gamma, pooled ? StepNorm::Pooled : StepNorm::Timestep, eps, ddof,
+                                    op, *kernel_pool());
   });
   return g.out;
 }
 
-py::array hybrid(py::object r, py::object l, double gamma, double alpha, double beta, double clip, double eps, int64_t ddof,
-            py::object o) {
+py::array hybrid_advantages(py::object r, py::object l, double gamma, double alpha, double beta, double clip,
+                            double eps, int64_t ddof, py::object o) {
   check_unit(gamma, "gamma");
   check_eps_ddof(eps, ddof);
   if (!std::isfinite(alpha) || alpha < 0.0)
@@ -349,20 +263,17 @@ py::array hybrid(py::object r, py::object l, double gamma, double alpha, double 
     const int64_t* lp = cptr<int64_t>(g.lengths);
     T* op = mptr<T>(g.out);
     py::gil_scoped_release nogil;
-    hybrid_advantages<T>(g.shape, rp, lp, gamma, alpha, beta, clip, eps, ddof, op, *kernel_pool());
+    rltrain::hybrid_advantages<T>(g.shape, rp, lp, gamma, alpha, beta, clip, eps, ddof, op, *kernel_pool());
   });
   return g.out;
 }
 
-py::array group_norm(py::object scores_o, py::ssize_t group_size, int scale, double eps, int64_t ddof, py::object out_o) {
+py::array group_normalize(py::object scores_o, py::ssize_t group_size, int scale, double eps, int64_t ddof,
+                          py::object out_o) {
   check_eps_ddof(eps, ddof);
   py::array s = as_array(scores_o, "scores");
-  if (s.ndim() != 1) throw py::value_error("scores: expected a 1-D array [B*G], got shape " + shape_str(s));
-  const Kind fk = kind_of(s);
-  if (fk != Kind::F32 && fk != Kind::F64)
-    throw py::type_error("scores: expected dtype float32 or float64, got " + std::string(py::str(s.dtype())));
+  const Kind fk = require_float_array(s, "scores", 1, "[B*G]");
   const py::ssize_t n = s.shape(0);
-  require_shape(s, "scores", {n});
   if (group_size < 1 || (n > 0 && n % group_size != 0))
     throw py::value_error("group_size: expected an integer >= 1 dividing len(scores) = " + std::to_string(n) +
                           ", got " + std::to_string(group_size));
@@ -373,22 +284,20 @@ py::array group_norm(py::object scores_o, py::ssize_t group_size, int scale, dou
     const T* sp = cptr<T>(s);
     T* op = mptr<T>(out);
     py::gil_scoped_release nogil;
-    group_normalize<T>(n, group_size, sp, static_cast<GroupScale>(scale), eps, ddof, op);
+    rltrain::group_normalize<T>(n, group_size, sp, static_cast<GroupScale>(scale), eps, ddof, op);
   };
-  if (fk == Kind::F32) run(float{});
-  else run(double{});
+  if (fk == Kind::F32)
+    run(float{});
+  else
+    run(double{});
   return out;
 }
 
 // Running statistics: mean/var are float64 [dim] arrays updated in place; batch is [n, dim].
 double rms_update(py::object mean_o, py::object var_o, double count, py::object batch_o) {
   py::array mean = as_array(mean_o, "mean"), var = as_array(var_o, "var"), batch = as_array(batch_o, "batch");
-  if (batch.ndim() != 2) throw py::value_error("batch: expected a 2-D array [n, dim], got shape " + shape_str(batch));
-  const Kind fk = kind_of(batch);
-  if (fk != Kind::F32 && fk != Kind::F64)
-    throw py::type_error("batch: expected dtype float32 or float64, got " + std::string(py::str(batch.dtype())));
+  const Kind fk = require_float_array(batch, "batch", 2, "[n, dim]");
   const py::ssize_t n = batch.shape(0), dim = batch.shape(1);
-  require_shape(batch, "batch", {n, dim});
   require_float(mean, "mean", Kind::F64);
   require_shape(mean, "mean", {dim});
   require_writable(mean, "mean");
@@ -404,26 +313,21 @@ double rms_update(py::object mean_o, py::object var_o, double count, py::object 
     using T = decltype(tag);
     const T* x = cptr<T>(batch);
     py::gil_scoped_release nogil;
-    std::vector<double> bm(dim), bv(dim);
-    batch_moments<T>(n, dim, x, bm.data(), bv.data(), *kernel_pool());
-    return merge_moments(dim, m, v, count, bm.data(), bv.data(), static_cast<double>(n));
+    return rltrain::rms_update<T>(n, dim, x, m, v, count, *kernel_pool());
   };
   return fk == Kind::F32 ? run(float{}) : run(double{});
 }
 
 void rms_normalize(py::object x_o, py::object mean_o, py::object var_o, double clip, double eps, py::object out_o) {
   py::array x = as_array(x_o, "x"), mean = as_array(mean_o, "mean"), var = as_array(var_o, "var");
-  if (x.ndim() != 2) throw py::value_error("x: expected a 2-D array [n, dim], got shape " + shape_str(x));
-  const Kind fk = kind_of(x);
-  if (fk != Kind::F32 && fk != Kind::F64)
-    throw py::type_error("x: expected dtype float32 or float64, got " + std::string(py::str(x.dtype())));
+  const Kind fk = require_float_array(x, "x", 2, "[n, dim]");
   const py::ssize_t n = x.shape(0), dim = x.shape(1);
-  require_shape(x, "x", {n, dim});
   require_float(mean, "mean", Kind::F64);
   require_shape(mean, "mean", {dim});
   require_float(var, "var", Kind::F64);
   require_shape(var, "var", {dim});
-  if (std::isnan(clip) || clip < 0.0) throw py::value_error("clip: expected a number >= 0, got " + std::to_string(clip));
+  if (std::isnan(clip) || clip < 0.0)
+    throw py::value_error("clip: expected a number >= 0, got " + std::to_string(clip));
   if (!std::isfinite(eps) || eps < 0.0) throw py::value_error("eps: expected a finite number >= 0");
   py::array out = as_array(out_o, "out");
   require_float(out, "out", fk);
@@ -436,38 +340,36 @@ void rms_normalize(py::object x_o, py::object mean_o, py::object var_o, double c
     const double* vp = cptr<double>(var);
     T* op = mptr<T>(out);
     py::gil_scoped_release nogil;
-    normalize_moments<T>(n, dim, xp, mp, vp, clip, eps, op, *kernel_pool());
+    rltrain::rms_normalize<T>(n, dim, xp, mp, vp, clip, eps, op, *kernel_pool());
   };
-  if (fk == Kind::F32) run(float{});
-  else run(double{});
+  if (fk == Kind::F32)
+    run(float{});
+  else
+    run(double{});
 }
 
 }  // namespace
 
 void register_kernels(py::module_& m) {
-  m.def("set_num_threads", &set_num_threads, py::arg("num_threads"));
-  m.def("get_num_threads", &get_num_threads);
-  m.def("default_num_threads", &default_num_threads,
-        "RLTRAIN_NUM_THREADS, else the CPUs this process may use (affinity mask and cgroup quota): the default of\n"
-        "the kernel pool, the native batcher and the fork backend.");
-  m.def("available_cpus", &available_cpus, "CPUs usable by this process (affinity mask, cgroup CPU quota).");
-  m.attr("MAX_THREADS") = kMaxThreads;
+  m.def("set_num_threads", &rltrain::set_num_threads, py::arg("num_threads"),
+        "Replaces the kernel pool by one of num_threads threads (the previous pool is kept if they cannot start).");
+  m.def("get_num_threads", &rltrain::get_num_threads, "Threads of the kernel pool (made on first use).");
   m.def("gae", &gae, py::arg("rewards"), py::arg("values"), py::arg("dones"), py::arg("last_values"),
         py::arg("terminated"), py::arg("final_values"), py::arg("gamma"), py::arg("lam"), py::arg("adv_out"),
         py::arg("ret_out"));
   m.def("discounted_returns", &discounted_returns, py::arg("rewards"), py::arg("dones"), py::arg("last_values"),
         py::arg("gamma"), py::arg("out"));
-  m.def("episodic_advantages", &episodic, py::arg("rewards"), py::arg("lengths"), py::arg("eps"), py::arg("ddof"),
-        py::arg("out"));
-  m.def("per_step_advantages", &per_step, py::arg("rewards"), py::arg("lengths"), py::arg("gamma"),
+  m.def("episodic_advantages", &episodic_advantages, py::arg("rewards"), py::arg("lengths"), py::arg("eps"),
+        py::arg("ddof"), py::arg("out"));
+  m.def("per_step_advantages", &per_step_advantages, py::arg("rewards"), py::arg("lengths"), py::arg("gamma"),
         py::arg("pooled"), py::arg("eps"), py::arg("ddof"), py::arg("out"));
-  m.def("hybrid_advantages", &hybrid, py::arg("rewards"), py::arg("lengths"), py::arg("gamma"), py::arg("alpha"),
-        py::arg("beta"), py::arg("clip"), py::arg("eps"), py::arg("ddof"), py::arg("out"));
-  m.def("group_normalize", &group_norm, py::arg("scores"), py::arg("group_size"), py::arg("scale"), py::arg("eps"),
+  m.def("hybrid_advantages", &hybrid_advantages, py::arg("rewards"), py::arg("lengths"), py::arg("gamma"),
+        py::arg("alpha"), py::arg("beta"), py::arg("clip"), py::arg("eps"), py::arg("ddof"), py::arg("out"));
+  m.def("group_normalize", &group_normalize, py::arg("scores"), py::arg("group_size"), py::arg("scale"), py::arg("eps"),
         py::arg("ddof"), py::arg("out"));
   m.def("rms_update", &rms_update, py::arg("mean"), py::arg("var"), py::arg("count"), py::arg("batch"));
-  m.def("rms_normalize", &rms_normalize, py::arg("x"), py::arg("mean"), py::arg("var"), py::arg("clip"),
-        py::arg("eps"), py::arg("out"));
+  m.def("rms_normalize", &rms_normalize, py::arg("x"), py::arg("mean"), py::arg("var"), py::arg("clip"), py::arg("eps"),
+        py::arg("out"));
 }
 
 }  // namespace rltrain::bind

@@ -1,8 +1,8 @@
 // pybind11 registration of the native LunarLander: the single env (discrete or continuous, chosen at
 // construction like gymnasium's `continuous=` flag) and the batchers LunarLanderVec / LunarLanderContinuousVec
 // (the generic VecEnv<E> through bind_vec_env). Argument checks and numpy conversion only; the physics is
-// lunar_lander.hpp. LunarLander draws from numpy's default_rng stream; ReplayLunarLander replays caller-supplied
-// uniforms so tests can give it and gymnasium the same draws.
+// envs/lunar_lander.hpp. LunarLander draws from numpy's default_rng stream; ReplayLunarLander (rltrain._box2d._testing)
+// replays caller-supplied uniforms so tests can give it and gymnasium the same draws.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -204,14 +204,17 @@ stream is numpy.random.default_rng's: reset(seed=s) draws gymnasium's terrain an
   // turbulence_power, randomize_angle, randomize_pos, sparse, max_episode_steps); the class is the action type.
   bind_vec_env<envs::LunarLander>(m, "LunarLanderVec");
   bind_vec_env<envs::LunarLanderContinuous>(m, "LunarLanderContinuousVec");
+}
 
+void register_lunar_testing(py::module_& m) {
   bind_lunar<envs::ReplayRng>(m, "ReplayLunarLander", R"doc(
 LunarLander whose random draws are replayed from set_uniforms(u) (floats in [0, 1)) instead of an RNG:
 uniform(lo, hi) = lo + (hi - lo) * u[k], integers(lo, hi) = lo + floor(u[k] * (hi - lo)). Seeds are ignored.
 For parity tests against gymnasium fed the same draws (rltrain.envs.testing.ReplayGenerator).)doc")
       .def(
           "set_uniforms",
-          [](PyLunarLander<envs::ReplayRng>& p, const py::array_t<double, py::array::c_style | py::array::forcecast>& u) {
+          [](PyLunarLander<envs::ReplayRng>& p,
+             const py::array_t<double, py::array::c_style | py::array::forcecast>& u) {
             if (u.ndim() != 1) throw py::value_error("set_uniforms: expected a 1-D array of floats in [0, 1)");
             std::vector<double> v(u.data(), u.data() + u.shape(0));
             for (double x : v)
@@ -219,8 +222,9 @@ For parity tests against gymnasium fed the same draws (rltrain.envs.testing.Repl
             p.visit([&](auto& e) { e.rng().set_uniforms(std::move(v)); });
           },
           py::arg("u"), "Replace the draws still to come (the next reset starts from u[0]).")
-      .def_property_readonly("draws_consumed",
-                             [](PyLunarLander<envs::ReplayRng>& p) { return p.visit([](auto& e) { return e.rng().consumed(); }); });
+      .def_property_readonly("draws_consumed", [](PyLunarLander<envs::ReplayRng>& p) {
+        return p.visit([](auto& e) { return e.rng().consumed(); });
+      });
 }
 
 }  // namespace rltrain::bind

@@ -9,24 +9,19 @@ namespace rltrain::bind {
 namespace {
 
 py::tuple ppo_loss_grad(py::object head_o, py::object actions_o, py::object old_logp_o, py::object adv_o,
-                        py::object returns_o, py::object values_o, py::object old_values_o, double clip,
-                        double clip_vf, double ent_coef, double vf_coef, py::object dhead_o, py::object dvalues_o,
-                        py::object log_std_o, py::object dlog_std_o, bool normalize_adv) {
+                        py::object returns_o, py::object values_o, py::object old_values_o, double clip, double clip_vf,
+                        double ent_coef, double vf_coef, py::object dhead_o, py::object dvalues_o, py::object log_std_o,
+                        py::object dlog_std_o, bool normalize_adv) {
   py::array head = as_array(head_o, "head");
-  if (head.ndim() != 2) throw py::value_error("head: expected a 2-D array [B, A], got shape " + shape_str(head));
-  const Kind fk = kind_of(head);
-  if (fk != Kind::F32 && fk != Kind::F64)
-    throw py::type_error("head: expected dtype float32 or float64, got " + std::string(py::str(head.dtype())));
+  const Kind fk = require_float_array(head, "head", 2, "[B, A]");
   const py::ssize_t B = head.shape(0), A = head.shape(1);
-  require_shape(head, "head", {B, A});
   const bool gaussian = !log_std_o.is_none();
   py::array actions = as_array(actions_o, "actions");
   if (gaussian) {
     require_float(actions, "actions", fk);
     require_shape(actions, "actions", {B, A});
   } else {
-    if (kind_of(actions) != Kind::I64)
-      throw py::type_error("actions: expected dtype int64, got " + std::string(py::str(actions.dtype())));
+    if (kind_of(actions) != Kind::I64) throw py::type_error("actions: expected dtype int64, got " + dtype_str(actions));
     require_shape(actions, "actions", {B});
     // A private copy: the range check below must hold for what the kernel reads after the GIL is released.
     actions = py::array(actions.attr("copy")());
@@ -74,14 +69,16 @@ py::tuple ppo_loss_grad(py::object head_o, py::object actions_o, py::object old_
     for (int k = 0; k < 5; ++k) v[k] = cptr<T>(vecs[k]);
     py::gil_scoped_release nogil;
     if (gaussian)
-      st = ppo_loss_gaussian<T>(args, cptr<T>(head), cptr<T>(log_std), cptr<T>(actions), v[0], v[1], v[2], v[3],
-                                v[4], mptr<T>(dhead), mptr<T>(dlog_std), mptr<T>(dvalues));
+      st = ppo_loss_grad_gaussian<T>(args, cptr<T>(head), cptr<T>(log_std), cptr<T>(actions), v[0], v[1], v[2], v[3],
+                                     v[4], mptr<T>(dhead), mptr<T>(dlog_std), mptr<T>(dvalues));
     else
-      st = ppo_loss_discrete<T>(args, cptr<T>(head), cptr<int64_t>(actions), v[0], v[1], v[2], v[3], v[4],
-                                mptr<T>(dhead), mptr<T>(dvalues));
+      st = ppo_loss_grad_discrete<T>(args, cptr<T>(head), cptr<int64_t>(actions), v[0], v[1], v[2], v[3], v[4],
+                                     mptr<T>(dhead), mptr<T>(dvalues));
   };
-  if (fk == Kind::F32) run(float{});
-  else run(double{});
+  if (fk == Kind::F32)
+    run(float{});
+  else
+    run(double{});
   return py::make_tuple(st.pg_loss, st.value_loss, st.entropy, st.approx_kl, st.clip_fraction);
 }
 
@@ -90,8 +87,8 @@ py::tuple ppo_loss_grad(py::object head_o, py::object actions_o, py::object old_
 void register_ppo(py::module_& m) {
   m.def("ppo_loss_grad", &ppo_loss_grad, py::arg("head"), py::arg("actions"), py::arg("old_logp"), py::arg("adv"),
         py::arg("returns"), py::arg("values"), py::arg("old_values"), py::arg("clip"), py::arg("clip_vf"),
-        py::arg("ent_coef"), py::arg("vf_coef"), py::arg("dhead"), py::arg("dvalues"),
-        py::arg("log_std") = py::none(), py::arg("dlog_std") = py::none(), py::arg("normalize_adv") = false,
+        py::arg("ent_coef"), py::arg("vf_coef"), py::arg("dhead"), py::arg("dvalues"), py::arg("log_std") = py::none(),
+        py::arg("dlog_std") = py::none(), py::arg("normalize_adv") = false,
         "PPO loss statistics (pg, value, entropy, approx_kl, clip_fraction) and the gradient of SB3's loss with "
         "respect to the policy head outputs and the values, written into dhead/dvalues (and dlog_std).");
 }

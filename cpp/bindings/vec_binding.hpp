@@ -17,6 +17,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "checks.hpp"
 #include "rltrain/envs/env.hpp"
 #include "rltrain/thread_pool.hpp"
 #include "rltrain/vec_env.hpp"
@@ -26,14 +27,6 @@ namespace rltrain::bind {
 namespace py = pybind11;
 
 namespace vec_detail {
-
-inline std::string shape_of(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-inline std::string dtype_of(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
 // gymnasium.make kwargs -> E::Config through Config::for_each_field; unknown names are a TypeError, as they
 // are for gymnasium's env constructors.
@@ -58,9 +51,8 @@ typename E::Config config_from_kwargs(const py::kwargs& kw) {
     for (const auto& n : names) known = known || n == key;
     if (!known) {
       std::string accepted;
-      for (const auto& n : names) accepted += (accepted.empty() ? "" : ", ") + n;
-      throw py::type_error(std::string(E::kId) + ": unexpected keyword argument '" + key +
-                           "'; accepted: " + accepted);
+      for (const auto& n : names) accepted.append(accepted.empty() ? "" : ", ").append(n);
+      throw py::type_error(std::string(E::kId) + ": unexpected keyword argument '" + key + "'; accepted: " + accepted);
     }
   }
   if (cfg.max_episode_steps < 1)
@@ -87,9 +79,9 @@ std::vector<typename E::Action> actions_from(py::handle obj, std::size_t rows) {
   std::vector<Action> out(rows * E::kActDim);
   if constexpr (E::kDiscrete) {
     if (kind != 'i' && kind != 'u')
-      throw py::value_error("actions: expected an integer array for discrete actions, got dtype " + dtype_of(arr));
+      throw py::value_error("actions: expected an integer array for discrete actions, got dtype " + dtype_str(arr));
     if (arr.ndim() != 1 || static_cast<std::size_t>(arr.shape(0)) != rows)
-      throw py::value_error("actions: expected shape (" + std::to_string(rows) + ",), got " + shape_of(arr));
+      throw py::value_error("actions: expected shape (" + std::to_string(rows) + ",), got " + shape_str(arr));
     if (kind == 'u' && arr.dtype().itemsize() == 8) {
       auto u = py::array_t<uint64_t, py::array::c_style | py::array::forcecast>::ensure(arr);
       for (std::size_t i = 0; i < rows; ++i) {
@@ -103,10 +95,10 @@ std::vector<typename E::Action> actions_from(py::handle obj, std::size_t rows) {
     }
   } else {
     if (kind != 'f')
-      throw py::value_error("actions: expected a float array for continuous actions, got dtype " + dtype_of(arr));
+      throw py::value_error("actions: expected a float array for continuous actions, got dtype " + dtype_str(arr));
     if (arr.ndim() != 2 || static_cast<std::size_t>(arr.shape(0)) != rows || arr.shape(1) != E::kActDim)
       throw py::value_error("actions: expected shape (" + std::to_string(rows) + ", " + std::to_string(E::kActDim) +
-                            "), got " + shape_of(arr));
+                            "), got " + shape_str(arr));
     auto a = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(arr);
     std::copy(a.data(), a.data() + rows * E::kActDim, out.begin());
   }
@@ -172,8 +164,8 @@ py::class_<VecEnv<E>> bind_vec_env(py::module_& m, const char* name) {
   cls.def(py::init([](std::size_t num_envs, std::optional<int> num_threads, std::optional<uint64_t> seed,
                       bool identical_seeds, py::kwargs kw) {
             if (num_envs < 1) throw py::value_error("num_envs: expected an integer >= 1, got 0");
-            const int threads = num_threads ? *num_threads
-                                            : static_cast<int>(std::min<std::size_t>(num_envs, default_num_threads()));
+            const int threads =
+                num_threads ? *num_threads : static_cast<int>(std::min<std::size_t>(num_envs, default_num_threads()));
             if (threads < 1 || threads > kMaxThreads)
               throw py::value_error("num_threads: expected an integer in [1, " + std::to_string(kMaxThreads) +
                                     "], got " + std::to_string(threads));
@@ -213,10 +205,11 @@ py::class_<VecEnv<E>> bind_vec_env(py::module_& m, const char* name) {
       .def_property_readonly("max_episode_steps", [](const V& v) { return v.config().max_episode_steps; })
       .def_property_readonly("obs_low", [](const V& v) { return bounds_array(v.env(0), true, false); })
       .def_property_readonly("obs_high", [](const V& v) { return bounds_array(v.env(0), true, true); })
-      .def_property_readonly("act_low", [](const V& v) -> py::object {
-        if constexpr (E::kDiscrete) return py::none();
-        return bounds_array(v.env(0), false, false);
-      })
+      .def_property_readonly("act_low",
+                             [](const V& v) -> py::object {
+                               if constexpr (E::kDiscrete) return py::none();
+                               return bounds_array(v.env(0), false, false);
+                             })
       .def_property_readonly("act_high", [](const V& v) -> py::object {
         if constexpr (E::kDiscrete) return py::none();
         return bounds_array(v.env(0), false, true);
@@ -230,7 +223,8 @@ py::class_<VecEnv<E>> bind_vec_env(py::module_& m, const char* name) {
       },
       py::arg("seed"), "Seeds env i with seed + i (all with seed if identical_seeds); the next reset() uses it.");
   cls.def(
-      "seed_env", [](V& v, std::size_t i, uint64_t s) {
+      "seed_env",
+      [](V& v, std::size_t i, uint64_t s) {
         if (i >= v.num_envs()) throw py::index_error("env index " + std::to_string(i) + " out of range");
         v.seed_env(i, s);
       },
@@ -386,10 +380,11 @@ py::class_<SingleEnv<E>> bind_single_env(py::module_& m, const char* name) {
   cls.def_property_readonly("config", [](const S& s) { return config_dict<E>(s.env.config()); })
       .def_property_readonly("obs_low", [](const S& s) { return bounds_array(s.env, true, false); })
       .def_property_readonly("obs_high", [](const S& s) { return bounds_array(s.env, true, true); })
-      .def_property_readonly("act_low", [](const S& s) -> py::object {
-        if constexpr (E::kDiscrete) return py::none();
-        return bounds_array(s.env, false, false);
-      })
+      .def_property_readonly("act_low",
+                             [](const S& s) -> py::object {
+                               if constexpr (E::kDiscrete) return py::none();
+                               return bounds_array(s.env, false, false);
+                             })
       .def_property_readonly("act_high", [](const S& s) -> py::object {
         if constexpr (E::kDiscrete) return py::none();
         return bounds_array(s.env, false, true);

@@ -1,120 +1,54 @@
-"""Type stub for rltrain._box2d, the optional extension with the native Box2D environments."""
+"""Type stub for rltrain._box2d, the optional extension with the native Box2D environments, and its submodule
+_testing (declared as an attribute, like rltrain._core's submodules)."""
 
-from typing import Any, ClassVar
+import types
+from typing import Any, Final, TypedDict
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import Unpack
+
+from rltrain._core import _Env, _VecEnv
 
 SPAWN_MAX_ANGLE: float
 SPAWN_MAX_DX: float
 BOX2D_VERSION: str
 
-class _LunarLanderAPI:  # stub-only: both classes below expose this API
-    def __init__(
-        self,
-        *,
-        continuous: bool = False,
-        gravity: float = -10.0,
-        enable_wind: bool = False,
-        wind_power: float = 15.0,
-        turbulence_power: float = 1.5,
-        randomize_angle: bool = False,
-        randomize_pos: bool = False,
-        sparse: bool = False,
-        max_episode_steps: int = 1000,
-    ) -> None: ...
-    def seed(self, seed: int) -> None: ...
-    def reset(self, seed: int | None = None) -> npt.NDArray[np.float32]: ...
-    def step(self, action: Any) -> tuple[npt.NDArray[np.float32], float, bool, bool]: ...
+class _LunarLanderConfig(TypedDict, total=False):  # stub-only: LunarLanderConfig's fields, the batchers' kwargs
+    gravity: float  # -10.0, in (-12, 0)
+    enable_wind: bool  # False
+    wind_power: float  # 15.0
+    turbulence_power: float  # 1.5
+    randomize_angle: bool  # False
+    randomize_pos: bool  # False
+    sparse: bool  # False
+    max_episode_steps: int  # 1000
+
+class _LunarLanderAPI(_Env):  # stub-only: LunarLander and _testing.ReplayLunarLander expose this API
+    def __init__(self, *, continuous: bool = False, **config: Unpack[_LunarLanderConfig]) -> None: ...
     def place_lander(
-        self,
-        x: float,
-        y: float,
-        angle: float = 0.0,
-        vx: float = 0.0,
-        vy: float = 0.0,
-        angular_velocity: float = 0.0,
+        self, x: float, y: float, angle: float = 0.0, vx: float = 0.0, vy: float = 0.0, angular_velocity: float = 0.0
     ) -> npt.NDArray[np.float32]: ...
-    @property
-    def continuous(self) -> bool: ...
-    @property
-    def id(self) -> str: ...
-    @property
-    def num_actions(self) -> int: ...
-    @property
-    def max_episode_steps(self) -> int: ...
-    @property
-    def observation_bounds(self) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]: ...
-    @property
-    def helipad_y(self) -> float: ...
-    @property
-    def terrain_y(self) -> list[float]: ...
-    @property
-    def elapsed_steps(self) -> int: ...
-    @property
-    def config(self) -> dict[str, Any]: ...
+    continuous: Final[bool]
+    id: Final[str]
+    num_actions: Final[int]
+    max_episode_steps: Final[int]
+    observation_bounds: Final[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]
+    helipad_y: Final[float]
+    terrain_y: Final[list[float]]
+    elapsed_steps: Final[int]
+    config: Final[dict[str, Any]]
 
 class LunarLander(_LunarLanderAPI): ...
 
-class ReplayLunarLander(_LunarLanderAPI):
-    def set_uniforms(self, u: npt.ArrayLike) -> None: ...
-    @property
-    def draws_consumed(self) -> int: ...
+# The batchers (bind_vec_env): keyword arguments are _LunarLanderConfig's; the class is the action type.
+class LunarLanderVec(_VecEnv): ...
+class LunarLanderContinuousVec(_VecEnv): ...
 
-class _LunarLanderVecAPI:  # stub-only: the batchers made by bind_vec_env (vec_binding.hpp)
-    env_id: ClassVar[str]
-    obs_dim: ClassVar[int]
-    act_dim: ClassVar[int]
-    discrete: ClassVar[bool]
-    num_actions: ClassVar[int | None]
-    def __init__(
-        self,
-        num_envs: int,
-        num_threads: int | None = None,
-        seed: int | None = None,
-        identical_seeds: bool = False,
-        *,
-        gravity: float = -10.0,
-        enable_wind: bool = False,
-        wind_power: float = 15.0,
-        turbulence_power: float = 1.5,
-        randomize_angle: bool = False,
-        randomize_pos: bool = False,
-        sparse: bool = False,
-        max_episode_steps: int = 1000,
-    ) -> None: ...
-    @property
-    def num_envs(self) -> int: ...
-    @property
-    def num_threads(self) -> int: ...
-    @property
-    def identical_seeds(self) -> bool: ...
-    @property
-    def num_in_flight(self) -> int: ...
-    @property
-    def closed(self) -> bool: ...
-    @property
-    def config(self) -> dict[str, Any]: ...
-    @property
-    def max_episode_steps(self) -> int: ...
-    @property
-    def obs_low(self) -> npt.NDArray[np.float32]: ...
-    @property
-    def obs_high(self) -> npt.NDArray[np.float32]: ...
-    @property
-    def act_low(self) -> npt.NDArray[np.float32] | None: ...
-    @property
-    def act_high(self) -> npt.NDArray[np.float32] | None: ...
-    def seed(self, seed: int) -> None: ...
-    def seed_env(self, env_id: int, seed: int) -> None: ...
-    def reset(self, seed: int | None = None) -> npt.NDArray[np.float32]: ...
-    def step(
-        self, actions: npt.ArrayLike
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]: ...
-    def buffers(self) -> dict[str, npt.NDArray[Any]]: ...
-    def send(self, actions: npt.ArrayLike, env_ids: npt.ArrayLike | None = None) -> None: ...
-    def recv(self, batch_size: int | None = None, timeout: float | None = None) -> dict[str, npt.NDArray[Any]]: ...
-    def close(self) -> None: ...
+class _Testing(types.ModuleType):  # stub-only: the type of rltrain._box2d._testing
+    class ReplayLunarLander(_LunarLanderAPI):
+        def set_uniforms(self, u: npt.ArrayLike) -> None: ...
+        @property
+        def draws_consumed(self) -> int: ...
 
-class LunarLanderVec(_LunarLanderVecAPI): ...
-class LunarLanderContinuousVec(_LunarLanderVecAPI): ...
+_testing: _Testing

@@ -108,11 +108,11 @@ void gae_columns(const GaeArgs<T, FD, FT>& a, std::size_t j0, std::size_t j1) {
       detail::gae_row_trunc(j0, j1, a.rewards + row, a.values + row, a.dones + row, a.terminated + row,
                             a.final_values + row, nv, an, gamma, gl, a.advantages + row, a.returns + row);
     } else if (last) {
-      detail::gae_row_last(j0, j1, a.rewards + row, a.values + row, a.dones + row, nv, gamma,
-                           a.advantages + row, a.returns + row);
+      detail::gae_row_last(j0, j1, a.rewards + row, a.values + row, a.dones + row, nv, gamma, a.advantages + row,
+                           a.returns + row);
     } else {
-      detail::gae_row(j0, j1, a.rewards + row, a.values + row, a.dones + row, nv, an, gamma, gl,
-                      a.advantages + row, a.returns + row);
+      detail::gae_row(j0, j1, a.rewards + row, a.values + row, a.dones + row, nv, an, gamma, gl, a.advantages + row,
+                      a.returns + row);
     }
   }
 }
@@ -120,8 +120,7 @@ void gae_columns(const GaeArgs<T, FD, FT>& a, std::size_t j0, std::size_t j1) {
 // R[t] = r[t] + gamma * (1 - d[t]) * R[t+1], R[T] = last_values (zeros when null). Columns [j0, j1).
 template <typename T, typename FD>
 void discounted_returns_columns(std::size_t T_len, std::size_t N, const T* rewards, const FD* dones,
-                                const T* last_values, double gamma_d, T* out, std::size_t j0,
-                                std::size_t j1) {
+                                const T* last_values, double gamma_d, T* out, std::size_t j0, std::size_t j1) {
   const T gamma = static_cast<T>(gamma_d);
   for (std::size_t tt = T_len; tt-- > 0;) {
     const std::size_t row = tt * N;

@@ -57,12 +57,13 @@ double ssd_f64(const T* x, std::size_t n, double m) {
 }
 
 // Rows per task: enough elements per task (~16k) that dispatch costs little next to the work.
-inline std::size_t row_grain(const GroupShape& s) { return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(s.T, 1)); }
+inline std::size_t row_grain(const GroupShape& s) {
+  return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(s.T, 1));
+}
 
 // Per-episode sums R[b, i] (double).
 template <typename T>
-void episode_returns(const GroupShape& s, const T* rewards, const int64_t* lengths, double* R,
-                     ThreadPool& pool) {
+void episode_returns(const GroupShape& s, const T* rewards, const int64_t* lengths, double* R, ThreadPool& pool) {
   pool.parallel_range(s.rows(), row_grain(s), [&](std::size_t r0, std::size_t r1) {
     for (std::size_t row = r0; row < r1; ++row) {
       R[row] = sum_f64(rewards + row * s.T, static_cast<std::size_t>(lengths[row]));
@@ -216,17 +217,16 @@ void per_step_into(const GroupShape& s, const T* rewards, const int64_t* lengths
 }
 
 template <typename T>
-void per_step_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
-                         StepNorm norm, double eps, int64_t ddof, T* out, ThreadPool& pool) {
+void per_step_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma, StepNorm norm,
+                         double eps, int64_t ddof, T* out, ThreadPool& pool) {
   per_step_into<T, T>(s, rewards, lengths, gamma, norm, eps, ddof, out, pool);
 }
 
 // Hybrid: sign +1 only where the episodic and the per-step advantage are both positive;
 // magnitude |E|^alpha * |S|^beta, clipped (clip < 0 means no clip), then normalised over each group's valid steps.
 template <typename T>
-void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma,
-                       double alpha, double beta, double clip, double eps, int64_t ddof, T* out,
-                       ThreadPool& pool) {
+void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* lengths, double gamma, double alpha,
+                       double beta, double clip, double eps, int64_t ddof, T* out, ThreadPool& pool) {
   const std::size_t G = s.G, TT = s.T;
   std::vector<double> E(s.rows());
   episode_returns(s, rewards, lengths, E.data(), pool);
@@ -299,8 +299,8 @@ void hybrid_advantages(const GroupShape& s, const T* rewards, const int64_t* len
 enum class GroupScale { Group = 0, Batch = 1, None = 2 };
 
 template <typename T>
-void group_normalize(std::size_t n, std::size_t group_size, const T* scores, GroupScale scale, double eps,
-                     int64_t ddof, T* out) {
+void group_normalize(std::size_t n, std::size_t group_size, const T* scores, GroupScale scale, double eps, int64_t ddof,
+                     T* out) {
   if (n == 0) return;
   double batch_denom = 1.0;
   if (scale == GroupScale::Batch) {

@@ -156,11 +156,11 @@ struct Scalar {
   float as_f32() const { return static_cast<float>(v); }
 };
 
-#define RLTRAIN_NP_SCALAR_OP(OP)                                                               \
-  inline Scalar operator OP(Scalar a, Scalar b) {                                              \
-    const Scalar::Kind k = Scalar::promote(a.k, b.k);                                          \
-    if (k == Scalar::kF32) return Scalar{static_cast<double>(a.as_f32() OP b.as_f32()), k};    \
-    return Scalar{a.v OP b.v, k};                                                              \
+#define RLTRAIN_NP_SCALAR_OP(OP)                                                            \
+  inline Scalar operator OP(Scalar a, Scalar b) {                                           \
+    const Scalar::Kind k = Scalar::promote(a.k, b.k);                                       \
+    if (k == Scalar::kF32) return Scalar{static_cast<double>(a.as_f32() OP b.as_f32()), k}; \
+    return Scalar{a.v OP b.v, k};                                                           \
   }
 RLTRAIN_NP_SCALAR_OP(+)
 RLTRAIN_NP_SCALAR_OP(-)
@@ -168,10 +168,10 @@ RLTRAIN_NP_SCALAR_OP(*)
 RLTRAIN_NP_SCALAR_OP(/)
 #undef RLTRAIN_NP_SCALAR_OP
 
-#define RLTRAIN_NP_SCALAR_CMP(OP)                                                    \
-  inline bool operator OP(Scalar a, Scalar b) {                                      \
-    if (Scalar::promote(a.k, b.k) == Scalar::kF32) return a.as_f32() OP b.as_f32();  \
-    return a.v OP b.v;                                                               \
+#define RLTRAIN_NP_SCALAR_CMP(OP)                                                   \
+  inline bool operator OP(Scalar a, Scalar b) {                                     \
+    if (Scalar::promote(a.k, b.k) == Scalar::kF32) return a.as_f32() OP b.as_f32(); \
+    return a.v OP b.v;                                                              \
   }
 RLTRAIN_NP_SCALAR_CMP(<)
 RLTRAIN_NP_SCALAR_CMP(>)

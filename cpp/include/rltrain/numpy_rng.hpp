@@ -24,7 +24,7 @@ struct U128 {
 
   static U128 mul64(uint64_t a, uint64_t b) {
 #if defined(__SIZEOF_INT128__) && !defined(RLTRAIN_NO_INT128)  // the macro: tests of the fallback
-    __extension__ typedef unsigned __int128 native;
+    __extension__ typedef unsigned __int128 native;  // NOLINT(modernize-use-using): __extension__ needs a typedef
     const native p = static_cast<native>(a) * b;
     return {static_cast<uint64_t>(p >> 64), static_cast<uint64_t>(p)};
 #elif defined(_MSC_VER) && defined(_M_X64)
@@ -120,8 +120,7 @@ class SeedSequence {
 
   void mix_entropy(const std::vector<uint32_t>& entropy) {
     uint32_t hash_const = kInitA;
-    for (std::size_t i = 0; i < kPoolSize; ++i)
-      pool_[i] = hashmix(i < entropy.size() ? entropy[i] : 0u, hash_const);
+    for (std::size_t i = 0; i < kPoolSize; ++i) pool_[i] = hashmix(i < entropy.size() ? entropy[i] : 0u, hash_const);
     for (std::size_t src = 0; src < kPoolSize; ++src)
       for (std::size_t dst = 0; dst < kPoolSize; ++dst)
         if (src != dst) pool_[dst] = mix(pool_[dst], hashmix(pool_[src], hash_const));

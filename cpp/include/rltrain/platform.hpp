@@ -41,7 +41,7 @@ inline int available_cpus() {
   double quota = -1.0, period = -1.0;
   std::ifstream v2("/sys/fs/cgroup/cpu.max");
   std::string q;
-  if (v2 >> q >> period && q != "max") quota = std::atof(q.c_str());
+  if (v2 >> q >> period && q != "max") quota = std::strtod(q.c_str(), nullptr);
   if (quota <= 0) {
     std::ifstream qf("/sys/fs/cgroup/cpu/cpu.cfs_quota_us"), pf("/sys/fs/cgroup/cpu/cpu.cfs_period_us");
     if (!(qf >> quota && pf >> period)) quota = -1.0;

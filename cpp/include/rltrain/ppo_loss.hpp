@@ -27,7 +27,8 @@ inline void adv_moments(const PpoLossArgs& a, const T* adv, double& mean, double
   for (std::size_t i = 0; i < a.B; ++i) mean += static_cast<double>(adv[i]);
   mean /= static_cast<double>(a.B);
   double ss = 0.0;
-  for (std::size_t i = 0; i < a.B; ++i) ss += (static_cast<double>(adv[i]) - mean) * (static_cast<double>(adv[i]) - mean);
+  for (std::size_t i = 0; i < a.B; ++i)
+    ss += (static_cast<double>(adv[i]) - mean) * (static_cast<double>(adv[i]) - mean);
   scale = 1.0 / (std::sqrt(ss / static_cast<double>(a.B - 1)) + 1e-8);
 }
 
@@ -52,8 +53,8 @@ inline double ppo_ratio_terms(double logp, T old_logp, double a, double clip, do
 }
 
 template <typename T>
-inline void ppo_value_terms(std::size_t i, const T* values, const T* old_values, const T* returns,
-                            const PpoLossArgs& a, double inv_b, T* dvalues, PpoLossStats& s) {
+inline void ppo_value_terms(std::size_t i, const T* values, const T* old_values, const T* returns, const PpoLossArgs& a,
+                            double inv_b, T* dvalues, PpoLossStats& s) {
   const double v = static_cast<double>(values[i]);
   double vpred = v, gate = 1.0;
   if (a.clip_vf >= 0.0) {
@@ -76,9 +77,9 @@ inline void ppo_finish(const PpoLossArgs& a, PpoLossStats& s) {
 
 // Categorical head: logits [B, A], integer actions [B]; writes dlogits [B, A] and dvalues [B].
 template <typename T>
-PpoLossStats ppo_loss_discrete(const PpoLossArgs& a, const T* logits, const int64_t* actions, const T* old_logp,
-                               const T* adv, const T* returns, const T* values, const T* old_values, T* dlogits,
-                               T* dvalues) {
+PpoLossStats ppo_loss_grad_discrete(const PpoLossArgs& a, const T* logits, const int64_t* actions, const T* old_logp,
+                                    const T* adv, const T* returns, const T* values, const T* old_values, T* dlogits,
+                                    T* dvalues) {
   PpoLossStats s;
   const double inv_b = a.B ? 1.0 / static_cast<double>(a.B) : 0.0;
   const double ent_w = a.ent_coef * inv_b;
@@ -119,9 +120,9 @@ PpoLossStats ppo_loss_discrete(const PpoLossArgs& a, const T* logits, const int6
 // Diagonal Gaussian head with a state-independent log-std: mean [B, A], log_std [A], actions [B, A];
 // writes dmean [B, A], dlog_std [A] and dvalues [B].
 template <typename T>
-PpoLossStats ppo_loss_gaussian(const PpoLossArgs& a, const T* mean, const T* log_std, const T* actions,
-                               const T* old_logp, const T* adv, const T* returns, const T* values,
-                               const T* old_values, T* dmean, T* dlog_std, T* dvalues) {
+PpoLossStats ppo_loss_grad_gaussian(const PpoLossArgs& a, const T* mean, const T* log_std, const T* actions,
+                                    const T* old_logp, const T* adv, const T* returns, const T* values,
+                                    const T* old_values, T* dmean, T* dlog_std, T* dvalues) {
   PpoLossStats s;
   const double inv_b = a.B ? 1.0 / static_cast<double>(a.B) : 0.0;
   constexpr double kHalfLog2Pi = 0.91893853320467274178;

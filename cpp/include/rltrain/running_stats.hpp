@@ -54,10 +54,20 @@ inline double merge_moments(std::size_t dim, double* mean, double* var, double c
   return tot;
 }
 
-// out = clip((x - mean) / sqrt(var + eps), -clip, clip) over x [n, dim].
+// rms_update: merges the moments of x [n, dim] into (mean, var, count); returns the new count.
 template <typename T>
-void normalize_moments(std::size_t n, std::size_t dim, const T* x, const double* mean, const double* var,
-                       double clip, double eps, T* out, ThreadPool& pool) {
+double rms_update(std::size_t n, std::size_t dim, const T* x, double* mean, double* var, double count,
+                  ThreadPool& pool) {
+  if (n == 0) return count;
+  std::vector<double> bmean(dim), bvar(dim);
+  batch_moments<T>(n, dim, x, bmean.data(), bvar.data(), pool);
+  return merge_moments(dim, mean, var, count, bmean.data(), bvar.data(), static_cast<double>(n));
+}
+
+// rms_normalize: out = clip((x - mean) / sqrt(var + eps), -clip, clip) over x [n, dim].
+template <typename T>
+void rms_normalize(std::size_t n, std::size_t dim, const T* x, const double* mean, const double* var, double clip,
+                   double eps, T* out, ThreadPool& pool) {
   std::vector<double> sd(dim);
   for (std::size_t k = 0; k < dim; ++k) sd[k] = std::sqrt(var[k] + eps);
   pool.parallel_range(n, std::max<std::size_t>(1, (std::size_t(1) << 15) / std::max<std::size_t>(dim, 1)),

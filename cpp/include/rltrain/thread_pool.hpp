@@ -54,8 +54,7 @@ class ThreadPool {
   int num_threads() const { return num_threads_; }
 
   // Runs fn(i) for i in [0, n). Blocks until all tasks finished; rethrows the first task exception.
-  void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn,
-                    Schedule schedule = Schedule::Dynamic) {
+  void parallel_for(std::size_t n, const std::function<void(std::size_t)>& fn, Schedule schedule = Schedule::Dynamic) {
     if (n == 0) return;
     std::unique_lock<std::mutex> call_lock(call_mu_, std::defer_lock);
     if (n == 1 || workers_.empty() || in_worker() || !call_lock.try_lock()) {
@@ -80,8 +79,10 @@ class ThreadPool {
     in_worker() = false;
     // Wait for every worker to have finished this generation (they touch fn until then).
     for (int spins = 0; pending_.load(std::memory_order_acquire) != 0; ++spins) {
-      if (spins < spin_) RLTRAIN_PAUSE();
-      else std::this_thread::yield();
+      if (spins < spin_)
+        RLTRAIN_PAUSE();
+      else
+        std::this_thread::yield();
     }
     job_ = nullptr;
     if (error_) std::rethrow_exception(error_);
@@ -89,8 +90,7 @@ class ThreadPool {
 
   // Splits [0, total) into contiguous chunks of at least `grain` items (the split depends only on total and
   // grain) and runs fn(begin, end) on each.
-  void parallel_range(std::size_t total, std::size_t grain,
-                      const std::function<void(std::size_t, std::size_t)>& fn,
+  void parallel_range(std::size_t total, std::size_t grain, const std::function<void(std::size_t, std::size_t)>& fn,
                       Schedule schedule = Schedule::Dynamic) {
     if (total == 0) return;
     grain = std::max<std::size_t>(grain, 1);
@@ -193,8 +193,9 @@ class ThreadPool {
 // (platform.hpp: affinity mask and cgroup quota).
 inline int default_num_threads() {
   if (const char* s = std::getenv("RLTRAIN_NUM_THREADS")) {
-    const int k = std::atoi(s);
-    if (k > 0) return std::min(k, kMaxThreads);
+    // strtol, not atoi: a value beyond int's range saturates instead of being undefined behaviour.
+    const long k = std::strtol(s, nullptr, 10);
+    if (k > 0) return static_cast<int>(std::min<long>(k, kMaxThreads));
   }
   return std::min(available_cpus(), kMaxThreads);
 }

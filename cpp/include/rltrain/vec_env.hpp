@@ -165,7 +165,7 @@ class VecEnv {
   std::string get_state() {
     Guard g(this, "get_state");
     require_idle("get_state");
-    std::string out(kStateMagic);
+    std::string out = state_magic();
     put(out, uint64_t(n_));
     out.push_back(needs_reset_ ? '\1' : '\0');
     for (std::size_t i = 0; i < n_; ++i) {
@@ -189,9 +189,10 @@ class VecEnv {
       at += n;
       return p;
     };
-    if (state.compare(0, kStateMagic.size(), kStateMagic) != 0)
+    const std::string magic = state_magic();
+    if (state.compare(0, magic.size(), magic) != 0)
       throw std::invalid_argument(std::string("state: not a ") + E::kId + " batcher state");
-    at = kStateMagic.size();
+    at = magic.size();
     uint64_t n = 0;
     std::memcpy(&n, take(sizeof(n)), sizeof(n));
     if (n != n_)
@@ -294,8 +295,8 @@ class VecEnv {
       ready_cv_.wait(lk, ready);
     } else if (!ready_cv_.wait_for(lk, std::chrono::duration<double>(timeout_s), ready)) {
       throw TimeoutError("recv: timed out after " + std::to_string(timeout_s) + " s waiting for " +
-                         std::to_string(batch_size) + " environments (" + std::to_string(ready_.size()) +
-                         " ready, " + std::to_string(n_in_flight_) + " in flight)");
+                         std::to_string(batch_size) + " environments (" + std::to_string(ready_.size()) + " ready, " +
+                         std::to_string(n_in_flight_) + " in flight)");
     }
     // An env whose step threw is taken out of flight alone and its error raised; every other ready env stays in
     // the queue untouched, so the next recv() still returns their results (episode ends included).
@@ -361,7 +362,8 @@ class VecEnv {
 
  private:
   using Clock = std::chrono::steady_clock;
-  inline static const std::string kStateMagic = std::string("rltrain-vec-state-1:") + E::kId + ":";
+  // The header of get_state()'s bytes; a function, not a static string, so nothing can throw at load time.
+  static std::string state_magic() { return std::string("rltrain-vec-state-1:") + E::kId + ":"; }
 
   template <class T>
   static void put(std::string& out, const T& v) {
@@ -512,8 +514,8 @@ class VecEnv {
   // The locks live on the heap so that a forked child can abandon them: their state was copied mid-use from
   // the parent, and destroying a condition variable that records waiters blocks forever (glibc).
   struct Sync {
-    std::mutex api_mu;          // one public call at a time
-    std::mutex q_mu;            // guards the async state below
+    std::mutex api_mu;  // one public call at a time
+    std::mutex q_mu;    // guards the async state below
     std::condition_variable q_cv, ready_cv;
   };
   std::unique_ptr<Sync> sync_ = std::make_unique<Sync>();

@@ -16,7 +16,10 @@
 //          [enable_wind: integers(-9999, 9999) wind index, then torque index],
 //          then gymnasium's internal no-op step: 2 x uniform(-1, 1) dispersion,
 //          [randomize_angle: uniform(-kSpawnMaxAngle, kSpawnMaxAngle)], [randomize_pos: uniform(-kSpawnMaxDx, ..)]
-//   step:  2 x uniform(-1, 1) dispersion (drawn whether or not an engine fires).
+//   step:  2 x uniform(-1, 1) dispersion (drawn whether or not an engine fires).//
+// The pieces, by concern: lunar_lander/constants.hpp (gymnasium's constants, LunarLanderConfig),
+// lunar_lander/contact.hpp (the Box2D world and contact listener), lunar_lander/terrain.hpp (the moon),
+// lunar_lander/lander_body.hpp (hull, legs, engines, observation); this file is the env: episode, step, state.
 #pragma once
 
 #include <Box2D/Box2D.h>
@@ -33,115 +36,13 @@
 #include <vector>
 
 #include "rltrain/envs/env.hpp"
+#include "rltrain/envs/lunar_lander/constants.hpp"
+#include "rltrain/envs/lunar_lander/contact.hpp"
+#include "rltrain/envs/lunar_lander/lander_body.hpp"
+#include "rltrain/envs/lunar_lander/terrain.hpp"
 #include "rltrain/numpy_rng.hpp"
 
 namespace rltrain::envs {
-
-namespace lunar {
-// gymnasium's module constants, kept as doubles because Python evaluates every expression in float64.
-inline constexpr double kFps = 50.0;
-inline constexpr double kScale = 30.0;
-inline constexpr double kMainEnginePower = 13.0;
-inline constexpr double kSideEnginePower = 0.6;
-inline constexpr double kInitialRandom = 1000.0;
-inline constexpr double kLegAway = 20.0;
-inline constexpr double kLegDown = 18.0;
-inline constexpr double kLegW = 2.0;
-inline constexpr double kLegH = 8.0;
-inline constexpr double kLegSpringTorque = 40.0;
-inline constexpr double kSideEngineHeight = 14.0;
-inline constexpr double kSideEngineAway = 12.0;
-inline constexpr double kMainEngineYLocation = 4.0;
-inline constexpr double kViewportW = 600.0;
-inline constexpr double kViewportH = 400.0;
-inline constexpr int kChunks = 11;
-inline constexpr double kLanderPoly[6][2] = {{-14, 17}, {-17, 0}, {-17, -10}, {17, -10}, {17, 0}, {14, 17}};
-inline constexpr double kW = kViewportW / kScale;
-inline constexpr int kMaxEpisodeSteps = 1000;  // the TimeLimit gymnasium registers LunarLander-v3 with
-inline constexpr double kH = kViewportH / kScale;
-
-// Randomised spawn (rltrain's DenseLunarLander): the initial tilt is drawn from uniform(-0.3, 0.3) rad (about
-// +-17 degrees, inside the +-0.4 rad the heuristic controller still recovers from) and the horizontal offset from
-// uniform(-3, 3) world units (+-0.3 in observation x, a third of the way to the |x| >= 1 termination).
-inline constexpr double kSpawnMaxAngle = 0.3;
-inline constexpr double kSpawnMaxDx = 3.0;
-
-// The physics state shared with Box2D's contact callbacks. Heap-allocated (one per env) so the environment
-// object itself stays movable while Box2D holds a pointer to the listener.
-struct Sim final : b2ContactListener {
-  std::unique_ptr<b2World> world;
-  b2Body* moon = nullptr;
-  b2Body* lander = nullptr;
-  b2Body* legs[2] = {nullptr, nullptr};
-  b2RevoluteJoint* joints[2] = {nullptr, nullptr};
-  bool game_over = false;
-  bool leg_contact[2] = {false, false};
-
-  // gymnasium's ContactDetector: any lander contact ends the game; a leg's flag follows its latest contact
-  // event (a bool, not a count, exactly like gymnasium's leg.ground_contact).
-  void BeginContact(b2Contact* contact) override {
-    const b2Body* a = contact->GetFixtureA()->GetBody();
-    const b2Body* b = contact->GetFixtureB()->GetBody();
-    if (a == lander || b == lander) game_over = true;
-    for (int i = 0; i < 2; ++i)
-      if (a == legs[i] || b == legs[i]) leg_contact[i] = true;
-  }
-  void EndContact(b2Contact* contact) override {
-    const b2Body* a = contact->GetFixtureA()->GetBody();
-    const b2Body* b = contact->GetFixtureB()->GetBody();
-    for (int i = 0; i < 2; ++i)
-      if (a == legs[i] || b == legs[i]) leg_contact[i] = false;
-  }
-};
-
-// Box2D 2.3 fills two process-wide tables lazily and without synchronisation: the block allocator's size lookup
-// (first b2World) and the contact function table (first contact any world creates, b2Contact::s_initialized).
-// Make that first world and contact here, once, under a thread-safe static, so environments stepped
-// concurrently on worker threads only ever read them.
-inline void init_box2d_once() {
-  static const bool done = [] {
-    b2World world(b2Vec2(0.0f, 0.0f));
-    b2BodyDef def;
-    b2Body* fixed = world.CreateBody(&def);
-    def.type = b2_dynamicBody;
-    b2Body* moving = world.CreateBody(&def);
-    b2CircleShape circle;
-    circle.m_radius = 1.0f;
-    fixed->CreateFixture(&circle, 0.0f);
-    moving->CreateFixture(&circle, 1.0f);
-    world.Step(0.01f, 1, 1);  // overlapping proxies -> b2Contact::Create -> InitializeRegisters
-    return true;
-  }();
-  (void)done;
-}
-
-inline b2Vec2 vec(double x, double y) { return b2Vec2(static_cast<float>(x), static_cast<float>(y)); }
-}  // namespace lunar
-
-// gymnasium.make("LunarLander-v3", ...) keyword arguments with their defaults, plus rltrain's variants.
-struct LunarLanderConfig {
-  double gravity = -10.0;         // must lie in (-12, 0), as gymnasium asserts
-  bool enable_wind = false;       // tanh(sin(0.02 t) + sin(0.01 pi t)) wind and turbulence while airborne
-  double wind_power = 15.0;       // peak horizontal wind force
-  double turbulence_power = 1.5;  // peak wind torque
-  bool randomize_angle = false;   // DenseLunarLander: initial tilt ~ uniform(-kSpawnMaxAngle, kSpawnMaxAngle)
-  bool randomize_pos = false;     // DenseLunarLander: initial x offset ~ uniform(-kSpawnMaxDx, kSpawnMaxDx)
-  bool sparse = false;            // SparseLunarLander: 0 every step, the episode's summed reward at its last step
-  int max_episode_steps = lunar::kMaxEpisodeSteps;  // gymnasium.make(..., max_episode_steps=)
-
-  // Field names as the Python keyword arguments (see env.hpp); `continuous` is the class, not a field.
-  template <class F>
-  void for_each_field(F&& f) {
-    f("gravity", gravity);
-    f("enable_wind", enable_wind);
-    f("wind_power", wind_power);
-    f("turbulence_power", turbulence_power);
-    f("randomize_angle", randomize_angle);
-    f("randomize_pos", randomize_pos);
-    f("sparse", sparse);
-    f("max_episode_steps", max_episode_steps);
-  }
-};
 
 // Rng: default-constructible (unseeded: fresh entropy) with
 //   void seed(uint64_t s); double uniform(double low, double high); int64_t integers(int64_t low, int64_t high);
@@ -172,9 +73,8 @@ class LunarLanderT {
   }
 
   void obs_bounds(float* low, float* high) const {
-    constexpr double kPi = 3.14159265358979323846;
-    const double lo[kObsDim] = {-2.5, -2.5, -10.0, -10.0, -2 * kPi, -10.0, -0.0, -0.0};
-    const double hi[kObsDim] = {2.5, 2.5, 10.0, 10.0, 2 * kPi, 10.0, 1.0, 1.0};
+    const double lo[kObsDim] = {-2.5, -2.5, -10.0, -10.0, -2 * lunar::kPi, -10.0, -0.0, -0.0};
+    const double hi[kObsDim] = {2.5, 2.5, 10.0, 10.0, 2 * lunar::kPi, 10.0, 1.0, 1.0};
     for (int i = 0; i < kObsDim; ++i) low[i] = static_cast<float>(lo[i]), high[i] = static_cast<float>(hi[i]);
   }
   void act_bounds(float* low, float* high) const {
@@ -221,8 +121,8 @@ class LunarLanderT {
     advance(m_power, s_power, direction);
 
     double state[kObsDim];
-    observe(state);
-    const double shape = shaping(state);
+    lunar::observe(*sim_, helipad_y_, state);
+    const double shape = lunar::shaping(state);
     double reward = prev_shaping_valid_ ? shape - prev_shaping_ : 0.0;
     prev_shaping_ = shape;
     prev_shaping_valid_ = true;
@@ -303,117 +203,27 @@ class LunarLanderT {
     // and therefore the solver's results, never depend on earlier episodes.
     sim_->world = std::make_unique<b2World>(vec(0.0, cfg_.gravity));
     sim_->world->SetContactListener(sim_.get());
-    b2World& world = *sim_->world;
     prev_shaping_valid_ = false;
     elapsed_ = 0;
     episode_return_ = 0.0;
 
-    double height[kChunks + 1];
-    for (double& h : height) h = rng_.uniform(0.0, kH / 2);
-    double chunk_x[kChunks];
-    for (int i = 0; i < kChunks; ++i) chunk_x[i] = kW / (kChunks - 1) * i;
-    helipad_y_ = kH / 4;
-    for (int i = kChunks / 2 - 2; i <= kChunks / 2 + 2; ++i) height[i] = helipad_y_;
-    for (int i = 0; i < kChunks; ++i) {
-      // i = 0 reads height[-1], which Python resolves to the last element.
-      const double left = height[i == 0 ? kChunks : i - 1];
-      smooth_y_[i] = 0.33 * (left + height[i] + height[i + 1]);
-    }
-
-    b2BodyDef moon_def;
-    sim_->moon = world.CreateBody(&moon_def);
-    {
-      b2EdgeShape bottom;
-      bottom.Set(vec(0, 0), vec(kW, 0));
-      b2FixtureDef fd;  // pybox2d's shapes= uses fixture defaults: friction 0.2
-      fd.shape = &bottom;
-      sim_->moon->CreateFixture(&fd);
-    }
-    for (int i = 0; i < kChunks - 1; ++i) {
-      b2EdgeShape edge;
-      edge.Set(vec(chunk_x[i], smooth_y_[i]), vec(chunk_x[i + 1], smooth_y_[i + 1]));
-      b2FixtureDef fd;
-      fd.shape = &edge;
-      fd.density = 0.0f;
-      fd.friction = 0.1f;
-      sim_->moon->CreateFixture(&fd);
-    }
-
-    const double initial_y = kViewportH / kScale;
-    const double initial_x = kViewportW / kScale / 2;
-    {
-      b2BodyDef bd;
-      bd.type = b2_dynamicBody;
-      bd.position = vec(initial_x, initial_y);
-      bd.angle = 0.0f;
-      sim_->lander = world.CreateBody(&bd);
-      b2Vec2 verts[6];
-      for (int k = 0; k < 6; ++k) verts[k] = vec(kLanderPoly[k][0] / kScale, kLanderPoly[k][1] / kScale);
-      b2PolygonShape poly;
-      poly.Set(verts, 6);
-      b2FixtureDef fd;
-      fd.shape = &poly;
-      fd.density = 5.0f;
-      fd.friction = 0.1f;
-      fd.filter.categoryBits = 0x0010;
-      fd.filter.maskBits = 0x001;  // collide only with ground
-      fd.restitution = 0.0f;
-      sim_->lander->CreateFixture(&fd);
-    }
+    // Draws and bodies in gymnasium's order: terrain, moon, hull, initial push, wind phases, legs.
+    helipad_y_ = draw_terrain(rng_, smooth_y_);
+    build_moon(*sim_, smooth_y_);
+    create_hull(*sim_);
     const double fx = rng_.uniform(-kInitialRandom, kInitialRandom);
     const double fy = rng_.uniform(-kInitialRandom, kInitialRandom);
     sim_->lander->ApplyForceToCenter(vec(fx, fy), true);
-
     if (cfg_.enable_wind) {
       wind_idx_ = rng_.integers(-9999, 9999);
       torque_idx_ = rng_.integers(-9999, 9999);
     }
-
-    for (int k = 0; k < 2; ++k) {
-      const int i = k == 0 ? -1 : +1;
-      b2BodyDef bd;
-      bd.type = b2_dynamicBody;
-      bd.position = vec(initial_x - i * kLegAway / kScale, initial_y);
-      bd.angle = static_cast<float>(i * 0.05);
-      b2Body* leg = world.CreateBody(&bd);
-      b2PolygonShape box;
-      box.SetAsBox(static_cast<float>(kLegW / kScale), static_cast<float>(kLegH / kScale));
-      b2FixtureDef fd;  // friction left at the 0.2 default, as in gymnasium
-      fd.shape = &box;
-      fd.density = 1.0f;
-      fd.restitution = 0.0f;
-      fd.filter.categoryBits = 0x0020;
-      fd.filter.maskBits = 0x001;
-      leg->CreateFixture(&fd);
-      sim_->legs[k] = leg;
-
-      // pybox2d's revoluteJointDef(bodyA=, bodyB=) sets referenceAngle = bodyB.angle - bodyA.angle, so the
-      // limits are relative to the legs' initial +-0.05 rad tilt. The anchors start 0.6 units apart and the first
-      // solver step snaps the legs into place: gymnasium's quirks, reproduced.
-      b2RevoluteJointDef rjd;
-      rjd.bodyA = sim_->lander;
-      rjd.bodyB = leg;
-      rjd.referenceAngle = leg->GetAngle() - sim_->lander->GetAngle();
-      rjd.localAnchorA = vec(0, 0);
-      rjd.localAnchorB = vec(i * kLegAway / kScale, kLegDown / kScale);
-      rjd.enableMotor = true;
-      rjd.enableLimit = true;
-      rjd.maxMotorTorque = static_cast<float>(kLegSpringTorque);
-      rjd.motorSpeed = static_cast<float>(+0.3 * i);  // low enough not to jump back into the sky
-      if (i == -1) {
-        rjd.lowerAngle = static_cast<float>(+0.9 - 0.5);
-        rjd.upperAngle = static_cast<float>(+0.9);
-      } else {
-        rjd.lowerAngle = static_cast<float>(-0.9);
-        rjd.upperAngle = static_cast<float>(-0.9 + 0.5);
-      }
-      sim_->joints[k] = static_cast<b2RevoluteJoint*>(world.CreateJoint(&rjd));
-    }
+    create_legs(*sim_);
 
     // gymnasium returns the observation of one no-op step, which also sets prev_shaping.
     double state[kObsDim];
     advance(0.0, 0.0, 0.0);
-    observe(state);
+    observe(*sim_, helipad_y_, state);
     prev_shaping_ = shaping(state);
     prev_shaping_valid_ = true;
 
@@ -427,50 +237,14 @@ class LunarLanderT {
     write_obs(state, obs);
   }
 
-  static double shaping(const double* s) {
-    // distance to the pad, speed, tilt, and ten points per leg in contact
-    return -100 * std::sqrt(s[0] * s[0] + s[1] * s[1]) - 100 * std::sqrt(s[2] * s[2] + s[3] * s[3]) -
-           100 * std::abs(s[4]) + 10 * s[6] + 10 * s[7];
-  }
-
   static void write_obs(const double* state, float* obs) {
     for (int i = 0; i < kObsDim; ++i) obs[i] = static_cast<float>(state[i]);
   }
 
-  void observe(double* s) const {
-    using namespace lunar;
-    const b2Body* l = sim_->lander;
-    const double px = l->GetPosition().x, py = l->GetPosition().y;
-    const double vx = l->GetLinearVelocity().x, vy = l->GetLinearVelocity().y;
-    s[0] = (px - kViewportW / kScale / 2) / (kViewportW / kScale / 2);
-    s[1] = (py - (helipad_y_ + kLegDown / kScale)) / (kViewportH / kScale / 2);
-    s[2] = vx * (kViewportW / kScale / 2) / kFps;
-    s[3] = vy * (kViewportH / kScale / 2) / kFps;
-    s[4] = l->GetAngle();
-    s[5] = 20.0 * static_cast<double>(l->GetAngularVelocity()) / kFps;
-    s[6] = sim_->leg_contact[0] ? 1.0 : 0.0;
-    s[7] = sim_->leg_contact[1] ? 1.0 : 0.0;
-  }
-
   void place_lander(double x, double y, double angle, double vx, double vy, double omega, double* state) {
-    b2Body* l = sim_->lander;
-    const double cx = l->GetPosition().x, cy = l->GetPosition().y;
-    const double dtheta = angle - static_cast<double>(l->GetAngle());
-    const double c = std::cos(dtheta), s = std::sin(dtheta);
-    for (b2Body* leg : sim_->legs) {
-      const double rx0 = leg->GetPosition().x - cx, ry0 = leg->GetPosition().y - cy;
-      const double rx = c * rx0 - s * ry0, ry = s * rx0 + c * ry0;
-      leg->SetTransform(lunar::vec(x + rx, y + ry), static_cast<float>(leg->GetAngle() + dtheta));
-      leg->SetLinearVelocity(lunar::vec(vx - omega * ry, vy + omega * rx));
-      leg->SetAngularVelocity(static_cast<float>(omega));
-      leg->SetAwake(true);
-    }
-    l->SetTransform(lunar::vec(x, y), static_cast<float>(angle));
-    l->SetLinearVelocity(lunar::vec(vx, vy));
-    l->SetAngularVelocity(static_cast<float>(omega));
-    l->SetAwake(true);
-    observe(state);
-    prev_shaping_ = shaping(state);
+    lunar::move_rigidly(*sim_, x, y, angle, vx, vy, omega);
+    lunar::observe(*sim_, helipad_y_, state);
+    prev_shaping_ = lunar::shaping(state);
     prev_shaping_valid_ = true;
   }
 
@@ -489,41 +263,15 @@ class LunarLanderT {
       ++torque_idx_;
       lander->ApplyTorque(static_cast<float>(torque_mag), true);
     }
-
-    const double angle = lander->GetAngle();
-    const double tip[2] = {std::sin(angle), std::cos(angle)};
-    const double side[2] = {-tip[1], tip[0]};
     double dispersion[2];
     for (double& d : dispersion) d = rng_.uniform(-1.0, +1.0) / kScale;
-
-    if (m_power > 0.0) {
-      // 4 is a bit below the centre, +-2 dispersion for randomness
-      const double ox = tip[0] * (kMainEngineYLocation / kScale + 2 * dispersion[0]) + side[0] * dispersion[1];
-      const double oy = -tip[1] * (kMainEngineYLocation / kScale + 2 * dispersion[0]) - side[1] * dispersion[1];
-      const double px = static_cast<double>(lander->GetPosition().x) + ox;
-      const double py = static_cast<double>(lander->GetPosition().y) + oy;
-      lander->ApplyLinearImpulse(vec(-ox * kMainEnginePower * m_power, -oy * kMainEnginePower * m_power),
-                                 vec(px, py), true);
-    }
-    if (s_power > 0.0) {
-      const double ox = tip[0] * dispersion[0] + side[0] * (3 * dispersion[1] + direction * kSideEngineAway / kScale);
-      const double oy =
-          -tip[1] * dispersion[0] - side[1] * (3 * dispersion[1] + direction * kSideEngineAway / kScale);
-      // gymnasium offsets the x coordinate by 17 (not SIDE_ENGINE_HEIGHT = 14): the thrust point, and so the
-      // torque, depends on the tilt. Kept for fidelity.
-      const double px = static_cast<double>(lander->GetPosition().x) + ox - tip[0] * 17 / kScale;
-      const double py = static_cast<double>(lander->GetPosition().y) + oy + tip[1] * kSideEngineHeight / kScale;
-      lander->ApplyLinearImpulse(vec(-ox * kSideEnginePower * s_power, -oy * kSideEnginePower * s_power),
-                                 vec(px, py), true);
-    }
+    fire_engines(lander, m_power, s_power, direction, dispersion);
     sim_->world->Step(static_cast<float>(1.0 / kFps), 6 * 30, 2 * 30);
   }
 
-  static constexpr double kPi = 3.14159265358979323846;
-
   Config cfg_;
   Rng rng_;
-  Rng rng_at_reset_;                   // rng_ as the current episode began (save_state)
+  Rng rng_at_reset_;                     // rng_ as the current episode began (save_state)
   std::vector<Action> episode_actions_;  // the current episode's actions, kActDim per step (save_state)
   std::unique_ptr<lunar::Sim> sim_;
   std::array<double, lunar::kChunks> smooth_y_{};

@@ -1,13 +1,12 @@
-// Synchronisation words for the fork backend (rltrain.vec.fork): sequence counters in a shared int64 array that
-// the caller and its worker processes publish and spin on, so a vector step needs no system call while both sides
-// are awake.  Every access is an atomic on the shared memory (seq_cst), which also orders the plain numpy reads
-// and writes of the step's data around it.  Sleeping is still done on the sockets: a side that is about to block
-// raises its "sleeping" word first, and the other side, after publishing, sends a wake-up byte only when it sees
-// that word raised (a Dekker-style handshake; the seq_cst store-then-load on each side makes it race-free).
+// rltrain._core.sync: synchronisation words for the fork backend (rltrain.vec.fork), sequence counters in a shared
+// int64 array that the caller and its worker processes publish and spin on, so a vector step needs no system call while
+// both sides are awake.  Every access is an atomic on the shared memory (seq_cst), which also orders the plain numpy
+// reads and writes of the step's data around it.  Sleeping is still done on the sockets: a side that is about to block
+// raises its "sleeping" word first, and the other side, after publishing, sends a wake-up byte only when it sees that
+// word raised (a Dekker-style handshake; the seq_cst store-then-load on each side makes it race-free).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
-
 
 #include <chrono>
 #include <cstdint>
@@ -29,7 +28,7 @@ struct Words {
 Words words_of(py::handle obj, const char* name, bool writable) {
   py::array a = as_array(obj, name);
   if (kind_of(a) != Kind::I64 || a.ndim() != 1)
-    throw py::type_error(std::string(name) + ": expected a 1-d int64 array, got dtype " + std::string(py::str(a.dtype())) +
+    throw py::type_error(std::string(name) + ": expected a 1-d int64 array, got dtype " + dtype_str(a) +
                          " with shape " + shape_str(a));
   require_shape(a, name, {a.shape(0)});
   if (writable) require_writable(a, name);
@@ -61,7 +60,7 @@ bool all_reached(const Words& w, const std::vector<py::ssize_t>& idx, std::int64
 
 }  // namespace
 
-void register_fork(py::module_& m) {
+void register_sync(py::module_& m) {
   m.def(
       "sync_publish",
       [](py::handle words, py::ssize_t index, std::int64_t value, py::ssize_t sleeping) {
