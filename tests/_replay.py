@@ -1,7 +1,7 @@
 """Test helper (in tests/, not shipped) comparing the native LunarLander with gymnasium's: both get the same draws.
 
 ``ReplayGenerator`` stands in for an env's ``np_random`` and maps supplied uniforms to draws exactly as
-``rltrain._box2d.ReplayLunarLander`` (replay_rng.hpp) does, so both environments see identical terrain, initial
+``rltrain._box2d._testing.ReplayLunarLander`` (replay_rng.hpp) does, so both environments see identical terrain, initial
 push, engine dispersion, wind phase and spawn offsets.
 """
 

@@ -462,7 +462,7 @@ def core_gae(**over: Any) -> Callable[[], Any]:
         "ret_out": np.zeros((T, N)),
     }
     args.update(over)
-    return lambda: _core.gae(**args)
+    return lambda: _core.kernels.gae(**args)
 
 
 def core_dr(**over: Any) -> Callable[[], Any]:
@@ -474,7 +474,7 @@ def core_dr(**over: Any) -> Callable[[], Any]:
         "out": np.zeros((T, N)),
     }
     args.update(over)
-    return lambda: _core.discounted_returns(**args)
+    return lambda: _core.kernels.discounted_returns(**args)
 
 
 def core_grp(kernel: str, **over: Any) -> Callable[[], Any]:
@@ -491,9 +491,9 @@ def core_grp(kernel: str, **over: Any) -> Callable[[], Any]:
         args.update(gamma=0.9, alpha=1.0, beta=1.0, clip=10.0)
     args.update(over)
     fn = {
-        "episodic": _core.episodic_advantages,
-        "per_step": _core.per_step_advantages,
-        "hybrid": _core.hybrid_advantages,
+        "episodic": _core.kernels.episodic_advantages,
+        "per_step": _core.kernels.per_step_advantages,
+        "hybrid": _core.kernels.hybrid_advantages,
     }[kernel]
     return lambda: fn(**args)
 
@@ -508,13 +508,13 @@ def core_gn(**over: Any) -> Callable[[], Any]:
         "out": np.zeros(6),
     }
     args.update(over)
-    return lambda: _core.group_normalize(**args)
+    return lambda: _core.kernels.group_normalize(**args)
 
 
 def core_rms_update(**over: Any) -> Callable[[], Any]:
     args: dict[str, Any] = {"mean": np.zeros(3), "var": np.ones(3), "count": 1e-4, "batch": f64(4, 3)}
     args.update(over)
-    return lambda: _core.rms_update(**args)
+    return lambda: _core.kernels.rms_update(**args)
 
 
 def core_rms_normalize(**over: Any) -> Callable[[], Any]:
@@ -527,7 +527,7 @@ def core_rms_normalize(**over: Any) -> Callable[[], Any]:
         "out": np.zeros((4, 3)),
     }
     args.update(over)
-    return lambda: _core.rms_normalize(**args)
+    return lambda: _core.kernels.rms_normalize(**args)
 
 
 fortran = np.asfortranarray(f64(T, N))

@@ -165,7 +165,7 @@ def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="2 floats"):
         cont.step(np.zeros(3, dtype=np.float32))
     assert env.step(np.int64(2))[0].shape == (8,)
-    replay = _box2d.ReplayLunarLander()
+    replay = _box2d._testing.ReplayLunarLander()
     replay.set_uniforms(np.full(5, 0.5))
     with pytest.raises(IndexError, match="ran out"):
         replay.reset()
@@ -443,7 +443,7 @@ def test_python_sparse_pays_at_a_shorter_time_limit() -> None:
 )
 def test_trajectories_match_gymnasium_given_the_same_draws(kwargs: dict[str, Any]) -> None:
     continuous = bool(kwargs.get("continuous"))
-    nat = _box2d.ReplayLunarLander(**kwargs)
+    nat = _box2d._testing.ReplayLunarLander(**kwargs)
     ref_kwargs = {k: v for k, v in kwargs.items() if k != "sparse"}
     ref = gym.make(
         "rltrain/SparseLunarLander-v0" if kwargs.get("sparse") else "rltrain/DenseLunarLander-v0",

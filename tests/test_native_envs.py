@@ -15,11 +15,11 @@ from hypothesis import strategies as st
 from rltrain import _core
 
 ENVS: dict[str, type] = {
-    "CartPole-v1": _core.CartPole,
-    "Acrobot-v1": _core.Acrobot,
-    "MountainCar-v0": _core.MountainCar,
-    "MountainCarContinuous-v0": _core.MountainCarContinuous,
-    "Pendulum-v1": _core.Pendulum,
+    "CartPole-v1": _core.envs.CartPole,
+    "Acrobot-v1": _core.envs.Acrobot,
+    "MountainCar-v0": _core.envs.MountainCar,
+    "MountainCarContinuous-v0": _core.envs.MountainCarContinuous,
+    "Pendulum-v1": _core.envs.Pendulum,
 }
 SEEDS = [0, 1, 42, 2**31 - 1, 2**32 - 1, 2**32, 2**32 + 5, 123456789, 2**63 - 1, 2**64 - 1]
 # Infinite continuous actions are legal (gymnasium clips them); its passive checker warns about the inf reward
@@ -77,7 +77,7 @@ def action_strategy(env_id: str) -> st.SearchStrategy:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_numpy_rng_matches_default_rng(seed: int) -> None:
     for low, high in [(0.0, 1.0), (-0.05, 0.05), (-0.6, -0.4), (-np.pi, np.pi)]:
-        ours = _core._numpy_rng_uniform(seed, 257, low, high)
+        ours = _core._testing.numpy_rng_uniform(seed, 257, low, high)
         np.testing.assert_array_equal(ours, np.random.default_rng(seed).uniform(low, high, 257))
 
 
@@ -85,7 +85,7 @@ def test_numpy_rng_matches_default_rng(seed: int) -> None:
 @given(seed=st.integers(0, 2**64 - 1), low=st.floats(-1e6, 1e6), width=st.floats(0, 1e6))
 def test_numpy_rng_uniform_any_seed(seed: int, low: float, width: float) -> None:
     high = low + width
-    ours = _core._numpy_rng_uniform(seed, 16, low, high)
+    ours = _core._testing.numpy_rng_uniform(seed, 16, low, high)
     rng = np.random.default_rng(seed)
     np.testing.assert_array_equal(ours, [rng.uniform(low, high) for _ in range(16)])
 
@@ -119,12 +119,12 @@ def test_numpy_rng_integers_interleaved_with_uniform(seed: int, ops: list[tuple[
     # the buffer. Interleaving both must reproduce numpy's stream exactly.
     rng = np.random.default_rng(seed)
     expected = [rng.uniform(lo, hi) if kind == "uniform" else int(rng.integers(lo, hi)) for kind, lo, hi in ops]
-    assert _core._numpy_rng_draws(seed, ops) == expected
+    assert _core._testing.numpy_rng_draws(seed, ops) == expected
 
 
 def test_numpy_rng_integers_rejects_empty_range() -> None:
     with pytest.raises(ValueError, match="high <= low"):
-        _core._numpy_rng_draws(0, [("integers", 3, 3)])
+        _core._testing.numpy_rng_draws(0, [("integers", 3, 3)])
 
 
 def test_numpy_float32_sin_cos_bitwise() -> None:
@@ -142,7 +142,7 @@ def test_numpy_float32_sin_cos_bitwise() -> None:
             expected = np.array(
                 [fn(v) for v in x], dtype=np.float32
             )  # NumPy scalars, as gymnasium computes them
-            assert _core._numpy_f32_trig(x, cosine).tobytes() == expected.tobytes()
+            assert _core._testing.numpy_f32_trig(x, cosine).tobytes() == expected.tobytes()
 
 
 # -------------------------------------------------------------------------------------------------- spaces, API
@@ -181,11 +181,11 @@ def test_reset_seed_gives_gymnasium_initial_state(env_id: str, seed: int) -> Non
 
 
 def test_unseeded_envs_draw_fresh_entropy() -> None:
-    assert not np.array_equal(_core.CartPole().reset(), _core.CartPole().reset())
+    assert not np.array_equal(_core.envs.CartPole().reset(), _core.envs.CartPole().reset())
 
 
 def test_step_before_reset_and_bad_actions() -> None:
-    env = _core.CartPole()
+    env = _core.envs.CartPole()
     with pytest.raises(RuntimeError, match="reset"):
         env.step(0)
     env.reset(seed=0)
@@ -193,7 +193,7 @@ def test_step_before_reset_and_bad_actions() -> None:
         env.step(2)
     with pytest.raises(ValueError, match="integer"):
         env.step(0.5)
-    pend = _core.Pendulum()
+    pend = _core.envs.Pendulum()
     pend.reset(seed=0)
     with pytest.raises(ValueError, match="NaN"):
         pend.step(np.array([np.nan], np.float32))
@@ -203,9 +203,9 @@ def test_step_before_reset_and_bad_actions() -> None:
 
 def test_unknown_config_kwarg() -> None:
     with pytest.raises(TypeError, match="unexpected keyword argument 'gravity'"):
-        _core.CartPole(gravity=3.0)
+        _core.envs.CartPole(gravity=3.0)
     with pytest.raises(ValueError, match="max_episode_steps"):
-        _core.Pendulum(max_episode_steps=0)
+        _core.envs.Pendulum(max_episode_steps=0)
 
 
 # ------------------------------------------------------------------------------------------------------ parity

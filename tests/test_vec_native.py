@@ -284,7 +284,7 @@ def test_copy_false_returns_read_only_views_copy_true_owns() -> None:
 
 
 def test_views_keep_the_batcher_alive() -> None:
-    env = _core.CartPoleVec(3, 1, 0)
+    env = _core.envs.CartPoleVec(3, 1, 0)
     obs = env.reset()
     del env
     assert obs.shape == (3, 4) and np.isfinite(obs).all()
@@ -332,7 +332,7 @@ def test_step_before_reset_and_after_close() -> None:
 
 
 def test_worker_exception_reraises_in_caller() -> None:
-    env = _core._SleepEnvVec(4, 2, 0)
+    env = _core._testing.SleepEnvVec(4, 2, 0)
     env.reset()
     with pytest.raises(RuntimeError, match="failed on purpose"):
         env.step(np.array([0, 0, 999, 0]))
@@ -349,7 +349,7 @@ def test_worker_exception_reraises_in_caller() -> None:
 def test_async_error_keeps_the_other_envs_episode_ends() -> None:
     # Env 0 ends its episode (max_episode_steps=1) in the same batch in which env 2 fails: after the error, the
     # episode end of env 0 and the result of env 1 are still delivered, once each, and the batcher goes on.
-    env = _core._SleepEnvVec(3, 2, 0, max_episode_steps=1)
+    env = _core._testing.SleepEnvVec(3, 2, 0, max_episode_steps=1)
     env.reset()
     env.send(np.array([0, 0, 999]), np.arange(3))
     with pytest.raises(RuntimeError, match="env 2: "):
@@ -396,7 +396,7 @@ def test_send_recv_equals_sync_step() -> None:
 
 def test_async_partial_batches_keep_each_env_independent() -> None:
     """EnvPool-style pipelining: envs come back in finishing order, each result depends only on its own actions."""
-    env = _core._SleepEnvVec(4, 2, 100)
+    env = _core._testing.SleepEnvVec(4, 2, 100)
     env.reset()
     env.send(np.array([60, 0, 0]), np.array([0, 1, 2]))
     first = env.recv(2, timeout=5)
@@ -411,7 +411,7 @@ def test_async_partial_batches_keep_each_env_independent() -> None:
 
 
 def test_recv_errors_and_timeout() -> None:
-    env = _core._SleepEnvVec(3, 2, 0)
+    env = _core._testing.SleepEnvVec(3, 2, 0)
     env.reset()
     with pytest.raises(RuntimeError, match="no environments in flight"):
         env.recv()
@@ -453,7 +453,7 @@ def test_native_vector_env_async_infos_and_timeout() -> None:
 
 
 def test_concurrent_calls_from_two_threads_raise_instead_of_racing() -> None:
-    env = _core._SleepEnvVec(2, 2, 0)
+    env = _core._testing.SleepEnvVec(2, 2, 0)
     env.reset()
     errors: list[BaseException] = []
     t = threading.Thread(target=lambda: env.step(np.array([200, 0])))
@@ -489,7 +489,7 @@ def test_create_close_cycles_do_not_leak_threads() -> None:
         env.close()
     with make_vec("Pendulum-v1", 2, num_threads=2) as env:
         env.reset()
-    env = _core.CartPoleVec(4, 3, 0)
+    env = _core.envs.CartPoleVec(4, 3, 0)
     del env  # destruction without close() joins the threads too
     assert threads_now() == before
 

@@ -12,9 +12,9 @@ def set_num_threads(num_threads: int) -> None:
     threads cannot be created, ``RuntimeError`` and the old pool stays in use.
 
     Results are identical for any thread count."""
-    _core.set_num_threads(integer(num_threads, "num_threads", lo=1, hi=int(_core.MAX_THREADS)))
+    _core.kernels.set_num_threads(integer(num_threads, "num_threads", lo=1, hi=int(_core.MAX_THREADS)))
 
 
 def get_num_threads() -> int:
     """The number of threads (caller included) the kernels use."""
-    return int(_core.get_num_threads())
+    return int(_core.kernels.get_num_threads())

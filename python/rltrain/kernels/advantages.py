@@ -93,7 +93,7 @@ def gae(
         and plain_or_none(o_adv, rewards.dtype)
         and plain_or_none(o_ret, rewards.dtype)
     ):
-        return _core.gae(rewards, values, dones, last_values, None, None, gamma, lam, o_adv, o_ret)
+        return _core.kernels.gae(rewards, values, dones, last_values, None, None, gamma, lam, o_adv, o_ret)
     io = Io()
     r = io.array(rewards, "rewards")
     require_ndim(r, "rewards", 2, "[T, N]")
@@ -120,7 +120,7 @@ def gae(
     g, lm = _discount(gamma, "gamma"), _discount(lam, "lam")
     adv = Out(o_adv, "out[0] (advantages)", (T, N), dtype)
     ret = Out(o_ret, "out[1] (returns)", (T, N), dtype)
-    a, b = _core.gae(as_dtype(r, dtype), as_dtype(v, dtype), d, as_dtype(lv, dtype), term, fin, g, lm, adv.buf,
+    a, b = _core.kernels.gae(as_dtype(r, dtype), as_dtype(v, dtype), d, as_dtype(lv, dtype), term, fin, g, lm, adv.buf,
                      ret.buf)
     return adv.result(io, a), ret.result(io, b)
 
@@ -140,7 +140,7 @@ def discounted_returns(
         and plain_or_none(last_values, rewards.dtype)
         and plain_or_none(out, rewards.dtype)
     ):
-        return _core.discounted_returns(rewards, dones, last_values, gamma, out)
+        return _core.kernels.discounted_returns(rewards, dones, last_values, gamma, out)
     io = Io()
     r = io.array(rewards, "rewards")
     require_ndim(r, "rewards", 2, "[T, N]")
@@ -157,7 +157,7 @@ def discounted_returns(
     d = flag_array(d, "dones")
     g = _discount(gamma, "gamma")
     o = Out(out, "out", (T, N), dtype)
-    return o.result(io, _core.discounted_returns(as_dtype(r, dtype), d, lv, g, o.buf))
+    return o.result(io, _core.kernels.discounted_returns(as_dtype(r, dtype), d, lv, g, o.buf))
 
 
 # ------------------------------------------------------------------------------------------ group kernels
@@ -203,12 +203,12 @@ def episodic_advantages(
     if out is not None and aliased((("out", out),), (("rewards", rewards), ("lengths", lengths))):
         return copy_into(out, episodic_advantages(rewards, lengths, eps=eps, ddof=ddof))
     if _fast_group(rewards, lengths, out, eps, ddof):
-        return _core.episodic_advantages(rewards, lengths, eps, ddof, out)
+        return _core.kernels.episodic_advantages(rewards, lengths, eps, ddof, out)
     io = Io()
     e, dd = _nonneg(eps, "eps"), ddof_arg(ddof)
     r3, l2, shape = _group_inputs(io, rewards, lengths)
     o = Out(out, "out", shape, r3.dtype)
-    return o.result(io, _core.episodic_advantages(r3, l2, e, dd, o.buf))
+    return o.result(io, _core.kernels.episodic_advantages(r3, l2, e, dd, o.buf))
 
 
 _NORMALIZE = {"timestep": 0, "pooled": 1}
@@ -232,12 +232,12 @@ def per_step_advantages(
         return copy_into(out, per_step_advantages(rewards, lengths, gamma=gamma, normalize=normalize, eps=eps,
                                                   ddof=ddof))
     if type(gamma) is float and _fast_group(rewards, lengths, out, eps, ddof):
-        return _core.per_step_advantages(rewards, lengths, gamma, pooled, eps, ddof, out)
+        return _core.kernels.per_step_advantages(rewards, lengths, gamma, pooled, eps, ddof, out)
     io = Io()
     g, e, dd = _discount(gamma, "gamma"), _nonneg(eps, "eps"), ddof_arg(ddof)
     r3, l2, shape = _group_inputs(io, rewards, lengths)
     o = Out(out, "out", shape, r3.dtype)
-    return o.result(io, _core.per_step_advantages(r3, l2, g, pooled, e, dd, o.buf))
+    return o.result(io, _core.kernels.per_step_advantages(r3, l2, g, pooled, e, dd, o.buf))
 
 
 def hybrid_advantages(
@@ -266,7 +266,7 @@ def hybrid_advantages(
         and (clip is None or (type(clip) is float and clip >= 0.0))
         and _fast_group(rewards, lengths, out, eps, ddof)
     ):
-        return _core.hybrid_advantages(rewards, lengths, gamma, alpha, beta, -1.0 if clip is None else clip, eps,
+        return _core.kernels.hybrid_advantages(rewards, lengths, gamma, alpha, beta, -1.0 if clip is None else clip, eps,
                                        ddof, out)
     io = Io()
     g, e, dd = _discount(gamma, "gamma"), _nonneg(eps, "eps"), ddof_arg(ddof)
@@ -274,7 +274,7 @@ def hybrid_advantages(
     c = optional_real(clip, "clip", lo=0.0)
     r3, l2, shape = _group_inputs(io, rewards, lengths)
     o = Out(out, "out", shape, r3.dtype)
-    return o.result(io, _core.hybrid_advantages(r3, l2, g, a, b, -1.0 if c is None else c, e, dd, o.buf))
+    return o.result(io, _core.kernels.hybrid_advantages(r3, l2, g, a, b, -1.0 if c is None else c, e, dd, o.buf))
 
 
 _SCALES = {"group": 0, "batch": 1, "none": 2}
@@ -304,7 +304,7 @@ def group_normalize(
         and plain_or_none(out, scores.dtype)
     ):
         gs = max(scores.shape[0], 1) if group_size is None else group_size
-        return _core.group_normalize(scores, gs, sc, eps, ddof, out)
+        return _core.kernels.group_normalize(scores, gs, sc, eps, ddof, out)
     io = Io()
     e, dd = _nonneg(eps, "eps"), ddof_arg(ddof)
     s = io.array(scores, "scores")
@@ -317,4 +317,4 @@ def group_normalize(
     elif n % gs != 0:
         raise ValueError(f"group_size: expected an integer >= 1 dividing len(scores) = {n}, got {gs}")
     o = Out(out, "out", (n,), dtype)
-    return o.result(io, _core.group_normalize(as_dtype(s, dtype), gs, sc, e, dd, o.buf))
+    return o.result(io, _core.kernels.group_normalize(as_dtype(s, dtype), gs, sc, e, dd, o.buf))

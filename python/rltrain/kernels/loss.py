@@ -74,7 +74,7 @@ def ppo_loss_grad(
         raise ValueError(f"{missing}: required when {given} is given (a Gaussian head needs both)")
     _no_shared_memory((dhead, dvalues, dlog_std),
                       (head, actions, old_logp, adv, returns, values, old_values, log_std))
-    stats: tuple[float, float, float, float, float] = _core.ppo_loss_grad(
+    stats: tuple[float, float, float, float, float] = _core.kernels.ppo_loss_grad(
         head, actions, old_logp, adv, returns, values, old_values, c, -1.0 if c_vf is None else c_vf, ent, vf,
         dhead, dvalues, log_std, dlog_std, bool(normalize_adv))
     return stats

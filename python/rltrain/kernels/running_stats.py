@@ -75,7 +75,7 @@ class RunningMeanStd:
         if tuple(x.shape[1:]) != self.shape or x.ndim != len(self.shape) + 1:
             raise ValueError(f"batch: expected shape (n, *{self.shape}), got {shape_str(x.shape)}")
         rows = x.reshape(x.shape[0], self._dim())
-        self.count = float(_core.rms_update(self._mean.reshape(-1), self._var.reshape(-1), self.count, rows))
+        self.count = float(_core.kernels.rms_update(self._mean.reshape(-1), self._var.reshape(-1), self.count, rows))
 
     def merge(self, other: RunningMeanStd) -> None:
         """Merges another RunningMeanStd's statistics into this one."""
@@ -105,7 +105,7 @@ class RunningMeanStd:
         out = np.empty(a.shape, a.dtype)
         dim = self._dim()
         rows = int(np.prod(a.shape[: a.ndim - k], dtype=np.int64))
-        _core.rms_normalize(a.reshape(rows, dim), self._mean.reshape(-1), self._var.reshape(-1), c, e,
+        _core.kernels.rms_normalize(a.reshape(rows, dim), self._mean.reshape(-1), self._var.reshape(-1), c, e,
                             out.reshape(rows, dim))
         return io.wrap(out)
 

@@ -45,8 +45,8 @@ def register_native_env(
     _REGISTRY[env_id] = NativeEnvSpec(env_id, vec_class, single_class)
 
 
-for _env_id, _name in _core.NATIVE_ENVS.items():
-    register_native_env(_env_id, getattr(_core, _name + "Vec"), getattr(_core, _name))
+for _env_id, _name in _core.envs.NATIVE_ENVS.items():
+    register_native_env(_env_id, getattr(_core.envs, _name + "Vec"), getattr(_core.envs, _name))
 
 _OPTIONAL_MODULES = ("rltrain.vec.lunar",)
 """Modules registering the native envs of optional extensions when imported (each registers nothing when its

@@ -223,7 +223,7 @@ class WorkerPool:
         sleeping word goes up before each sleep so that a worker publishing after that sends a wake-up byte."""
         if seq is not None and self.spin:
             watch = self._all_done if len(workers) == len(self.workers) else [p.done_word(h.index) for h in workers]
-            _core.sync_wait(self._words, watch, seq, _MAIN_SPIN_S)
+            _core.sync.sync_wait(self._words, watch, seq, _MAIN_SPIN_S)
         pending = [h for h in workers if not through(h)]
         if not pending:
             return
@@ -279,7 +279,7 @@ class WorkerPool:
         assert words is not None
         unpublished = [p.done_word(h.index) for h in pending if words[p.done_word(h.index)] < seq]
         if unpublished:
-            return _core.sync_prepare_sleep(words, self._caller_sleep, unpublished, seq)
+            return _core.sync.sync_prepare_sleep(words, self._caller_sleep, unpublished, seq)
         # All published since `pending` was settled: no wake-up byte is owed, and only a payload still on its way
         # (which wakes the poll itself) is worth sleeping for.
         return any(through(h) for h in pending)
@@ -357,7 +357,7 @@ class WorkerPool:
         """Starts the next step in ``workers`` (only their ``active`` envs when ``some``)."""
         with self.closed_if_interrupted():  # published to some workers and not to others
             self.seq += 1
-            words, publish = self._words, _core.sync_publish
+            words, publish = self._words, _core.sync.sync_publish
             assert words is not None
             for handle in workers:
                 at = p.cmd_word(handle.index)

@@ -151,7 +151,7 @@ class _Worker:
         done_at, reply_at = p.done_word(self.index), p.done_word(self.index) + 1
         caller_sleep = p.caller_sleep_word(self.num_workers)
         watch = [cmd_at]
-        wait, prepare_sleep, publish = _core.sync_wait, _core.sync_prepare_sleep, _core.sync_publish
+        wait, prepare_sleep, publish = _core.sync.sync_wait, _core.sync.sync_prepare_sleep, _core.sync.sync_publish
         seen = int(words[cmd_at])
         spin = False
         while True:
