@@ -18,7 +18,8 @@ def test_imports_installed_package_not_source_tree() -> None:
 
 
 def test_import_from_outside_source_tree(tmp_path: pathlib.Path) -> None:
-    code = "import rltrain, rltrain.kernels as k, numpy as np; print(k.gae(np.ones((2, 1)), np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(1))[0].ravel())"
+    code = ("import rltrain, rltrain.kernels as k, numpy as np; "
+            "print(k.gae(np.ones((2, 1)), np.zeros((2, 1)), np.zeros((2, 1)), np.zeros(1))[0].ravel())")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert "1.9405" in out.stdout  # 1 + gamma * lam * 1
 

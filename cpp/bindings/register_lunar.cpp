@@ -210,7 +210,7 @@ void register_lunar_testing(py::module_& m) {
   bind_lunar<envs::ReplayRng>(m, "ReplayLunarLander", R"doc(
 LunarLander whose random draws are replayed from set_uniforms(u) (floats in [0, 1)) instead of an RNG:
 uniform(lo, hi) = lo + (hi - lo) * u[k], integers(lo, hi) = lo + floor(u[k] * (hi - lo)). Seeds are ignored.
-For parity tests against gymnasium fed the same draws (rltrain.envs.testing.ReplayGenerator).)doc")
+For parity tests against gymnasium fed the same draws (tests/_replay.py, ReplayGenerator).)doc")
       .def(
           "set_uniforms",
           [](PyLunarLander<envs::ReplayRng>& p,

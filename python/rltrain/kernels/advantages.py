@@ -266,8 +266,8 @@ def hybrid_advantages(
         and (clip is None or (type(clip) is float and clip >= 0.0))
         and _fast_group(rewards, lengths, out, eps, ddof)
     ):
-        return _core.kernels.hybrid_advantages(rewards, lengths, gamma, alpha, beta, -1.0 if clip is None else clip, eps,
-                                       ddof, out)
+        clip_arg = -1.0 if clip is None else clip
+        return _core.kernels.hybrid_advantages(rewards, lengths, gamma, alpha, beta, clip_arg, eps, ddof, out)
     io = Io()
     g, e, dd = _discount(gamma, "gamma"), _nonneg(eps, "eps"), ddof_arg(ddof)
     a, b = _nonneg(alpha, "alpha"), _nonneg(beta, "beta")

@@ -1,5 +1,5 @@
 // Environment RNG that replays caller-supplied uniforms in [0, 1): lets a test feed the native environment and
-// gymnasium's Python one the very same random draws (rltrain.envs.testing.ReplayGenerator is the Python twin),
+// gymnasium's Python one the very same random draws (tests/_replay.py, ReplayGenerator is the Python twin),
 // so their trajectories can be compared step by step independently of how either side seeds its generator.
 // Same interface as NumpyRng (seed / uniform / integers); the mapping from a uniform u to a draw is defined here
 // and mirrored there.

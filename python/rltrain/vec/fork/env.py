@@ -100,7 +100,7 @@ class ForkVectorEnv(VectorEnv):
             raise ValueError("env_fns: expected at least one env factory, got none")
         self.num_envs = len(env_fns)
         if num_workers is None:  # the rule the kernel pool and the native batcher use (affinity, cgroup quota)
-            num_workers = min(self.num_envs, _core.default_num_threads())  # type: ignore[attr-defined]
+            num_workers = min(self.num_envs, _core.default_num_threads())
         self.num_workers = _checks.integer(num_workers, "num_workers", lo=1, hi=self.num_envs)
         self.step_timeout = _checks.optional_real(step_timeout, "step_timeout", lo=0.0, lo_open=True)
         self.startup_timeout = _checks.optional_real(startup_timeout, "startup_timeout", lo=0.0, lo_open=True)
@@ -110,7 +110,7 @@ class ForkVectorEnv(VectorEnv):
         self._needs_reset = True
         self._pending: tuple[list[WorkerHandle], np.ndarray | None] | None = None
         self._all_active = True
-        spin = spin and _core.available_cpus() > 1  # type: ignore[attr-defined]  # one core: spinning only delays
+        spin = spin and _core.available_cpus() > 1
         self._pool = WorkerPool(env_fns, self.num_workers, spin=spin, step_timeout=self.step_timeout,
                                 startup_timeout=self.startup_timeout)
         hello = self._pool.hello

@@ -222,6 +222,7 @@ class WorkerPool:
         the pool down with WorkerError. With ``seq`` (a step), the spin watches the done words, and the caller's
         sleeping word goes up before each sleep so that a worker publishing after that sends a wake-up byte."""
         if seq is not None and self.spin:
+            assert self._words is not None  # a step is only waited for on an open pool
             watch = self._all_done if len(workers) == len(self.workers) else [p.done_word(h.index) for h in workers]
             _core.sync.sync_wait(self._words, watch, seq, _MAIN_SPIN_S)
         pending = [h for h in workers if not through(h)]
