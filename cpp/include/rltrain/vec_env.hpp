@@ -15,6 +15,8 @@
 // scheduling. The class is not meant for concurrent callers: overlapping calls from two threads raise
 // std::runtime_error rather than race. After fork() the child has none of the threads: there every call raises,
 // and close()/destruction abandon the parent's threads instead of joining them (which would hang).
+// One class over ~500 lines on purpose: the sync step, the send/recv driver and the fork guard share one set of
+// buffers, locks and states, and splitting them would spread that invariant over files.
 #pragma once
 
 #include <algorithm>
