@@ -30,7 +30,8 @@ from rltrain.config import CommonConfig
 from rltrain.kernels import RunningMeanStd
 from rltrain.logger import Logger
 from rltrain.schedules import schedule_value
-from rltrain.vec.resolve import env_id_of, make_vec_for
+from rltrain.vec import make_vec
+from rltrain.vec.resolve import env_id_of
 
 __all__ = ["BaseTrainer", "resolve_device"]
 
@@ -184,7 +185,7 @@ class BaseTrainer(Checkpointing, Evaluating):
     def _make_env(self) -> gym.vector.VectorEnv:
         """The rollout vector env, built once; the trainer's spaces are its single-env spaces."""
         if self.env is None:
-            self.env = make_vec_for(self.cfg.env, self._num_envs(), backend=self.cfg.backend, seed=self.seed,
+            self.env = make_vec(self.cfg.env, self._num_envs(), backend=self.cfg.backend, seed=self.seed,
                                     identical_seeds=self._identical_seeds(), num_threads=self.cfg.n_workers)
             self.action_space = self.env.single_action_space
             self.observation_space = self.env.single_observation_space

@@ -19,7 +19,8 @@ from rltrain._checks import integer
 from rltrain.config import CommonConfig
 from rltrain.kernels import RunningMeanStd
 from rltrain.policies import ActorAPI
-from rltrain.vec.resolve import make_single, make_vec_for, single_spaces
+from rltrain.vec import make_vec
+from rltrain.vec.resolve import make_single, single_spaces
 
 __all__ = ["Evaluating"]
 
@@ -86,7 +87,7 @@ class Evaluating:
         # Seeded by the iteration, not by how many evaluations ran before: a run split into several train()
         # calls (each evaluating at its end) or resumed from a checkpoint evaluates on the same episodes.
         eval_seed = (self.seed + 1_000_003 * (self.iteration + 1)) % (2**31) if seed is None else seed
-        venv = make_vec_for(spec, n_envs, backend=self.cfg.backend, seed=eval_seed)
+        venv = make_vec(spec, n_envs, backend=self.cfg.backend, seed=eval_seed)
         self.action_space, self.observation_space = venv.single_action_space, venv.single_observation_space
         targets = np.array([(n_episodes + i) // n_envs for i in range(n_envs)])
         counts = np.zeros(n_envs, int)

@@ -24,7 +24,7 @@ __all__ = ["NativeEnvSpec", "make_vec", "native_env_spec", "native_envs", "regis
 
 
 def make_vec(
-    env_id: str | Callable[[], gym.Env],
+    env_id: str | gym.Env[Any, Any] | Callable[[], gym.Env[Any, Any]],
     num_envs: int,
     *,
     backend: str = "auto",
@@ -33,10 +33,12 @@ def make_vec(
     num_threads: int | None = None,
     **env_kwargs: Any,
 ) -> VectorEnv:
-    """A gymnasium ``VectorEnv`` of ``num_envs`` copies of ``env_id`` (an id, or for the fork backend an env factory).
+    """A gymnasium ``VectorEnv`` of ``num_envs`` copies of ``env_id``.
 
     Args:
-        env_id: gymnasium env id, or (fork backend) a zero-argument callable returning a ``gymnasium.Env``.
+        env_id: gymnasium env id; or a ``gymnasium.Env`` instance (an ``rltrain.envs`` one runs natively, any other
+            is copied into each fork worker); or (fork backend) a zero-argument callable returning a
+            ``gymnasium.Env``.
         num_envs: number of environments.
         backend: ``"native"`` (C++ thread-pool batcher), ``"fork"`` (worker processes) or ``"auto"``.
         seed: env i is seeded ``seed + i``; None draws fresh entropy.

@@ -22,7 +22,7 @@ import rltrain.envs  # noqa: F401  (registers the rltrain/* ids with gymnasium)
 from rltrain import _checks
 from rltrain.vec.registry import is_native, native_env_spec, native_envs
 
-__all__ = ["build_vec", "env_id_of", "make_single", "make_vec_for", "native_target", "single_spaces"]
+__all__ = ["build_vec", "env_id_of", "make_single", "native_target", "single_spaces"]
 
 _BACKENDS = ("auto", "native", "fork")
 
@@ -104,7 +104,7 @@ def _with_render_mode(env: gym.Env[Any, Any], render_mode: str) -> gym.Env[Any, 
 
 
 def single_spaces(env: Any) -> tuple[gym.Space[Any], gym.Space[Any]]:
-    """The (observation, action) spaces of one env of ``env``, as the vector env of :func:`make_vec_for` reports
+    """The (observation, action) spaces of one env of ``env``, as the vector env of :func:`rltrain.make_vec` reports
     them (``single_observation_space``, ``single_action_space``). Native envs answer from the C++ batcher, without
     building a Python env; anything else is built once with :func:`make_single` and closed."""
     target = native_target(env)
@@ -120,17 +120,9 @@ def single_spaces(env: Any) -> tuple[gym.Space[Any], gym.Space[Any]]:
         probe.close()
 
 
-def make_vec_for(env: Any, num_envs: int, *, backend: str = "auto", seed: int | None = None,
-                 identical_seeds: bool = False, num_threads: int | None = None) -> VectorEnv:
-    """A same-step-autoreset VectorEnv of ``num_envs`` copies of ``env`` (an id, a ``gym.Env`` instance, copied
-    into each worker, or a factory); see the module docstring for the backend choice."""
-    return build_vec(env, num_envs, backend=backend, seed=seed, identical_seeds=identical_seeds,
-                     num_threads=num_threads, env_kwargs={})
-
-
 def build_vec(env: Any, num_envs: int, *, backend: str, seed: int | None, identical_seeds: bool,
               num_threads: int | None, env_kwargs: dict[str, Any]) -> VectorEnv:
-    """``make_vec`` and :func:`make_vec_for`: the native-or-fork decision, ``env_kwargs`` passed to the env."""
+    """:func:`rltrain.make_vec`'s body: the native-or-fork decision, ``env_kwargs`` passed to the env."""
     _checks.choice(backend, "backend", _BACKENDS)
     num_envs = _checks.integer(num_envs, "num_envs", lo=1)
     target = native_target(env)
