@@ -208,24 +208,28 @@ void check_eps_ddof(double eps, int64_t ddof) {
   if (ddof < 0) throw py::value_error("ddof: expected an integer >= 0, got " + std::to_string(ddof));
 }
 
+// Calls fn(rewards, lengths, out) with pointers of the group's float type, the GIL released.
 template <typename Fn>
-void with_float(const GroupArrays& g, Fn&& fn) {
-  if (g.fk == Kind::F32)
-    fn(float{});
-  else
-    fn(double{});
-}
-
-py::array episodic_advantages(py::object r, py::object l, double eps, int64_t ddof, py::object o) {
-  check_eps_ddof(eps, ddof);
-  GroupArrays g = check_group(r, l, o);
-  with_float(g, [&](auto tag) {
+void run_group(GroupArrays& g, Fn&& fn) {
+  auto run = [&](auto tag) {
     using T = decltype(tag);
     const T* rp = cptr<T>(g.rewards);
     const int64_t* lp = cptr<int64_t>(g.lengths);
     T* op = mptr<T>(g.out);
     py::gil_scoped_release nogil;
-    rltrain::episodic_advantages<T>(g.shape, rp, lp, eps, ddof, op, *kernel_pool());
+    fn(rp, lp, op);
+  };
+  if (g.fk == Kind::F32)
+    run(float{});
+  else
+    run(double{});
+}
+
+py::array episodic_advantages(py::object r, py::object l, double eps, int64_t ddof, py::object o) {
+  check_eps_ddof(eps, ddof);
+  GroupArrays g = check_group(r, l, o);
+  run_group(g, [&](const auto* rp, const int64_t* lp, auto* op) {
+    rltrain::episodic_advantages(g.shape, rp, lp, eps, ddof, op, *kernel_pool());
   });
   return g.out;
 }
@@ -235,14 +239,9 @@ py::array per_step_advantages(py::object r, py::object l, double gamma, int pool
   check_unit(gamma, "gamma");
   check_eps_ddof(eps, ddof);
   GroupArrays g = check_group(r, l, o);
-  with_float(g, [&](auto tag) {
-    using T = decltype(tag);
-    const T* rp = cptr<T>(g.rewards);
-    const int64_t* lp = cptr<int64_t>(g.lengths);
-    T* op = mptr<T>(g.out);
-    py::gil_scoped_release nogil;
-    rltrain::per_step_advantages<T>(g.shape, rp, lp, gamma, pooled ? StepNorm::Pooled : StepNorm::Timestep, eps, ddof,
-                                    op, *kernel_pool());
+  run_group(g, [&](const auto* rp, const int64_t* lp, auto* op) {
+    rltrain::per_step_advantages(g.shape, rp, lp, gamma, pooled ? StepNorm::Pooled : StepNorm::Timestep, eps, ddof, op,
+                                 *kernel_pool());
   });
   return g.out;
 }
@@ -257,13 +256,8 @@ py::array hybrid_advantages(py::object r, py::object l, double gamma, double alp
     throw py::value_error("beta: expected a finite number >= 0, got " + std::to_string(beta));
   if (std::isnan(clip)) throw py::value_error("clip: expected a number >= 0 or None, got nan");
   GroupArrays g = check_group(r, l, o);
-  with_float(g, [&](auto tag) {
-    using T = decltype(tag);
-    const T* rp = cptr<T>(g.rewards);
-    const int64_t* lp = cptr<int64_t>(g.lengths);
-    T* op = mptr<T>(g.out);
-    py::gil_scoped_release nogil;
-    rltrain::hybrid_advantages<T>(g.shape, rp, lp, gamma, alpha, beta, clip, eps, ddof, op, *kernel_pool());
+  run_group(g, [&](const auto* rp, const int64_t* lp, auto* op) {
+    rltrain::hybrid_advantages(g.shape, rp, lp, gamma, alpha, beta, clip, eps, ddof, op, *kernel_pool());
   });
   return g.out;
 }

@@ -11,6 +11,7 @@
 #include <string>
 #include <thread>
 
+#include "rltrain/envs/env.hpp"
 #include "rltrain/numpy_math.hpp"
 #include "rltrain/numpy_rng.hpp"
 #include "vec_binding.hpp"
@@ -32,13 +33,7 @@ class SleepEnv {
   static constexpr int kNumActions = 1000;
   static constexpr int kMaxEpisodeSteps = 1000000;
   using Action = int64_t;
-  struct Config {
-    int max_episode_steps = kMaxEpisodeSteps;
-    template <class F>
-    void for_each_field(F&& f) {
-      f("max_episode_steps", max_episode_steps);
-    }
-  };
+  using Config = envs::TimeLimitConfig<kMaxEpisodeSteps>;
   SleepEnv() = default;
   explicit SleepEnv(const Config& cfg) : cfg_(cfg) {}
   const Config& config() const { return cfg_; }

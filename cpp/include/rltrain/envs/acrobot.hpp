@@ -22,13 +22,7 @@ class Acrobot {
   static constexpr int kMaxEpisodeSteps = 500;
   using Action = int64_t;
 
-  struct Config {
-    int max_episode_steps = kMaxEpisodeSteps;
-    template <class F>
-    void for_each_field(F&& f) {
-      f("max_episode_steps", max_episode_steps);
-    }
-  };
+  using Config = TimeLimitConfig<kMaxEpisodeSteps>;
 
   Acrobot() = default;
   explicit Acrobot(const Config& cfg) : cfg_(cfg) {}

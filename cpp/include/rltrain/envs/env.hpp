@@ -38,6 +38,16 @@
 
 namespace rltrain::envs {
 
+// The Config of an env whose only option is its time limit (Acrobot, the test env).
+template <int kDefaultMaxEpisodeSteps>
+struct TimeLimitConfig {
+  int max_episode_steps = kDefaultMaxEpisodeSteps;
+  template <class F>
+  void for_each_field(F&& f) {
+    f("max_episode_steps", max_episode_steps);
+  }
+};
+
 struct StepResult {
   double reward = 0.0;
   bool terminated = false;

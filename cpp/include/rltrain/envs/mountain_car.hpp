@@ -11,7 +11,30 @@
 
 namespace rltrain::envs {
 
-class MountainCar {
+// What MountainCar-v0 and MountainCarContinuous-v0 share: the track, the speed limit, the observation space and
+// the gymnasium.make options (goal_velocity, the time limit).
+struct MountainCarTrack {
+  static constexpr double kMinPosition = -1.2;
+  static constexpr double kMaxPosition = 0.6;
+  static constexpr double kMaxSpeed = 0.07;
+  template <int kDefaultMaxEpisodeSteps>
+  struct Config {
+    double goal_velocity = 0;
+    int max_episode_steps = kDefaultMaxEpisodeSteps;
+    template <class F>
+    void for_each_field(F&& f) {
+      f("goal_velocity", goal_velocity);
+      f("max_episode_steps", max_episode_steps);
+    }
+  };
+
+  static void obs_bounds(float* low, float* high) {
+    low[0] = static_cast<float>(kMinPosition), low[1] = static_cast<float>(-kMaxSpeed);
+    high[0] = static_cast<float>(kMaxPosition), high[1] = static_cast<float>(kMaxSpeed);
+  }
+};
+
+class MountainCar : MountainCarTrack {
  public:
   static constexpr const char* kId = "MountainCar-v0";
   static constexpr int kObsDim = 2;
@@ -21,25 +44,14 @@ class MountainCar {
   static constexpr int kMaxEpisodeSteps = 200;
   using Action = int64_t;
 
-  struct Config {
-    double goal_velocity = 0;
-    int max_episode_steps = kMaxEpisodeSteps;
-    template <class F>
-    void for_each_field(F&& f) {
-      f("goal_velocity", goal_velocity);
-      f("max_episode_steps", max_episode_steps);
-    }
-  };
+  using Config = MountainCarTrack::Config<kMaxEpisodeSteps>;
 
   MountainCar() = default;
   explicit MountainCar(const Config& cfg) : cfg_(cfg) {}
 
   const Config& config() const { return cfg_; }
 
-  void obs_bounds(float* low, float* high) const {
-    low[0] = static_cast<float>(kMinPosition), low[1] = static_cast<float>(-kMaxSpeed);
-    high[0] = static_cast<float>(kMaxPosition), high[1] = static_cast<float>(kMaxSpeed);
-  }
+  void obs_bounds(float* low, float* high) const { MountainCarTrack::obs_bounds(low, high); }
   void act_bounds(float*, float*) const {}
 
   void seed(uint64_t s) { rng_.seed(s); }
@@ -70,9 +82,6 @@ class MountainCar {
   }
 
  private:
-  static constexpr double kMinPosition = -1.2;
-  static constexpr double kMaxPosition = 0.6;
-  static constexpr double kMaxSpeed = 0.07;
   static constexpr double kGoalPosition = 0.5;
   static constexpr double kForce = 0.001;
   static constexpr double kGravity = 0.0025;

@@ -9,12 +9,13 @@
 #include <cstdint>
 
 #include "rltrain/envs/env.hpp"
+#include "rltrain/envs/mountain_car.hpp"
 #include "rltrain/numpy_math.hpp"
 #include "rltrain/numpy_rng.hpp"
 
 namespace rltrain::envs {
 
-class MountainCarContinuous {
+class MountainCarContinuous : MountainCarTrack {
  public:
   static constexpr const char* kId = "MountainCarContinuous-v0";
   static constexpr int kObsDim = 2;
@@ -24,25 +25,14 @@ class MountainCarContinuous {
   static constexpr int kMaxEpisodeSteps = 999;
   using Action = float;
 
-  struct Config {
-    double goal_velocity = 0;
-    int max_episode_steps = kMaxEpisodeSteps;
-    template <class F>
-    void for_each_field(F&& f) {
-      f("goal_velocity", goal_velocity);
-      f("max_episode_steps", max_episode_steps);
-    }
-  };
+  using Config = MountainCarTrack::Config<kMaxEpisodeSteps>;
 
   MountainCarContinuous() = default;
   explicit MountainCarContinuous(const Config& cfg) : cfg_(cfg) {}
 
   const Config& config() const { return cfg_; }
 
-  void obs_bounds(float* low, float* high) const {
-    low[0] = static_cast<float>(kMinPosition), low[1] = static_cast<float>(-kMaxSpeed);
-    high[0] = static_cast<float>(kMaxPosition), high[1] = static_cast<float>(kMaxSpeed);
-  }
+  void obs_bounds(float* low, float* high) const { MountainCarTrack::obs_bounds(low, high); }
   void act_bounds(float* low, float* high) const {
     low[0] = static_cast<float>(kMinAction);
     high[0] = static_cast<float>(kMaxAction);
@@ -98,9 +88,6 @@ class MountainCarContinuous {
   using Scalar = npmath::Scalar;
   static constexpr double kMinAction = -1.0;
   static constexpr double kMaxAction = 1.0;
-  static constexpr double kMinPosition = -1.2;
-  static constexpr double kMaxPosition = 0.6;
-  static constexpr double kMaxSpeed = 0.07;
   static constexpr double kGoalPosition = 0.45;
   static constexpr double kPower = 0.0015;
 
