@@ -135,28 +135,26 @@ void per_step_into(const GroupShape& s, const T* rewards, const int64_t* lengths
       std::fill(sum, sum + w, 0.0);
       std::fill(cnt, cnt + w, 0.0);
       std::fill(ss, ss + w, 0.0);
-      for (std::size_t i = 0; i < G; ++i) {
-        const std::size_t row = b * G + i;
-        const std::size_t len = static_cast<std::size_t>(lengths[row]);
-        const T* x = rewards + row * TT;
-        const std::size_t e = std::min(t1, std::max(t0, len));
-        for (std::size_t t = t0; t < e; ++t) {
-          sum[t - t0] += static_cast<double>(x[t]);
-          cnt[t - t0] += 1.0;
+      // f(t, x[t]) for every step t in [t0, t1) of every episode of group b still alive at t.
+      auto for_each_alive = [&](auto&& f) {
+        for (std::size_t i = 0; i < G; ++i) {
+          const std::size_t row = b * G + i;
+          const std::size_t len = static_cast<std::size_t>(lengths[row]);
+          const T* x = rewards + row * TT;
+          const std::size_t e = std::min(t1, std::max(t0, len));
+          for (std::size_t t = t0; t < e; ++t) f(t, static_cast<double>(x[t]));
         }
-      }
+      };
+      for_each_alive([&](std::size_t t, double v) {
+        sum[t - t0] += v;
+        cnt[t - t0] += 1.0;
+      });
       double* m = mean.data() + b * TT;
       for (std::size_t k = 0; k < w; ++k) m[t0 + k] = cnt[k] > 0 ? sum[k] / cnt[k] : 0.0;
-      for (std::size_t i = 0; i < G; ++i) {
-        const std::size_t row = b * G + i;
-        const std::size_t len = static_cast<std::size_t>(lengths[row]);
-        const T* x = rewards + row * TT;
-        const std::size_t e = std::min(t1, std::max(t0, len));
-        for (std::size_t t = t0; t < e; ++t) {
-          const double dv = static_cast<double>(x[t]) - m[t];
-          ss[t - t0] += dv * dv;
-        }
-      }
+      for_each_alive([&](std::size_t t, double v) {
+        const double dv = v - m[t];
+        ss[t - t0] += dv * dv;
+      });
       double* dn = denom.data() + b * TT;
       for (std::size_t k = 0; k < w; ++k) dn[t0 + k] = group_std(ss[k], cnt[k], ddof) + eps;
     });
