@@ -46,6 +46,7 @@ from gymnasium.vector import VectorEnv as GymVectorEnv
 from rltrain import _checks
 from rltrain.kernels import gae
 from rltrain.vec import make_vec
+from rltrain.vec.native import NativeVectorEnv
 
 __all__ = ["RltrainVecEnv", "RolloutBuffer", "make_vec_env"]
 
@@ -115,10 +116,11 @@ def _unbatch(infos: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return out
 
 
-def _wrapper_chain(spec: gym.envs.registration.EnvSpec | None) -> list[type]:
+def _wrapper_chain(spec: gym.envs.registration.EnvSpec | None, monitor: bool) -> list[type]:
     """The wrapper classes around an env built like SB3's ``make_vec_env`` builds one: ``gymnasium.make(spec)``
-    (TimeLimit, OrderEnforcing, PassiveEnvChecker, the spec's additional wrappers) inside ``Monitor``."""
-    chain: list[type] = [Monitor]
+    (TimeLimit, OrderEnforcing, PassiveEnvChecker, the spec's additional wrappers) inside ``Monitor`` (when
+    ``monitor``: the vector env gives episode statistics)."""
+    chain: list[type] = [Monitor] if monitor else []
     if spec is None:
         return chain
     if spec.max_episode_steps is not None:
@@ -166,7 +168,8 @@ class RltrainVecEnv(VecEnv):
         if mode != AutoresetMode.SAME_STEP:
             raise ValueError(f"venv: expected autoreset_mode {AutoresetMode.SAME_STEP}, got {mode}")
         self.venv: Any = venv  # ForkVectorEnv/SyncVectorEnv have get_attr/call, VectorEnv itself does not
-        self._native = type(venv).__name__ == "NativeVectorEnv"
+        self._native = isinstance(venv, NativeVectorEnv)
+        self._monitor = bool(getattr(venv, "episode_statistics", False))  # it gives Monitor's episode infos
         self._t_start = time.time()
         self._actions: np.ndarray | None = None
         super().__init__(venv.num_envs, venv.single_observation_space, venv.single_action_space)
@@ -312,13 +315,14 @@ class RltrainVecEnv(VecEnv):
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper[Any, Any, Any, Any]],
                        indices: VecEnvIndices = None) -> list[bool]:
         """Whether each env behaves as if wrapped in ``wrapper_class``: ``Monitor`` (this VecEnv gives its
-        ``episode`` infos) and the wrappers ``gymnasium.make`` puts around the env's spec."""
+        ``episode`` infos; SB3's ``evaluate_policy`` then reads them) and the wrappers ``gymnasium.make`` puts
+        around the env's spec."""
         idx = self._indices(indices)
         if self._native:
             specs = [self.venv.spec] * self.num_envs
         else:
             specs = list(self._forward(self.venv.get_attr, "spec"))
-        return [any(issubclass(w, wrapper_class) for w in _wrapper_chain(specs[i])) for i in idx]
+        return [any(issubclass(w, wrapper_class) for w in _wrapper_chain(specs[i], self._monitor)) for i in idx]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
         """One frame per env when the envs render ``"rgb_array"`` (fork backend with ``render_mode="rgb_array"``)."""
