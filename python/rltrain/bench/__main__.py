@@ -1,4 +1,4 @@
-"""``python -m rltrain.bench [kernels|envs|learning|grpo|control ...] [--json PATH] [--quick]``."""
+"""``python -m rltrain.bench [kernels|envs|learning|grpo|control|sb3 ...] [--json PATH] [--quick]``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 from rltrain.bench._timing import machine
 
 SECTIONS = {"kernels": "rltrain.bench.kernels", "envs": "rltrain.bench.envs", "learning": "rltrain.bench.learning",
-            "grpo": "rltrain.bench.grpo", "control": "rltrain.bench.control"}
+            "grpo": "rltrain.bench.grpo", "control": "rltrain.bench.control", "sb3": "rltrain.bench.sb3"}
 
 
 def main(argv: list[str] | None = None) -> int:
