@@ -12,7 +12,7 @@ from typing import Any
 from rltrain.bench._timing import machine
 
 SECTIONS = {"kernels": "rltrain.bench.kernels", "envs": "rltrain.bench.envs", "learning": "rltrain.bench.learning",
-            "grpo": "rltrain.bench.grpo", "control": "rltrain.bench.control"}
+            "grpo": "rltrain.bench.grpo", "control": "rltrain.bench.control", "cleanrl": "rltrain.bench.cleanrl"}
 
 
 def main(argv: list[str] | None = None) -> int:
