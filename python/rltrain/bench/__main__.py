@@ -12,7 +12,8 @@ from typing import Any
 from rltrain.bench._timing import machine
 
 SECTIONS = {"kernels": "rltrain.bench.kernels", "envs": "rltrain.bench.envs", "learning": "rltrain.bench.learning",
-            "grpo": "rltrain.bench.grpo", "control": "rltrain.bench.control", "sb3": "rltrain.bench.sb3"}
+            "grpo": "rltrain.bench.grpo", "control": "rltrain.bench.control", "sb3": "rltrain.bench.sb3",
+            "cleanrl": "rltrain.bench.cleanrl"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,6 @@
-"""rltrain's environments: DenseLunarLander and SparseLunarLander, registered with gymnasium on import.
+"""rltrain's environments: DenseLunarLander and SparseLunarLander, registered with gymnasium on import, together
+with an ``rltrain/<id>`` twin of every native id (:mod:`rltrain.vec.gym_registry`: ``gymnasium.make_vec`` returns
+the native batcher).
 
 The classes live in :mod:`rltrain.envs.lunar` and are loaded on first access, so importing this package (and
 ``rltrain``) needs neither pybox2d nor the optional native extension ``rltrain._box2d``.
@@ -10,6 +12,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 import gymnasium
+
+from rltrain.vec.gym_registry import register_gym_ids
 
 if TYPE_CHECKING:
     from rltrain.envs.lunar import DenseLunarLander, SparseLunarLander
@@ -24,6 +28,8 @@ ENV_IDS: dict[str, str] = {
 
 
 def _register() -> None:
+    # This module is where gymnasium meets rltrain (the trainers and make_vec load it): `import rltrain` and
+    # `import rltrain.kernels` stay free of gymnasium, and gymnasium 1.x loads no entry-point plugins.
     # Re-registering an id makes gymnasium warn, so a reload of this module must be a no-op.
     # The sparse env is built without a step limit of its own: gymnasium's TimeLimit (1000 steps, or make's
     # max_episode_steps) ends its episodes, and SparseEpisodeReward, applied outside the TimeLimit, pays there.
@@ -41,6 +47,7 @@ def _register() -> None:
                 kwargs={"max_episode_steps": None} if sparse else {},
                 additional_wrappers=(sparse_payout,) if sparse else (),
             )
+    register_gym_ids()
 
 
 def native_lunar_available() -> bool:
