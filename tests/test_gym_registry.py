@@ -4,7 +4,6 @@ gymnasium's own env does; keyword arguments, wrappers and the registration witho
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import subprocess
 import sys
@@ -183,14 +182,17 @@ def test_module_prefixed_id_without_importing_rltrain() -> None:
     assert out.stdout.split() == ["NativeVectorEnv"]
 
 
-def test_plugin_entry_point() -> None:
-    """A bare id without any rltrain import needs gymnasium to load entry-point plugins, which gymnasium 0.x did
-    (group "gymnasium.envs") and 1.x no longer does. Runs only where the group holds an rltrain entry point (an
-    installed rltrain that declares one; a PYTHONPATH checkout has no metadata)."""
-    ours = [ep for ep in importlib.metadata.entry_points(group="gymnasium.envs") if ep.value.startswith("rltrain")]
-    if not ours:
-        pytest.skip("no 'gymnasium.envs' entry point of rltrain is installed (gymnasium>=1.0 loads none, so "
-                    "rltrain declares none; the ids are registered by importing rltrain.envs)")
-    out = _fresh("import gymnasium; e = gymnasium.make_vec('rltrain/CartPole-v1', 2); print(type(e).__name__)")
+@pytest.mark.parametrize("gymnasium_first", [False, True], ids=["rltrain-then-gymnasium", "gymnasium-then-rltrain"])
+def test_registered_by_import_rltrain(gymnasium_first: bool) -> None:
+    """SPEC §5: after ``import rltrain`` the bare ids work, in either import order, and ``import rltrain`` itself
+    still loads no gymnasium (the ids are registered right after gymnasium's own import)."""
+    first = "import gymnasium, rltrain\n" if gymnasium_first else (
+        "import sys, rltrain\nassert 'gymnasium' not in sys.modules\nimport gymnasium\n")
+    out = _fresh(
+        first
+        + "v = gymnasium.make_vec('rltrain/CartPole-v1', num_envs=4)\n"
+        "e = gymnasium.make('rltrain/CartPole-v1')\n"
+        "print(type(v).__name__, type(e.unwrapped).__name__)\n"
+    )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["NativeVectorEnv"]
+    assert out.stdout.split() == ["NativeVectorEnv", "NativeEnv"]

@@ -10,6 +10,13 @@ with gymnasium, so ids such as ``rltrain/DenseLunarLander-v0`` resolve wherever 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import warnings
+from collections.abc import Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
@@ -80,3 +87,52 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+# ------------------------------------------------------------------------------------ gymnasium registration
+# SPEC §5: after `import rltrain`, gymnasium.make_vec("rltrain/CartPole-v1") reaches the native batcher. The ids
+# are registered by rltrain.envs, which imports gymnasium; so that `import rltrain` itself stays free of
+# gymnasium, they are registered now when gymnasium is already loaded, and otherwise right after gymnasium's
+# first import (a one-shot post-import hook; gymnasium >= 1.0 loads no entry-point plugins of its own).
+
+
+def _register_with_gymnasium() -> None:
+    try:
+        importlib.import_module(f"{__name__}.envs")
+    except Exception as exc:  # a broken extension must not break `import gymnasium`
+        warnings.warn(f"rltrain could not register its environments with gymnasium: {exc!r}", stacklevel=2)
+
+
+class _AfterGymnasiumImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds gymnasium through the other finders, runs its module, then registers rltrain's ids; used once."""
+
+    def __init__(self) -> None:
+        self._loader: importlib.abc.Loader | None = None
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None,
+                  ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "gymnasium":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        self._loader, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
+        assert self._loader is not None
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        assert self._loader is not None
+        if module.__spec__ is not None:
+            module.__spec__.loader = self._loader  # gymnasium's own loader from now on (reloads, resources)
+        self._loader.exec_module(module)
+        _register_with_gymnasium()
+
+
+if "gymnasium" in sys.modules:
+    _register_with_gymnasium()
+elif not any(isinstance(f, _AfterGymnasiumImport) for f in sys.meta_path):
+    sys.meta_path.insert(0, _AfterGymnasiumImport())
