@@ -10,9 +10,6 @@ with gymnasium, so ids such as ``rltrain/DenseLunarLander-v0`` resolve wherever 
 from __future__ import annotations
 
 import importlib
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import sys
 import warnings
 from collections.abc import Sequence
@@ -20,6 +17,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and IDEs
+    from importlib.machinery import ModuleSpec
+
     from rltrain import envs, kernels, reference
     from rltrain.algos.grpo import (
         GRPOBaseTrainer,
@@ -103,29 +102,35 @@ def _register_with_gymnasium() -> None:
         warnings.warn(f"rltrain could not register its environments with gymnasium: {exc!r}", stacklevel=2)
 
 
-class _AfterGymnasiumImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
-    """Finds gymnasium through the other finders, runs its module, then registers rltrain's ids; used once."""
+class _AfterGymnasiumImport:
+    """A meta-path finder and loader (duck-typed: importlib.abc would cost ~20 ms of imports) that finds gymnasium
+    through the other finders, runs its module, then registers rltrain's ids; it removes itself on first use."""
 
     def __init__(self) -> None:
-        self._loader: importlib.abc.Loader | None = None
+        self._loader: Any = None
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None,
-                  ) -> importlib.machinery.ModuleSpec | None:
+                  ) -> ModuleSpec | None:
         if fullname != "gymnasium":
             return None
         sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(fullname)
-        if spec is None or spec.loader is None:
+        for finder in sys.meta_path:
+            find = getattr(finder, "find_spec", None)
+            spec: ModuleSpec | None = None if find is None else find(fullname, path, target)
+            if spec is not None:
+                break
+        else:
+            return None
+        if spec.loader is None:
             return spec
-        self._loader, spec.loader = spec.loader, self
+        self._loader, spec.loader = spec.loader, self  # type: ignore[assignment]
         return spec
 
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        assert self._loader is not None
-        return self._loader.create_module(spec)
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        module: ModuleType | None = self._loader.create_module(spec)
+        return module
 
     def exec_module(self, module: ModuleType) -> None:
-        assert self._loader is not None
         if module.__spec__ is not None:
             module.__spec__.loader = self._loader  # gymnasium's own loader from now on (reloads, resources)
         self._loader.exec_module(module)
