@@ -13,7 +13,7 @@ from rltrain.bench._timing import machine
 
 SECTIONS = {"kernels": "rltrain.bench.kernels", "envs": "rltrain.bench.envs", "learning": "rltrain.bench.learning",
             "grpo": "rltrain.bench.grpo", "control": "rltrain.bench.control", "sb3": "rltrain.bench.sb3",
-            "cleanrl": "rltrain.bench.cleanrl"}
+            "cleanrl": "rltrain.bench.cleanrl", "llm": "rltrain.bench.llm"}
 
 
 def main(argv: list[str] | None = None) -> int:
