@@ -108,7 +108,7 @@ def test_gdpo_plain_call(batch: V.Batch) -> None:
     adv, _ = core_algos.compute_gdpo_outcome_advantage(
         token_level_rewards=_t(batch.token_rewards), response_mask=_t(batch.mask), index=batch.uid)
     assert adv.dtype == torch.float64
-    np.testing.assert_allclose(_ours_gdpo(batch, batch.token_rewards.sum(axis=1), None), adv.numpy(), **TOL)
+    np.testing.assert_allclose(_ours_gdpo(batch, batch.token_rewards.sum(axis=1)[:, None], None), adv.numpy(), **TOL)
 
 
 def test_gdpo_reward_keys(batch: V.Batch) -> None:
