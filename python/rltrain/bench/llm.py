@@ -286,7 +286,7 @@ def _group_section(rows: list[dict[str, Any]], rng: np.random.Generator, quick: 
                    verl: dict[str, Callable[..., Any]], verl_name: str) -> None:
     import torch
 
-    B = 65_536
+    B = 2_048 if quick else 65_536
     nanstd, trl_name = _nanstd()
     shape = f"({B},) / {GROUP}"
     rewards = torch.from_numpy(rng.standard_normal(B).astype(np.float32))
