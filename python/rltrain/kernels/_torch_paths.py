@@ -1,0 +1,1 @@
+CUDA_PATH: dict[str, str] = {}
