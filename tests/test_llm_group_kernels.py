@@ -8,6 +8,9 @@ a tight tolerance relative to the largest advantage.
 
 from __future__ import annotations
 
+import pathlib
+import shutil
+import subprocess
 import threading
 import time
 from typing import Any
@@ -23,6 +26,7 @@ from rltrain import _core
 from rltrain import kernels as K
 from rltrain import reference as R
 
+INCLUDE = pathlib.Path(__file__).resolve().parents[1] / "cpp" / "include"
 F_DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]
 PRESETS = ["rltrain", "trl", "verl", "dr_grpo"]
 ID_KINDS = ["none", "size", "sorted", "runs", "scattered", "sparse"]
@@ -283,26 +287,30 @@ def test_every_grouping_path_gives_the_same_bits(dtype: np.dtype) -> None:
                 assert bits_equal(got, first), f"{fn.__name__} {kw}: path {i} differs"
 
 
-@pytest.mark.parametrize("ids_kind", ["size", "runs", "scattered", "sparse"])
+@pytest.mark.parametrize("ids_kind", ["size", "equal_runs", "runs", "scattered", "sparse"])
 @pytest.mark.parametrize("dtype", F_DTYPES)
 def test_results_identical_for_any_thread_count(ids_kind: str, dtype: np.dtype, restore_threads: None) -> None:
     """Inputs split over the pool (several group ranges, several batch blocks): bitwise the same for 1-3 threads,
     and equal to the reference."""
     rng = np.random.default_rng(5)
-    B = 70_000
+    B = 300_000
     r = rng.normal(size=(B, 2)).astype(dtype)
     r1 = np.ascontiguousarray(r[:, 0])
     ids: np.ndarray | None = None
     gs: int | None = None
     if ids_kind == "size":
         gs = 16
+    elif ids_kind == "equal_runs":
+        ids = np.repeat(rng.permutation(B // 16), 16)
     else:
-        ids = np.repeat(rng.permutation(B // 10), 10)[:B]  # uneven groups at the end are fine too
-        ids[rng.random(B) < 0.01] = -5  # one big scattered group
+        sizes = rng.integers(1, 30, size=B // 2)
+        sizes = sizes[: int(np.searchsorted(np.cumsum(sizes), B)) + 1]
+        sizes[-1] -= sizes.sum() - B
+        ids = np.repeat(rng.permutation(sizes.size), sizes)
         if ids_kind != "runs":
             ids = rng.permutation(ids)
         if ids_kind == "sparse":
-            ids = ids * 2**45
+            ids = ids * 2**45 - 2**62
     calls = {
         "rloo": lambda: K.rloo_advantages(r1, ids, group_size=gs),
         "group": lambda: K.group_advantages(r1, ids, group_size=gs, preset="trl"),
@@ -506,3 +514,58 @@ def test_group_ids_refilled_meanwhile() -> None:
         stop.set()
         t.join()
     assert ok + refused == 60
+
+
+# ------------------------------------------------------------------------- which grouping path ids take
+
+LAYOUT_PROGRAM = r"""
+#include <cstdio>
+#include <vector>
+#include "rltrain/llm_group.hpp"
+int main() {
+  using rltrain::llm::IdGrouping;
+  std::vector<std::vector<int64_t>> cases = {
+      {4, 4, 4, 9, 9, 9},             // ascending runs of one length
+      {9, 9, 4, 4, -7, -7},           // runs of one length, ids in any order
+      {9, 4, 4, 4, 4, 4, -7, -7, -7, -7, -7, -7},  // runs of uneven length (4 or more on average)
+      {9, 4, 4, -7, -7, -7},          // shorter runs: counting sort
+      {1, 1, 1, 1, 2, 2, 2, 2, 1, 1, 1, 1},  // an id in two runs: counting sort
+      {3, 1, 3, 1, 2, 2},             // scattered, dense
+      {1LL << 60, 5, 1LL << 60, -(1LL << 62)},  // scattered, sparse: hashed keys
+      {7, 7, 7},                      // one group
+      {5},
+  };
+  const char* names[] = {"fixed", "runs", "sorted"};
+  for (const auto& ids : cases) {
+    const IdGrouping g = rltrain::llm::group_ids_layout(ids.data(), ids.size());
+    std::printf("%s", names[static_cast<int>(g.kind)]);
+    if (g.kind == IdGrouping::Kind::Fixed) std::printf(" %zu", g.run);
+    for (std::size_t k = 0; k < g.order.size(); ++k) std::printf(" %zu", g.order[k]);
+    std::printf(" |");
+    for (std::size_t k = 0; k < g.offsets.size(); ++k) std::printf(" %zu", g.offsets[k]);
+    std::printf("\n");
+  }
+}
+"""
+
+
+def test_group_ids_take_the_expected_path(tmp_path: pathlib.Path) -> None:
+    cxx = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler on PATH")
+    src = tmp_path / "layout.cpp"
+    src.write_text(LAYOUT_PROGRAM)
+    exe = tmp_path / "layout"
+    subprocess.run([cxx, "-std=c++17", "-O1", f"-I{INCLUDE}", str(src), "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
+    assert out == [
+        "fixed 3 |",
+        "fixed 2 |",
+        "runs | 0 1 6 12",
+        "sorted 3 4 5 1 2 0 | 0 3 5 6",
+        "sorted 0 1 2 3 8 9 10 11 4 5 6 7 | 0 8 12",
+        "sorted 1 3 4 5 0 2 | 0 2 4 6",
+        "sorted 0 2 1 3 | 0 2 3 4",
+        "fixed 3 |",
+        "fixed 1 |",
+    ]

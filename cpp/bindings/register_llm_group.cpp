@@ -45,6 +45,8 @@ std::size_t check_grouping(py::ssize_t B, py::object ids_o, std::optional<int64_
     ids = as_array(ids_o, "group_ids");
     if (kind_of(ids) != Kind::I64) throw py::type_error("group_ids: expected dtype int64, got " + dtype_str(ids));
     require_shape(ids, "group_ids", {B});
+    if (B > (py::ssize_t(1) << 30))  // grouping keys are 32-bit (llm::dense_keys)
+      throw py::value_error("group_ids: expected at most 2**30 elements, got " + std::to_string(B));
     return 0;
   }
   if (!group_size.has_value()) return 0;

@@ -39,8 +39,11 @@ struct Norm {
   Singleton singleton = Singleton::Center;
 };
 
-// Elements per task when a pass is split over the pool, and per block of a batch reduction.
-constexpr std::size_t kGrainElems = 16384;
+// Threads: a pass over fewer than kSplitMin elements runs on the caller alone (measured on a 2-vCPU VM: at 65,536
+// rewards a second thread made the call 2x slower whenever another process was running); larger ones are split
+// into tasks of about kGrainElems elements. Batch reductions run over fixed blocks of kBatchBlock elements.
+constexpr std::size_t kSplitMin = std::size_t(1) << 18;
+constexpr std::size_t kGrainElems = std::size_t(1) << 16;
 constexpr std::size_t kBatchBlock = 4096;
 
 // ------------------------------------------------------------------------------------------ groupings
@@ -79,9 +82,11 @@ struct SortedGroups {  // scattered members: group g = order[offsets[g] .. offse
 
 // The grouping that integer ids describe, built once per call (the ids are read, never trusted as indices).
 struct IdGrouping {
-  bool sorted = false;               // false: contiguous runs (RunGroups); true: SortedGroups
-  std::vector<std::size_t> offsets;  // groups + 1 entries
-  std::vector<std::size_t> order;    // sorted only
+  enum class Kind { Fixed, Runs, Sorted } kind = Kind::Runs;
+  std::size_t n = 0, run = 0;        // Fixed: runs of `run` elements each
+  std::vector<std::size_t> offsets;  // Runs, Sorted: groups + 1 entries
+  std::vector<std::size_t> order;    // Sorted only
+  FixedGroups fixed() const { return {n, run}; }
   RunGroups runs() const { return {offsets.data(), offsets.size() - 1}; }
   SortedGroups scattered() const { return {offsets.data(), order.data(), offsets.size() - 1}; }
 };
@@ -90,82 +95,132 @@ struct IdGrouping {
   throw std::invalid_argument("group_ids: changed by another thread while the kernel ran");
 }
 
-// One pass finds the runs of equal ids. When each id has a single run (always so for non-decreasing ids) the runs
-// are the groups. Otherwise ids within a dense range (max - min < 4n) are grouped by a counting sort, others by
-// sorting (id, index) pairs; both keep members in ascending index order.
+// Whether the run ids v are pairwise distinct (ids spanning more than 4n values, n elements, are sorted to tell).
+inline bool distinct(const std::vector<int64_t>& v, std::size_t n) {
+  if (std::adjacent_find(v.begin(), v.end(), [](int64_t a, int64_t b) { return a >= b; }) == v.end()) return true;
+  const int64_t lo = *std::min_element(v.begin(), v.end()), hi = *std::max_element(v.begin(), v.end());
+  const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);  // exact for any int64 pair
+  if (range < 4 * static_cast<uint64_t>(n)) {
+    std::vector<uint8_t> seen(static_cast<std::size_t>(range) + 1, 0);
+    for (const int64_t x : v) {
+      uint8_t& s = seen[static_cast<std::size_t>(static_cast<uint64_t>(x) - static_cast<uint64_t>(lo))];
+      if (s) return false;
+      s = 1;
+    }
+    return true;
+  }
+  std::vector<int64_t> sorted(v);
+  std::sort(sorted.begin(), sorted.end());
+  return std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
+}
+
+// Dense group keys in [0, count) for every element: id - min(ids) when the ids span fewer than 4n values, else
+// numbered by first appearance through an open-addressing hash table. The ids are read once here (the caller's
+// array may be changed by another thread meanwhile: a key out of range raises instead of indexing out of bounds).
+inline std::vector<uint32_t> dense_keys(const int64_t* ids, std::size_t n, std::size_t& count) {
+  std::vector<uint32_t> key(n);
+  int64_t lo = ids[0], hi = ids[0];
+  for (std::size_t i = 1; i < n; ++i) {
+    lo = std::min(lo, ids[i]);
+    hi = std::max(hi, ids[i]);
+  }
+  const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
+  if (range < 4 * static_cast<uint64_t>(n)) {
+    count = static_cast<std::size_t>(range) + 1;
+    for (std::size_t i = 0; i < n; ++i) {
+      const uint64_t k = static_cast<uint64_t>(ids[i]) - static_cast<uint64_t>(lo);
+      if (k >= count) ids_changed();
+      key[i] = static_cast<uint32_t>(k);
+    }
+    return key;
+  }
+  std::size_t cap = 16;
+  while (cap < 2 * n) cap *= 2;
+  constexpr uint32_t kEmpty = 0xffffffffu;
+  std::vector<int64_t> slot_id(cap);
+  std::vector<uint32_t> slot_key(cap, kEmpty);
+  uint32_t next = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const int64_t v = ids[i];
+    uint64_t h = static_cast<uint64_t>(v) * 0x9E3779B97F4A7C15ull;  // Fibonacci hashing: the top bits
+    std::size_t at = static_cast<std::size_t>(h >> 32) & (cap - 1);
+    while (slot_key[at] != kEmpty && slot_id[at] != v) at = (at + 1) & (cap - 1);
+    if (slot_key[at] == kEmpty) {
+      slot_id[at] = v;
+      slot_key[at] = next++;
+    }
+    key[i] = slot_key[at];
+  }
+  count = next;
+  return key;
+}
+
+// The grouping of ids. The length L of the first run of equal ids tells whether they may be runs of one length
+// (ids = repeat(distinct ids, L), the common case; checked with a vectorised xor-or pass per run; no offsets
+// needed). Otherwise, where the runs are 4 elements long on average or more, one pass finds where they start.
+// When each id has a single run, the runs are the groups; else (or with shorter runs) the elements are grouped by a
+// counting sort of dense keys, which keeps members in ascending index order, so a group sums the same way on every
+// path. n < 2^32 (the binding checks it).
 inline IdGrouping group_ids_layout(const int64_t* ids, std::size_t n) {
   IdGrouping out;
+  out.n = n;
   if (n == 0) {
     out.offsets.push_back(0);
     return out;
   }
-  std::vector<int64_t> run_ids;
-  out.offsets.push_back(0);
-  int64_t prev = ids[0], lo = prev, hi = prev;
-  bool ascending = true;
-  run_ids.push_back(prev);
-  for (std::size_t i = 1; i < n; ++i) {
-    const int64_t v = ids[i];
-    if (v != prev) {
-      ascending = ascending && v > prev;
-      out.offsets.push_back(i);
-      run_ids.push_back(v);
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-      prev = v;
+  std::size_t L = 1;
+  while (L < n && ids[L] == ids[0]) ++L;
+  std::vector<int64_t> heads;
+  if (n % L == 0) {
+    const std::size_t nruns = n / L;
+    bool equal = true;
+    for (std::size_t g = 0; g < nruns && equal; ++g) {
+      const int64_t* x = ids + g * L;
+      const int64_t h = x[0];
+      uint64_t diff = 0;
+      for (std::size_t j = 1; j < L; ++j) diff |= static_cast<uint64_t>(x[j] ^ h);
+      equal = diff == 0 && (g == 0 || h != x[-1]);
     }
+    if (equal) {
+      heads.resize(nruns);
+      for (std::size_t g = 0; g < nruns; ++g) heads[g] = ids[g * L];
+      if (distinct(heads, n)) {
+        out.kind = IdGrouping::Kind::Fixed;
+        out.run = L;
+        return out;
+      }
+    }
+  }
+  if (heads.empty()) {
+    std::size_t boundaries = 0;
+    for (std::size_t i = 1; i < n; ++i) boundaries += ids[i] != ids[i - 1] ? 1 : 0;
+    if (4 * (boundaries + 1) <= n) {
+      out.offsets.reserve(boundaries + 2);
+      heads.reserve(boundaries + 1);
+      out.offsets.push_back(0);
+      heads.push_back(ids[0]);
+      for (std::size_t i = 1; i < n; ++i)
+        if (ids[i] != ids[i - 1]) {
+          out.offsets.push_back(i);
+          heads.push_back(ids[i]);
+        }
+      out.offsets.push_back(n);
+      if (distinct(heads, n)) return out;  // Kind::Runs
+    }
+  }
+  out.kind = IdGrouping::Kind::Sorted;
+  std::size_t count = 0;
+  const std::vector<uint32_t> key = dense_keys(ids, n, count);
+  std::vector<std::size_t> start(count + 1, 0);
+  for (std::size_t i = 0; i < n; ++i) ++start[key[i] + 1];
+  out.offsets.clear();
+  for (std::size_t k = 0; k < count; ++k) {
+    if (start[k + 1] != 0) out.offsets.push_back(start[k]);  // a non-empty key opens a group
+    start[k + 1] += start[k];
   }
   out.offsets.push_back(n);
-  if (ascending) return out;
-  // Unsigned difference: exact for any pair of int64 values.
-  const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
-  const bool dense = range < 4 * static_cast<uint64_t>(n);
-  bool unique = true;
-  if (dense) {
-    std::vector<uint8_t> seen(static_cast<std::size_t>(range) + 1, 0);
-    for (const int64_t v : run_ids) {
-      uint8_t& s = seen[static_cast<std::size_t>(static_cast<uint64_t>(v) - static_cast<uint64_t>(lo))];
-      if (s) {
-        unique = false;
-        break;
-      }
-      s = 1;
-    }
-  } else {
-    std::vector<int64_t> sorted_ids(run_ids);
-    std::sort(sorted_ids.begin(), sorted_ids.end());
-    unique = std::adjacent_find(sorted_ids.begin(), sorted_ids.end()) == sorted_ids.end();
-  }
-  if (unique) return out;
-  out.sorted = true;
-  out.offsets.clear();
   out.order.resize(n);
-  if (dense) {
-    // Keys read once into our own memory (bounds-checked: the caller's ids may change under us), then counted.
-    const std::size_t nkeys = static_cast<std::size_t>(range) + 1;
-    std::vector<std::size_t> key(n), start(nkeys + 1, 0);
-    for (std::size_t i = 0; i < n; ++i) {
-      const uint64_t k = static_cast<uint64_t>(ids[i]) - static_cast<uint64_t>(lo);
-      if (k >= nkeys) ids_changed();
-      key[i] = static_cast<std::size_t>(k);
-      ++start[key[i] + 1];
-    }
-    for (std::size_t k = 0; k < nkeys; ++k) {
-      if (start[k + 1] != 0) out.offsets.push_back(start[k]);  // a non-empty key opens a group
-      start[k + 1] += start[k];
-    }
-    out.offsets.push_back(n);
-    for (std::size_t i = 0; i < n; ++i) out.order[start[key[i]]++] = i;
-  } else {
-    std::vector<std::pair<int64_t, std::size_t>> pairs(n);
-    for (std::size_t i = 0; i < n; ++i) pairs[i] = {ids[i], i};
-    std::sort(pairs.begin(), pairs.end());
-    for (std::size_t j = 0; j < n; ++j) {
-      if (j == 0 || pairs[j].first != pairs[j - 1].first) out.offsets.push_back(j);
-      out.order[j] = pairs[j].second;
-    }
-    out.offsets.push_back(n);
-  }
+  for (std::size_t i = 0; i < n; ++i) out.order[start[key[i]]++] = i;
   return out;
 }
 
@@ -242,11 +297,18 @@ inline double denominator(double var, const Norm& p) {
   return p.eps_on == EpsOn::Std ? std::sqrt(var) + p.eps : std::sqrt(var + p.eps);
 }
 
-// Groups per task: about kGrainElems elements.
-inline std::size_t group_grain(std::size_t elems, std::size_t groups) {
-  if (groups == 0) return 1;
-  const std::size_t per = std::max<std::size_t>(1, elems / groups);
-  return std::max<std::size_t>(1, kGrainElems / per);
+// Runs fn(b, e) over ranges of [0, count) items that hold `elems` elements in all: one call on this thread below
+// kSplitMin elements, else tasks of about kGrainElems elements on the pool. Items never straddle tasks, and what
+// each item computes does not depend on the split.
+template <class Fn>
+void split_items(std::size_t count, std::size_t elems, ThreadPool& pool, Fn&& fn) {
+  if (count == 0) return;
+  if (elems < kSplitMin) {
+    fn(std::size_t(0), count);
+    return;
+  }
+  const std::size_t per = std::max<std::size_t>(1, elems / count);
+  pool.parallel_range(count, std::max<std::size_t>(1, kGrainElems / per), fn);
 }
 
 // Mean and ddof-variance of x[0..n) (two passes), each pass in fixed blocks of kBatchBlock whose sums add in block
@@ -261,9 +323,8 @@ bool batch_stats(const Src& src, std::size_t n, int64_t ddof, ThreadPool& pool, 
     heap.resize(blocks);
     part = heap.data();
   }
-  const std::size_t grain = std::max<std::size_t>(1, kGrainElems / kBatchBlock);
   auto reduce = [&](auto&& block_fn) {
-    pool.parallel_range(blocks, grain, [&](std::size_t k0, std::size_t k1) {
+    split_items(blocks, n, pool, [&](std::size_t k0, std::size_t k1) {
       std::vector<double> buf(Src::kContiguous ? 0 : kBatchBlock);
       for (std::size_t k = k0; k < k1; ++k) {
         const std::size_t b = k * kBatchBlock, cnt = std::min(n, b + kBatchBlock) - b;
@@ -377,7 +438,7 @@ void normalize_groups(const Groups& gr, std::size_t n, const Src& src, const Nor
                       std::atomic<bool>& bad, ThreadPool& pool) {
   const std::size_t ng = gr.count();
   const double batch_inv = 1.0 / batch_denom;
-  pool.parallel_range(ng, group_grain(n, ng), [&](std::size_t g0, std::size_t g1) {
+  split_items(ng, n, pool, [&](std::size_t g0, std::size_t g1) {
     for_group_batches(gr, src, g0, g1, [&](std::size_t gb, std::size_t nl, const auto* ptr, const std::size_t* cnt) {
       BatchStats st;
       bool ok[kBatchGroups];
@@ -400,7 +461,7 @@ void normalize_groups(const Groups& gr, std::size_t n, const Src& src, const Nor
 template <class Groups, class Src, typename O>
 void rloo_groups(const Groups& gr, std::size_t n, const Src& src, O* out, std::atomic<bool>& bad, ThreadPool& pool) {
   const std::size_t ng = gr.count();
-  pool.parallel_range(ng, group_grain(n, ng), [&](std::size_t g0, std::size_t g1) {
+  split_items(ng, n, pool, [&](std::size_t g0, std::size_t g1) {
     for_group_batches(gr, src, g0, g1, [&](std::size_t gb, std::size_t nl, const auto* ptr, const std::size_t* cnt) {
       double sum[kBatchGroups];
       for (std::size_t l = 0; l < nl; ++l) sum[l] = lane_sum(ptr[l], cnt[l]);
@@ -424,10 +485,10 @@ void rloo_groups(const Groups& gr, std::size_t n, const Src& src, O* out, std::a
   });
 }
 
-// Elementwise f(i0, i1) over [0, n) in tasks of kGrainElems.
+// Elementwise f(i0, i1) over [0, n).
 template <class Fn>
 void for_elements(std::size_t n, ThreadPool& pool, Fn&& fn) {
-  pool.parallel_range(n, kGrainElems, fn);
+  split_items(n, n, pool, fn);
 }
 
 // Throws std::invalid_argument naming the first non-finite reward (or, when every reward is finite, the overflow).
@@ -448,10 +509,12 @@ template <class Fn>
 void with_groups(std::size_t n, const int64_t* ids, std::size_t group_size, Fn&& fn) {
   if (ids != nullptr) {
     const IdGrouping layout = group_ids_layout(ids, n);
-    if (layout.sorted)
-      fn(layout.scattered());
-    else
+    if (layout.kind == IdGrouping::Kind::Fixed)
+      fn(layout.fixed());
+    else if (layout.kind == IdGrouping::Kind::Runs)
       fn(layout.runs());
+    else
+      fn(layout.scattered());
   } else {
     fn(FixedGroups{n, group_size == 0 ? n : group_size});
   }

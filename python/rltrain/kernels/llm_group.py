@@ -3,14 +3,15 @@ conventions of TRL, verl, Dr. GRPO and rltrain; several reward columns, GDPO) an
 
 Each function validates its arguments (``ValueError``/``TypeError`` naming the argument), converts torch tensors,
 other integer id dtypes and non-contiguous arrays, and calls the C++ core (``cpp/include/rltrain/llm_group.hpp``)
-with the GIL released. A plain call (C-contiguous NumPy rewards, int64 ids or an int group size, a preset and no
-overrides) goes straight to the binding, which checks shapes and ranges itself. CUDA tensors take the torch path of
-``rltrain.kernels._torch_paths`` where that measured faster, else they are computed on the host and copied back.
-``rltrain.reference`` holds the NumPy specification.
+with the GIL released. A plain call (C-contiguous NumPy rewards, int64 ids or an int group size, a preset and plain
+overrides, no weights) goes straight to the binding, which checks shapes and ranges itself. CUDA tensors take the
+torch path of ``rltrain.kernels._torch_paths`` where that measured faster, else they are computed on the host and
+copied back. ``rltrain.reference`` holds the NumPy specification.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from rltrain.kernels._convert import (
     float_dtype,
     is_torch,
     plain,
+    plain_ddof,
     plain_lengths,
     plain_or_none,
 )
@@ -54,9 +56,50 @@ _PRESET_CODES = {
 }
 
 
+_Codes = tuple[int, int, float, int, int]  # scale, ddof, eps, eps_on, singleton
+
+
+def _plain_settings(preset: Any, scale: Any, ddof: Any, eps: Any, eps_on: Any) -> _Codes | None:
+    """The codes of a preset and plain overrides (known strings, an int ddof, a float eps), or None: the checking
+    path then words any error (the binding refuses a negative ddof too)."""
+    codes = _PRESET_CODES.get(preset) if type(preset) is str else None
+    if codes is None:
+        return None
+    sc, dd, e, eo, sg = codes
+    if scale is not None:
+        if type(scale) is not str or scale not in _SCALES:
+            return None
+        sc = _SCALES[scale]
+    if ddof is not None:
+        if not plain_ddof(ddof):
+            return None
+        dd = ddof
+    if eps is not None:
+        if type(eps) is not float or not 0.0 <= eps < math.inf:
+            return None
+        e = eps
+    if eps_on is not None:
+        if type(eps_on) is not str or eps_on not in _EPS_ON:
+            return None
+        eo = _EPS_ON[eps_on]
+    return sc, dd, e, eo, sg
+
+
 def _option(value: Any, name: str, options: dict[str, int]) -> int:
     """The code of a string option; ``ValueError`` listing the choices otherwise."""
     return options[choice(value, name, options)]
+
+
+def _out_overlaps(out: Any, *inputs: Any) -> bool:
+    """Whether ``out=`` may share memory with an input (the call then goes through scratch). NumPy arrays whose
+    address ranges are disjoint are told apart cheaply; anything else takes ``aliased``'s full test."""
+    if (
+        type(out) is np.ndarray
+        and all(x is None or type(x) is np.ndarray for x in inputs)
+        and not any(x is not None and np.may_share_memory(out, x) for x in inputs)
+    ):
+        return False
+    return aliased((("out", out),), tuple(("input", x) for x in inputs))
 
 
 def _cuda_fn(name: str, x: Any) -> Callable[..., Any] | None:
@@ -166,23 +209,21 @@ def group_advantages(
     eps_on; std 0 when B <= ddof).
 
     Returns ``[B]`` of the result type of rewards and reward_weights (a float array or tensor of weights takes
-    part; a list does not); torch in -> torch out; ``out=`` a ``[B]`` buffer. ``rltrain.reference.group_advantages``
-    is the specification.
+    part; a list does not), computed in float64 and rounded once (the kernel multiplies by ``1 / d``: within an ulp
+    of dividing); torch in -> torch out; ``out=`` a ``[B]`` buffer. ``eps=0`` on a zero-variance group gives nan,
+    as the formula does. ``rltrain.reference.group_advantages`` is the specification.
+
+    Equal to TRL's GRPOTrainer advantages (``preset="trl"``, ``scale`` = its ``scale_rewards``, ``combine`` = its
+    ``multi_objective_aggregation``, ``group_size`` = ``num_generations``) and to verl's
+    ``compute_grpo_outcome_advantage`` (``preset="verl"``, ``group_ids`` = its ``index`` as integers;
+    ``scale="none"`` for ``norm_adv_by_std_in_grpo=False``).
     """
-    if out is not None and aliased(
-        (("out", out),), (("rewards", rewards), ("group_ids", group_ids), ("reward_weights", reward_weights))
-    ):
+    if out is not None and _out_overlaps(out, rewards, group_ids, reward_weights):
         return copy_into(out, group_advantages(
             rewards, group_ids, group_size=group_size, preset=preset, scale=scale, ddof=ddof, eps=eps, eps_on=eps_on,
             reward_weights=reward_weights, combine=combine))
     if (
-        scale is None
-        and ddof is None
-        and eps is None
-        and eps_on is None
-        and reward_weights is None
-        and type(preset) is str
-        and preset in _PRESET_CODES
+        reward_weights is None
         and type(combine) is str
         and combine in _COMBINE
         and (group_size is None or (type(group_size) is int and 0 < group_size < _GS_MAX))
@@ -190,9 +231,10 @@ def group_advantages(
         and (group_ids is None or plain_lengths(group_ids))
         and plain_or_none(out, rewards.dtype)
     ):
-        sc, dd, e, eo, sg = _PRESET_CODES[preset]
-        return _core.kernels.group_advantages(rewards, group_ids, group_size, sc, dd, e, eo, sg, None,
-                                              _COMBINE[combine], out)
+        codes = _plain_settings(preset, scale, ddof, eps, eps_on)
+        if codes is not None:
+            return _core.kernels.group_advantages(rewards, group_ids, group_size, *codes, None, _COMBINE[combine],
+                                                  out)
     fn = _cuda_fn("group_advantages", rewards)
     if fn is not None:
         res = fn(rewards, group_ids, group_size=group_size, preset=preset, scale=scale, ddof=ddof, eps=eps,
@@ -221,7 +263,7 @@ def rloo_advantages(rewards: Any, group_ids: Any = None, *, group_size: int | No
     verl's RLOO for groups of two or more (verl leaves a singleton's score unchanged; here it gets 0).
     torch in -> torch out; ``out=`` a ``[B]`` buffer. ``rltrain.reference.rloo_advantages`` is the specification.
     """
-    if out is not None and aliased((("out", out),), (("rewards", rewards), ("group_ids", group_ids))):
+    if out is not None and _out_overlaps(out, rewards, group_ids):
         return copy_into(out, rloo_advantages(rewards, group_ids, group_size=group_size))
     if (
         (group_size is None or (type(group_size) is int and 0 < group_size < _GS_MAX))
