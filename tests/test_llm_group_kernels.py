@@ -189,6 +189,12 @@ def test_presets_on_a_pair_and_a_singleton() -> None:
                                [-1 / (std_b + 1e-6), 1 / (std_b + 1e-6), 5 / (std_b + 1e-6)], rtol=1e-15)
 
 
+def test_presets_match_the_reference() -> None:
+    from rltrain.kernels import llm_group
+
+    assert llm_group.PRESETS == R.LLM_PRESETS
+
+
 def test_rloo_known_values() -> None:
     r = np.array([1.0, 2.0, 6.0, 4.0, 9.0])
     got = K.rloo_advantages(r, np.array([0, 0, 0, 1, 5]))

@@ -1,11 +1,11 @@
 // Group-relative advantages of per-sample LLM rewards (SPEC §6): group_advantages (GRPO with the conventions of
 // TRL, verl, Dr. GRPO and rltrain; several reward columns summed or normalised then summed, GDPO) and
 // rloo_advantages (leave-one-out baseline, Ahmadian et al. 2024).
-// rewards [B] or [B, R] -> groups (fixed size, contiguous runs of ids, or ids sorted by a counting or comparison
-// sort) -> per-group float64 statistics (two passes: mean, then squared deviations) -> out [B].
-// Every group is reduced by one thread in member order with the same eight-accumulator pattern, whatever the
-// grouping path, and batch reductions run over fixed blocks of kBatchBlock elements combined in block order, so
-// results are bitwise identical for any thread count and for any of the equivalent ways of naming the groups.
+// rewards [B] or [B, R] -> groups (fixed size, contiguous runs of ids, or scattered ids by a counting sort) ->
+// batches of 8 groups: float64 statistics (two passes: mean, then squared deviations) -> out [B].
+// Every group is reduced by one thread in member order with the same eight-lane pattern, whatever the grouping
+// path, and batch reductions run over fixed blocks of kBatchBlock elements combined in block order, so results are
+// bitwise identical for any thread count and for any of the equivalent ways of naming the same groups.
 #pragma once
 
 #include <algorithm>
@@ -13,7 +13,6 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
