@@ -527,7 +527,7 @@ def test_group_ids_refilled_meanwhile() -> None:
 LAYOUT_PROGRAM = r"""
 #include <cstdio>
 #include <vector>
-#include "rltrain/llm_group.hpp"
+#include "rltrain/llm_grouping.hpp"
 int main() {
   using rltrain::llm::IdGrouping;
   std::vector<std::vector<int64_t>> cases = {
