@@ -119,6 +119,24 @@ class _Kernels(types.ModuleType):  # stub-only: the type of rltrain._core.kernel
         scores: Any, group_size: int, scale: int, eps: float, ddof: int, out: Any
     ) -> npt.NDArray[np.floating[Any]]: ...
     @staticmethod
+    def group_advantages(
+        rewards: Any,
+        group_ids: Any,
+        group_size: int | None,
+        scale: int,
+        ddof: int,
+        eps: float,
+        eps_on: int,
+        singleton: int,
+        reward_weights: Any,
+        combine: int,
+        out: Any,
+    ) -> npt.NDArray[np.floating[Any]]: ...
+    @staticmethod
+    def rloo_advantages(
+        rewards: Any, group_ids: Any, group_size: int | None, out: Any
+    ) -> npt.NDArray[np.floating[Any]]: ...
+    @staticmethod
     def rms_update(mean: Any, var: Any, count: float, batch: Any) -> float: ...
     @staticmethod
     def rms_normalize(x: Any, mean: Any, var: Any, clip: float, eps: float, out: Any) -> None: ...

@@ -16,10 +16,12 @@ __all__ = [
     "discounted_returns",
     "episodic_advantages",
     "gae",
+    "group_advantages",
     "group_normalize",
     "hybrid_advantages",
     "per_step_advantages",
     "ppo_loss_grad",
+    "rloo_advantages",
 ]
 
 
@@ -347,3 +349,138 @@ def ppo_loss_grad(head: Any, actions: Any, old_logp: Any, adv: Any, returns: Any
 
     return (mean(-np.minimum(u, c)), mean(err * err), entropy, mean((ratio - 1) - log_ratio),
             mean((np.abs(ratio - 1) > clip).astype(np.float64)))
+
+
+# ============================================================================================================
+# Language-model RL kernels (SPEC §6): per-sample rewards [B] (or [B, R]) in groups of completions of a prompt.
+# ============================================================================================================
+
+LLM_PRESETS: dict[str, tuple[str, int, float, str, str]] = {
+    "rltrain": ("group", 0, 1e-8, "std", "center"),  # = group_normalize
+    "trl": ("group", 1, 1e-4, "std", "center"),  # TRL GRPOTrainer
+    "verl": ("group", 1, 1e-6, "std", "identity"),  # verl compute_grpo_outcome_advantage
+    "dr_grpo": ("none", 0, 1e-8, "std", "center"),  # Dr. GRPO (Liu et al. 2025): mean only
+}
+"""preset -> (scale, ddof, eps, eps_on, singleton) of ``group_advantages``."""
+
+
+def _llm_groups(n: int, group_ids: Any, group_size: int | None) -> list[np.ndarray]:
+    """The member indices of each group, ascending: by ``group_ids``, contiguous ``group_size``, or all n."""
+    if group_ids is not None:
+        ids = _np(group_ids).astype(np.int64)
+        _, inverse = np.unique(ids, return_inverse=True)
+        members = np.argsort(inverse, kind="stable")  # by group, ascending within each group
+        return np.split(members, np.cumsum(np.bincount(inverse))[:-1]) if n else []
+    gs = n if group_size is None else group_size
+    return [np.arange(g0, g0 + gs) for g0 in range(0, n, max(gs, 1))]
+
+
+def _mean_var(x: np.ndarray, ddof: int) -> tuple[float, float]:
+    """Mean and variance ``ss / (n - ddof)`` (two passes, float64); variance 0 when n <= ddof."""
+    n = x.size
+    m = float(np.sum(x)) / n
+    ss = float(np.sum((x - m) ** 2))
+    return m, (ss / (n - ddof) if n > ddof else 0.0)
+
+
+def _llm_denominator(var: float, eps: float, eps_on: str) -> float:
+    return float(np.sqrt(var)) + eps if eps_on == "std" else float(np.sqrt(var + eps))
+
+
+def _llm_normalize(x: np.ndarray, groups: list[np.ndarray], scale: str, ddof: int, eps: float, eps_on: str,
+                   singleton: str) -> np.ndarray:
+    """Group-relative advantages of the float64 values x (the rules of ``group_advantages``)."""
+    res = np.zeros(x.size, np.float64)
+    batch_d = _llm_denominator(_mean_var(x, ddof)[1], eps, eps_on) if scale == "batch" and x.size else 1.0
+    for idx in groups:
+        g = x[idx]
+        if g.size == 1 and singleton == "identity":
+            mean, var = 0.0, 1.0  # verl: a group of one gets mean 0, std 1
+        else:
+            mean, var = _mean_var(g, ddof)  # a group of one ("center"): mean = r, so A = 0
+        if scale == "group":
+            res[idx] = (g - mean) / _llm_denominator(var, eps, eps_on)
+        elif scale == "batch":
+            res[idx] = (g - mean) / batch_d
+        else:
+            res[idx] = g - mean
+    return res
+
+
+def group_advantages(
+    rewards: Any,
+    group_ids: Any = None,
+    *,
+    group_size: int | None = None,
+    preset: str = "rltrain",
+    scale: str | None = None,
+    ddof: int | None = None,
+    eps: float | None = None,
+    eps_on: str | None = None,
+    reward_weights: Any = None,
+    combine: str = "sum",
+    out: Any = None,
+) -> Any:
+    """GRPO advantages of per-sample rewards ``[B]`` or ``[B, R]`` (R reward columns) within groups.
+
+    Groups: ``group_ids [B]`` (ints, any order, uneven sizes), or contiguous groups of ``group_size``, or (neither)
+    one group of all B. ``preset`` sets ``(scale, ddof, eps, eps_on, singleton)`` (``LLM_PRESETS``); explicit
+    ``scale``, ``ddof``, ``eps``, ``eps_on`` override it. In float64, per group: ``mean`` and
+    ``var = sum((r - mean)^2) / (n - ddof)`` (0 when n <= ddof), ``std = sqrt(var)``; a group of one keeps
+    ``mean = r`` ("center") or takes mean 0 and var 1 ("identity", verl). Then ``A = (r - mean) / d`` with
+    ``d = std + eps`` (``eps_on="std"``) or ``sqrt(var + eps)`` (``"var"``) of the group (``scale="group"``) or
+    of all B values with the same ddof (``"batch"``); ``A = r - mean`` for ``scale="none"``.
+
+    ``combine="sum"``: the rule above on ``s_i = sum_k w_k r_ik`` (``reward_weights [R]``, default ones).
+    ``combine="normalize_then_sum"`` (GDPO): each column normalised by the rule above, ``a_i = sum_k w_k a_ik``,
+    then ``A = (a - mean_B(a)) / d_B(a)`` over the whole batch (same ddof, eps, eps_on). The output dtype is the
+    result type of rewards and (a float array of) reward_weights."""
+    r = _np(rewards)
+    sc, dd, ep, eo, singleton = LLM_PRESETS[preset]
+    sc = sc if scale is None else scale
+    dd = dd if ddof is None else ddof
+    ep = ep if eps is None else eps
+    eo = eo if eps_on is None else eps_on
+    dtype = r.dtype
+    x = r.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("rewards: expected finite values")
+    cols = x if x.ndim == 2 else x[:, None]
+    w = np.ones(cols.shape[1])
+    if reward_weights is not None:
+        wa = _np(reward_weights)
+        if hasattr(reward_weights, "dtype") and wa.dtype.kind == "f":
+            dtype = np.result_type(dtype, wa.dtype)
+        w = wa.astype(np.float64)
+    groups = _llm_groups(x.shape[0], group_ids, group_size)
+    if combine == "sum":
+        s = x
+        if x.ndim == 2:
+            s = np.zeros(cols.shape[0])
+            for k in range(cols.shape[1]):
+                s += w[k] * cols[:, k]
+        res = _llm_normalize(s, groups, sc, dd, ep, eo, singleton)
+    else:
+        a = np.zeros(cols.shape[0])
+        for k in range(cols.shape[1]):
+            a += w[k] * _llm_normalize(cols[:, k], groups, sc, dd, ep, eo, singleton)
+        res = np.zeros_like(a)
+        if a.size:
+            mean, var = _mean_var(a, dd)
+            res = (a - mean) / _llm_denominator(var, ep, eo)
+    return _write(out, res.astype(dtype))
+
+
+def rloo_advantages(rewards: Any, group_ids: Any = None, *, group_size: int | None = None, out: Any = None) -> Any:
+    """REINFORCE leave-one-out (Ahmadian et al. 2024): ``A_i = r_i - (sum_g - r_i) / (n_g - 1)``, the reward minus
+    the mean of the other members of its group; 0 in a group of one. Groups as in ``group_advantages``."""
+    r = _np(rewards)
+    x = r.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError("rewards: expected finite values")
+    res = np.zeros(x.size, np.float64)
+    for idx in _llm_groups(x.size, group_ids, group_size):
+        if idx.size > 1:
+            total = float(np.sum(x[idx]))
+            res[idx] = x[idx] - (total - x[idx]) / (idx.size - 1)
+    return _write(out, res.astype(r.dtype))

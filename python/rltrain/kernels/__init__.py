@@ -8,8 +8,9 @@ torch in -> torch out on the same device (CUDA inputs are computed on the host a
 that are already C-contiguous with a supported dtype are read without copying; ``out=`` avoids allocation.
 Importing this package costs NumPy and ``rltrain._core`` only (torch is imported when a tensor is passed in).
 
-Layout: ``advantages`` (GAE, returns, group advantages), ``running_stats``, ``loss`` (PPO), ``_threads``
-(pool size) and ``_convert`` (NumPy/torch in and out, ``out=``, aliasing, the fast-path test).
+Layout: ``advantages`` (GAE, returns, group advantages), ``llm_group`` (LLM group and RLOO advantages),
+``running_stats``, ``loss`` (PPO), ``_threads`` (pool size) and ``_convert`` (NumPy/torch in and out, ``out=``,
+aliasing, the fast-path test).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rltrain.kernels.advantages import (
     hybrid_advantages,
     per_step_advantages,
 )
+from rltrain.kernels.llm_group import group_advantages, rloo_advantages
 from rltrain.kernels.loss import ppo_loss_grad
 from rltrain.kernels.running_stats import RewardNormalizer, RunningMeanStd
 
@@ -33,9 +35,11 @@ __all__ = [
     "episodic_advantages",
     "gae",
     "get_num_threads",
+    "group_advantages",
     "group_normalize",
     "hybrid_advantages",
     "per_step_advantages",
     "ppo_loss_grad",
+    "rloo_advantages",
     "set_num_threads",
 ]

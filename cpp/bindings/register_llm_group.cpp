@@ -1,0 +1,151 @@
+// pybind11 registration of the LLM group kernels (group_advantages, rloo_advantages): check dtype/shape/contiguity
+// and option codes, release the GIL, call llm_group.hpp. The wrappers in rltrain.kernels.llm_group resolve presets
+// and convert torch tensors, other integer id dtypes and non-contiguous arrays first.
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <pybind11/stl.h>
+
+#include "checks.hpp"
+#include "rltrain/kernel_pool.hpp"
+#include "rltrain/llm_group.hpp"
+
+namespace rltrain::bind {
+
+namespace {
+
+py::array out_or_new(py::object o, Kind fk, py::ssize_t n) {
+  if (o.is_none()) {
+    if (fk == Kind::F32) return py::array_t<float>(n);
+    return py::array_t<double>(n);
+  }
+  py::array a = as_array(o, "out");
+  require_float(a, "out", fk);
+  require_shape(a, "out", {n});
+  require_writable(a, "out");
+  return a;
+}
+
+void check_code(int v, int hi, const char* name, const char* choices) {
+  if (v < 0 || v > hi)
+    throw py::value_error(std::string(name) + ": expected a code in [0, " + std::to_string(hi) + "] (" + choices +
+                          "), got " + std::to_string(v));
+}
+
+// The groups of a call: group_ids [B] int64 or a group_size dividing B (None: one group). Returns the size to pass
+// on (0: one group or ids) and the ids array (held by the caller for the call).
+std::size_t check_grouping(py::ssize_t B, py::object ids_o, std::optional<int64_t> group_size, py::array& ids) {
+  if (!ids_o.is_none()) {
+    if (group_size.has_value())
+      throw py::value_error("group_size: expected None when group_ids is given (pass one of them), got " +
+                            std::to_string(*group_size));
+    ids = as_array(ids_o, "group_ids");
+    if (kind_of(ids) != Kind::I64) throw py::type_error("group_ids: expected dtype int64, got " + dtype_str(ids));
+    require_shape(ids, "group_ids", {B});
+    if (B > (py::ssize_t(1) << 30))  // grouping keys are 32-bit (llm::dense_keys)
+      throw py::value_error("group_ids: expected at most 2**30 elements, got " + std::to_string(B));
+    return 0;
+  }
+  if (!group_size.has_value()) return 0;
+  const int64_t gs = *group_size;
+  if (gs < 1 || B % gs != 0)
+    throw py::value_error("group_size: expected an integer >= 1 dividing len(rewards) = " + std::to_string(B) +
+                          ", got " + std::to_string(gs));
+  return static_cast<std::size_t>(gs);
+}
+
+py::array group_advantages(py::object rewards_o, py::object ids_o, std::optional<int64_t> group_size, int scale,
+                           int64_t ddof, double eps, int eps_on, int singleton, py::object weights_o, int combine,
+                           py::object out_o) {
+  py::array rewards = as_array(rewards_o, "rewards");
+  const py::ssize_t nd = rewards.ndim();
+  if (nd != 1 && nd != 2)
+    throw py::value_error("rewards: expected a 1-D [B] or 2-D [B, R] array, got shape " + shape_str(rewards));
+  const Kind fk = require_float_array(rewards, "rewards", nd, nd == 1 ? "[B]" : "[B, R]");
+  const py::ssize_t B = rewards.shape(0), R = nd == 2 ? rewards.shape(1) : 1;
+  py::array ids;
+  const std::size_t gs = check_grouping(B, ids_o, group_size, ids);
+  check_code(scale, 2, "scale", "0 group, 1 batch, 2 none");
+  check_code(eps_on, 1, "eps_on", "0 std, 1 var");
+  check_code(singleton, 1, "singleton", "0 center, 1 identity");
+  check_code(combine, 1, "combine", "0 sum, 1 normalize_then_sum");
+  if (ddof < 0) throw py::value_error("ddof: expected an integer >= 0, got " + std::to_string(ddof));
+  if (!std::isfinite(eps) || eps < 0.0)
+    throw py::value_error("eps: expected a finite number >= 0, got " + std::to_string(eps));
+  py::array weights;
+  if (!weights_o.is_none()) {
+    if (nd == 1)
+      throw py::value_error(
+          "reward_weights: expected None with 1-D rewards [B] (weights combine the columns of "
+          "[B, R] rewards), got an array");
+    weights = as_array(weights_o, "reward_weights");
+    require_float(weights, "reward_weights", Kind::F64);
+    require_shape(weights, "reward_weights", {R});
+    // A private copy, checked and then read without the GIL (another thread cannot slip in a non-finite weight).
+    weights = py::array(weights.attr("copy")());
+    const double* w = cptr<double>(weights);
+    for (py::ssize_t k = 0; k < R; ++k)
+      if (!std::isfinite(w[k]))
+        throw py::value_error("reward_weights: expected finite values, got " + std::to_string(w[k]) + " at index " +
+                              std::to_string(k));
+  }
+  py::array out = out_or_new(out_o, fk, B);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    LlmGroupArgs<T> a;
+    a.B = static_cast<std::size_t>(B), a.R = static_cast<std::size_t>(R), a.two_d = nd == 2;
+    a.rewards = cptr<T>(rewards);
+    a.group_ids = ids_o.is_none() ? nullptr : cptr<int64_t>(ids);
+    a.group_size = gs;
+    a.norm.scale = static_cast<llm::Scale>(scale), a.norm.ddof = ddof, a.norm.eps = eps;
+    a.norm.eps_on = static_cast<llm::EpsOn>(eps_on), a.norm.singleton = static_cast<llm::Singleton>(singleton);
+    a.combine = static_cast<llm::Combine>(combine);
+    a.weights = weights_o.is_none() ? nullptr : cptr<double>(weights);
+    a.out = mptr<T>(out);
+    py::gil_scoped_release nogil;
+    rltrain::group_advantages(a, *kernel_pool());
+  };
+  if (fk == Kind::F32)
+    run(float{});
+  else
+    run(double{});
+  return out;
+}
+
+py::array rloo_advantages(py::object rewards_o, py::object ids_o, std::optional<int64_t> group_size, py::object out_o) {
+  py::array rewards = as_array(rewards_o, "rewards");
+  const Kind fk = require_float_array(rewards, "rewards", 1, "[B]");
+  const py::ssize_t B = rewards.shape(0);
+  py::array ids;
+  const std::size_t gs = check_grouping(B, ids_o, group_size, ids);
+  py::array out = out_or_new(out_o, fk, B);
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* r = cptr<T>(rewards);
+    const int64_t* g = ids_o.is_none() ? nullptr : cptr<int64_t>(ids);
+    T* o = mptr<T>(out);
+    py::gil_scoped_release nogil;
+    rltrain::rloo_advantages(static_cast<std::size_t>(B), r, g, gs, o, *kernel_pool());
+  };
+  if (fk == Kind::F32)
+    run(float{});
+  else
+    run(double{});
+  return out;
+}
+
+}  // namespace
+
+void register_llm_group(py::module_& m) {
+  m.def("group_advantages", &group_advantages, py::arg("rewards"), py::arg("group_ids"), py::arg("group_size"),
+        py::arg("scale"), py::arg("ddof"), py::arg("eps"), py::arg("eps_on"), py::arg("singleton"),
+        py::arg("reward_weights"), py::arg("combine"), py::arg("out"),
+        "Group-relative advantages of rewards [B] or [B, R] (codes as in rltrain.kernels.llm_group).");
+  m.def("rloo_advantages", &rloo_advantages, py::arg("rewards"), py::arg("group_ids"), py::arg("group_size"),
+        py::arg("out"), "Leave-one-out advantages of rewards [B].");
+}
+
+}  // namespace rltrain::bind

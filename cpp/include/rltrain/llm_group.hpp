@@ -1,0 +1,440 @@
+// Group-relative advantages of per-sample LLM rewards (SPEC §6): group_advantages (GRPO with the conventions of
+// TRL, verl, Dr. GRPO and rltrain; several reward columns summed or normalised then summed, GDPO) and
+// rloo_advantages (leave-one-out baseline, Ahmadian et al. 2024).
+// rewards [B] or [B, R] -> groups (llm_grouping.hpp: fixed size, runs of ids, or scattered ids counting-sorted) ->
+// batches of 8 groups: float64 statistics (two passes: mean, then squared deviations) -> out [B].
+// Every group is reduced by one thread in member order with the same eight-lane pattern, whatever the grouping
+// path, and batch reductions run over fixed blocks of kBatchBlock elements combined in block order, so results are
+// bitwise identical for any thread count and for any of the equivalent ways of naming the same groups.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "rltrain/llm_grouping.hpp"
+#include "rltrain/thread_pool.hpp"
+
+namespace rltrain {
+
+namespace llm {
+
+enum class Scale { Group = 0, Batch = 1, None = 2 };
+enum class EpsOn { Std = 0, Var = 1 };              // denominator std + eps, or sqrt(var + eps)
+enum class Singleton { Center = 0, Identity = 1 };  // a group of one: mean = r (A = 0), or mean 0 and std 1 (verl)
+enum class Combine { Sum = 0, NormalizeThenSum = 1 };
+
+struct Norm {
+  Scale scale = Scale::Group;
+  int64_t ddof = 0;
+  double eps = 1e-8;
+  EpsOn eps_on = EpsOn::Std;
+  Singleton singleton = Singleton::Center;
+};
+
+// Threads: a pass over fewer than kSplitMin elements runs on the caller alone (measured on a 2-vCPU VM: at 65,536
+// rewards a second thread made the call 2x slower whenever another process was running); larger ones are split
+// into tasks of about kGrainElems elements. Batch reductions run over fixed blocks of kBatchBlock elements.
+constexpr std::size_t kSplitMin = std::size_t(1) << 18;
+constexpr std::size_t kGrainElems = std::size_t(1) << 16;
+constexpr std::size_t kBatchBlock = 4096;
+
+// ------------------------------------------------------------------------------------------ inputs and sums
+
+template <typename T>
+struct Contig {  // x[i]
+  using value_type = T;
+  static constexpr bool kContiguous = true;
+  const T* p;
+  double operator[](std::size_t i) const { return static_cast<double>(p[i]); }
+};
+
+template <typename T>
+struct Strided {  // column k of [B, R]: x[i * R + k]
+  using value_type = T;
+  static constexpr bool kContiguous = false;
+  const T* p;
+  std::size_t stride;
+  double operator[](std::size_t i) const { return static_cast<double>(p[i * stride]); }
+};
+
+// Lane sums over x[0..n): element j goes to lane j % 8 and the lanes combine as
+// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): the same bits for any caller, written so that the compiler
+// keeps the lanes in vector registers (a serial chain per group would be latency-bound).
+inline double combine_lanes(const double* a) {
+  double b[4], c[2];
+  for (int k = 0; k < 4; ++k) b[k] = a[k] + a[k + 4];
+  for (int k = 0; k < 2; ++k) c[k] = b[k] + b[k + 2];
+  return c[0] + c[1];
+}
+
+// The last n % 8 values of a lane sum (or of squared deviations about m when Squares) added to the lanes a; the
+// unused lanes get +0.0, which is exact since a lane that started at +0.0 is never -0.0. Kept out of line so that
+// the main loops inline.
+template <bool Squares, typename V>
+void add_tail(double* a, const V* x, std::size_t rem, double m) {
+  double t[8];
+  for (std::size_t k = 0; k < 8; ++k) t[k] = k < rem ? static_cast<double>(x[k]) - m : 0.0;
+  for (std::size_t k = 0; k < 8; ++k) a[k] += Squares ? t[k] * t[k] : t[k];
+}
+
+template <typename V>
+inline double lane_sum(const V* x, std::size_t n) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t k = 0; k < 8; ++k) a[k] += static_cast<double>(x[i + k]);
+  if (i < n) add_tail<false>(a, x + i, n - i, 0.0);
+  return combine_lanes(a);
+}
+
+// Sum of (x - m)^2 over x[0..n), same lanes.
+template <typename V>
+inline double lane_ssd(const V* x, std::size_t n, double m) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (std::size_t k = 0; k < 8; ++k) {
+      const double d = static_cast<double>(x[i + k]) - m;
+      a[k] += d * d;
+    }
+  if (i < n) add_tail<true>(a, x + i, n - i, m);
+  return combine_lanes(a);
+}
+
+// Variance with ddof: ss / (n - ddof) when n > ddof, else 0.
+inline double variance(double ss, std::size_t n, int64_t ddof) {
+  if (static_cast<double>(n) <= static_cast<double>(ddof)) return 0.0;
+  return ss / (static_cast<double>(n) - static_cast<double>(ddof));
+}
+
+inline double denominator(double var, const Norm& p) {
+  return p.eps_on == EpsOn::Std ? std::sqrt(var) + p.eps : std::sqrt(var + p.eps);
+}
+
+// Runs fn(b, e) over ranges of [0, count) items that hold `elems` elements in all: one call on this thread below
+// kSplitMin elements, else tasks of about kGrainElems elements on the pool. Items never straddle tasks, and what
+// each item computes does not depend on the split.
+template <class Fn>
+void split_items(std::size_t count, std::size_t elems, ThreadPool& pool, Fn&& fn) {
+  if (count == 0) return;
+  if (elems < kSplitMin) {
+    fn(std::size_t(0), count);
+    return;
+  }
+  const std::size_t per = std::max<std::size_t>(1, elems / count);
+  pool.parallel_range(count, std::max<std::size_t>(1, kGrainElems / per), fn);
+}
+
+// Mean and ddof-variance of x[0..n) (two passes), each pass in fixed blocks of kBatchBlock whose sums add in block
+// order; false when a sum is not finite. A strided source is gathered block by block.
+template <class Src>
+bool batch_stats(const Src& src, std::size_t n, int64_t ddof, ThreadPool& pool, double& mean, double& var) {
+  const std::size_t blocks = (n + kBatchBlock - 1) / kBatchBlock;
+  double local[16];
+  std::vector<double> heap;
+  double* part = local;
+  if (blocks > 16) {
+    heap.resize(blocks);
+    part = heap.data();
+  }
+  auto reduce = [&](auto&& block_fn) {
+    split_items(blocks, n, pool, [&](std::size_t k0, std::size_t k1) {
+      std::vector<double> buf(Src::kContiguous ? 0 : kBatchBlock);
+      for (std::size_t k = k0; k < k1; ++k) {
+        const std::size_t b = k * kBatchBlock, cnt = std::min(n, b + kBatchBlock) - b;
+        if constexpr (Src::kContiguous) {
+          part[k] = block_fn(src.p + b, cnt);
+        } else {
+          for (std::size_t j = 0; j < cnt; ++j) buf[j] = src[b + j];
+          part[k] = block_fn(static_cast<const double*>(buf.data()), cnt);
+        }
+      }
+    });
+    double s = 0.0;
+    for (std::size_t k = 0; k < blocks; ++k) s += part[k];
+    return s;
+  };
+  const double sum = reduce([](const auto* x, std::size_t cnt) { return lane_sum(x, cnt); });
+  if (!std::isfinite(sum)) return false;
+  mean = sum / static_cast<double>(n);
+  const double m = mean;
+  const double ss = reduce([m](const auto* x, std::size_t cnt) { return lane_ssd(x, cnt, m); });
+  if (!std::isfinite(ss)) return false;
+  var = variance(ss, n, ddof);
+  return true;
+}
+
+// ------------------------------------------------------------------------------------------ the passes
+
+// Runs fn(first, nl, ptr, cnt) for consecutive batches of up to kBatchGroups groups first, ..., first + nl - 1 of
+// [g0, g1), so that the independent per-group dependency chains (sum -> mean -> squared deviations -> sqrt) overlap.
+// ptr[l] points at the cnt[l] values of group first + l, contiguous: the source itself where the groups are runs of
+// a contiguous source, else a gathered copy (double) in member order.
+constexpr std::size_t kBatchGroups = 8;
+
+template <class Groups, class Src, class Fn>
+void for_group_batches(const Groups& gr, const Src& src, std::size_t g0, std::size_t g1, Fn&& fn) {
+  constexpr bool direct = Groups::kContiguous && Src::kContiguous;
+  using V = std::conditional_t<direct, typename Src::value_type, double>;
+  std::vector<double> buf;
+  for (std::size_t gb = g0; gb < g1; gb += kBatchGroups) {
+    const std::size_t nl = std::min(kBatchGroups, g1 - gb);
+    const V* ptr[kBatchGroups];
+    std::size_t cnt[kBatchGroups];
+    const std::size_t p0 = gr.begin(gb);
+    if constexpr (direct) {
+      for (std::size_t l = 0; l < nl; ++l) ptr[l] = src.p + gr.begin(gb + l);
+    } else {
+      const std::size_t p1 = gr.end(gb + nl - 1);
+      buf.resize(p1 - p0);
+      for (std::size_t j = p0; j < p1; ++j) buf[j - p0] = src[gr.index(j)];
+      for (std::size_t l = 0; l < nl; ++l) ptr[l] = buf.data() + (gr.begin(gb + l) - p0);
+    }
+    for (std::size_t l = 0; l < nl; ++l) cnt[l] = gr.end(gb + l) - gr.begin(gb + l);
+    fn(gb, nl, ptr, cnt);
+  }
+}
+
+// Calls f(i, j) for the members j = 0..n-1 of group g, i their element indices; a plain counted loop for
+// contiguous groups (so that the compiler vectorizes f).
+template <class Groups, class F>
+inline void for_members(const Groups& gr, std::size_t g, std::size_t n, F&& f) {
+  const std::size_t b = gr.begin(g);
+  if constexpr (Groups::kContiguous) {
+    for (std::size_t j = 0; j < n; ++j) f(b + j, j);
+  } else {
+    for (std::size_t j = 0; j < n; ++j) f(gr.index(b + j), j);
+  }
+}
+
+// Per-group statistics of a batch of kBatchGroups groups (lanes past nl are padding: count 1, sum 0), written as
+// loops over the batch that the compiler turns into vector divisions and square roots.
+struct BatchStats {
+  double count[kBatchGroups], mean[kBatchGroups], inv[kBatchGroups];
+};
+
+template <typename V>
+void batch_stats_of(std::size_t nl, const V* const* ptr, const std::size_t* cnt, const Norm& p, double batch_inv,
+                    BatchStats& st, bool* ok) {
+  double sum[kBatchGroups];
+  for (std::size_t l = 0; l < kBatchGroups; ++l) {
+    sum[l] = l < nl ? lane_sum(ptr[l], cnt[l]) : 0.0;
+    st.count[l] = l < nl ? static_cast<double>(cnt[l]) : 1.0;
+  }
+  for (std::size_t l = 0; l < kBatchGroups; ++l) ok[l] = std::isfinite(sum[l]);
+  for (std::size_t l = 0; l < kBatchGroups; ++l) st.mean[l] = sum[l] / st.count[l];
+  const bool identity = p.singleton == Singleton::Identity;
+  if (identity)
+    for (std::size_t l = 0; l < kBatchGroups; ++l) st.mean[l] = st.count[l] == 1.0 ? 0.0 : st.mean[l];
+  if (p.scale != Scale::Group) {
+    // x * 1.0 is exact: scale "none" is r - mean.
+    for (std::size_t l = 0; l < kBatchGroups; ++l) st.inv[l] = p.scale == Scale::Batch ? batch_inv : 1.0;
+    return;
+  }
+  double var[kBatchGroups];
+  const double ddof = static_cast<double>(p.ddof);
+  for (std::size_t l = 0; l < kBatchGroups; ++l) var[l] = l < nl ? lane_ssd(ptr[l], cnt[l], st.mean[l]) : 0.0;
+  for (std::size_t l = 0; l < kBatchGroups; ++l)
+    var[l] = st.count[l] > ddof ? var[l] / (st.count[l] - ddof) : 0.0;  // variance(): ss / (n - ddof) or 0
+  if (identity)
+    for (std::size_t l = 0; l < kBatchGroups; ++l) var[l] = st.count[l] == 1.0 ? 1.0 : var[l];
+  if (p.eps_on == EpsOn::Std)
+    for (std::size_t l = 0; l < kBatchGroups; ++l) st.inv[l] = 1.0 / (std::sqrt(var[l]) + p.eps);
+  else
+    for (std::size_t l = 0; l < kBatchGroups; ++l) st.inv[l] = 1.0 / std::sqrt(var[l] + p.eps);
+}
+
+// sink(i, a) receives every element's advantage a (double). batch_denom is used with Scale::Batch only.
+// A group whose sum is not finite is skipped and flags `bad`. The division by the denominator is a multiplication
+// by its reciprocal (within an ulp of dividing, in float64; a division per element costs a third of the pass).
+template <class Groups, class Src, class Sink>
+void normalize_groups(const Groups& gr, std::size_t n, const Src& src, const Norm& p, double batch_denom, Sink&& sink,
+                      std::atomic<bool>& bad, ThreadPool& pool) {
+  const std::size_t ng = gr.count();
+  const double batch_inv = 1.0 / batch_denom;
+  split_items(ng, n, pool, [&](std::size_t g0, std::size_t g1) {
+    for_group_batches(gr, src, g0, g1, [&](std::size_t gb, std::size_t nl, const auto* ptr, const std::size_t* cnt) {
+      BatchStats st;
+      bool ok[kBatchGroups];
+      batch_stats_of(nl, ptr, cnt, p, batch_inv, st, ok);
+      for (std::size_t l = 0; l < nl; ++l) {
+        if (!ok[l]) {
+          bad.store(true, std::memory_order_relaxed);
+          continue;
+        }
+        const auto* x = ptr[l];
+        const double m = st.mean[l], s = st.inv[l];
+        for_members(gr, gb + l, cnt[l],
+                    [&](std::size_t i, std::size_t j) { sink(i, (static_cast<double>(x[j]) - m) * s); });
+      }
+    });
+  });
+}
+
+// RLOO: A_i = r_i - (sum_g - r_i) / (n_g - 1); 0 in a group of one (the division again a reciprocal's product).
+template <class Groups, class Src, typename O>
+void rloo_groups(const Groups& gr, std::size_t n, const Src& src, O* out, std::atomic<bool>& bad, ThreadPool& pool) {
+  const std::size_t ng = gr.count();
+  split_items(ng, n, pool, [&](std::size_t g0, std::size_t g1) {
+    for_group_batches(gr, src, g0, g1, [&](std::size_t gb, std::size_t nl, const auto* ptr, const std::size_t* cnt) {
+      double sum[kBatchGroups];
+      for (std::size_t l = 0; l < nl; ++l) sum[l] = lane_sum(ptr[l], cnt[l]);
+      for (std::size_t l = 0; l < nl; ++l) {
+        if (!std::isfinite(sum[l])) {
+          bad.store(true, std::memory_order_relaxed);
+          continue;
+        }
+        if (cnt[l] == 1) {
+          for_members(gr, gb + l, 1, [&](std::size_t i, std::size_t) { out[i] = O(0); });
+          continue;
+        }
+        const auto* x = ptr[l];
+        const double s = sum[l], inv = 1.0 / static_cast<double>(cnt[l] - 1);
+        for_members(gr, gb + l, cnt[l], [&](std::size_t i, std::size_t j) {
+          const double r = static_cast<double>(x[j]);
+          out[i] = static_cast<O>(r - (s - r) * inv);
+        });
+      }
+    });
+  });
+}
+
+// Elementwise f(i0, i1) over [0, n).
+template <class Fn>
+void for_elements(std::size_t n, ThreadPool& pool, Fn&& fn) {
+  split_items(n, n, pool, fn);
+}
+
+// Throws std::invalid_argument naming the first non-finite reward (or, when every reward is finite, the overflow).
+template <typename T>
+[[noreturn]] void non_finite_rewards(const T* r, std::size_t B, std::size_t R, bool two_d) {
+  for (std::size_t i = 0; i < B * R; ++i)
+    if (!std::isfinite(static_cast<double>(r[i]))) {
+      const std::string at =
+          two_d ? "(" + std::to_string(i / R) + ", " + std::to_string(i % R) + ")" : std::to_string(i);
+      throw std::invalid_argument("rewards: expected finite values, got " + std::to_string(static_cast<double>(r[i])) +
+                                  " at index " + at);
+    }
+  throw std::invalid_argument("rewards: expected values whose (weighted) sums are finite in float64; they overflow");
+}
+
+// Runs fn(grouping) with the grouping the ids or group_size describe.
+template <class Fn>
+void with_groups(std::size_t n, const int64_t* ids, std::size_t group_size, Fn&& fn) {
+  if (ids != nullptr) {
+    const IdGrouping layout = group_ids_layout(ids, n);
+    if (layout.kind == IdGrouping::Kind::Fixed)
+      fn(layout.fixed());
+    else if (layout.kind == IdGrouping::Kind::Runs)
+      fn(layout.runs());
+    else
+      fn(layout.scattered());
+  } else {
+    fn(FixedGroups{n, group_size == 0 ? n : group_size});
+  }
+}
+
+}  // namespace llm
+
+// Arguments of group_advantages. rewards: [B] (two_d false, R = 1) or [B, R] row-major; group_ids [B] or null;
+// group_size: contiguous groups of that size (0: one group of all B; ignored with group_ids); weights [R] or null
+// (all ones); out [B].
+template <typename T>
+struct LlmGroupArgs {
+  std::size_t B = 0, R = 1;
+  bool two_d = false;
+  const T* rewards = nullptr;
+  const int64_t* group_ids = nullptr;
+  std::size_t group_size = 0;
+  llm::Norm norm;
+  llm::Combine combine = llm::Combine::Sum;
+  const double* weights = nullptr;
+  T* out = nullptr;
+};
+
+// group_advantages (SPEC §6); rltrain.reference.group_advantages is the specification. Throws
+// std::invalid_argument on non-finite rewards.
+template <typename T>
+void group_advantages(const LlmGroupArgs<T>& a, ThreadPool& pool) {
+  using namespace llm;
+  const std::size_t B = a.B, R = a.R;
+  if (B == 0) return;
+  std::atomic<bool> bad{false};
+  T* out = a.out;
+  auto weight = [&](std::size_t k) { return a.weights ? a.weights[k] : 1.0; };
+  // The batch denominator of Scale::Batch over the values x (flags bad when they do not sum to a finite value).
+  auto batch_denom = [&](const auto& x) {
+    double mean = 0.0, var = 0.0;
+    if (a.norm.scale != Scale::Batch) return 1.0;
+    if (!batch_stats(x, B, a.norm.ddof, pool, mean, var)) bad.store(true, std::memory_order_relaxed);
+    return denominator(var, a.norm);
+  };
+  with_groups(B, a.group_ids, a.group_size, [&](const auto& gr) {
+    if (a.combine == Combine::Sum && !a.two_d) {
+      const Contig<T> x{a.rewards};
+      const double bd = batch_denom(x);
+      if (bad.load()) return;
+      normalize_groups(gr, B, x, a.norm, bd, [out](std::size_t i, double v) { out[i] = static_cast<T>(v); }, bad, pool);
+      return;
+    }
+    std::vector<double> acc(B);  // zeros: the weighted sums below start from 0, as the reference's
+    double* s = acc.data();
+    if (a.combine == Combine::Sum) {
+      // s_i = sum_k w_k r_ik (k ascending), then the normalisation of s.
+      for_elements(B, pool, [&](std::size_t i0, std::size_t i1) {
+        for (std::size_t i = i0; i < i1; ++i) {
+          const T* row = a.rewards + i * R;
+          double v = 0.0;
+          for (std::size_t k = 0; k < R; ++k) v += weight(k) * static_cast<double>(row[k]);
+          s[i] = v;
+        }
+      });
+      const Contig<double> x{s};
+      const double bd = batch_denom(x);
+      if (bad.load()) return;
+      normalize_groups(gr, B, x, a.norm, bd, [out](std::size_t i, double v) { out[i] = static_cast<T>(v); }, bad, pool);
+      return;
+    }
+    // GDPO: a_i = sum_k w_k * normalise(column k)_i, then (a - mean(a)) / (std(a) + eps) over the batch.
+    for (std::size_t k = 0; k < R; ++k) {
+      const Strided<T> x{a.rewards + k, R};
+      const double bd = batch_denom(x);
+      if (bad.load()) return;
+      const double w = weight(k);
+      normalize_groups(gr, B, x, a.norm, bd, [s, w](std::size_t i, double v) { s[i] += w * v; }, bad, pool);
+      if (bad.load()) return;
+    }
+    double mean = 0.0, var = 0.0;
+    if (!batch_stats(Contig<double>{s}, B, a.norm.ddof, pool, mean, var)) {
+      bad.store(true);
+      return;
+    }
+    const double inv = 1.0 / denominator(var, a.norm);
+    for_elements(B, pool, [&](std::size_t i0, std::size_t i1) {
+      for (std::size_t i = i0; i < i1; ++i) out[i] = static_cast<T>((s[i] - mean) * inv);
+    });
+  });
+  if (bad.load()) non_finite_rewards(a.rewards, B, a.two_d ? R : 1, a.two_d);
+}
+
+// rloo_advantages (SPEC §6) over rewards [B]; throws std::invalid_argument on non-finite rewards.
+template <typename T>
+void rloo_advantages(std::size_t B, const T* rewards, const int64_t* group_ids, std::size_t group_size, T* out,
+                     ThreadPool& pool) {
+  using namespace llm;
+  if (B == 0) return;
+  std::atomic<bool> bad{false};
+  with_groups(B, group_ids, group_size,
+              [&](const auto& gr) { rloo_groups(gr, B, Contig<T>{rewards}, out, bad, pool); });
+  if (bad.load()) non_finite_rewards(rewards, B, 1, false);
+}
+
+}  // namespace rltrain
