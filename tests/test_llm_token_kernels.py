@@ -63,7 +63,7 @@ def encode_mask(b: np.ndarray, kind: str, dtype: np.dtype, weights: np.ndarray |
     if kind == "uint8":
         return b.astype(np.uint8) * np.uint8(3)
     if kind == "int64":
-        return b.astype(np.int64)
+        return b.astype(np.int64) * 5
     fdt = dtype if kind == "float_same" else (np.float64 if dtype == np.float32 else np.float32)
     m = b.astype(fdt)
     if weights is not None:
@@ -231,8 +231,8 @@ def test_scan_lanes_and_tails_match_reference(restore_threads: None) -> None:
             v = (rng.integers(-400, 400, (B, L)) / 8).astype(dtype)
             b = rng.random((B, L)) < 0.8
             b[0] = False
-            for kind in ("bool", "float_same", "float_other"):
-                m = encode_mask(b, kind, dtype, rng.random((B, L)) if kind != "bool" else None)
+            for kind in ("bool", "int64", "float_same", "float_other"):
+                m = encode_mask(b, kind, dtype, rng.random((B, L)) if kind.startswith("float") else None)
                 for masked in ("restart", "carry"):
                     assert_bits(K.token_returns(r, m, gamma=0.97, masked=masked),
                                 R.token_returns(r, m, gamma=0.97, masked=masked))
@@ -381,6 +381,8 @@ LARGE_CALLS = {
     "token_returns": lambda a: K.token_returns(a["r"], a["m"], gamma=0.99),
     "token_returns_carry": lambda a: K.token_returns(a["r"], a["m"].astype(a["r"].dtype), masked="carry"),
     "token_gae": lambda a: K.token_gae(a["r"], a["v"], a["m"], gamma=0.99, lam=0.95),
+    "token_gae_int64_mask": lambda a: K.token_gae(a["r"], a["v"], a["m"].astype(np.int64), lam=0.9),
+    "masked_whiten_int64_mask": lambda a: K.masked_whiten(a["v"], a["m"].astype(np.int64)),
     "masked_whiten": lambda a: K.masked_whiten(a["r"], a["m"]),
     "masked_whiten_float_mask": lambda a: K.masked_whiten(a["r"], a["m"] * np.abs(a["v"])),
     "kl_k3": lambda a: K.kl_estimate(a["lp"], a["ref"], a["m"]),
@@ -538,8 +540,8 @@ def test_read_only_out_and_choices_listed() -> None:
 RAW_BAD: list[tuple[str, type[Exception], str, Any]] = [
     ("returns non-contiguous", ValueError, "token_rewards",
      lambda k: k.token_returns(np.zeros((3, 4))[:, ::2], np.ones((3, 2), bool), 1.0, 0, None)),
-    ("returns mask int64", TypeError, "mask",
-     lambda k: k.token_returns(np.zeros((3, 2)), np.ones((3, 2), np.int64), 1.0, 0, None)),
+    ("returns mask int32", TypeError, "mask",
+     lambda k: k.token_returns(np.zeros((3, 2)), np.ones((3, 2), np.int32), 1.0, 0, None)),
     ("returns list", TypeError, "token_rewards",
      lambda k: k.token_returns([[0.0]], np.ones((1, 1), bool), 1.0, 0, None)),
     ("gae values f32", TypeError, "values",

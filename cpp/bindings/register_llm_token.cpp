@@ -21,6 +21,8 @@ void with_types(Kind fk, Kind mk, Fn&& fn) {
   auto with_mask = [&](auto t) {
     if (mk == Kind::U8)
       fn(t, std::uint8_t{});
+    else if (mk == Kind::I64)
+      fn(t, std::int64_t{});
     else if (mk == Kind::F32)
       fn(t, float{});
     else
@@ -41,9 +43,11 @@ Kind require_float_any(const py::array& a, const char* name) {
   return k;
 }
 
-// mask: bool, uint8, float32 or float64 of `shape`; its kind.
+// mask: bool, uint8, int64 (torch's attention masks) or float32/float64 of `shape`; its kind.
 Kind require_mask(const py::array& mask, const std::vector<py::ssize_t>& shape) {
-  const Kind mk = require_flag(mask, "mask");
+  const Kind mk = kind_of(mask);
+  if (mk == Kind::Other)
+    throw py::type_error("mask: expected dtype bool, uint8, int64, float32 or float64, got " + dtype_str(mask));
   require_shape(mask, "mask", shape);
   return mk;
 }

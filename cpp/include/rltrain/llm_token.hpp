@@ -1,8 +1,8 @@
 // Per-token kernels of language-model RL over [B, L] response buffers with a mask (1 = response token):
 // REINFORCE++ returns and GAE as verl computes them (reverse scans, token_scan.hpp), the masked whitening of
 // verl_F.masked_whiten, and the KL estimators k1/k2/k3 of J. Schulman, "Approximating KL divergence" (2020).
-// Masks are bool/uint8 (non-zero = 1) or float (their value enters the formulas by multiplication, as verl's
-// `x * mask` does; kl_estimate selects, so a 0 there is an exact 0). rltrain.reference holds the NumPy spec.
+// Masks are bool/uint8/int64 (non-zero = 1) or float (their value enters the formulas by multiplication, as
+// verl's `x * mask` does; kl_estimate selects, so a 0 there is an exact 0). rltrain.reference holds the spec.
 // Thread-count independence: scans split rows, kl_estimate splits elements, masked_whiten sums in fixed blocks
 // combined in block order; no result depends on how many threads ran.
 #pragma once
@@ -202,6 +202,19 @@ void kl_estimate(std::size_t n, const T* logp, const T* ref_logp, const M* mask,
           T* __restrict o = out;
           if (mask == nullptr) {
             for (std::size_t i = i0; i < i1; ++i) o[i] = f(a[i] - b[i]);
+          } else if constexpr (std::is_integral_v<M> && sizeof(M) > 1) {
+            // int64 flags as bytes first, piece by piece: a loop mixing 8-byte flags with the exp of 4-byte
+            // floats does not vectorise (k3 with an int64 mask took 43 ms on [1024, 4096], 8 ms like this).
+            constexpr std::size_t kPiece = 1024;
+            std::uint8_t flags[kPiece];
+            for (std::size_t p = i0; p < i1; p += kPiece) {
+              const std::size_t len = std::min(kPiece, i1 - p);
+              for (std::size_t j = 0; j < len; ++j) flags[j] = mask[p + j] != 0;
+              for (std::size_t j = 0; j < len; ++j) {
+                const T v = f(a[p + j] - b[p + j]);
+                o[p + j] = flags[j] != 0 ? v : T(0);
+              }
+            }
           } else {
             const M* __restrict m = mask;
             for (std::size_t i = i0; i < i1; ++i) {
@@ -301,7 +314,7 @@ void add_sq_dev(const T* __restrict x, const W* __restrict w, std::size_t n, dou
 // converted piece by piece into a small buffer (pieces of a multiple of 4 keep the accumulation pattern).
 template <typename T, typename M, typename Fn>
 void with_weights(const T* x, const M* m, std::size_t n, Fn&& fn) {
-  if constexpr (std::is_same_v<M, std::uint8_t>) {
+  if constexpr (std::is_integral_v<M>) {
     constexpr std::size_t kPiece = 1024;
     T w[kPiece];
     for (std::size_t i = 0; i < n; i += kPiece) {
@@ -342,7 +355,14 @@ WhitenStats masked_stats(std::size_t n, const T* x, const M* mask, ThreadPool& p
   auto run = [&](std::size_t b0, std::size_t b1) {
     for (std::size_t b = b0; b < b1; ++b) {
       const std::size_t i0 = b * kWhitenBlock, len = std::min(n, i0 + kWhitenBlock) - i0;
-      part[b] = block_sums(x + i0, mask + i0, len);
+      if constexpr (std::is_integral_v<M> && sizeof(M) > 1) {
+        // int64 flags as bytes first (converted to weights directly they do not vectorise: 4x slower)
+        std::uint8_t flags[kWhitenBlock];
+        for (std::size_t j = 0; j < len; ++j) flags[j] = mask[i0 + j] != 0;
+        part[b] = block_sums(x + i0, static_cast<const std::uint8_t*>(flags), len);
+      } else {
+        part[b] = block_sums(x + i0, mask + i0, len);
+      }
     }
   };
   const std::size_t tasks = (blocks + kPerTask - 1) / kPerTask;

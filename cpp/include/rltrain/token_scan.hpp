@@ -22,11 +22,11 @@
 
 namespace rltrain {
 
-// A mask entry as a number of the compute type T: bool/uint8 flags are 0 or 1 (non-zero means set), float
-// masks enter with their value (converted to T as numpy's astype does).
+// A mask entry as a number of the compute type T: integer masks (bool/uint8, int64 attention masks) are flags,
+// 0 or 1 (non-zero means set); float masks enter with their value (converted to T as numpy's astype does).
 template <typename T, typename M>
 inline T mask_value(M m) {
-  if constexpr (std::is_same_v<M, std::uint8_t>)
+  if constexpr (std::is_integral_v<M>)
     return m != 0 ? T(1) : T(0);
   else
     return static_cast<T>(m);
@@ -104,6 +104,29 @@ struct Lanes<float> {
     _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
     for (int k = 0; k < 4; ++k) out[k].v = r[k];
   }
+  static void mask_cols(const std::int64_t* p, std::size_t L, V out[4]) {
+    const __m128 one = _mm_set1_ps(1.0f);
+    __m128 r[4];
+    for (int k = 0; k < 4; ++k) {
+      const std::int64_t* row = p + k * L;
+      const __m128 lo = zero64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row)));
+      const __m128 hi = zero64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2)));
+      r[k] = _mm_andnot_ps(_mm_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0)), one);  // one 32-bit word per value
+    }
+    _MM_TRANSPOSE4_PS(r[0], r[1], r[2], r[3]);
+    for (int k = 0; k < 4; ++k) out[k].v = r[k];
+  }
+  // All ones in each 64-bit lane that is zero (SSE2 has no 64-bit compare: both 32-bit halves zero).
+  static __m128 zero64(__m128i x) {
+    const __m128i z = _mm_cmpeq_epi32(x, _mm_setzero_si128());
+    return _mm_castsi128_ps(_mm_and_si128(z, _mm_shuffle_epi32(z, _MM_SHUFFLE(2, 3, 0, 1))));
+  }
+  template <typename M>  // double masks of float data: element by element
+  static void mask_cols(const M* p, std::size_t L, V out[4]) {
+    for (std::size_t j = 0; j < 4; ++j)
+      out[j].v = _mm_setr_ps(mask_value<float>(p[j]), mask_value<float>(p[L + j]), mask_value<float>(p[2 * L + j]),
+                             mask_value<float>(p[3 * L + j]));
+  }
 };
 inline Lanes<float>::V operator+(Lanes<float>::V a, Lanes<float>::V b) { return {_mm_add_ps(a.v, b.v)}; }
 inline Lanes<float>::V operator-(Lanes<float>::V a, Lanes<float>::V b) { return {_mm_sub_ps(a.v, b.v)}; }
@@ -127,8 +150,19 @@ struct Lanes<double> {
     _mm_storeu_pd(p + L, _mm_unpackhi_pd(in[0].v, in[1].v));
   }
   static void mask_cols(const double* p, std::size_t L, V out[2]) { load_cols(p, L, out); }
-  static void mask_cols(const std::uint8_t* p, std::size_t L, V out[2]) {
-    for (int j = 0; j < 2; ++j) out[j].v = _mm_set_pd(p[L + j] != 0 ? 1.0 : 0.0, p[j] != 0 ? 1.0 : 0.0);
+  static void mask_cols(const std::int64_t* p, std::size_t L, V out[2]) {
+    const __m128d one = _mm_set1_pd(1.0);
+    __m128d r[2];
+    for (std::size_t k = 0; k < 2; ++k) {
+      const __m128i z =
+          _mm_cmpeq_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + k * L)), _mm_setzero_si128());
+      r[k] = _mm_andnot_pd(_mm_castsi128_pd(_mm_and_si128(z, _mm_shuffle_epi32(z, _MM_SHUFFLE(2, 3, 0, 1)))), one);
+    }
+    out[0].v = _mm_unpacklo_pd(r[0], r[1]), out[1].v = _mm_unpackhi_pd(r[0], r[1]);
+  }
+  template <typename M>  // uint8, or float masks of double data: element by element
+  static void mask_cols(const M* p, std::size_t L, V out[2]) {
+    for (std::size_t j = 0; j < 2; ++j) out[j].v = _mm_set_pd(mask_value<double>(p[L + j]), mask_value<double>(p[j]));
   }
 };
 inline Lanes<double>::V operator+(Lanes<double>::V a, Lanes<double>::V b) { return {_mm_add_pd(a.v, b.v)}; }
@@ -208,16 +242,14 @@ void scan_block(const ScanBuffers<T, M, NI, NO>& b, std::size_t row0, const Step
 
 }  // namespace scan_detail
 
-// Rows [r0, r1): blocks of scan_block_rows on lanes where the lane path applies (SSE2, mask of bool/uint8 or of type
-// T), the other rows scalar. The state of every row starts at 0.
+// Rows [r0, r1): blocks of scan_block_rows on lanes (with SSE2), the rows left over scalar. The state of every
+// row starts at 0.
 template <int NS, typename T, typename M, int NI, int NO, typename Step>
 void scan_rows(const ScanBuffers<T, M, NI, NO>& b, std::size_t r0, std::size_t r1, const Step& step) {
   std::size_t row = r0;
 #if defined(RLTRAIN_TOKEN_SSE2)
-  if constexpr (std::is_same_v<M, std::uint8_t> || std::is_same_v<M, T>) {
-    constexpr std::size_t R = scan_block_rows<NI, NO>();
-    for (; row + R <= r1; row += R) scan_detail::scan_block<R, NS>(b, row, step);
-  }
+  constexpr std::size_t R = scan_block_rows<NI, NO>();
+  for (; row + R <= r1; row += R) scan_detail::scan_block<R, NS>(b, row, step);
 #endif
   for (; row < r1; ++row) {
     T state[NS] = {};

@@ -51,21 +51,31 @@ def aggregate_loss(loss: Any, mask: Any, *, mode: str = "token-mean", norm_const
     if mask.is_complex():
         raise TypeError(f"mask: expected dtype bool, integer or float, got {mask.dtype}")
     mask = mask.to(device=loss.device)
-    keep = mask != 0
-    weight = mask.to(loss.dtype)
-    # where() first: 0 * inf would be NaN, and the gradient of where() is exactly 0 at masked-out entries.
-    masked = torch.where(keep, loss, torch.zeros((), dtype=loss.dtype, device=loss.device)) * weight
-    one = torch.ones((), dtype=loss.dtype, device=loss.device)
+    keep = mask if mask.dtype == torch.bool else mask != 0
+    # where() first: 0 * inf would be NaN, and the gradient of where() is exactly 0 at masked-out entries. A bool
+    # mask needs no product after it (each full-size temporary costs as much as the reduction).
+    masked = torch.where(keep, loss, 0.0)
+    if mask.dtype == torch.bool:
+        weight = keep
+    else:
+        weight = mask.to(loss.dtype)
+        # in place on where()'s output (its gradient does not need it); a weight with a gradient needs the copy
+        masked = masked * weight if weight.requires_grad else masked.mul_(weight)
     if mode == "token-sum":
         return masked.sum()
-    if mode == "token-mean":
-        total = weight.sum()
-        return masked.sum() / torch.where(total != 0, total, one)
     if mode == "seq-mean-token-sum-norm":
         return masked.sum() / (float(loss.shape[-1]) if c is None else c)
+    if mode == "token-mean":
+        return masked.sum() / _nonzero(weight.sum().to(loss.dtype))
     per_seq = masked.sum(dim=-1)
     if mode == "seq-mean-token-mean":
-        count = weight.sum(dim=-1)
-        per_seq = per_seq / torch.where(count != 0, count, one)
+        per_seq = per_seq / _nonzero(weight.sum(dim=-1).to(loss.dtype))
     n = keep.any(dim=-1).sum().to(loss.dtype)  # an empty sequence adds 0 to per_seq.sum()
-    return per_seq.sum() / torch.where(n != 0, n, one)
+    return per_seq.sum() / _nonzero(n)
+
+
+def _nonzero(x: Any) -> Any:
+    """``x`` with zeros replaced by ones (a denominator over nothing: the numerator is 0 there)."""
+    import torch
+
+    return torch.where(x != 0, x, torch.ones((), dtype=x.dtype, device=x.device))

@@ -7,8 +7,8 @@ released; large inputs are split over the kernel pool (rows for the scans, eleme
 identical for any thread count. A plain call (C-contiguous NumPy arrays, Python float scalars) goes straight to
 the binding, which checks shapes, dtypes and ranges itself. ``rltrain.reference`` holds the NumPy specification.
 
-Masks are bool, uint8 (non-zero = 1) or float32/float64 (the value enters the formulas by multiplication, as
-verl's ``x * mask``); other integer masks are read as non-zero = 1. The output dtype is that of the float inputs.
+Masks are bool, uint8 or int64 (non-zero = 1; other integers are converted) or float32/float64 (the value enters
+the formulas by multiplication, as verl's ``x * mask``). The output dtype is that of the float inputs.
 CUDA tensors run ``rltrain.kernels._torch_paths.<name>`` on the device when ``_torch_paths.CUDA_PATH[name]`` is
 ``"torch"``, and are otherwise copied through the host kernel and back.
 """
@@ -23,6 +23,7 @@ import numpy as np
 from rltrain import _core
 from rltrain._checks import choice, real, require_ndim, require_shape
 from rltrain.kernels._convert import (
+    I64,
     Io,
     Out,
     aliased,
@@ -34,6 +35,7 @@ from rltrain.kernels._convert import (
     out_tuple,
     plain,
     plain_flags,
+    plain_lengths,
     plain_or_none,
 )
 
@@ -73,9 +75,15 @@ def _torch_path(name: str, *args: Any) -> Callable[..., Any] | None:
 
 
 def _mask(io: Io, mask: Any, shape: tuple[int, ...], layout: str | None) -> np.ndarray:
+    """The mask as the kernels read it: bool, uint8, int64 or float32/float64 (other integers as non-zero)."""
     m = io.array(mask, "mask")
     require_shape(m, "mask", shape, layout)
-    return flag_array(m, "mask")
+    return as_dtype(m, m.dtype) if m.dtype == I64 else flag_array(m, "mask")
+
+
+def _plain_mask(m: Any) -> bool:
+    """A mask the binding takes as it is: flags, floats or int64 (verl's attention-style masks)."""
+    return plain_flags(m) or plain_lengths(m)
 
 
 # ------------------------------------------------------------------------------------------ token_returns
@@ -104,7 +112,7 @@ def token_returns(
     if (
         type(gamma) is float
         and plain(token_rewards)
-        and plain_flags(mask)
+        and _plain_mask(mask)
         and plain_or_none(out, token_rewards.dtype)
     ):
         return _core.kernels.token_returns(token_rewards, mask, gamma, mode, out)
@@ -159,7 +167,7 @@ def token_gae(
         and type(lam) is float
         and plain(token_rewards)
         and plain(values, token_rewards.dtype)
-        and plain_flags(mask)
+        and _plain_mask(mask)
         and plain_or_none(o_adv, token_rewards.dtype)
         and plain_or_none(o_ret, token_rewards.dtype)
     ):
@@ -197,7 +205,7 @@ def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e
         type(eps) is float
         and type(shift_mean) is bool
         and plain(x)
-        and plain_flags(mask)
+        and _plain_mask(mask)
         and plain_or_none(out, x.dtype)
     ):
         return _core.kernels.masked_whiten(x, mask, shift_mean, eps, out)
@@ -238,7 +246,7 @@ def kl_estimate(
         type(clamp) is bool
         and plain(logp)
         and plain(ref_logp, logp.dtype)
-        and (mask is None or plain_flags(mask))
+        and (mask is None or _plain_mask(mask))
         and plain_or_none(out, logp.dtype)
     ):
         return _core.kernels.kl_estimate(logp, ref_logp, mask, code, clamp, out)
