@@ -5,6 +5,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -84,6 +85,25 @@ inline Kind require_float_array(const py::array& a, const char* name, py::ssize_
     throw py::type_error(std::string(name) + ": expected dtype float32 or float64, got " + dtype_str(a));
   require_shape(a, name, std::vector<py::ssize_t>(a.shape(), a.shape() + ndim));
   return k;
+}
+
+// An output argument: the caller's array, or a new one of the given dtype and shape when None.
+inline py::array out_or_new(py::object o, const char* name, Kind fk, const std::vector<py::ssize_t>& shape) {
+  if (o.is_none()) {
+    if (fk == Kind::F32) return py::array_t<float>(shape);
+    return py::array_t<double>(shape);
+  }
+  py::array a = as_array(o, name);
+  require_float(a, name, fk);
+  require_shape(a, name, shape);
+  require_writable(a, name);
+  return a;
+}
+
+// gamma, lam: a finite number in [0, 1].
+inline void check_unit(double x, const char* name) {
+  if (!std::isfinite(x) || x < 0.0 || x > 1.0)
+    throw py::value_error(std::string(name) + ": expected a finite number in [0, 1], got " + std::to_string(x));
 }
 
 template <typename T>

@@ -15,24 +15,6 @@ namespace rltrain::bind {
 
 namespace {
 
-// An output argument: the caller's array, or a new one of the given dtype and shape when None.
-py::array out_or_new(py::object o, const char* name, Kind fk, const std::vector<py::ssize_t>& shape) {
-  if (o.is_none()) {
-    if (fk == Kind::F32) return py::array_t<float>(shape);
-    return py::array_t<double>(shape);
-  }
-  py::array a = as_array(o, name);
-  require_float(a, name, fk);
-  require_shape(a, name, shape);
-  require_writable(a, name);
-  return a;
-}
-
-void check_unit(double x, const char* name) {
-  if (!std::isfinite(x) || x < 0.0 || x > 1.0)
-    throw py::value_error(std::string(name) + ": expected a finite number in [0, 1], got " + std::to_string(x));
-}
-
 template <typename T, typename FD, typename FT>
 void run_gae(GaeArgs<T, FD, FT> a) {
   split_columns(a.T_len, a.N, [&](std::size_t b, std::size_t e) { gae_columns(a, b, e); });

@@ -72,7 +72,7 @@ class _VecEnv(_Spaces):  # stub-only: the API of every batcher class (VecEnv<E>,
 class _SingleEnv(_Env, _Spaces):  # stub-only: the API of every single-env class (bind_single_env)
     pass
 
-class _Kernels(types.ModuleType):  # stub-only: the type of rltrain._core.kernels (register_kernels/ppo.cpp)
+class _Kernels(types.ModuleType):  # stub-only: the type of rltrain._core.kernels (register_kernels/ppo/llm_token.cpp)
     @staticmethod
     def set_num_threads(num_threads: int) -> None: ...
     @staticmethod
@@ -135,6 +135,20 @@ class _Kernels(types.ModuleType):  # stub-only: the type of rltrain._core.kernel
     @staticmethod
     def rloo_advantages(
         rewards: Any, group_ids: Any, group_size: int | None, out: Any
+    ) -> npt.NDArray[np.floating[Any]]: ...
+    @staticmethod
+    def token_returns(
+        token_rewards: Any, mask: Any, gamma: float, carry: int, out: Any
+    ) -> npt.NDArray[np.floating[Any]]: ...
+    @staticmethod
+    def token_gae(
+        token_rewards: Any, values: Any, mask: Any, gamma: float, lam: float, adv_out: Any, ret_out: Any
+    ) -> tuple[npt.NDArray[np.floating[Any]], npt.NDArray[np.floating[Any]]]: ...
+    @staticmethod
+    def masked_whiten(x: Any, mask: Any, shift_mean: bool, eps: float, out: Any) -> npt.NDArray[np.floating[Any]]: ...
+    @staticmethod
+    def kl_estimate(
+        logp: Any, ref_logp: Any, mask: Any, kind: int, clamp: bool, out: Any
     ) -> npt.NDArray[np.floating[Any]]: ...
     @staticmethod
     def rms_update(mean: Any, var: Any, count: float, batch: Any) -> float: ...

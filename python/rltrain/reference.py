@@ -484,3 +484,141 @@ def rloo_advantages(rewards: Any, group_ids: Any = None, *, group_size: int | No
             total = float(np.sum(x[idx]))
             res[idx] = x[idx] - (total - x[idx]) / (idx.size - 1)
     return _write(out, res.astype(r.dtype))
+
+
+# ============================================================================================================
+# LLM token kernels (SPEC §6): token_returns, masked_whiten, token_gae, kl_estimate.
+# Token tensors are [B, L] (kl_estimate and masked_whiten: any shape), mask of the same shape: bool/uint8 flags
+# count as 0/1 (non-zero = 1); float masks enter the formulas with their value. The output dtype is that of the
+# float inputs (result_type); the recursions run in it, statistics in float64.
+# ============================================================================================================
+
+__all__ += ["kl_estimate", "masked_whiten", "token_gae", "token_returns"]
+
+KL_KINDS = {"k1": "k1", "kl": "k1", "k2": "k2", "mse": "k2", "k3": "k3", "low_var_kl": "k3", "abs": "abs"}
+"""Names of the KL estimators, verl's spellings included ("kl", "mse", "low_var_kl")."""
+
+
+def _mask_as(mask: Any, dtype: Any) -> np.ndarray:
+    """The mask as numbers of ``dtype``: flags (bool, integers) as 0/1, float masks converted as they are."""
+    m = _np(mask)
+    return m.astype(dtype) if m.dtype.kind == "f" else (m != 0).astype(dtype)
+
+
+def token_returns(
+    token_rewards: Any, mask: Any, *, gamma: float = 1.0, masked: str = "restart", out: Any = None
+) -> Any:
+    """Reverse discounted returns over ``[B, L]`` tokens, from ``t = L - 1`` down with ``run = 0``:
+
+    * ``masked="restart"`` (SPEC §6): ``ret[t] = r[t] + gamma * run; run = ret[t] * mask[t]`` -- a masked token
+      restarts the return; ``ret`` at masked positions is whatever the recursion gives.
+    * ``masked="carry"`` (verl 0.9.1 ``compute_reinforce_plus_plus_outcome_advantage``):
+      ``new = r[t] + gamma * run; ret[t] = new * mask[t]; run = new * mask[t] + run * (1 - mask[t])`` -- the
+      return carries unchanged across masked spans, and is 0 there.
+    """
+    r = _np(token_rewards)
+    dtype = r.dtype
+    m = _mask_as(mask, dtype)
+    g, one = dtype.type(gamma), dtype.type(1)
+    ret = np.empty_like(r)
+    run = np.zeros(r.shape[0], dtype)
+    for t in range(r.shape[1] - 1, -1, -1):
+        new = r[:, t] + g * run
+        if masked == "restart":
+            ret[:, t] = new
+            run = new * m[:, t]
+        else:
+            kept = new * m[:, t]
+            ret[:, t] = kept
+            run = kept + run * (one - m[:, t])
+    return _write(out, ret)
+
+
+def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e-8, out: Any = None) -> Any:
+    """verl's ``masked_whiten``: with ``n = sum(mask)``, ``mean = sum(x * mask) / n`` and the unbiased
+    ``var = sum((x - mean)^2 * mask) / n * n / (n - 1)`` (float64), every position becomes
+    ``(x - mean) * 1 / sqrt(var + eps)`` (``+ mean`` again when ``shift_mean`` is False), computed in float64
+    and rounded once to x's dtype. ``ValueError`` naming ``mask`` when ``n < 2``."""
+    xa = _np(x)
+    xs = xa.astype(np.float64)
+    m = _mask_as(mask, np.float64)
+    n = float(m.sum())
+    if not n >= 2.0:
+        raise ValueError(f"mask: expected at least 2 masked entries (sum of mask >= 2), got {n}")
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        mean = float((xs * m).sum()) / n
+        var = float(((xs - mean) ** 2 * m).sum()) / n * (n / (n - 1.0))
+        w = (xs - mean) * (1.0 / np.sqrt(var + eps))
+        if not shift_mean:
+            w = w + mean
+    return _write(out, w.astype(xa.dtype))
+
+
+def token_gae(
+    token_rewards: Any,
+    values: Any,
+    mask: Any,
+    *,
+    gamma: float = 1.0,
+    lam: float = 1.0,
+    out: tuple[Any, Any] | None = None,
+) -> tuple[Any, Any]:
+    """GAE over response tokens as verl 0.9.1's ``compute_gae_advantage_return`` computes it, without its final
+    whitening. ``nextvalues = lastgaelam = 0``; for ``t`` from ``L - 1`` down::
+
+        delta = r[t] + gamma * nextvalues - v[t];  lg = delta + gamma * lam * lastgaelam
+        nextvalues = v[t] * m[t] + (1 - m[t]) * nextvalues;  lastgaelam = lg * m[t] + (1 - m[t]) * lastgaelam
+        adv[t] = lastgaelam
+
+    so masked tokens are skipped: the advantage and the next value carry backward through them.
+    ``returns = adv + values`` at every position. ``gamma * lam`` is rounded once to the dtype."""
+    r, v = _np(token_rewards), _np(values)
+    dtype = np.result_type(r, v)
+    r, v = r.astype(dtype), v.astype(dtype)
+    m = _mask_as(mask, dtype)
+    g, gl, one = dtype.type(gamma), dtype.type(gamma * lam), dtype.type(1)
+    adv = np.empty_like(r)
+    nextvalues = np.zeros(r.shape[0], dtype)
+    lastgaelam = np.zeros(r.shape[0], dtype)
+    for t in range(r.shape[1] - 1, -1, -1):
+        delta = (r[:, t] + g * nextvalues) - v[:, t]
+        lg = delta + gl * lastgaelam
+        keep = one - m[:, t]
+        nextvalues = v[:, t] * m[:, t] + keep * nextvalues
+        lastgaelam = lg * m[:, t] + keep * lastgaelam
+        adv[:, t] = lastgaelam
+    a, b = (None, None) if out is None else out
+    return _write(a, adv), _write(b, adv + v)
+
+
+def kl_estimate(
+    logp: Any, ref_logp: Any, mask: Any = None, *, kind: str = "k3", clamp: bool = False, out: Any = None
+) -> Any:
+    """Per-token KL estimators (J. Schulman, "Approximating KL divergence", 2020), any shape.
+
+    With ``d = logp - ref_logp``: ``k1 = d``; ``k2 = d^2 / 2``; ``k3 = exp(-d) + d - 1``, evaluated as verl does
+    with ``kl = ref_logp - logp`` as ``(exp(kl) - kl) - 1``; ``"abs" = |d|``. verl's names are accepted:
+    ``"kl"`` = k1, ``"mse"`` = k2, ``"low_var_kl"`` = k3. ``clamp=True`` (k3 only) reproduces verl's
+    ``kl_penalty_forward``: ``kl`` clamped to [-20, 20] before the exp, the result to [-10, 10]. Where
+    ``mask == 0`` the output is exactly 0 (a select: no NaN from ``inf * 0``)."""
+    a, b = _np(logp), _np(ref_logp)
+    dtype = np.result_type(a, b)
+    d = a.astype(dtype) - b.astype(dtype)
+    k = KL_KINDS[kind]
+    with np.errstate(over="ignore", invalid="ignore"):
+        if k == "k1":
+            v = d
+        elif k == "k2":
+            v = dtype.type(0.5) * (d * d)
+        elif k == "abs":
+            v = np.abs(d)
+        else:
+            kl = -d
+            if clamp:
+                kl = np.clip(kl, dtype.type(-20), dtype.type(20))
+            v = (np.exp(kl) - kl) - dtype.type(1)
+            if clamp:
+                v = np.clip(v, dtype.type(-10), dtype.type(10))
+    if mask is not None:
+        v = np.where(_np(mask) != 0, v, dtype.type(0))
+    return _write(out, np.asarray(v, dtype))

@@ -1,4 +1,5 @@
-"""Compiled kernels: GAE, discounted returns, group (GRPO) advantages, running statistics and the PPO loss.
+"""Compiled kernels: GAE, discounted returns, group (GRPO) advantages, running statistics, the PPO loss and the
+per-token kernels of language-model RL (token returns and GAE, masked whitening, KL estimates, loss aggregation).
 
 Each function validates its arguments (raising ValueError/TypeError that name the argument and the expected
 versus actual shape or dtype), converts torch tensors and non-contiguous arrays, and calls the C++ core with
@@ -9,8 +10,8 @@ that are already C-contiguous with a supported dtype are read without copying; `
 Importing this package costs NumPy and ``rltrain._core`` only (torch is imported when a tensor is passed in).
 
 Layout: ``advantages`` (GAE, returns, group advantages), ``llm_group`` (LLM group and RLOO advantages),
-``running_stats``, ``loss`` (PPO), ``_threads`` (pool size) and ``_convert`` (NumPy/torch in and out, ``out=``,
-aliasing, the fast-path test).
+``llm_token`` (per-token LLM kernels), ``llm_loss`` (``aggregate_loss``, torch), ``running_stats``, ``loss``
+(PPO), ``_threads`` (pool size) and ``_convert`` (NumPy/torch in and out, ``out=``, aliasing, the fast-path test).
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ from rltrain.kernels.advantages import (
     per_step_advantages,
 )
 from rltrain.kernels.llm_group import group_advantages, rloo_advantages
+from rltrain.kernels.llm_loss import aggregate_loss
+from rltrain.kernels.llm_token import kl_estimate, masked_whiten, token_gae, token_returns
 from rltrain.kernels.loss import ppo_loss_grad
 from rltrain.kernels.running_stats import RewardNormalizer, RunningMeanStd
 
 __all__ = [
     "RewardNormalizer",
     "RunningMeanStd",
+    "aggregate_loss",
     "discounted_returns",
     "episodic_advantages",
     "gae",
@@ -38,8 +42,12 @@ __all__ = [
     "group_advantages",
     "group_normalize",
     "hybrid_advantages",
+    "kl_estimate",
+    "masked_whiten",
     "per_step_advantages",
     "ppo_loss_grad",
     "rloo_advantages",
     "set_num_threads",
+    "token_gae",
+    "token_returns",
 ]

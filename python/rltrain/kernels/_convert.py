@@ -140,7 +140,7 @@ def flag_array(a: np.ndarray, name: str) -> np.ndarray:
     if a.dtype in FLAG_DTYPES:
         return as_dtype(a, a.dtype)
     if a.dtype.kind in "iu":
-        return np.ascontiguousarray(a != 0)
+        return np.require(a != 0, requirements=["C", "A"])  # ascontiguousarray would make a 0-d array 1-D
     raise TypeError(f"{name}: expected dtype bool, uint8, float32 or float64, got {a.dtype}")
 
 
@@ -268,7 +268,7 @@ def copy_into(dst: Any, src: Any, name: str = "out") -> Any:
         import torch
 
         with torch.no_grad():
-            dst.copy_(src if is_torch(src) else torch.from_numpy(np.ascontiguousarray(src)))
+            dst.copy_(src if is_torch(src) else torch.from_numpy(np.require(src, requirements=["C"])))
     else:
         dst[...] = src.detach().cpu().numpy() if is_torch(src) else src
     return dst

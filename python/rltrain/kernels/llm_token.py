@@ -1,0 +1,261 @@
+"""Per-token kernels of language-model RL (SPEC §6): ``token_returns``, ``token_gae``, ``masked_whiten`` and
+``kl_estimate`` over response buffers with a mask (1 = response token).
+
+Each function validates its arguments (``ValueError``/``TypeError`` naming the argument and the expected versus
+actual shape or dtype), converts torch tensors and non-contiguous arrays, and calls the C++ core with the GIL
+released; large inputs are split over the kernel pool (rows for the scans, elements otherwise) with results
+identical for any thread count. A plain call (C-contiguous NumPy arrays, Python float scalars) goes straight to
+the binding, which checks shapes, dtypes and ranges itself. ``rltrain.reference`` holds the NumPy specification.
+
+Masks are bool, uint8 or int64 (non-zero = 1; other integers are converted) or float32/float64 (the value enters
+the formulas by multiplication, as verl's ``x * mask``). The output dtype is that of the float inputs.
+CUDA tensors run ``rltrain.kernels._torch_paths.<name>`` on the device when ``_torch_paths.CUDA_PATH[name]`` is
+``"torch"``, and are otherwise copied through the host kernel and back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rltrain import _core
+from rltrain._checks import choice, real, require_ndim, require_shape
+from rltrain.kernels._convert import (
+    I64,
+    Io,
+    Out,
+    aliased,
+    as_dtype,
+    copy_into,
+    flag_array,
+    float_dtype,
+    is_torch,
+    out_tuple,
+    plain,
+    plain_flags,
+    plain_lengths,
+    plain_or_none,
+)
+
+_MASKED = {"restart": 0, "carry": 1}
+_KL_KINDS = {"k1": 0, "kl": 0, "k2": 1, "mse": 1, "k3": 2, "low_var_kl": 2, "abs": 3}
+
+
+def _code(value: Any, name: str, options: dict[str, int]) -> int:
+    """The code of a string option; ``choice`` words the error (a dict lookup first: it is on the fast path)."""
+    try:
+        return options[value]
+    except (KeyError, TypeError):
+        return options[choice(value, name, options)]
+
+
+def _discount(x: Any, name: str) -> float:
+    return real(x, name, lo=0.0, hi=1.0)
+
+
+def _flag(x: Any, name: str) -> bool:
+    if not isinstance(x, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected a bool, got {type(x).__name__} {x!r}")
+    return bool(x)
+
+
+def _torch_path(name: str, *args: Any) -> Callable[..., Any] | None:
+    """The torch implementation of kernel ``name`` when an argument is a CUDA tensor and
+    ``rltrain.kernels._torch_paths.CUDA_PATH`` selects it; None to run the host kernel."""
+    if not any(is_torch(a) and a.device.type == "cuda" for a in args):
+        return None
+    from rltrain.kernels import _torch_paths
+
+    if _torch_paths.CUDA_PATH.get(name) != "torch":
+        return None
+    fn: Callable[..., Any] = getattr(_torch_paths, name)
+    return fn
+
+
+def _mask(io: Io, mask: Any, shape: tuple[int, ...], layout: str | None) -> np.ndarray:
+    """The mask as the kernels read it: bool, uint8, int64 or float32/float64 (other integers as non-zero)."""
+    m = io.array(mask, "mask")
+    require_shape(m, "mask", shape, layout)
+    return as_dtype(m, m.dtype) if m.dtype == I64 else flag_array(m, "mask")
+
+
+def _plain_mask(m: Any) -> bool:
+    """A mask the binding takes as it is: flags, floats or int64 (verl's attention-style masks)."""
+    return plain_flags(m) or plain_lengths(m)
+
+
+# ------------------------------------------------------------------------------------------ token_returns
+
+
+def token_returns(
+    token_rewards: Any, mask: Any, *, gamma: float = 1.0, masked: str = "restart", out: Any = None
+) -> Any:
+    """Reverse discounted returns over ``[B, L]`` response tokens (REINFORCE++), from ``t = L - 1`` down with
+    ``run = 0``:
+
+    * ``masked="restart"`` (SPEC §6): ``ret[t] = r[t] + gamma * run; run = ret[t] * mask[t]``. A masked token
+      restarts the return; ``ret`` at masked positions is whatever the recursion gives (not forced to 0).
+    * ``masked="carry"`` (verl 0.9.1's ``compute_reinforce_plus_plus_outcome_advantage``):
+      ``new = r[t] + gamma * run; ret[t] = new * mask[t]; run = new * mask[t] + run * (1 - mask[t])``. The
+      return carries unchanged across masked spans (tool observations) and is 0 there.
+
+    ``gamma`` in [0, 1]. Returns ``[B, L]`` of the rewards' dtype (``out=`` to write into a buffer)."""
+    mode = _code(masked, "masked", _MASKED)
+    fn = _torch_path("token_returns", token_rewards, mask)
+    if fn is not None:
+        res = fn(token_rewards, mask, gamma=gamma, masked=masked)
+        return res if out is None else copy_into(out, res)
+    if out is not None and aliased((("out", out),), (("token_rewards", token_rewards), ("mask", mask))):
+        return copy_into(out, token_returns(token_rewards, mask, gamma=gamma, masked=masked))
+    if (
+        type(gamma) is float
+        and plain(token_rewards)
+        and _plain_mask(mask)
+        and plain_or_none(out, token_rewards.dtype)
+    ):
+        return _core.kernels.token_returns(token_rewards, mask, gamma, mode, out)
+    io = Io()
+    r = io.array(token_rewards, "token_rewards")
+    require_ndim(r, "token_rewards", 2, "[B, L]")
+    dtype = float_dtype(r, "token_rewards")
+    m = _mask(io, mask, r.shape, "[B, L]")
+    g = _discount(gamma, "gamma")
+    o = Out(out, "out", r.shape, dtype)
+    return o.result(io, _core.kernels.token_returns(as_dtype(r, dtype), m, g, mode, o.buf))
+
+
+# ---------------------------------------------------------------------------------------------- token_gae
+
+
+def token_gae(
+    token_rewards: Any,
+    values: Any,
+    mask: Any,
+    *,
+    gamma: float = 1.0,
+    lam: float = 1.0,
+    out: tuple[Any, Any] | None = None,
+) -> tuple[Any, Any]:
+    """GAE over ``[B, L]`` response tokens as verl 0.9.1's ``compute_gae_advantage_return`` computes it, without
+    its final whitening (``masked_whiten(advantages, mask)`` gives verl's advantages); returns
+    ``(advantages, returns)``. With ``nextvalues = lastgaelam = 0``, for ``t`` from ``L - 1`` down::
+
+        delta = r[t] + gamma * nextvalues - v[t];  lg = delta + gamma * lam * lastgaelam
+        nextvalues = v[t] * m[t] + (1 - m[t]) * nextvalues
+        lastgaelam = lg * m[t] + (1 - m[t]) * lastgaelam;  advantages[t] = lastgaelam
+
+    Masked tokens are skipped: the advantage and the next value carry backward through them.
+    ``returns = advantages + values`` at every position. ``gamma``, ``lam`` in [0, 1] (Schulman et al. 2016:
+    ``lam=0`` is the TD(0) error, ``lam=1`` the Monte-Carlo return minus V)."""
+    fn = _torch_path("token_gae", token_rewards, values, mask)
+    o_adv, o_ret = (None, None) if out is None else out_tuple(out, 2)
+    if fn is not None:
+        a, b = fn(token_rewards, values, mask, gamma=gamma, lam=lam)
+        if out is None:
+            return a, b
+        return copy_into(o_adv, a, "out[0] (advantages)"), copy_into(o_ret, b, "out[1] (returns)")
+    if out is not None and aliased(
+        (("out[0] (advantages)", o_adv), ("out[1] (returns)", o_ret)),
+        (("token_rewards", token_rewards), ("values", values), ("mask", mask)),
+    ):
+        a, b = token_gae(token_rewards, values, mask, gamma=gamma, lam=lam)
+        return copy_into(o_adv, a, "out[0] (advantages)"), copy_into(o_ret, b, "out[1] (returns)")
+    if (
+        type(gamma) is float
+        and type(lam) is float
+        and plain(token_rewards)
+        and plain(values, token_rewards.dtype)
+        and _plain_mask(mask)
+        and plain_or_none(o_adv, token_rewards.dtype)
+        and plain_or_none(o_ret, token_rewards.dtype)
+    ):
+        return _core.kernels.token_gae(token_rewards, values, mask, gamma, lam, o_adv, o_ret)
+    io = Io()
+    r = io.array(token_rewards, "token_rewards")
+    require_ndim(r, "token_rewards", 2, "[B, L]")
+    v = io.array(values, "values")
+    dtype = np.result_type(float_dtype(r, "token_rewards"), float_dtype(v, "values"))
+    require_shape(v, "values", r.shape, "[B, L]")
+    m = _mask(io, mask, r.shape, "[B, L]")
+    g, lm = _discount(gamma, "gamma"), _discount(lam, "lam")
+    adv = Out(o_adv, "out[0] (advantages)", r.shape, dtype)
+    ret = Out(o_ret, "out[1] (returns)", r.shape, dtype)
+    a, b = _core.kernels.token_gae(as_dtype(r, dtype), as_dtype(v, dtype), m, g, lm, adv.buf, ret.buf)
+    return adv.result(io, a), ret.result(io, b)
+
+
+# ----------------------------------------------------------------------------------------- masked_whiten
+
+
+def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e-8, out: Any = None) -> Any:
+    """verl's ``masked_whiten`` (any shape, ``mask.shape == x.shape``): with ``n = sum(mask)``,
+    ``mean = sum(x * mask) / n`` and the unbiased ``var = sum((x - mean)^2 * mask) / n * n / (n - 1)``, every
+    position (masked or not) becomes ``(x - mean) * 1 / sqrt(var + eps)``, plus ``mean`` again when
+    ``shift_mean`` is False. Statistics in float64 (fixed blocks: the same for any thread count), the result
+    rounded once to x's dtype. ``ValueError`` naming ``mask`` when ``n < 2``."""
+    fn = _torch_path("masked_whiten", x, mask)
+    if fn is not None:
+        res = fn(x, mask, shift_mean=shift_mean, eps=eps)
+        return res if out is None else copy_into(out, res)
+    if out is not None and aliased((("out", out),), (("x", x), ("mask", mask))):
+        return copy_into(out, masked_whiten(x, mask, shift_mean=shift_mean, eps=eps))
+    if (
+        type(eps) is float
+        and type(shift_mean) is bool
+        and plain(x)
+        and _plain_mask(mask)
+        and plain_or_none(out, x.dtype)
+    ):
+        return _core.kernels.masked_whiten(x, mask, shift_mean, eps, out)
+    sm = _flag(shift_mean, "shift_mean")
+    e = real(eps, "eps", lo=0.0)
+    io = Io()
+    xa = io.array(x, "x")
+    dtype = float_dtype(xa, "x")
+    m = _mask(io, mask, xa.shape, None)
+    o = Out(out, "out", xa.shape, dtype)
+    return o.result(io, _core.kernels.masked_whiten(as_dtype(xa, dtype), m, sm, e, o.buf))
+
+
+# ------------------------------------------------------------------------------------------- kl_estimate
+
+
+def kl_estimate(
+    logp: Any, ref_logp: Any, mask: Any = None, *, kind: str = "k3", clamp: bool = False, out: Any = None
+) -> Any:
+    """Per-token KL estimators of the policy from the reference (J. Schulman, "Approximating KL divergence",
+    2020), any shape. With ``d = logp - ref_logp``:
+
+    * ``"k1"`` (verl: ``"kl"``): ``d``;  ``"k2"`` (``"mse"``): ``d^2 / 2``;  ``"abs"``: ``|d|``;
+    * ``"k3"`` (``"low_var_kl"``): ``exp(-d) + d - 1``, evaluated as verl does with ``kl = ref_logp - logp`` as
+      ``(exp(kl) - kl) - 1``. ``clamp=True`` reproduces verl's ``kl_penalty_forward``: ``kl`` clamped to
+      [-20, 20] before the exp and the result to [-10, 10] (ignored for the other kinds).
+
+    Where ``mask == 0`` the output is exactly 0 (a select, not a product: no NaN from ``inf * 0``); elsewhere
+    the mask's value does not scale the estimate."""
+    code = _code(kind, "kind", _KL_KINDS)
+    fn = _torch_path("kl_estimate", logp, ref_logp, mask)
+    if fn is not None:
+        res = fn(logp, ref_logp, mask, kind=kind, clamp=clamp)
+        return res if out is None else copy_into(out, res)
+    if out is not None and aliased((("out", out),), (("logp", logp), ("ref_logp", ref_logp), ("mask", mask))):
+        return copy_into(out, kl_estimate(logp, ref_logp, mask, kind=kind, clamp=clamp))
+    if (
+        type(clamp) is bool
+        and plain(logp)
+        and plain(ref_logp, logp.dtype)
+        and (mask is None or _plain_mask(mask))
+        and plain_or_none(out, logp.dtype)
+    ):
+        return _core.kernels.kl_estimate(logp, ref_logp, mask, code, clamp, out)
+    cl = _flag(clamp, "clamp")
+    io = Io()
+    a = io.array(logp, "logp")
+    b = io.array(ref_logp, "ref_logp")
+    dtype = np.result_type(float_dtype(a, "logp"), float_dtype(b, "ref_logp"))
+    require_shape(b, "ref_logp", a.shape)
+    m = None if mask is None else _mask(io, mask, a.shape, None)
+    o = Out(out, "out", a.shape, dtype)
+    return o.result(io, _core.kernels.kl_estimate(as_dtype(a, dtype), as_dtype(b, dtype), m, code, cl, o.buf))
