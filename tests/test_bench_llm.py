@@ -19,7 +19,7 @@ def test_quick_run_covers_every_kernel_and_agrees_with_the_peers() -> None:
                        "kl_estimate k3", "group_advantages group", "group_advantages batch", "group_advantages none",
                        "rloo_advantages", "group_advantages ids", "rloo_advantages ids"}
     peers = [r for r in rows if not r["impl"].startswith("rltrain")]
-    assert len(peers) == 10
+    assert len(peers) == 14  # 4 token blocks x 2 shapes, 6 group blocks
     for r in peers:  # float32 on both sides; whitening divides by a std near 1
         assert r["max_abs_diff"] < 1e-3, r
         assert r["rltrain_speedup"] > 0
