@@ -56,7 +56,7 @@ status=0
 "${run[@]}" python -m pytest -p no:cacheprovider -q --timeout=300 \
   tests/test_build.py tests/test_kernels.py tests/test_running_stats.py tests/test_sync_words.py \
   tests/test_native_envs.py tests/test_vec_native.py tests/test_lunar_native.py tests/test_vec_lunar.py \
-  tests/test_fork_vec.py --deselect tests/test_fork_vec.py::test_create_close_cycles_leak_nothing || status=$?
+  tests/test_fork_vec.py tests/test_llm_group_kernels.py tests/test_llm_token_kernels.py --deselect tests/test_fork_vec.py::test_create_close_cycles_leak_nothing || status=$?
 check tests "$status"
 
 echo "== ThreadSanitizer: concurrent-use stress ($((SECONDS - start)) s)"

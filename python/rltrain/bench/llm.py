@@ -236,13 +236,13 @@ def _token_section(rows: list[dict[str, Any]], rng: np.random.Generator, B: int,
     m = torch.from_numpy((np.arange(L)[None, :] < lengths[:, None]).astype(np.float32))
     logp = torch.from_numpy(-rng.random((B, L)).astype(np.float32))
     ref = logp + torch.from_numpy(0.1 * rng.standard_normal((B, L)).astype(np.float32))
-    adv_o, ret_o = torch.empty_like(r), torch.empty_like(r)
+    adv_o, ret_o, white_o = torch.empty_like(r), torch.empty_like(r), torch.empty_like(r)
     el = B * L
 
     # token_gae: verl's estimator (with its whitening) vs token_gae + masked_whiten; then the kernel alone
     def ours_gae() -> Any:
         a, ret = kernels.token_gae(r, v, m, gamma=1.0, lam=1.0, out=(adv_o, ret_o))
-        return kernels.masked_whiten(a, m, out=a), ret
+        return kernels.masked_whiten(a, m, out=white_o), ret
 
     diff = _maxdiff(verl["gae"](r, v, m), tuple(x.clone() for x in ours_gae()))
     t_ours = _time(ours_gae, quick=quick)
@@ -255,7 +255,7 @@ def _token_section(rows: list[dict[str, Any]], rng: np.random.Generator, B: int,
     # token_returns (REINFORCE++): verl's estimator vs token_returns(carry) + whiten * mask
     def ours_rpp() -> Any:
         ret = kernels.token_returns(r, m, gamma=1.0, masked="carry", out=ret_o)
-        a = kernels.masked_whiten(ret, m, out=adv_o)
+        a = kernels.masked_whiten(ret, m, out=white_o)
         a.mul_(m)
         return a, ret
 
