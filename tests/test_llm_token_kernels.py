@@ -676,10 +676,66 @@ def test_cuda_tensors_copy_through_host_or_take_the_torch_path(monkeypatch: pyte
         calls.append(masked)
         return torch.zeros_like(token_rewards)
 
-    monkeypatch.setattr(_torch_paths, "CUDA_PATH", {"token_returns": "torch"})
-    monkeypatch.setattr(_torch_paths, "token_returns", fake, raising=False)
-    out = torch.full_like(r, 5.0)
-    assert K.token_returns(r, m, masked="carry", out=out) is out and calls == ["carry"] and bool((out == 0).all())
+    with monkeypatch.context() as mp:
+        mp.setattr(_torch_paths, "CUDA_PATH", {"token_returns": "torch"})
+        mp.setattr(_torch_paths, "token_returns", fake, raising=False)
+        out = torch.full_like(r, 5.0)
+        assert K.token_returns(r, m, masked="carry", out=out) is out and calls == ["carry"] and bool((out == 0).all())
+    check_device_dispatch("cuda", monkeypatch)
+
+
+def check_device_dispatch(device: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every LLM kernel on ``device`` tensors, by the torch path and by the host path, == the CPU kernels on NumPy
+    (float64 within 1e-10, float32 within 1e-5); results and out= stay on the device; a bad shape, a non-finite
+    reward, too few masked tokens and a host array beside device tensors raise as documented.
+    (tests/test_llm_cuda_dispatch.py runs this on CPU tensors taken for device ones.)"""
+    from rltrain.kernels import _torch_paths
+
+    rng = np.random.default_rng(0)
+    for dtype, tol in ((np.float64, 1e-10), (np.float32, 1e-5)):
+        r, v = rng.normal(size=(4, 33)).astype(dtype), rng.normal(size=(4, 33)).astype(dtype)
+        m = rng.random((4, 33)) < 0.8
+        mi = m.astype(np.int64) * 3
+        rw = rng.normal(size=(12, 2)).astype(dtype)
+        ids = np.array([0, 1, 0, 2, 1, 1, 0, 2, 5, 2, 0, 1])
+        calls: list[tuple[Any, tuple[Any, ...], dict[str, Any]]] = [
+            (K.token_returns, (r, m), {"gamma": 0.9}),
+            (K.token_returns, (r, mi), {"gamma": 0.9, "masked": "carry"}),
+            (K.token_gae, (r, v, m), {"gamma": 0.99, "lam": 0.95}),
+            (K.masked_whiten, (r, mi), {"shift_mean": False}),
+            (K.kl_estimate, (r, v, m), {"kind": "low_var_kl", "clamp": True}),
+            (K.kl_estimate, (r, v, None), {"kind": "mse"}),
+            (K.group_advantages, (rw[:, 0], ids), {"preset": "verl"}),
+            (K.group_advantages, (rw, None), {"group_size": 4, "preset": "trl", "reward_weights": [1.0, 0.5]}),
+            (K.group_advantages, (rw, ids), {"combine": "normalize_then_sum", "scale": "batch"}),
+            (K.rloo_advantages, (rw[:, 1], None), {"group_size": 3}),
+        ]
+        for mode in ("torch", "host"):
+            monkeypatch.setattr(_torch_paths, "CUDA_PATH", dict.fromkeys(_torch_paths.CUDA_PATH, mode))
+            for fn, args, kw in calls:
+                want = fn(*args, **kw)
+                dev = tuple(None if a is None else torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in args)
+                got = fn(*dev, **kw)
+                outs = [got] if isinstance(got, torch.Tensor) else list(got)
+                wants = [want] if isinstance(want, np.ndarray) else list(want)
+                if isinstance(got, torch.Tensor):
+                    out = torch.full_like(got, 7.0)
+                    assert fn(*dev, out=out, **kw) is out
+                    outs.append(out)
+                    wants.append(want)
+                for g, w in zip(outs, wants, strict=True):
+                    assert g.device == dev[0].device
+                    np.testing.assert_allclose(g.cpu().numpy(), w, rtol=tol, atol=tol * max(1.0, np.abs(w).max()))
+            d = torch.from_numpy(r).to(device)
+            with pytest.raises(ValueError, match=r"^mask: expected shape \[B, L\] = \(4, 33\), got \(4, 32\)"):
+                K.token_returns(d, torch.ones(4, 32, dtype=torch.bool, device=device))
+            with pytest.raises(ValueError, match="^rewards: expected finite values, got nan at index 1"):
+                K.rloo_advantages(torch.tensor([0.0, float("nan"), 1.0], device=device))
+            with pytest.raises(ValueError, match="^mask: expected at least 2 masked entries"):
+                K.masked_whiten(d, torch.zeros(4, 33, dtype=torch.bool, device=device))
+            if device != "cpu":
+                with pytest.raises(ValueError, match="^mask: expected a torch tensor on"):
+                    K.token_returns(d, m)
 
 
 # ------------------------------------------------------------------------------------ verl 0.9.1 sanity

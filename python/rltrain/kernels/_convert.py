@@ -134,14 +134,42 @@ def as_dtype(a: np.ndarray, dtype: np.dtype[Any]) -> np.ndarray:
     return np.require(a, dtype=dtype, requirements=["C", "A"])
 
 
+def check_flags(a: Any, name: str) -> bool:
+    """Whether flags of ``a``'s dtype are read as they are (bool, uint8, float32, float64: True) or as non-zero
+    (other integers: False); ``TypeError`` for any other dtype. Reads ``a.dtype`` only."""
+    if a.dtype in FLAG_DTYPES:
+        return True
+    if a.dtype.kind in "iu":
+        return False
+    raise TypeError(f"{name}: expected dtype bool, uint8, float32 or float64, got {a.dtype}")
+
+
 def flag_array(a: np.ndarray, name: str) -> np.ndarray:
     """Flags stay as they are when bool, uint8, float32 or float64 (non-zero means set); other integers are
     read as non-zero."""
-    if a.dtype in FLAG_DTYPES:
+    if check_flags(a, name):
         return as_dtype(a, a.dtype)
-    if a.dtype.kind in "iu":
-        return np.require(a != 0, requirements=["C", "A"])  # ascontiguousarray would make a 0-d array 1-D
-    raise TypeError(f"{name}: expected dtype bool, uint8, float32 or float64, got {a.dtype}")
+    return np.require(a != 0, requirements=["C", "A"])  # ascontiguousarray would make a 0-d array 1-D
+
+
+def check_out(obj: Any, name: str, shape: Sequence[int], dtype: np.dtype[Any]) -> None:
+    """The checks of an ``out=`` target (not None) of ``shape`` and ``dtype``: a NumPy array (writable) or a torch
+    tensor on any device. Reads metadata only."""
+    if is_torch(obj):
+        import torch
+
+        want = torch.float32 if dtype == np.float32 else torch.float64
+        if obj.dtype != want:
+            raise TypeError(f"{name}: expected dtype {want}, got {obj.dtype}")
+        require_shape(obj, name, shape)
+        return
+    if not isinstance(obj, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(obj).__name__}")
+    if obj.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype}, got {obj.dtype}")
+    require_shape(obj, name, shape)
+    if not obj.flags.writeable:
+        raise ValueError(f"{name}: output array is read-only")
 
 
 class Out:
@@ -153,25 +181,13 @@ class Out:
         self.buf: np.ndarray | None = None
         if obj is None:
             return
+        check_out(obj, name, shape, dtype)
         if is_torch(obj):
-            import torch
-
-            want = torch.float32 if dtype == np.float32 else torch.float64
-            if obj.dtype != want:
-                raise TypeError(f"{name}: expected dtype {want}, got {obj.dtype}")
-            require_shape(obj, name, shape)
             if obj.device.type == "cpu" and obj.is_contiguous() and not obj.requires_grad and obj.numpy().flags.aligned:
                 self.buf = obj.numpy()
             else:
                 self.buf, self.copy_back = np.empty(shape, dtype), True
             return
-        if not isinstance(obj, np.ndarray):
-            raise TypeError(f"{name}: expected a numpy array or torch tensor, got {type(obj).__name__}")
-        if obj.dtype != dtype:
-            raise TypeError(f"{name}: expected dtype {dtype}, got {obj.dtype}")
-        require_shape(obj, name, shape)
-        if not obj.flags.writeable:
-            raise ValueError(f"{name}: output array is read-only")
         if c_aligned(obj):
             self.buf = obj
         else:
@@ -237,7 +253,7 @@ def overlap(a: Any, b: Any) -> bool:
         except Exception:  # numpy's TooHardError: cannot tell cheaply, so treat as overlapping
             return True
     if is_torch(a) and is_torch(b):
-        if a.device != b.device or a.numel() == 0 or b.numel() == 0:
+        if a.device != b.device or a.device.type == "meta" or a.numel() == 0 or b.numel() == 0:
             return False
         (a0, a1), (b0, b1) = _torch_span(a), _torch_span(b)
         return a0 < b1 and b0 < a1

@@ -4,31 +4,33 @@ conventions of TRL, verl, Dr. GRPO and rltrain; several reward columns, GDPO) an
 Each function validates its arguments (``ValueError``/``TypeError`` naming the argument), converts torch tensors,
 other integer id dtypes and non-contiguous arrays, and calls the C++ core (``cpp/include/rltrain/llm_group.hpp``)
 with the GIL released. A plain call (C-contiguous NumPy rewards, int64 ids or an int group size, a preset and plain
-overrides, no weights) goes straight to the binding, which checks shapes and ranges itself. CUDA tensors take the
-torch path of ``rltrain.kernels._torch_paths`` where that measured faster, else they are computed on the host and
-copied back. ``rltrain.reference`` holds the NumPy specification.
+overrides, no weights) goes straight to the binding, which checks shapes and ranges itself. CUDA tensors are checked
+by the same code on their metadata (``rltrain.kernels._device``: ids and ``out=`` must be on the rewards' device;
+``reward_weights`` is read on the host and moved there), then take the torch path of
+``rltrain.kernels._torch_paths`` where ``CUDA_PATH`` says so, else are computed on the host and copied back.
+``rltrain.reference`` holds the NumPy specification.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from rltrain import _core
 from rltrain._checks import choice, optional_integer, real, require_ndim, require_shape, shape_str
+from rltrain.kernels import _device
 from rltrain.kernels._convert import (
     I64,
     Io,
     Out,
     aliased,
     as_dtype,
+    check_out,
     copy_into,
     ddof_arg,
     float_dtype,
-    is_torch,
     plain,
     plain_ddof,
     plain_lengths,
@@ -50,6 +52,14 @@ PRESETS: dict[str, tuple[str, int, float, str, str]] = {
 verl = verl's ``compute_grpo_outcome_advantage``; dr_grpo = Dr. GRPO (mean only)."""
 
 _GS_MAX = 2**62  # a larger group size cannot divide any B; the checking path words the error
+
+_NAMES = {
+    "scale": list(_SCALES),
+    "eps_on": list(_EPS_ON),
+    "singleton": list(_SINGLETON),
+    "combine": list(_COMBINE),
+}
+"""code -> name of each option (the torch paths take the names)."""
 
 _PRESET_CODES = {
     name: (_SCALES[sc], dd, e, _EPS_ON[eo], _SINGLETON[sg]) for name, (sc, dd, e, eo, sg) in PRESETS.items()
@@ -102,20 +112,9 @@ def _out_overlaps(out: Any, *inputs: Any) -> bool:
     return aliased((("out", out),), tuple(("input", x) for x in inputs))
 
 
-def _cuda_fn(name: str, x: Any) -> Callable[..., Any] | None:
-    """The torch implementation to run when ``x`` is a CUDA tensor and that path measured faster, else None."""
-    if not (is_torch(x) and x.device.type == "cuda"):
-        return None
-    from rltrain.kernels import _torch_paths
-
-    if _torch_paths.CUDA_PATH.get(name, "host") != "torch":
-        return None
-    fn: Callable[..., Any] = getattr(_torch_paths, name)
-    return fn
-
-
-def _ids(io: Io, group_ids: Any, group_size: Any, B: int) -> tuple[np.ndarray | None, int | None]:
-    """``group_ids`` as a C-contiguous int64 ``[B]`` array (None when not given) and the checked ``group_size``."""
+def _ids(io: Io, group_ids: Any, group_size: Any, B: int) -> tuple[Any, int | None]:
+    """``group_ids`` as ``io`` reads it, checked (integer dtype, ``[B]``; None when not given), and the checked
+    ``group_size``."""
     if group_ids is None:
         gs = optional_integer(group_size, "group_size", lo=1)
         if gs is not None and B % gs != 0:
@@ -127,11 +126,10 @@ def _ids(io: Io, group_ids: Any, group_size: Any, B: int) -> tuple[np.ndarray | 
     if ids.dtype == np.bool_ or ids.dtype.kind not in "iu":
         raise TypeError(f"group_ids: expected an integer dtype, got {ids.dtype}")
     require_shape(ids, "group_ids", (B,), "[B]")
-    # uint64 ids beyond 2**63 wrap to distinct negative int64 ids: the grouping is the same.
-    return as_dtype(ids, I64), None
+    return ids, None
 
 
-def _rewards(io: Io, rewards: Any, ndims: tuple[int, ...]) -> np.ndarray:
+def _rewards(io: Io, rewards: Any, ndims: tuple[int, ...]) -> Any:
     r = io.array(rewards, "rewards")
     if r.ndim not in ndims:
         want = "a 1-D array [B]" if ndims == (1,) else "a 1-D [B] or 2-D [B, R] array"
@@ -140,7 +138,7 @@ def _rewards(io: Io, rewards: Any, ndims: tuple[int, ...]) -> np.ndarray:
     return r
 
 
-def _weights(io: Io, reward_weights: Any, r: np.ndarray) -> tuple[np.ndarray, np.dtype[Any]]:
+def _weights(io: Io, reward_weights: Any, r: Any) -> tuple[np.ndarray, np.dtype[Any]]:
     """``reward_weights`` as finite float64 ``[R]`` and the output dtype. A float array (or tensor) takes part in
     the output dtype; integers and Python sequences of numbers do not."""
     if r.ndim == 1:
@@ -161,6 +159,88 @@ def _weights(io: Io, reward_weights: Any, r: np.ndarray) -> tuple[np.ndarray, np
         bad = int(np.flatnonzero(~np.isfinite(w64))[0])
         raise ValueError(f"reward_weights: expected finite values, got {w64[bad]} at index {bad}")
     return w64, dtype
+
+
+_Settings = tuple[int, int, float, int, int, int]  # scale, ddof, eps, eps_on, singleton, combine
+
+
+def _settings(preset: Any, scale: Any, ddof: Any, eps: Any, eps_on: Any, combine: Any) -> _Settings:
+    """The checked codes of a preset and its overrides."""
+    p_scale, p_ddof, p_eps, p_eps_on, singleton = _PRESET_CODES[choice(preset, "preset", _PRESET_CODES)]
+    sc = p_scale if scale is None else _option(scale, "scale", _SCALES)
+    dd = p_ddof if ddof is None else ddof_arg(ddof)
+    e = p_eps if eps is None else real(eps, "eps", lo=0.0)
+    eo = p_eps_on if eps_on is None else _option(eps_on, "eps_on", _EPS_ON)
+    return sc, dd, e, eo, singleton, _option(combine, "combine", _COMBINE)
+
+
+def _check(
+    io: Io, wio: Io, rewards: Any, group_ids: Any, group_size: Any, reward_weights: Any, out: Any, rloo: bool = False
+) -> tuple[Any, Any, int | None, np.ndarray | None, np.dtype[Any]]:
+    """The argument checks of both kernels, host and device calls alike: rewards and ids as ``io`` reads them
+    (host arrays, or ``_device.Meta`` for device tensors), the group size, the float64 weights read by ``wio``
+    and the output dtype; ``out=`` checked against them."""
+    r = _rewards(io, rewards, (1,) if rloo else (1, 2))
+    ids, gs = _ids(io, group_ids, group_size, r.shape[0])
+    w, dtype = (None, r.dtype) if reward_weights is None else _weights(wio, reward_weights, r)
+    if out is not None:
+        check_out(out, "out", (r.shape[0],), dtype)
+    return r, ids, gs, w, dtype
+
+
+def _id_array(ids: np.ndarray | None) -> np.ndarray | None:
+    # uint64 ids beyond 2**63 wrap to distinct negative int64 ids: the grouping is the same.
+    return None if ids is None else as_dtype(ids, I64)
+
+
+_BOUND = 1e300
+"""Device test of the rewards: when the sum of |values| and of their squares stay below this, every group sum
+and sum of squared deviations the host kernel forms is finite (it raises otherwise), with room for rounding."""
+
+
+def _bounded(t: Any) -> bool:
+    """Whether the float64 magnitudes ``t`` (non-negative) pass the device test (NaN fails it); one sync."""
+    return bool(((t.sum() <= _BOUND) & (t.square().sum() <= _BOUND)).item())
+
+
+def _group_torch(rewards: Any, group_ids: Any, gs: int | None, settings: _Settings, w: np.ndarray | None,
+                 dtype: np.dtype[Any]) -> Any:
+    """``group_advantages`` of checked device tensors by the torch path, or None when the rewards fail the device
+    test (non-finite, or so large that a sum could overflow): the host kernel then raises or decides."""
+    import torch
+
+    from rltrain.kernels import _torch_paths
+
+    sc, dd, e, eo, sg, comb = settings
+    r = rewards.detach().to(_device.torch_dtype(dtype))
+    wt = None if w is None else torch.from_numpy(w).to(r.device)
+    mag = r.to(torch.float64).abs()
+    if r.dim() == 2 and comb == _COMBINE["sum"]:
+        mag = mag @ wt.abs() if wt is not None else mag.sum(1)  # bounds |sum_k w_k r_ik|
+    if not _bounded(mag):
+        return None
+    res = _torch_paths.group_advantages(
+        r, None if group_ids is None else group_ids.detach(), group_size=gs, scale=_NAMES["scale"][sc], ddof=dd,
+        eps=e, eps_on=_NAMES["eps_on"][eo], singleton=_NAMES["singleton"][sg], reward_weights=wt,
+        combine=_NAMES["combine"][comb])
+    # GDPO's last pass: the host kernel raises when the combined advantages do not sum (or square-sum) to a finite
+    # value; that leaves a non-finite or an all-zero result here, which the host path then settles.
+    gdpo = comb == _COMBINE["normalize_then_sum"] and r.shape[0] > 0
+    if gdpo and not bool((torch.isfinite(res).all() & (res != 0).any()).item()):
+        return None
+    return res
+
+
+def _rloo_torch(rewards: Any, group_ids: Any, gs: int | None) -> Any:
+    """``rloo_advantages`` by the torch path, or None when the rewards fail the device test (see ``_group_torch``)."""
+    import torch
+
+    from rltrain.kernels import _torch_paths
+
+    r = rewards.detach()
+    if not _bounded(r.to(torch.float64).abs()):
+        return None
+    return _torch_paths.rloo_advantages(r, None if group_ids is None else group_ids.detach(), group_size=gs)
 
 
 def group_advantages(
@@ -235,23 +315,21 @@ def group_advantages(
         if codes is not None:
             return _core.kernels.group_advantages(rewards, group_ids, group_size, *codes, None, _COMBINE[combine],
                                                   out)
-    fn = _cuda_fn("group_advantages", rewards)
-    if fn is not None:
-        res = fn(rewards, group_ids, group_size=group_size, preset=preset, scale=scale, ddof=ddof, eps=eps,
-                 eps_on=eps_on, reward_weights=reward_weights, combine=combine)
-        return res if out is None else copy_into(out, res)
-    p_scale, p_ddof, p_eps, p_eps_on, singleton = _PRESET_CODES[choice(preset, "preset", _PRESET_CODES)]
-    sc = p_scale if scale is None else _option(scale, "scale", _SCALES)
-    dd = p_ddof if ddof is None else ddof_arg(ddof)
-    e = p_eps if eps is None else real(eps, "eps", lo=0.0)
-    eo = p_eps_on if eps_on is None else _option(eps_on, "eps_on", _EPS_ON)
-    comb = _option(combine, "combine", _COMBINE)
+    settings = _settings(preset, scale, ddof, eps, eps_on, combine)
+    on = _device.device_of(("rewards", rewards), ("group_ids", group_ids))
+    if on is not None:
+        # reward_weights ([R]) is read on the host, as on the host path, and moved to the device
+        r, ids, gs, w, dtype = _check(_device.MetaIo(), Io(), rewards, group_ids, group_size, reward_weights, out)
+        _device.require_device(*on, (("rewards", rewards), ("group_ids", group_ids), ("out", out)))
+        if _device.cuda_path("group_advantages") == "torch":
+            res = _group_torch(rewards, group_ids, gs, settings, w, dtype)
+            if res is not None:
+                return _device.write_out(out, res)
     io = Io()
-    r = _rewards(io, rewards, (1, 2))
-    ids, gs = _ids(io, group_ids, group_size, r.shape[0])
-    w, dtype = (None, r.dtype) if reward_weights is None else _weights(io, reward_weights, r)
+    r, ids, gs, w, dtype = _check(io, io, rewards, group_ids, group_size, reward_weights, out)
     o = Out(out, "out", (r.shape[0],), dtype)
-    res = _core.kernels.group_advantages(as_dtype(r, dtype), ids, gs, sc, dd, e, eo, singleton, w, comb, o.buf)
+    sc, dd, e, eo, sg, comb = settings
+    res = _core.kernels.group_advantages(as_dtype(r, dtype), _id_array(ids), gs, sc, dd, e, eo, sg, w, comb, o.buf)
     return o.result(io, res)
 
 
@@ -272,12 +350,15 @@ def rloo_advantages(rewards: Any, group_ids: Any = None, *, group_size: int | No
         and plain_or_none(out, rewards.dtype)
     ):
         return _core.kernels.rloo_advantages(rewards, group_ids, group_size, out)
-    fn = _cuda_fn("rloo_advantages", rewards)
-    if fn is not None:
-        res = fn(rewards, group_ids, group_size=group_size)
-        return res if out is None else copy_into(out, res)
+    on = _device.device_of(("rewards", rewards), ("group_ids", group_ids))
+    if on is not None:
+        r, ids, gs, _, _ = _check(_device.MetaIo(), Io(), rewards, group_ids, group_size, None, out, rloo=True)
+        _device.require_device(*on, (("rewards", rewards), ("group_ids", group_ids), ("out", out)))
+        if _device.cuda_path("rloo_advantages") == "torch":
+            res = _rloo_torch(rewards, group_ids, gs)
+            if res is not None:
+                return _device.write_out(out, res)
     io = Io()
-    r = _rewards(io, rewards, (1,))
-    ids, gs = _ids(io, group_ids, group_size, r.shape[0])
+    r, ids, gs, _, _ = _check(io, io, rewards, group_ids, group_size, None, out, rloo=True)
     o = Out(out, "out", (r.shape[0],), r.dtype)
-    return o.result(io, _core.kernels.rloo_advantages(as_dtype(r, r.dtype), ids, gs, o.buf))
+    return o.result(io, _core.kernels.rloo_advantages(as_dtype(r, r.dtype), _id_array(ids), gs, o.buf))

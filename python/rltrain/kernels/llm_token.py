@@ -9,29 +9,32 @@ the binding, which checks shapes, dtypes and ranges itself. ``rltrain.reference`
 
 Masks are bool, uint8 or int64 (non-zero = 1; other integers are converted) or float32/float64 (the value enters
 the formulas by multiplication, as verl's ``x * mask``). The output dtype is that of the float inputs.
-CUDA tensors run ``rltrain.kernels._torch_paths.<name>`` on the device when ``_torch_paths.CUDA_PATH[name]`` is
-``"torch"``, and are otherwise copied through the host kernel and back.
+CUDA tensors are checked by the same code on their metadata (``rltrain.kernels._device``: every array argument and
+``out=`` on one device), then run ``rltrain.kernels._torch_paths.<name>`` on the device with resolved arguments
+(canonical ``kind``, integer masks as non-zero) when ``_torch_paths.CUDA_PATH[name]`` is ``"torch"``, and are
+otherwise copied through the host kernel and back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from rltrain import _core
 from rltrain._checks import choice, real, require_ndim, require_shape
+from rltrain.kernels import _device
 from rltrain.kernels._convert import (
     I64,
     Io,
     Out,
     aliased,
     as_dtype,
+    check_flags,
+    check_out,
     copy_into,
     flag_array,
     float_dtype,
-    is_torch,
     out_tuple,
     plain,
     plain_flags,
@@ -41,6 +44,8 @@ from rltrain.kernels._convert import (
 
 _MASKED = {"restart": 0, "carry": 1}
 _KL_KINDS = {"k1": 0, "kl": 0, "k2": 1, "mse": 1, "k3": 2, "low_var_kl": 2, "abs": 3}
+_KL_NAMES = ("k1", "k2", "k3", "abs")
+"""code -> the canonical kind the torch path takes (verl's aliases resolved)."""
 
 
 def _code(value: Any, name: str, options: dict[str, int]) -> int:
@@ -61,24 +66,24 @@ def _flag(x: Any, name: str) -> bool:
     return bool(x)
 
 
-def _torch_path(name: str, *args: Any) -> Callable[..., Any] | None:
-    """The torch implementation of kernel ``name`` when an argument is a CUDA tensor and
-    ``rltrain.kernels._torch_paths.CUDA_PATH`` selects it; None to run the host kernel."""
-    if not any(is_torch(a) and a.device.type == "cuda" for a in args):
-        return None
-    from rltrain.kernels import _torch_paths
-
-    if _torch_paths.CUDA_PATH.get(name) != "torch":
-        return None
-    fn: Callable[..., Any] = getattr(_torch_paths, name)
-    return fn
-
-
-def _mask(io: Io, mask: Any, shape: tuple[int, ...], layout: str | None) -> np.ndarray:
-    """The mask as the kernels read it: bool, uint8, int64 or float32/float64 (other integers as non-zero)."""
+def _mask(io: Io, mask: Any, shape: tuple[int, ...], layout: str | None) -> Any:
+    """The mask as ``io`` reads it, checked: bool, uint8, int64 or float32/float64 (other integers are read as
+    non-zero), of ``shape``."""
     m = io.array(mask, "mask")
     require_shape(m, "mask", shape, layout)
+    if m.dtype != I64:
+        check_flags(m, "mask")
+    return m
+
+
+def _mask_array(m: np.ndarray) -> np.ndarray:
+    """A checked host mask as the binding takes it."""
     return as_dtype(m, m.dtype) if m.dtype == I64 else flag_array(m, "mask")
+
+
+def _out(out: Any, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> None:
+    if out is not None:
+        check_out(out, name, shape, dtype)
 
 
 def _plain_mask(m: Any) -> bool:
@@ -103,10 +108,6 @@ def token_returns(
 
     ``gamma`` in [0, 1]. Returns ``[B, L]`` of the rewards' dtype (``out=`` to write into a buffer)."""
     mode = _code(masked, "masked", _MASKED)
-    fn = _torch_path("token_returns", token_rewards, mask)
-    if fn is not None:
-        res = fn(token_rewards, mask, gamma=gamma, masked=masked)
-        return res if out is None else copy_into(out, res)
     if out is not None and aliased((("out", out),), (("token_rewards", token_rewards), ("mask", mask))):
         return copy_into(out, token_returns(token_rewards, mask, gamma=gamma, masked=masked))
     if (
@@ -116,14 +117,30 @@ def token_returns(
         and plain_or_none(out, token_rewards.dtype)
     ):
         return _core.kernels.token_returns(token_rewards, mask, gamma, mode, out)
+    on = _device.device_of(("token_rewards", token_rewards), ("mask", mask))
+    if on is not None:
+        _, _, g, _ = _check_returns(_device.MetaIo(), token_rewards, mask, gamma, out)
+        _device.require_device(*on, (("token_rewards", token_rewards), ("mask", mask), ("out", out)))
+        if _device.cuda_path("token_returns") == "torch":
+            from rltrain.kernels import _torch_paths
+
+            res = _torch_paths.token_returns(token_rewards.detach(), _device.torch_mask(mask), gamma=g,
+                                             masked=("restart", "carry")[mode])
+            return _device.write_out(out, res)
     io = Io()
+    r, m, g, dtype = _check_returns(io, token_rewards, mask, gamma, out)
+    o = Out(out, "out", r.shape, dtype)
+    return o.result(io, _core.kernels.token_returns(as_dtype(r, dtype), _mask_array(m), g, mode, o.buf))
+
+
+def _check_returns(io: Io, token_rewards: Any, mask: Any, gamma: Any, out: Any) -> tuple[Any, Any, float, Any]:
     r = io.array(token_rewards, "token_rewards")
     require_ndim(r, "token_rewards", 2, "[B, L]")
     dtype = float_dtype(r, "token_rewards")
     m = _mask(io, mask, r.shape, "[B, L]")
     g = _discount(gamma, "gamma")
-    o = Out(out, "out", r.shape, dtype)
-    return o.result(io, _core.kernels.token_returns(as_dtype(r, dtype), m, g, mode, o.buf))
+    _out(out, "out", r.shape, dtype)
+    return r, m, g, dtype
 
 
 # ---------------------------------------------------------------------------------------------- token_gae
@@ -149,13 +166,7 @@ def token_gae(
     Masked tokens are skipped: the advantage and the next value carry backward through them.
     ``returns = advantages + values`` at every position. ``gamma``, ``lam`` in [0, 1] (Schulman et al. 2016:
     ``lam=0`` is the TD(0) error, ``lam=1`` the Monte-Carlo return minus V)."""
-    fn = _torch_path("token_gae", token_rewards, values, mask)
     o_adv, o_ret = (None, None) if out is None else out_tuple(out, 2)
-    if fn is not None:
-        a, b = fn(token_rewards, values, mask, gamma=gamma, lam=lam)
-        if out is None:
-            return a, b
-        return copy_into(o_adv, a, "out[0] (advantages)"), copy_into(o_ret, b, "out[1] (returns)")
     if out is not None and aliased(
         (("out[0] (advantages)", o_adv), ("out[1] (returns)", o_ret)),
         (("token_rewards", token_rewards), ("values", values), ("mask", mask)),
@@ -172,7 +183,29 @@ def token_gae(
         and plain_or_none(o_ret, token_rewards.dtype)
     ):
         return _core.kernels.token_gae(token_rewards, values, mask, gamma, lam, o_adv, o_ret)
+    on = _device.device_of(("token_rewards", token_rewards), ("values", values), ("mask", mask))
+    if on is not None:
+        _, _, _, g, lm, dtype = _check_gae(_device.MetaIo(), token_rewards, values, mask, gamma, lam, o_adv, o_ret)
+        _device.require_device(*on, (("token_rewards", token_rewards), ("values", values), ("mask", mask),
+                                     ("out[0] (advantages)", o_adv), ("out[1] (returns)", o_ret)))
+        if _device.cuda_path("token_gae") == "torch":
+            from rltrain.kernels import _torch_paths
+
+            td = _device.torch_dtype(dtype)
+            a, b = _torch_paths.token_gae(token_rewards.detach().to(td), values.detach().to(td),
+                                          _device.torch_mask(mask), gamma=g, lam=lm)
+            return _device.write_out(o_adv, a), _device.write_out(o_ret, b)
     io = Io()
+    r, v, m, g, lm, dtype = _check_gae(io, token_rewards, values, mask, gamma, lam, o_adv, o_ret)
+    adv = Out(o_adv, "out[0] (advantages)", r.shape, dtype)
+    ret = Out(o_ret, "out[1] (returns)", r.shape, dtype)
+    a, b = _core.kernels.token_gae(as_dtype(r, dtype), as_dtype(v, dtype), _mask_array(m), g, lm, adv.buf, ret.buf)
+    return adv.result(io, a), ret.result(io, b)
+
+
+def _check_gae(
+    io: Io, token_rewards: Any, values: Any, mask: Any, gamma: Any, lam: Any, o_adv: Any, o_ret: Any
+) -> tuple[Any, Any, Any, float, float, np.dtype[Any]]:
     r = io.array(token_rewards, "token_rewards")
     require_ndim(r, "token_rewards", 2, "[B, L]")
     v = io.array(values, "values")
@@ -180,10 +213,9 @@ def token_gae(
     require_shape(v, "values", r.shape, "[B, L]")
     m = _mask(io, mask, r.shape, "[B, L]")
     g, lm = _discount(gamma, "gamma"), _discount(lam, "lam")
-    adv = Out(o_adv, "out[0] (advantages)", r.shape, dtype)
-    ret = Out(o_ret, "out[1] (returns)", r.shape, dtype)
-    a, b = _core.kernels.token_gae(as_dtype(r, dtype), as_dtype(v, dtype), m, g, lm, adv.buf, ret.buf)
-    return adv.result(io, a), ret.result(io, b)
+    _out(o_adv, "out[0] (advantages)", r.shape, dtype)
+    _out(o_ret, "out[1] (returns)", r.shape, dtype)
+    return r, v, m, g, lm, dtype
 
 
 # ----------------------------------------------------------------------------------------- masked_whiten
@@ -195,10 +227,6 @@ def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e
     position (masked or not) becomes ``(x - mean) * 1 / sqrt(var + eps)``, plus ``mean`` again when
     ``shift_mean`` is False. Statistics in float64 (fixed blocks: the same for any thread count), the result
     rounded once to x's dtype. ``ValueError`` naming ``mask`` when ``n < 2``."""
-    fn = _torch_path("masked_whiten", x, mask)
-    if fn is not None:
-        res = fn(x, mask, shift_mean=shift_mean, eps=eps)
-        return res if out is None else copy_into(out, res)
     if out is not None and aliased((("out", out),), (("x", x), ("mask", mask))):
         return copy_into(out, masked_whiten(x, mask, shift_mean=shift_mean, eps=eps))
     if (
@@ -209,14 +237,34 @@ def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e
         and plain_or_none(out, x.dtype)
     ):
         return _core.kernels.masked_whiten(x, mask, shift_mean, eps, out)
+    on = _device.device_of(("x", x), ("mask", mask))
+    if on is not None:
+        _, _, sm, e, _ = _check_whiten(_device.MetaIo(), x, mask, shift_mean, eps, out)
+        _device.require_device(*on, (("x", x), ("mask", mask), ("out", out)))
+        if _device.cuda_path("masked_whiten") == "torch":
+            import torch
+
+            from rltrain.kernels import _torch_paths
+
+            m = _device.torch_mask(mask)
+            # fewer than 2 masked entries (or a NaN weight): the host kernel raises its error
+            if bool((m.sum(dtype=torch.float64) >= 2.0).item()):
+                res = _torch_paths.masked_whiten(x.detach(), m, shift_mean=sm, eps=e)
+                return _device.write_out(out, res)
+    io = Io()
+    xa, m, sm, e, dtype = _check_whiten(io, x, mask, shift_mean, eps, out)
+    o = Out(out, "out", xa.shape, dtype)
+    return o.result(io, _core.kernels.masked_whiten(as_dtype(xa, dtype), _mask_array(m), sm, e, o.buf))
+
+
+def _check_whiten(io: Io, x: Any, mask: Any, shift_mean: Any, eps: Any, out: Any) -> tuple[Any, Any, bool, float, Any]:
     sm = _flag(shift_mean, "shift_mean")
     e = real(eps, "eps", lo=0.0)
-    io = Io()
     xa = io.array(x, "x")
     dtype = float_dtype(xa, "x")
     m = _mask(io, mask, xa.shape, None)
-    o = Out(out, "out", xa.shape, dtype)
-    return o.result(io, _core.kernels.masked_whiten(as_dtype(xa, dtype), m, sm, e, o.buf))
+    _out(out, "out", xa.shape, dtype)
+    return xa, m, sm, e, dtype
 
 
 # ------------------------------------------------------------------------------------------- kl_estimate
@@ -236,10 +284,6 @@ def kl_estimate(
     Where ``mask == 0`` the output is exactly 0 (a select, not a product: no NaN from ``inf * 0``); elsewhere
     the mask's value does not scale the estimate."""
     code = _code(kind, "kind", _KL_KINDS)
-    fn = _torch_path("kl_estimate", logp, ref_logp, mask)
-    if fn is not None:
-        res = fn(logp, ref_logp, mask, kind=kind, clamp=clamp)
-        return res if out is None else copy_into(out, res)
     if out is not None and aliased((("out", out),), (("logp", logp), ("ref_logp", ref_logp), ("mask", mask))):
         return copy_into(out, kl_estimate(logp, ref_logp, mask, kind=kind, clamp=clamp))
     if (
@@ -250,12 +294,30 @@ def kl_estimate(
         and plain_or_none(out, logp.dtype)
     ):
         return _core.kernels.kl_estimate(logp, ref_logp, mask, code, clamp, out)
-    cl = _flag(clamp, "clamp")
+    on = _device.device_of(("logp", logp), ("ref_logp", ref_logp), ("mask", mask))
+    if on is not None:
+        _, _, _, cl, dtype = _check_kl(_device.MetaIo(), logp, ref_logp, mask, clamp, out)
+        _device.require_device(*on, (("logp", logp), ("ref_logp", ref_logp), ("mask", mask), ("out", out)))
+        if _device.cuda_path("kl_estimate") == "torch":
+            from rltrain.kernels import _torch_paths
+
+            td = _device.torch_dtype(dtype)
+            res = _torch_paths.kl_estimate(logp.detach().to(td), ref_logp.detach().to(td),
+                                           None if mask is None else mask.detach(), kind=_KL_NAMES[code], clamp=cl)
+            return _device.write_out(out, res)
     io = Io()
+    a, b, m, cl, dtype = _check_kl(io, logp, ref_logp, mask, clamp, out)
+    o = Out(out, "out", a.shape, dtype)
+    m = None if m is None else _mask_array(m)
+    return o.result(io, _core.kernels.kl_estimate(as_dtype(a, dtype), as_dtype(b, dtype), m, code, cl, o.buf))
+
+
+def _check_kl(io: Io, logp: Any, ref_logp: Any, mask: Any, clamp: Any, out: Any) -> tuple[Any, Any, Any, bool, Any]:
+    cl = _flag(clamp, "clamp")
     a = io.array(logp, "logp")
     b = io.array(ref_logp, "ref_logp")
     dtype = np.result_type(float_dtype(a, "logp"), float_dtype(b, "ref_logp"))
     require_shape(b, "ref_logp", a.shape)
     m = None if mask is None else _mask(io, mask, a.shape, None)
-    o = Out(out, "out", a.shape, dtype)
-    return o.result(io, _core.kernels.kl_estimate(as_dtype(a, dtype), as_dtype(b, dtype), m, code, cl, o.buf))
+    _out(out, "out", a.shape, dtype)
+    return a, b, m, cl, dtype
