@@ -3,11 +3,11 @@ CPU tensors: B = 1024 sequences x L = 4096 tokens and one 32,768-token sequence 
 B = 65,536 in groups of 16.
 
 Peers. TRL computes its GRPO and RLOO advantages inline in its trainers
-(``GRPOTrainer._generate_and_score_completions``, ``RLOOTrainer``); the functions below run those blocks' torch operations in the same order with TRL's own ``nanstd``
-(imported from ``trl`` when it is installed), minus the logging-only statistics. verl's estimators are called
-from ``verl.trainer.ppo.core_algos`` itself when it imports (it does with ``pip install --no-deps verl`` plus ray,
-omegaconf, tensordict, codetiming and orjson); otherwise from a transcription of verl 0.9.1's loops here, and the
-table says which ("verl 0.9.1" or "verl 0.9.1 (transcribed)").
+(``GRPOTrainer._generate_and_score_completions``, ``RLOOTrainer``); the functions below run those blocks' torch
+operations in the same order with TRL's own ``nanstd`` (imported from ``trl`` when it is installed), minus the
+logging-only statistics. verl's estimators are called from ``verl.trainer.ppo.core_algos`` itself when it imports
+(it does with ``pip install --no-deps verl`` plus ray, omegaconf, tensordict, codetiming and orjson); otherwise from
+a transcription of verl 0.9.1's loops here, and the table says which ("verl 0.9.1" or "verl 0.9.1 (transcribed)").
 
 Like for like: verl's GAE and REINFORCE++ whiten their advantages, so rltrain's row for them is the same composition
 (``token_gae`` then ``masked_whiten``; ``token_returns(masked="carry")``, ``masked_whiten``, times the mask). The
@@ -294,9 +294,14 @@ def _group_section(rows: list[dict[str, Any]], rng: np.random.Generator, quick: 
     for scale in ("group", "batch", "none"):
         diff = _maxdiff(trl_grpo_advantages(rewards, GROUP, scale, nanstd),
                         kernels.group_advantages(rewards, group_size=GROUP, preset="trl", scale=scale))
-        t_ours = _time(lambda s=scale: kernels.group_advantages(rewards, group_size=GROUP, preset="trl", scale=s,
-                                                                out=out), quick=quick)
-        t_peer = _time(lambda s=scale: trl_grpo_advantages(rewards, GROUP, s, nanstd), quick=quick)
+        def ours(s: str = scale) -> Any:
+            return kernels.group_advantages(rewards, group_size=GROUP, preset="trl", scale=s, out=out)
+
+        def peer(s: str = scale) -> Any:
+            return trl_grpo_advantages(rewards, GROUP, s, nanstd)
+
+        t_ours = _time(ours, quick=quick)
+        t_peer = _time(peer, quick=quick)
         _row(rows, f"group_advantages {scale}", shape, trl_name, t_peer, base=t_ours, diff=diff)
         _row(rows, f"group_advantages {scale}", shape, "rltrain preset=trl", t_ours, nbytes=B * 8, base=t_ours)
     diff = _maxdiff(trl_rloo_advantages(rewards, GROUP), kernels.rloo_advantages(rewards, group_size=GROUP))
