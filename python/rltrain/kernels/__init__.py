@@ -1,14 +1,15 @@
 """Compiled kernels: GAE, discounted returns, group (GRPO) advantages, running statistics, the PPO loss, the group
-(GRPO, RLOO) and per-token kernels of language-model RL (token returns and GAE, masked whitening, KL estimates, loss aggregation).
+(GRPO, RLOO) and per-token kernels of language-model RL (token returns and GAE, masked whitening, KL estimates, loss
+aggregation).
 
 Each function validates its arguments (raising ValueError/TypeError that name the argument and the expected
 versus actual shape or dtype), converts torch tensors and non-contiguous arrays, and calls the C++ core with
 the GIL released. ``rltrain.reference`` holds the NumPy specification of every function here.
 
 torch in -> torch out on the same device: CUDA inputs are computed on the host and copied back, except that the
-language-model kernels run their torch implementation (``_torch_paths``) on the device where ``CUDA_PATH`` says
-that measured faster; the checks are the same either way. CPU inputs
-that are already C-contiguous with a supported dtype are read without copying; ``out=`` avoids allocation.
+language-model kernels run their torch implementation (``_torch_paths``) on the device where ``CUDA_PATH`` says that
+measured faster; the checks are the same either way. CPU inputs that are already C-contiguous with a supported dtype
+are read without copying; ``out=`` avoids allocation.
 Importing this package costs NumPy and ``rltrain._core`` only (torch is imported when a tensor is passed in).
 
 Layout: ``advantages`` (GAE, returns, group advantages), ``llm_group`` (LLM group and RLOO advantages),
