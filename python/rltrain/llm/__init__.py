@@ -2,11 +2,14 @@
 
 ``LMGRPOConfig`` / ``LMGRPOTrainer`` train any Hugging Face causal LM against a Python reward function or a
 sequence-classification reward model; ``char_tokenizer``, ``tiny_causal_lm`` and ``tiny_reward_model`` build small
-models in-process (nothing downloaded). Names load lazily (PEP 562): ``import rltrain.llm`` costs nothing heavy,
-``LMGRPOConfig`` costs NumPy, the trainer torch, the model builders transformers.
+models in-process (nothing downloaded); ``reward_scores`` scores texts with a reward model exactly as the trainer
+does (differentiable, so a reward model can be fitted with it). Names load lazily (PEP 562): ``import rltrain.llm``
+costs nothing heavy, ``LMGRPOConfig`` costs NumPy, the trainer and ``reward_scores`` torch, the model builders
+transformers.
 
 Layout: ``config`` (the dataclass), ``trainer`` (generation, rewards, the GRPO update, logging, checkpoints),
-``models`` (the tiny tokenizer and models).
+``ops`` (padding, the completion mask, log-probabilities, reward scores, the token loss), ``models`` (the tiny
+tokenizer and models).
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rltrain.llm.config import LMGRPOConfig
     from rltrain.llm.models import char_tokenizer, tiny_causal_lm, tiny_reward_model
+    from rltrain.llm.ops import reward_scores
     from rltrain.llm.trainer import LMGRPOTrainer
 
-__all__ = ["LMGRPOConfig", "LMGRPOTrainer", "char_tokenizer", "tiny_causal_lm", "tiny_reward_model"]
+__all__ = ["LMGRPOConfig", "LMGRPOTrainer", "char_tokenizer", "reward_scores", "tiny_causal_lm", "tiny_reward_model"]
 
 _LAZY = {
     "LMGRPOConfig": "rltrain.llm.config",
@@ -27,6 +31,7 @@ _LAZY = {
     "char_tokenizer": "rltrain.llm.models",
     "tiny_causal_lm": "rltrain.llm.models",
     "tiny_reward_model": "rltrain.llm.models",
+    "reward_scores": "rltrain.llm.ops",
 }
 """Public name -> the module defining it."""
 
