@@ -67,9 +67,9 @@ class LMGRPOTrainer:
 
     Rewards come from exactly one of ``reward_fn(prompts, completions) -> list[float]`` or ``reward_model`` (a
     sequence-classification model scoring ``prompt + completion`` through ``reward_tokenizer``, default
-    ``tokenizer``; ``logits[:, 0]``, no gradient). The model is moved to ``cfg.device`` and trained in place;
-    ``ref_model`` is a frozen deep copy of it. Constructing a trainer seeds torch's global RNG with ``cfg.seed``
-    (``generate`` samples from it)."""
+    ``tokenizer``; ``logits[:, 0]``, no gradient, never trained). The model (and the reward model) are moved to
+    ``cfg.device`` and put in eval mode (no dropout); the model is trained in place, ``ref_model`` is a frozen deep
+    copy of it. Constructing a trainer seeds torch's global RNG with ``cfg.seed`` (``generate`` samples from it)."""
 
     def __init__(self, model: Any, tokenizer: Any, cfg: LMGRPOConfig, prompts: Sequence[str], *,
                  reward_fn: RewardFn | None = None, reward_model: Any = None, reward_tokenizer: Any = None) -> None:
