@@ -74,6 +74,19 @@ def _torch_path(name: str, *args: Any) -> Callable[..., Any] | None:
     return fn
 
 
+def _same(a: Any, b: Any) -> bool:
+    """The same buffer exactly (the same object, or views with the same address, shape, strides and dtype): the
+    elementwise kernels may then write ``out`` in place of that input, each element read before it is written."""
+    if a is b:
+        return True
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return (a.ctypes.data, a.shape, a.strides, a.dtype) == (b.ctypes.data, b.shape, b.strides, b.dtype)
+    if is_torch(a) and is_torch(b):
+        return (a.device, a.data_ptr(), a.shape, a.stride(), a.dtype) == (
+            b.device, b.data_ptr(), b.shape, b.stride(), b.dtype)
+    return False
+
+
 def _mask(io: Io, mask: Any, shape: tuple[int, ...], layout: str | None) -> np.ndarray:
     """The mask as the kernels read it: bool, uint8, int64 or float32/float64 (other integers as non-zero)."""
     m = io.array(mask, "mask")
@@ -199,7 +212,7 @@ def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e
     if fn is not None:
         res = fn(x, mask, shift_mean=shift_mean, eps=eps)
         return res if out is None else copy_into(out, res)
-    if out is not None and aliased((("out", out),), (("x", x), ("mask", mask))):
+    if out is not None and aliased((("out", out),), (("x", None if _same(out, x) else x), ("mask", mask))):
         return copy_into(out, masked_whiten(x, mask, shift_mean=shift_mean, eps=eps))
     if (
         type(eps) is float
@@ -240,7 +253,11 @@ def kl_estimate(
     if fn is not None:
         res = fn(logp, ref_logp, mask, kind=kind, clamp=clamp)
         return res if out is None else copy_into(out, res)
-    if out is not None and aliased((("out", out),), (("logp", logp), ("ref_logp", ref_logp), ("mask", mask))):
+    if out is not None and aliased(
+        (("out", out),),
+        (("logp", None if _same(out, logp) else logp), ("ref_logp", None if _same(out, ref_logp) else ref_logp),
+         ("mask", mask)),
+    ):
         return copy_into(out, kl_estimate(logp, ref_logp, mask, kind=kind, clamp=clamp))
     if (
         type(clamp) is bool
