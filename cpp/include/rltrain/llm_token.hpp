@@ -19,6 +19,18 @@
 #include "rltrain/thread_pool.hpp"
 #include "rltrain/token_scan.hpp"
 
+// The elementwise loops (whitening sums and output, kl_estimate) are compiled twice on x86-64 ELF with GCC, for
+// AVX2 and for the baseline, the variant picked once at load time (an ifunc): the wheel stays portable. Both run
+// the same IEEE operations in the same order (no FMA: -ffp-contract=off), so their results are bit-identical.
+// (AVX2 halves them: 32k float32 elements, k3 77 -> 42 us, masked_whiten 41 -> 24 us.) Clang does not clone
+// templates; off under the sanitizers (ifunc resolvers run before their runtime starts).
+#if defined(__x86_64__) && defined(__ELF__) && defined(__GNUC__) && !defined(__clang__) && \
+    !defined(RLTRAIN_SANITIZED) && !defined(RLTRAIN_TSAN)
+#define RLTRAIN_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define RLTRAIN_CLONES
+#endif
+
 namespace rltrain {
 
 template <typename T, typename M>
@@ -38,6 +50,11 @@ struct ReturnsRestartStep {
     y[0] = ret;
     s[0] = ret * m;
   }
+  // P <- J P with J = d s' / d s = gamma m (the chunked scan's carries, token_scan.hpp)
+  template <typename V>
+  void chain(V m, V* P) const {
+    P[0] = (splat<V>(gamma) * m) * P[0];
+  }
 };
 
 // masked="carry" (verl's compute_reinforce_plus_plus_outcome_advantage): new = r[t] + gamma * run;
@@ -52,19 +69,19 @@ struct ReturnsCarryStep {
     y[0] = kept;
     s[0] = kept + s[0] * (splat<V>(T(1)) - m);
   }
+  // J = gamma m + (1 - m)
+  template <typename V>
+  void chain(V m, V* P) const {
+    P[0] = (splat<V>(gamma) * m + (splat<V>(T(1)) - m)) * P[0];
+  }
 };
 
 template <typename T, typename M>
 void token_returns(const TokenScan1<T, M>& b, double gamma, bool carry, ThreadPool& pool) {
-  split_rows(
-      b.B, b.L,
-      [&](std::size_t r0, std::size_t r1) {
-        if (carry)
-          scan_rows<1>(b, r0, r1, ReturnsCarryStep<T>{static_cast<T>(gamma)});
-        else
-          scan_rows<1>(b, r0, r1, ReturnsRestartStep<T>{static_cast<T>(gamma)});
-      },
-      pool);
+  if (carry)
+    scan<1>(b, ReturnsCarryStep<T>{static_cast<T>(gamma)}, pool);
+  else
+    scan<1>(b, ReturnsRestartStep<T>{static_cast<T>(gamma)}, pool);
 }
 
 // ---------------------------------------------------------------------------------------------- token_gae
@@ -86,12 +103,20 @@ struct TokenGaeStep {
     y[0] = s[1];
     y[1] = s[1] + v;
   }
+  // J = [[1 - m, 0], [gamma m, gl m + (1 - m)]] (lower triangular, so P stays so: P[1] = 0 throughout)
+  template <typename V>
+  void chain(V m, V* P) const {
+    const V keep = splat<V>(T(1)) - m, a = splat<V>(gl) * m + keep;
+    P[2] = (splat<V>(gamma) * m) * P[0] + a * P[2];
+    P[0] = keep * P[0];
+    P[3] = a * P[3];
+  }
 };
 
 template <typename T, typename M>
 void token_gae(const TokenScan2<T, M>& b, double gamma, double lam, ThreadPool& pool) {
   const TokenGaeStep<T> step{static_cast<T>(gamma), static_cast<T>(gamma * lam)};
-  split_rows(b.B, b.L, [&](std::size_t r0, std::size_t r1) { scan_rows<2>(b, r0, r1, step); }, pool);
+  scan<2>(b, step, pool);
 }
 
 // ---------------------------------------------------------------------------------- elementwise helpers
@@ -187,43 +212,59 @@ inline double exp_lanes(double x) {
 
 enum class KlKind { K1 = 0, K2 = 1, K3 = 2, Abs = 3 };
 
+namespace token_detail {
+
+// out[i] = f(logp[i] - ref_logp[i]) for i in [i0, i1), 0 where mask[i] == 0 (mask may be null). out may be
+// logp or ref_logp itself (each element is read before it is written), so those pointers are not __restrict.
+template <typename T, typename M, typename F>
+RLTRAIN_CLONES void kl_range(std::size_t i0, std::size_t i1, const T* a, const T* b, const M* __restrict mask, T* o,
+                             F f) {
+  if (mask == nullptr) {
+    for (std::size_t i = i0; i < i1; ++i) o[i] = f(a[i] - b[i]);
+  } else if constexpr (std::is_integral_v<M> && sizeof(M) > 1) {
+    // int64 flags as bytes first, piece by piece: a loop mixing 8-byte flags with the exp of 4-byte
+    // floats does not vectorise (k3 with an int64 mask took 43 ms on [1024, 4096], 8 ms like this).
+    constexpr std::size_t kPiece = 1024;
+    std::uint8_t flags[kPiece];
+    for (std::size_t p = i0; p < i1; p += kPiece) {
+      const std::size_t len = std::min(kPiece, i1 - p);
+      for (std::size_t j = 0; j < len; ++j) flags[j] = mask[p + j] != 0;
+      for (std::size_t j = 0; j < len; ++j) {
+        const T v = f(a[p + j] - b[p + j]);
+        o[p + j] = flags[j] != 0 ? v : T(0);
+      }
+    }
+  } else {
+    for (std::size_t i = i0; i < i1; ++i) {
+      const T v = f(a[i] - b[i]);
+      o[i] = mask[i] != M(0) ? v : T(0);
+    }
+  }
+}
+
+// out = (x - mean) * inv + back in double, rounded once to T; out may be x itself.
+template <typename T>
+RLTRAIN_CLONES void whiten_range(std::size_t i0, std::size_t i1, const T* a, double mean, double inv, double back,
+                                 bool shift_mean, T* o) {
+  if (shift_mean) {
+    for (std::size_t i = i0; i < i1; ++i) o[i] = static_cast<T>((static_cast<double>(a[i]) - mean) * inv);
+  } else {
+    for (std::size_t i = i0; i < i1; ++i) o[i] = static_cast<T>((static_cast<double>(a[i]) - mean) * inv + back);
+  }
+}
+
+}  // namespace token_detail
+
 // With d = logp - ref_logp: k1 = d; k2 = d^2 / 2; k3 = exp(-d) + d - 1, evaluated as verl does,
 // kl = ref_logp - logp, (exp(kl) - kl) - 1 (with clamp: kl into [-20, 20] first, the result into [-10, 10]);
-// abs = |d|. Where mask == 0 the output is exactly 0 (a select: no inf * 0). mask may be null.
+// abs = |d|. Where mask == 0 the output is exactly 0 (a select: no inf * 0). mask may be null; out may be
+// logp or ref_logp (the same buffer exactly: an elementwise kernel).
 template <typename T, typename M>
 void kl_estimate(std::size_t n, const T* logp, const T* ref_logp, const M* mask, KlKind kind, bool clamp, T* out,
                  ThreadPool& pool) {
   auto apply = [&](auto f) {
     token_detail::split_elements(
-        n,
-        [&](std::size_t i0, std::size_t i1) {
-          const T* __restrict a = logp;
-          const T* __restrict b = ref_logp;
-          T* __restrict o = out;
-          if (mask == nullptr) {
-            for (std::size_t i = i0; i < i1; ++i) o[i] = f(a[i] - b[i]);
-          } else if constexpr (std::is_integral_v<M> && sizeof(M) > 1) {
-            // int64 flags as bytes first, piece by piece: a loop mixing 8-byte flags with the exp of 4-byte
-            // floats does not vectorise (k3 with an int64 mask took 43 ms on [1024, 4096], 8 ms like this).
-            constexpr std::size_t kPiece = 1024;
-            std::uint8_t flags[kPiece];
-            for (std::size_t p = i0; p < i1; p += kPiece) {
-              const std::size_t len = std::min(kPiece, i1 - p);
-              for (std::size_t j = 0; j < len; ++j) flags[j] = mask[p + j] != 0;
-              for (std::size_t j = 0; j < len; ++j) {
-                const T v = f(a[p + j] - b[p + j]);
-                o[p + j] = flags[j] != 0 ? v : T(0);
-              }
-            }
-          } else {
-            const M* __restrict m = mask;
-            for (std::size_t i = i0; i < i1; ++i) {
-              const T v = f(a[i] - b[i]);
-              o[i] = m[i] != M(0) ? v : T(0);
-            }
-          }
-        },
-        pool);
+        n, [&](std::size_t i0, std::size_t i1) { token_detail::kl_range(i0, i1, logp, ref_logp, mask, out, f); }, pool);
   };
   using token_detail::exp_lanes;
   switch (kind) {
@@ -268,22 +309,34 @@ namespace token_detail {
 
 // Statistics are summed over fixed blocks of kWhitenBlock elements (the split never depends on the threads):
 // each block gives its weight S0, weighted sum S1 and the squared deviations about its own mean M2 (a second
-// sweep over the block while it is in cache), and the blocks are combined in order with Chan et al.'s
-// pairwise update, M2 = sum_b M2_b + S0_b (mean_b - mean)^2. A block whose weights sum to 0 has no mean of
-// its own; its squared deviations about the global mean are summed in a later sweep.
-constexpr std::size_t kWhitenBlock = 8192;
+// sweep over the block while it is in L1: 2048 elements of x and mask), and the blocks are combined in order with
+// Chan et al.'s pairwise update, M2 = sum_b M2_b + S0_b (mean_b - mean)^2. A block whose weights sum to 0 has no
+// mean of its own; its squared deviations about the global mean are summed in a later sweep.
+constexpr std::size_t kWhitenBlock = 2048;
 
 struct BlockSums {
   double s0, s1, m2;
 };
 
-// Adds w[i] and x[i] * w[i] into s0[i % 4] and s1[i % 4]: four interleaved double sums, in a fixed order.
+// Interleaved double sums (element i into accumulator i % kSumLanes, in a fixed order): with 4 the sweeps were
+// bound by the latency of the adds (42 us for 32k float32 elements; 8 lanes fill the SSE2 adder's pipeline).
+constexpr int kSumLanes = 8;
+
+template <int K>
+double sum_lanes(const double* a) {
+  if constexpr (K == 1)
+    return a[0];
+  else
+    return sum_lanes<K / 2>(a) + sum_lanes<K / 2>(a + K / 2);
+}
+
+// Adds w[i] and x[i] * w[i] into s0[i % kSumLanes] and s1[i % kSumLanes].
 template <typename T, typename W>
-void add_weighted(const T* __restrict x, const W* __restrict w, std::size_t n, double* __restrict s0,
-                  double* __restrict s1) {
+RLTRAIN_CLONES void add_weighted(const T* __restrict x, const W* __restrict w, std::size_t n, double* __restrict s0,
+                                 double* __restrict s1) {
   std::size_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; ++k) {
+  for (; i + kSumLanes <= n; i += kSumLanes)
+    for (int k = 0; k < kSumLanes; ++k) {
       const double wk = static_cast<double>(w[i + k]);
       s0[k] += wk;
       s1[k] += static_cast<double>(x[i + k]) * wk;
@@ -295,12 +348,13 @@ void add_weighted(const T* __restrict x, const W* __restrict w, std::size_t n, d
   }
 }
 
-// Adds (x[i] - mean)^2 * w[i] into a[i % 4].
+// Adds (x[i] - mean)^2 * w[i] into a[i % kSumLanes].
 template <typename T, typename W>
-void add_sq_dev(const T* __restrict x, const W* __restrict w, std::size_t n, double mean, double* __restrict a) {
+RLTRAIN_CLONES void add_sq_dev(const T* __restrict x, const W* __restrict w, std::size_t n, double mean,
+                               double* __restrict a) {
   std::size_t i = 0;
-  for (; i + 4 <= n; i += 4)
-    for (int k = 0; k < 4; ++k) {
+  for (; i + kSumLanes <= n; i += kSumLanes)
+    for (int k = 0; k < kSumLanes; ++k) {
       const double d = static_cast<double>(x[i + k]) - mean;
       a[k] += (d * d) * static_cast<double>(w[i + k]);
     }
@@ -311,7 +365,7 @@ void add_sq_dev(const T* __restrict x, const W* __restrict w, std::size_t n, dou
 }
 
 // Calls fn(x, w, len) over [0, n) with float weights: the mask itself when it is float, else its 0/1 values
-// converted piece by piece into a small buffer (pieces of a multiple of 4 keep the accumulation pattern).
+// converted piece by piece into a small buffer (pieces of a multiple of kSumLanes keep the accumulation pattern).
 template <typename T, typename M, typename Fn>
 void with_weights(const T* x, const M* m, std::size_t n, Fn&& fn) {
   if constexpr (std::is_integral_v<M>) {
@@ -329,16 +383,16 @@ void with_weights(const T* x, const M* m, std::size_t n, Fn&& fn) {
 
 template <typename T, typename M>
 double sum_sq_dev(const T* x, const M* m, std::size_t n, double mean) {
-  double a[4] = {0, 0, 0, 0};
+  double a[kSumLanes] = {};
   with_weights(x, m, n, [&](const T* xp, const auto* wp, std::size_t len) { add_sq_dev(xp, wp, len, mean, a); });
-  return (a[0] + a[1]) + (a[2] + a[3]);
+  return sum_lanes<kSumLanes>(a);
 }
 
 template <typename T, typename M>
 BlockSums block_sums(const T* x, const M* m, std::size_t n) {
-  double s0[4] = {0, 0, 0, 0}, s1[4] = {0, 0, 0, 0};
+  double s0[kSumLanes] = {}, s1[kSumLanes] = {};
   with_weights(x, m, n, [&](const T* xp, const auto* wp, std::size_t len) { add_weighted(xp, wp, len, s0, s1); });
-  BlockSums b{(s0[0] + s0[1]) + (s0[2] + s0[3]), (s1[0] + s1[1]) + (s1[2] + s1[3]), 0.0};
+  BlockSums b{sum_lanes<kSumLanes>(s0), sum_lanes<kSumLanes>(s1), 0.0};
   if (b.s0 != 0.0) b.m2 = sum_sq_dev(x, m, n, b.s1 / b.s0);
   return b;
 }
@@ -390,21 +444,14 @@ WhitenStats masked_stats(std::size_t n, const T* x, const M* mask, ThreadPool& p
 }
 
 // out = (x - mean) * (1 / sqrt(var + eps)), plus mean again when !shift_mean; in double, rounded once to T.
+// out may be x itself (the same buffer exactly).
 template <typename T>
 void whiten_apply(std::size_t n, const T* x, const WhitenStats& s, double eps, bool shift_mean, T* out,
                   ThreadPool& pool) {
   const double mean = s.mean, inv = 1.0 / std::sqrt(s.var + eps), back = shift_mean ? 0.0 : mean;
   token_detail::split_elements(
       n,
-      [&](std::size_t i0, std::size_t i1) {
-        const T* __restrict a = x;
-        T* __restrict o = out;
-        if (shift_mean) {
-          for (std::size_t i = i0; i < i1; ++i) o[i] = static_cast<T>((static_cast<double>(a[i]) - mean) * inv);
-        } else {
-          for (std::size_t i = i0; i < i1; ++i) o[i] = static_cast<T>((static_cast<double>(a[i]) - mean) * inv + back);
-        }
-      },
+      [&](std::size_t i0, std::size_t i1) { token_detail::whiten_range(i0, i1, x, mean, inv, back, shift_mean, out); },
       pool);
 }
 

@@ -4,7 +4,9 @@
 // double lanes, one row per lane, read through small in-register transposes (N columns of N rows at a time).
 // Every lane performs exactly the scalar operations of its row in the same order, so a row's result does not
 // depend on which block, lane or thread computed it: any split of the rows gives bit-identical output. Without
-// SSE2 every row runs scalar. One row alone is a latency-bound recurrence (each step waits for the last).
+// SSE2 every row runs scalar. One row alone is a latency-bound recurrence (each step waits for the last): few
+// long rows (B below the block, L >= 512 x block) take the chunked scan at the end of this file instead, whose
+// results differ from the row-by-row order by the rounding of the chunk carries (still the same for any split).
 #pragma once
 
 #include <algorithm>
@@ -12,6 +14,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "rltrain/thread_pool.hpp"
 
@@ -53,7 +56,7 @@ void scan_row(const ScanBuffers<T, M, NI, NO>& b, std::size_t row, std::size_t t
   T s[NS];  // a local copy: the recurrence stays in registers (through `state` it went through memory, +70%)
   for (int k = 0; k < NS; ++k) s[k] = state[k];
   for (std::size_t t = t_end; t-- > 0;) {
-    T x[NI], y[NO];
+    T x[NI], y[NO > 0 ? NO : 1];
     for (int i = 0; i < NI; ++i) x[i] = b.in[i][base + t];
     step(s, x, mask_value<T>(b.mask[base + t]), y);
     for (int o = 0; o < NO; ++o) b.out[o][base + t] = y[o];
@@ -77,6 +80,7 @@ struct Lanes<float> {
   };
   static V splat(float x) { return {_mm_set1_ps(x)}; }
   static V zero() { return {_mm_setzero_ps()}; }
+  static V load(const float* p) { return {_mm_loadu_ps(p)}; }
   static void get(V a, float* out) { _mm_storeu_ps(out, a.v); }
   // out[j] = column j of rows p, p + L, p + 2L, p + 3L (4 columns each).
   static void load_cols(const float* p, std::size_t L, V out[4]) {
@@ -140,6 +144,7 @@ struct Lanes<double> {
   };
   static V splat(double x) { return {_mm_set1_pd(x)}; }
   static V zero() { return {_mm_setzero_pd()}; }
+  static V load(const double* p) { return {_mm_loadu_pd(p)}; }
   static void get(V a, double* out) { _mm_storeu_pd(out, a.v); }
   static void load_cols(const double* p, std::size_t L, V out[2]) {
     const __m128d r0 = _mm_loadu_pd(p), r1 = _mm_loadu_pd(p + L);
@@ -200,26 +205,35 @@ namespace scan_detail {
 
 #if defined(RLTRAIN_TOKEN_SSE2)
 // Rows [row0, row0 + R) on lanes, R / N vector recurrences side by side: N columns at a time from the last,
-// then the leftover L % N first columns scalar, each row continuing from its lane's state.
+// then the leftover L % N first columns scalar, each row continuing from its lane's state. `states` (R x NS,
+// row-major) holds the rows' initial states and receives their final ones; null: start from 0.
 template <std::size_t R, int NS, typename T, typename M, int NI, int NO, typename Step>
-void scan_block(const ScanBuffers<T, M, NI, NO>& b, std::size_t row0, const Step& step) {
+void scan_block(const ScanBuffers<T, M, NI, NO>& b, std::size_t row0, const Step& step, T* states) {
   using S = Lanes<T>;
   using V = typename S::V;
-  constexpr int N = S::N, G = static_cast<int>(R) / N;
+  constexpr int N = S::N, G = static_cast<int>(R) / N, NY = NO > 0 ? NO : 1;
   const std::size_t L = b.L;
   V s[G][NS];
   for (int q = 0; q < G; ++q)
-    for (int k = 0; k < NS; ++k) s[q][k] = S::zero();
+    for (int k = 0; k < NS; ++k) {
+      if (states == nullptr) {
+        s[q][k] = S::zero();
+      } else {
+        T lanes[N];
+        for (int j = 0; j < N; ++j) lanes[j] = states[(q * N + j) * NS + k];
+        s[q][k] = S::load(lanes);
+      }
+    }
   std::size_t t1 = L;
   for (; t1 >= static_cast<std::size_t>(N); t1 -= N) {
     const std::size_t t0 = t1 - N;
     for (int q = 0; q < G; ++q) {
       const std::size_t off = (row0 + static_cast<std::size_t>(q * N)) * L + t0;
-      V x[NI][N], m[N], y[NO][N];
+      V x[NI][N], m[N], y[NY][N];
       for (int i = 0; i < NI; ++i) S::load_cols(b.in[i] + off, L, x[i]);
       S::mask_cols(b.mask + off, L, m);
       for (int j = N; j-- > 0;) {
-        V xj[NI], yj[NO];
+        V xj[NI], yj[NY];
         for (int i = 0; i < NI; ++i) xj[i] = x[i][j];
         step(s[q], xj, m[j], yj);
         for (int o = 0; o < NO; ++o) y[o][j] = yj[o];
@@ -227,14 +241,16 @@ void scan_block(const ScanBuffers<T, M, NI, NO>& b, std::size_t row0, const Step
       for (int o = 0; o < NO; ++o) S::store_cols(b.out[o] + off, L, y[o]);
     }
   }
-  if (t1 == 0) return;
+  if (t1 == 0 && states == nullptr) return;
   for (int q = 0; q < G; ++q) {
     T lanes[NS][N];
     for (int k = 0; k < NS; ++k) S::get(s[q][k], lanes[k]);
     for (int j = 0; j < N; ++j) {
       T state[NS];
       for (int k = 0; k < NS; ++k) state[k] = lanes[k][j];
-      scan_row<NS>(b, row0 + static_cast<std::size_t>(q * N + j), t1, state, step);
+      if (t1 > 0) scan_row<NS>(b, row0 + static_cast<std::size_t>(q * N + j), t1, state, step);
+      if (states != nullptr)
+        for (int k = 0; k < NS; ++k) states[(q * N + j) * NS + k] = state[k];
     }
   }
 }
@@ -242,26 +258,36 @@ void scan_block(const ScanBuffers<T, M, NI, NO>& b, std::size_t row0, const Step
 
 }  // namespace scan_detail
 
-// Rows [r0, r1): blocks of scan_block_rows on lanes (with SSE2), the rows left over scalar. The state of every
-// row starts at 0.
-template <int NS, typename T, typename M, int NI, int NO, typename Step>
-void scan_rows(const ScanBuffers<T, M, NI, NO>& b, std::size_t r0, std::size_t r1, const Step& step) {
+// Rows [r0, r1): blocks of R rows on lanes (with SSE2), the rows left over scalar. `states` (NS per row of
+// [r0, r1)) gives each row's initial state and receives its final one; null: every row starts at 0.
+template <int NS, std::size_t R, typename T, typename M, int NI, int NO, typename Step>
+void scan_rows_by(const ScanBuffers<T, M, NI, NO>& b, std::size_t r0, std::size_t r1, const Step& step,
+                  T* states = nullptr) {
   std::size_t row = r0;
 #if defined(RLTRAIN_TOKEN_SSE2)
-  constexpr std::size_t R = scan_block_rows<NI, NO>();
-  for (; row + R <= r1; row += R) scan_detail::scan_block<R, NS>(b, row, step);
+  for (; row + R <= r1; row += R)
+    scan_detail::scan_block<R, NS>(b, row, step, states == nullptr ? nullptr : states + (row - r0) * NS);
 #endif
   for (; row < r1; ++row) {
-    T state[NS] = {};
+    T zero[NS] = {};
+    T* state = states == nullptr ? zero : states + (row - r0) * NS;
     scan_detail::scan_row<NS>(b, row, b.L, state, step);
   }
 }
 
-// Splits rows over the pool: whole 8-row blocks of ~64k elements or more per task (the split depends on B and
+// The same in blocks of scan_block_rows.
+template <int NS, typename T, typename M, int NI, int NO, typename Step>
+void scan_rows(const ScanBuffers<T, M, NI, NO>& b, std::size_t r0, std::size_t r1, const Step& step,
+               T* states = nullptr) {
+  scan_rows_by<NS, scan_block_rows<NI, NO>()>(b, r0, r1, step, states);
+}
+
+constexpr std::size_t kTaskElements = std::size_t(1) << 16;
+
+// Splits rows over the pool: whole 8-row blocks of ~kTaskElements or more per task (the split depends on B and
 // L only); inputs under that run on the calling thread.
 template <typename Fn>
 void split_rows(std::size_t B, std::size_t L, Fn&& fn, ThreadPool& pool) {
-  constexpr std::size_t kTaskElements = std::size_t(1) << 16;
   const std::size_t want = std::max<std::size_t>(1, kTaskElements / std::max<std::size_t>(L, 1));
   const std::size_t rows = (want + kScanBlockRows - 1) / kScanBlockRows * kScanBlockRows;
   const std::size_t tasks = (B + rows - 1) / rows;
@@ -270,6 +296,122 @@ void split_rows(std::size_t B, std::size_t L, Fn&& fn, ThreadPool& pool) {
     return;
   }
   pool.parallel_for(tasks, [&](std::size_t k) { fn(k * rows, std::min(B, (k + 1) * rows)); });
+}
+
+// ----------------------------------------------------------------------------------------- chunked scan
+// Few long rows: each step is affine in the state, s <- J_t s + c_t, so a row splits into C chunks that run side
+// by side on the lanes like C rows (Blelloch's scan of affine maps, one level): (1) each chunk from state 0
+// gives its end state e_c and the product P_c of its J_t (Step::chain); (2) the carries go through the chunks
+// in order, s_in(c - 1) = P_c s_in(c) + e_c (in double); (3) each chunk reruns from its carry, writing the
+// outputs. The chunks depend on L only, never on the threads; the outputs are those of the row order except
+// for the rounding of the carries. Taken when B < R (the block of scan_block_rows) and L >= 512 R; then
+// C = chunk_count(L) chunks of chunk_columns(L, C) columns each, and the last columns left over (fewer than C,
+// or 16 C) run first, in order.
+
+constexpr std::size_t kChunkColumns = 512;
+
+template <int NI, int NO>
+constexpr bool scan_chunked(std::size_t B, std::size_t L) {
+  constexpr std::size_t R = scan_block_rows<NI, NO>();
+  return B < R && L >= kChunkColumns * R;
+}
+
+// C = R k chunks, k = min(7, L / (512 R)) made odd: with a power-of-two L the chunk length is then no power of
+// two. Chunk rows that lie a multiple of 4 KiB apart would share their L1 sets (see kScanBlockRows), so a
+// length that is a multiple of 64 elements is shortened by 16 (one line or two apart).
+template <int NI, int NO>
+constexpr std::size_t chunk_count(std::size_t L) {
+  constexpr std::size_t R = scan_block_rows<NI, NO>();
+  const std::size_t k = std::min<std::size_t>(7, L / (kChunkColumns * R));
+  return R * (k % 2 == 1 ? k : k - 1);
+}
+
+constexpr std::size_t chunk_columns(std::size_t L, std::size_t C) {
+  const std::size_t Lc = L / C;
+  return Lc % 64 == 0 ? Lc - 16 : Lc;
+}
+
+namespace scan_detail {
+
+// Step (1): state = (s [NS], P [NS x NS] row-major), no outputs; P <- J_t P.
+template <int NS, int NO, typename Step>
+struct ChunkSummary {
+  Step step;
+  template <typename V>
+  void operator()(V* s, const V* x, V m, V*) const {
+    V y[NO];
+    step(s, x, m, y);
+    step.chain(m, s + NS);
+  }
+};
+
+}  // namespace scan_detail
+
+// Rows through chunks (scan_chunked(B, L) says when); `pool` runs the chunks of a row as tasks of R.
+template <int NS, typename T, typename M, int NI, int NO, typename Step>
+void scan_rows_chunked(const ScanBuffers<T, M, NI, NO>& b, const Step& step, ThreadPool& pool) {
+  constexpr std::size_t R = scan_block_rows<NI, NO>();
+  constexpr int NP = NS + NS * NS;
+  const std::size_t C = chunk_count<NI, NO>(b.L), Lc = chunk_columns(b.L, C);
+  // tasks of whole blocks of R chunks, ~kTaskElements or more each (split_rows' grain: one 32k row is one task)
+  const std::size_t head = C * Lc, per_task = R * ((kTaskElements + R * Lc - 1) / (R * Lc));
+  const std::size_t tasks = (C + per_task - 1) / per_task;
+  std::vector<T> sum(C * NP), carry(C * NS);
+  for (std::size_t row = 0; row < b.B; ++row) {
+    const std::size_t base = row * b.L;
+    // the last L mod C columns, in order, from state 0: the carry into the last chunk
+    ScanBuffers<T, M, NI, NO> tail;
+    tail.B = 1, tail.L = b.L - head, tail.mask = b.mask + base + head;
+    for (int i = 0; i < NI; ++i) tail.in[i] = b.in[i] + base + head;
+    for (int o = 0; o < NO; ++o) tail.out[o] = b.out[o] + base + head;
+    T s_end[NS] = {};
+    scan_rows<NS>(tail, 0, 1, step, s_end);
+    // the chunks as the rows of a [C, Lc] buffer
+    ScanBuffers<T, M, NI, NO> ch;
+    ch.B = C, ch.L = Lc, ch.mask = b.mask + base;
+    for (int i = 0; i < NI; ++i) ch.in[i] = b.in[i] + base;
+    for (int o = 0; o < NO; ++o) ch.out[o] = b.out[o] + base;
+    ScanBuffers<T, M, NI, 0> ch_in;
+    ch_in.B = C, ch_in.L = Lc, ch_in.mask = ch.mask;
+    for (int i = 0; i < NI; ++i) ch_in.in[i] = ch.in[i];
+    const scan_detail::ChunkSummary<NS, NO, Step> summary{step};
+    pool.parallel_for(tasks, [&](std::size_t k) {
+      const std::size_t c0 = k * per_task, c1 = std::min(C, c0 + per_task);
+      T* p = sum.data() + c0 * NP;
+      for (std::size_t c = 0; c < c1 - c0; ++c) {
+        std::fill(p + c * NP, p + (c + 1) * NP, T(0));
+        for (int d = 0; d < NS; ++d) p[c * NP + NS + d * NS + d] = T(1);
+      }
+      scan_rows_by<NP, R>(ch_in, c0, c1, summary, p);
+    });
+    double s[NS];
+    for (int k = 0; k < NS; ++k) s[k] = static_cast<double>(s_end[k]);
+    for (std::size_t c = C; c-- > 0;) {
+      const T* p = sum.data() + c * NP;
+      double next[NS];
+      for (int k = 0; k < NS; ++k) {
+        carry[c * NS + k] = static_cast<T>(s[k]);
+        double v = static_cast<double>(p[k]);
+        for (int j = 0; j < NS; ++j) v += static_cast<double>(p[NS + k * NS + j]) * s[j];
+        next[k] = v;
+      }
+      for (int k = 0; k < NS; ++k) s[k] = next[k];
+    }
+    pool.parallel_for(tasks, [&](std::size_t k) {
+      const std::size_t c0 = k * per_task, c1 = std::min(C, c0 + per_task);
+      scan_rows<NS>(ch, c0, c1, step, carry.data() + c0 * NS);
+    });
+  }
+}
+
+// The scan of every row: chunked for few long rows, else rows split over the pool.
+template <int NS, typename T, typename M, int NI, int NO, typename Step>
+void scan(const ScanBuffers<T, M, NI, NO>& b, const Step& step, ThreadPool& pool) {
+  if (scan_chunked<NI, NO>(b.B, b.L)) {
+    scan_rows_chunked<NS>(b, step, pool);
+    return;
+  }
+  split_rows(b.B, b.L, [&](std::size_t r0, std::size_t r1) { scan_rows<NS>(b, r0, r1, step); }, pool);
 }
 
 }  // namespace rltrain

@@ -35,6 +35,7 @@ from rltrain.kernels._convert import (
     copy_into,
     flag_array,
     float_dtype,
+    is_torch,
     out_tuple,
     plain,
     plain_flags,
@@ -64,6 +65,19 @@ def _flag(x: Any, name: str) -> bool:
     if not isinstance(x, (bool, np.bool_)):
         raise TypeError(f"{name}: expected a bool, got {type(x).__name__} {x!r}")
     return bool(x)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same buffer exactly (the same object, or views with the same address, shape, strides and dtype): the
+    elementwise kernels may then write ``out`` in place of that input, each element read before it is written."""
+    if a is b:
+        return True
+    if type(a) is np.ndarray and type(b) is np.ndarray:
+        return (a.ctypes.data, a.shape, a.strides, a.dtype) == (b.ctypes.data, b.shape, b.strides, b.dtype)
+    if is_torch(a) and is_torch(b):
+        return (a.device, a.data_ptr(), a.shape, a.stride(), a.dtype) == (
+            b.device, b.data_ptr(), b.shape, b.stride(), b.dtype)
+    return False
 
 
 def _mask(io: Io, mask: Any, shape: tuple[int, ...], layout: str | None) -> Any:
@@ -227,7 +241,7 @@ def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e
     position (masked or not) becomes ``(x - mean) * 1 / sqrt(var + eps)``, plus ``mean`` again when
     ``shift_mean`` is False. Statistics in float64 (fixed blocks: the same for any thread count), the result
     rounded once to x's dtype. ``ValueError`` naming ``mask`` when ``n < 2``."""
-    if out is not None and aliased((("out", out),), (("x", x), ("mask", mask))):
+    if out is not None and aliased((("out", out),), (("x", None if _same(out, x) else x), ("mask", mask))):
         return copy_into(out, masked_whiten(x, mask, shift_mean=shift_mean, eps=eps))
     if (
         type(eps) is float
@@ -284,7 +298,11 @@ def kl_estimate(
     Where ``mask == 0`` the output is exactly 0 (a select, not a product: no NaN from ``inf * 0``); elsewhere
     the mask's value does not scale the estimate."""
     code = _code(kind, "kind", _KL_KINDS)
-    if out is not None and aliased((("out", out),), (("logp", logp), ("ref_logp", ref_logp), ("mask", mask))):
+    if out is not None and aliased(
+        (("out", out),),
+        (("logp", None if _same(out, logp) else logp), ("ref_logp", None if _same(out, ref_logp) else ref_logp),
+         ("mask", mask)),
+    ):
         return copy_into(out, kl_estimate(logp, ref_logp, mask, kind=kind, clamp=clamp))
     if (
         type(clamp) is bool

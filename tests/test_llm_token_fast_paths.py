@@ -1,0 +1,171 @@
+"""The per-token kernels' two special paths (SPEC §6 rules unchanged):
+
+* few long rows (``B`` below the scan's lane block, 8 rows for ``token_returns`` and 4 for ``token_gae``, with
+  ``L >= 512 * block``) run as a chunked scan. Its chunks depend on ``L`` only, so results are bit-identical for
+  any thread count, but the chunk carries round differently from the row order: against the float64 reference
+  each result is within ``4 * eps * sum(|r| + |v|)`` of its row, the bound the row-order float computation itself
+  meets (checked here too). Every other shape stays bit-identical to the reference (test_llm_token_kernels.py).
+* ``out=`` that is exactly an input of an elementwise kernel (``masked_whiten(x, m, out=x)``,
+  ``kl_estimate(lp, ref, out=lp)``) runs in place without a scratch buffer; a partial overlap still goes through
+  scratch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from rltrain import kernels as K
+from rltrain import reference as R
+from rltrain.kernels import llm_token
+
+F_DTYPES = [np.dtype(np.float32), np.dtype(np.float64)]
+
+
+def _masks(b: np.ndarray, dtype: np.dtype, rng: np.random.Generator) -> list[np.ndarray]:
+    w = np.where(b, rng.random(b.shape), 0.0)
+    return [b, b.astype(np.uint8) * 3, b.astype(np.int64), b.astype(dtype), w.astype(dtype)]
+
+
+def _within(got: np.ndarray, want64: np.ndarray, scale: np.ndarray, dtype: np.dtype) -> None:
+    tol = 4 * float(np.finfo(dtype).eps) * scale
+    err = np.abs(got.astype(np.float64) - want64)
+    assert np.all(err <= tol), f"max error {err.max():.3g}, bound {tol.min():.3g}"
+
+
+# shapes on both sides of the rule: (B, L, chunked for token_returns, chunked for token_gae)
+SHAPES = [(1, 4096, True, True), (1, 4095, False, True), (3, 4099, True, True), (1, 2048, False, True),
+          (1, 2047, False, False), (7, 5000, True, False), (8, 4096, False, False), (1, 16384, True, True),
+          (2, 9000, True, True)]
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+@pytest.mark.parametrize(("B", "L", "ret_chunked", "gae_chunked"), SHAPES)
+def test_chunked_scans_within_bound(B: int, L: int, ret_chunked: bool, gae_chunked: bool, dtype: np.dtype) -> None:
+    rng = np.random.default_rng(B * 100_003 + L)
+    r = rng.standard_normal((B, L)).astype(dtype)
+    v = rng.standard_normal((B, L)).astype(dtype)
+    b = rng.random((B, L)) < 0.9
+    b[:, L // 3 : L // 3 + 700] = False  # a masked span across chunk boundaries
+    r64, v64 = r.astype(np.float64), v.astype(np.float64)
+    masks = _masks(b, dtype, rng)
+    for m in masks if L < 10_000 else masks[::2]:  # the references loop in Python: fewer masks on long rows
+        for masked in ("restart", "carry"):
+            got = K.token_returns(r, m, gamma=0.999, masked=masked)
+            seq = R.token_returns(r, m, gamma=0.999, masked=masked)
+            want = R.token_returns(r64, m, gamma=0.999, masked=masked)
+            scale = np.abs(r64).sum(axis=1, keepdims=True)
+            _within(seq, want, scale, dtype)  # the bound holds for the row order itself
+            _within(got, want, scale, dtype)
+            if not ret_chunked:
+                np.testing.assert_array_equal(got, seq)
+        got_a, got_r = K.token_gae(r, v, m, gamma=0.999, lam=0.95)
+        seq_a, seq_r = R.token_gae(r, v, m, gamma=0.999, lam=0.95)
+        want_a, want_r = R.token_gae(r64, v64, m, gamma=0.999, lam=0.95)
+        scale = (np.abs(r64) + np.abs(v64)).sum(axis=1, keepdims=True)
+        for got, seq, want in ((got_a, seq_a, want_a), (got_r, seq_r, want_r)):
+            _within(seq, want, scale, dtype)
+            _within(got, want, scale, dtype)
+            if not gae_chunked:
+                np.testing.assert_array_equal(got, seq)
+
+
+def test_chunked_scans_known_values() -> None:
+    """gamma = 1, all tokens set: the return is the reversed cumulative sum, exact on integers."""
+    L = 40_000
+    r = (np.arange(L) % 7 - 3).astype(np.float64)[None, :]
+    m = np.ones((1, L), bool)
+    want = np.cumsum(r[:, ::-1], axis=1)[:, ::-1]
+    np.testing.assert_array_equal(K.token_returns(r, m), want)
+    np.testing.assert_array_equal(K.token_returns(r, m, masked="carry"), want)
+    v = np.full((1, L), 0.5)
+    adv, ret = K.token_gae(r, v, m)  # lam = gamma = 1: return-to-go minus V
+    np.testing.assert_array_equal(adv, want - 0.5)
+    np.testing.assert_array_equal(ret, want)
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+def test_chunked_scans_identical_for_any_thread_count(dtype: np.dtype, restore_threads: None) -> None:
+    """Rows long enough for several pool tasks of chunks."""
+    rng = np.random.default_rng(11)
+    B, L = 2, 200_003
+    r, v = rng.standard_normal((B, L)).astype(dtype), rng.standard_normal((B, L)).astype(dtype)
+    m = rng.random((B, L)) < 0.8
+    results = {}
+    for k in (1, 2, 4):
+        K.set_num_threads(k)
+        results[k] = (K.token_returns(r, m, gamma=0.99), K.token_returns(r, m, masked="carry"),
+                      *K.token_gae(r, v, m, gamma=0.99, lam=0.9))
+    for k in (2, 4):
+        for a, b in zip(results[1], results[k]):
+            assert a.tobytes() == b.tobytes(), f"{k} threads differ from 1 thread"
+
+
+# --------------------------------------------------------------------------------------- in-place elementwise
+
+
+def _no_scratch(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("went through a scratch buffer")
+
+    monkeypatch.setattr(llm_token, "copy_into", fail)
+
+
+@pytest.mark.parametrize("container", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype", F_DTYPES)
+def test_elementwise_out_same_buffer_runs_in_place(container: str, dtype: np.dtype,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((37, 3001)).astype(dtype)  # several pool tasks
+    ref = -rng.random(x.shape).astype(dtype)
+    m = rng.random(x.shape) < 0.7
+    want_w = K.masked_whiten(x, m, shift_mean=False)
+    want_k = {kind: K.kl_estimate(x, ref, m, kind=kind) for kind in ("k3", "k2")}
+
+    def wrap(a: np.ndarray) -> Any:
+        return torch.from_numpy(a) if container == "torch" else a
+
+    _no_scratch(monkeypatch)
+    buf = x.copy()
+    t = wrap(buf)
+    assert K.masked_whiten(t, m, shift_mean=False, out=t) is t
+    np.testing.assert_array_equal(buf, want_w)
+    for kind, want in want_k.items():
+        a, b = x.copy(), ref.copy()
+        ta, tb = wrap(a), wrap(b)
+        assert K.kl_estimate(ta, tb, m, kind=kind, out=ta) is ta
+        np.testing.assert_array_equal(a, want)
+        a = x.copy()
+        ta = wrap(a)
+        assert K.kl_estimate(ta, tb, m, kind=kind, out=tb) is tb  # out = ref_logp
+        np.testing.assert_array_equal(b, want)
+    view = x.copy()
+    alias = view[...]  # another view object of the same memory and layout
+    K.masked_whiten(view, m, shift_mean=False, out=alias)
+    np.testing.assert_array_equal(view, want_w)
+
+
+def test_partial_overlap_still_goes_through_scratch() -> None:
+    rng = np.random.default_rng(13)
+    base = rng.standard_normal(2 * 4001)
+    x = base[:4000].copy()
+    m = rng.random(4000) < 0.6
+    want = K.masked_whiten(x, m)
+    buf = base.copy()
+    src, dst = buf[:4000], buf[1:4001]  # out shifted by one element against x
+    src[...] = x
+    K.masked_whiten(src, m, out=dst)
+    np.testing.assert_array_equal(dst, want)
+    lp, refp = -rng.random(4000), -rng.random(4000)
+    want_k = K.kl_estimate(lp, refp)
+    buf2 = np.concatenate([lp, [0.0]])
+    K.kl_estimate(buf2[:4000], refp, out=buf2[1:])
+    np.testing.assert_array_equal(buf2[1:], want_k)
+    # the mask, even the same buffer as out, is read through scratch
+    mf = m.astype(np.float64)
+    want_m = K.kl_estimate(lp, refp, mf)
+    K.kl_estimate(lp, refp, mf, out=mf)
+    np.testing.assert_array_equal(mf, want_m)
