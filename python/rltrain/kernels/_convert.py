@@ -84,6 +84,44 @@ def is_torch(x: Any) -> bool:
     return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
 
 
+def cpu_views(*xs: Any) -> list[Any] | None:
+    """NumPy views of the CPU torch tensors among ``xs`` (everything else unchanged) when at least one is a tensor
+    and numpy can view every tensor (CPU, a dtype numpy has); else None. A wrapper then calls itself on the views,
+    which takes the plain-NumPy fast path, and hands the result back as a tensor: a tensor call costs what a NumPy
+    call does."""
+    from rltrain.kernels import _device  # the one device test (tests patch it)
+
+    views: list[Any] = []
+    tensor = False
+    for x in xs:
+        if is_torch(x):
+            if _device.on_device(x):
+                return None
+            try:
+                views.append(x.detach().numpy())
+            except (TypeError, RuntimeError):  # bfloat16, conjugate or negative views: the general path
+                return None
+            tensor = True
+        elif isinstance(x, (tuple, list)) and any(is_torch(e) for e in x):
+            inner = cpu_views(*x)
+            if inner is None:
+                return None
+            views.append(tuple(inner))
+            tensor = True
+        else:
+            views.append(x)
+    return views if tensor else None
+
+
+def as_tensor(a: Any) -> Any:
+    """A NumPy result as a CPU tensor sharing its memory (tuples element-wise)."""
+    import torch
+
+    if isinstance(a, tuple):
+        return tuple(torch.from_numpy(e) for e in a)
+    return torch.from_numpy(a)
+
+
 class Io:
     """Reads the arguments of one call as NumPy arrays and remembers whether they were torch tensors (and on
     which device) to give the results back the same way."""

@@ -13,6 +13,7 @@ by the same code on their metadata (``rltrain.kernels._device``: ids and ``out=`
 
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Any
 
@@ -27,8 +28,10 @@ from rltrain.kernels._convert import (
     Out,
     aliased,
     as_dtype,
+    as_tensor,
     check_out,
     copy_into,
+    cpu_views,
     ddof_arg,
     float_dtype,
     plain,
@@ -298,6 +301,12 @@ def group_advantages(
     ``compute_grpo_outcome_advantage`` (``preset="verl"``, ``group_ids`` = its ``index`` as integers;
     ``scale="none"`` for ``norm_adv_by_std_in_grpo=False``).
     """
+    v = cpu_views(rewards, group_ids, reward_weights, out)
+    if v is not None:
+        with contextlib.suppress(ValueError, TypeError):  # bad input: the general path words the error for tensors
+            res = group_advantages(v[0], v[1], group_size=group_size, preset=preset, scale=scale, ddof=ddof, eps=eps,
+                                   eps_on=eps_on, reward_weights=v[2], combine=combine, out=v[3])
+            return out if out is not None else as_tensor(res)
     if out is not None and _out_overlaps(out, rewards, group_ids, reward_weights):
         return copy_into(out, group_advantages(
             rewards, group_ids, group_size=group_size, preset=preset, scale=scale, ddof=ddof, eps=eps, eps_on=eps_on,
@@ -341,6 +350,11 @@ def rloo_advantages(rewards: Any, group_ids: Any = None, *, group_size: int | No
     verl's RLOO for groups of two or more (verl leaves a singleton's score unchanged; here it gets 0).
     torch in -> torch out; ``out=`` a ``[B]`` buffer. ``rltrain.reference.rloo_advantages`` is the specification.
     """
+    v = cpu_views(rewards, group_ids, out)
+    if v is not None:
+        with contextlib.suppress(ValueError, TypeError):
+            res = rloo_advantages(v[0], v[1], group_size=group_size, out=v[2])
+            return out if out is not None else as_tensor(res)
     if out is not None and _out_overlaps(out, rewards, group_ids):
         return copy_into(out, rloo_advantages(rewards, group_ids, group_size=group_size))
     if (

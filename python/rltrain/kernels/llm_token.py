@@ -17,6 +17,7 @@ otherwise copied through the host kernel and back.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import numpy as np
@@ -30,9 +31,11 @@ from rltrain.kernels._convert import (
     Out,
     aliased,
     as_dtype,
+    as_tensor,
     check_flags,
     check_out,
     copy_into,
+    cpu_views,
     flag_array,
     float_dtype,
     is_torch,
@@ -121,6 +124,11 @@ def token_returns(
       return carries unchanged across masked spans (tool observations) and is 0 there.
 
     ``gamma`` in [0, 1]. Returns ``[B, L]`` of the rewards' dtype (``out=`` to write into a buffer)."""
+    v = cpu_views(token_rewards, mask, out)
+    if v is not None:
+        with contextlib.suppress(ValueError, TypeError):  # bad input: the general path words the error for tensors
+            res = token_returns(v[0], v[1], gamma=gamma, masked=masked, out=v[2])
+            return out if out is not None else as_tensor(res)
     mode = _code(masked, "masked", _MASKED)
     if out is not None and aliased((("out", out),), (("token_rewards", token_rewards), ("mask", mask))):
         return copy_into(out, token_returns(token_rewards, mask, gamma=gamma, masked=masked))
@@ -180,6 +188,11 @@ def token_gae(
     Masked tokens are skipped: the advantage and the next value carry backward through them.
     ``returns = advantages + values`` at every position. ``gamma``, ``lam`` in [0, 1] (Schulman et al. 2016:
     ``lam=0`` is the TD(0) error, ``lam=1`` the Monte-Carlo return minus V)."""
+    v = cpu_views(token_rewards, values, mask, out)
+    if v is not None:
+        with contextlib.suppress(ValueError, TypeError):
+            res2 = token_gae(v[0], v[1], v[2], gamma=gamma, lam=lam, out=v[3])
+            return tuple(out) if out is not None else as_tensor(res2)
     o_adv, o_ret = (None, None) if out is None else out_tuple(out, 2)
     if out is not None and aliased(
         (("out[0] (advantages)", o_adv), ("out[1] (returns)", o_ret)),
@@ -241,6 +254,11 @@ def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e
     position (masked or not) becomes ``(x - mean) * 1 / sqrt(var + eps)``, plus ``mean`` again when
     ``shift_mean`` is False. Statistics in float64 (fixed blocks: the same for any thread count), the result
     rounded once to x's dtype. ``ValueError`` naming ``mask`` when ``n < 2``."""
+    v = cpu_views(x, mask, out)
+    if v is not None:
+        with contextlib.suppress(ValueError, TypeError):
+            res = masked_whiten(v[0], v[1], shift_mean=shift_mean, eps=eps, out=v[2])
+            return out if out is not None else as_tensor(res)
     if out is not None and aliased((("out", out),), (("x", None if _same(out, x) else x), ("mask", mask))):
         return copy_into(out, masked_whiten(x, mask, shift_mean=shift_mean, eps=eps))
     if (
@@ -297,6 +315,11 @@ def kl_estimate(
 
     Where ``mask == 0`` the output is exactly 0 (a select, not a product: no NaN from ``inf * 0``); elsewhere
     the mask's value does not scale the estimate."""
+    v = cpu_views(logp, ref_logp, mask, out)
+    if v is not None:
+        with contextlib.suppress(ValueError, TypeError):
+            res = kl_estimate(v[0], v[1], v[2], kind=kind, clamp=clamp, out=v[3])
+            return out if out is not None else as_tensor(res)
     code = _code(kind, "kind", _KL_KINDS)
     if out is not None and aliased(
         (("out", out),),
