@@ -19,17 +19,8 @@
 #include "rltrain/thread_pool.hpp"
 #include "rltrain/token_scan.hpp"
 
-// The elementwise loops (whitening sums and output, kl_estimate) are compiled twice on x86-64 ELF with GCC, for
-// AVX2 and for the baseline, the variant picked once at load time (an ifunc): the wheel stays portable. Both run
-// the same IEEE operations in the same order (no FMA: -ffp-contract=off), so their results are bit-identical.
-// (AVX2 halves them: 32k float32 elements, k3 77 -> 42 us, masked_whiten 41 -> 24 us.) Clang does not clone
-// templates; off under the sanitizers (ifunc resolvers run before their runtime starts).
-#if defined(__x86_64__) && defined(__ELF__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(RLTRAIN_SANITIZED) && !defined(RLTRAIN_TSAN)
-#define RLTRAIN_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define RLTRAIN_CLONES
-#endif
+// No per-ISA variants of these loops: GCC's target_clones on the templates was tried and dropped (GCC 13 stops
+// with an internal compiler error in its target-clone pass on this file, which would break a user's build).
 
 namespace rltrain {
 
@@ -217,8 +208,7 @@ namespace token_detail {
 // out[i] = f(logp[i] - ref_logp[i]) for i in [i0, i1), 0 where mask[i] == 0 (mask may be null). out may be
 // logp or ref_logp itself (each element is read before it is written), so those pointers are not __restrict.
 template <typename T, typename M, typename F>
-RLTRAIN_CLONES void kl_range(std::size_t i0, std::size_t i1, const T* a, const T* b, const M* __restrict mask, T* o,
-                             F f) {
+void kl_range(std::size_t i0, std::size_t i1, const T* a, const T* b, const M* __restrict mask, T* o, F f) {
   if (mask == nullptr) {
     for (std::size_t i = i0; i < i1; ++i) o[i] = f(a[i] - b[i]);
   } else if constexpr (std::is_integral_v<M> && sizeof(M) > 1) {
@@ -244,8 +234,8 @@ RLTRAIN_CLONES void kl_range(std::size_t i0, std::size_t i1, const T* a, const T
 
 // out = (x - mean) * inv + back in double, rounded once to T; out may be x itself.
 template <typename T>
-RLTRAIN_CLONES void whiten_range(std::size_t i0, std::size_t i1, const T* a, double mean, double inv, double back,
-                                 bool shift_mean, T* o) {
+void whiten_range(std::size_t i0, std::size_t i1, const T* a, double mean, double inv, double back, bool shift_mean,
+                  T* o) {
   if (shift_mean) {
     for (std::size_t i = i0; i < i1; ++i) o[i] = static_cast<T>((static_cast<double>(a[i]) - mean) * inv);
   } else {
@@ -332,8 +322,8 @@ double sum_lanes(const double* a) {
 
 // Adds w[i] and x[i] * w[i] into s0[i % kSumLanes] and s1[i % kSumLanes].
 template <typename T, typename W>
-RLTRAIN_CLONES void add_weighted(const T* __restrict x, const W* __restrict w, std::size_t n, double* __restrict s0,
-                                 double* __restrict s1) {
+void add_weighted(const T* __restrict x, const W* __restrict w, std::size_t n, double* __restrict s0,
+                  double* __restrict s1) {
   std::size_t i = 0;
   for (; i + kSumLanes <= n; i += kSumLanes)
     for (int k = 0; k < kSumLanes; ++k) {
@@ -350,8 +340,7 @@ RLTRAIN_CLONES void add_weighted(const T* __restrict x, const W* __restrict w, s
 
 // Adds (x[i] - mean)^2 * w[i] into a[i % kSumLanes].
 template <typename T, typename W>
-RLTRAIN_CLONES void add_sq_dev(const T* __restrict x, const W* __restrict w, std::size_t n, double mean,
-                               double* __restrict a) {
+void add_sq_dev(const T* __restrict x, const W* __restrict w, std::size_t n, double mean, double* __restrict a) {
   std::size_t i = 0;
   for (; i + kSumLanes <= n; i += kSumLanes)
     for (int k = 0; k < kSumLanes; ++k) {
