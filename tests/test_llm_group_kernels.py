@@ -576,3 +576,91 @@ def test_group_ids_take_the_expected_path(tmp_path: pathlib.Path) -> None:
         "fixed 1 |",
     ]
 
+
+class _FakeCudaTensor:
+    """Looks like a CUDA tensor to the wrappers' dispatch (no GPU here)."""
+
+    __module__ = "torch.fake"
+
+    class device:  # mirrors torch.Tensor.device
+        type = "cuda"
+
+    def detach(self) -> _FakeCudaTensor:
+        return self
+
+
+@pytest.mark.parametrize("name", ["group_advantages", "rloo_advantages"])
+def test_cuda_tensors_take_the_measured_torch_path(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rltrain.kernels import _torch_paths
+
+    calls: list[tuple[Any, ...]] = []
+
+    def torch_path(*args: Any, **kwargs: Any) -> str:
+        calls.append((args, kwargs))
+        return "result"
+
+    monkeypatch.setitem(_torch_paths.CUDA_PATH, name, "torch")
+    monkeypatch.setattr(_torch_paths, name, torch_path, raising=False)
+    x, ids = _FakeCudaTensor(), _FakeCudaTensor()
+    assert getattr(K, name)(x, ids) == "result"
+    (args, kwargs), = calls
+    assert args == (x, ids) and kwargs["group_size"] is None and "out" not in kwargs
+    if name == "group_advantages":
+        assert kwargs == {"group_size": None, "preset": "rltrain", "scale": None, "ddof": None, "eps": None,
+                          "eps_on": None, "reward_weights": None, "combine": "sum"}
+
+
+# ------------------------------------------------------------------- plain torch CPU calls and group sizes
+
+
+@pytest.mark.parametrize("name", ["group_advantages", "rloo_advantages"])
+@pytest.mark.parametrize("dtype", F_DTYPES)
+def test_torch_cpu_calls_match_numpy_bits(name: str, dtype: np.dtype) -> None:
+    """Plain torch CPU tensors go straight to the binding (rltrain.kernels.llm_group._torch_views); tensors it
+    must not take that way (grad, out= sharing memory with the rewards, wrong out dtype, non-contiguous) still
+    give the NumPy results or the NumPy errors."""
+    fn = getattr(K, name)
+    rng = np.random.default_rng(7)
+    r = rng.normal(size=96).astype(dtype)
+    ids = np.repeat(rng.permutation(6), 16)
+    want = fn(r, group_size=16)
+    want_ids = fn(r, ids)
+    t = torch.from_numpy(r.copy())
+    out = torch.full_like(t, np.nan)
+    assert fn(t, group_size=16, out=out) is out and bits_equal(out.numpy(), want)
+    got = fn(t, torch.from_numpy(ids))
+    assert isinstance(got, torch.Tensor) and bits_equal(got.numpy(), want_ids)
+    assert bits_equal(fn(t.clone().requires_grad_(True), group_size=16).detach().numpy(), want)
+    inplace = t.clone()
+    assert fn(inplace, group_size=16, out=inplace) is inplace and bits_equal(inplace.numpy(), want)
+    big = torch.zeros(2 * 96, dtype=t.dtype)
+    big[::2] = t
+    assert bits_equal(fn(big[::2], group_size=16).numpy(), want)
+    with pytest.raises(TypeError, match="^out:"):
+        fn(t, group_size=16, out=torch.empty(96, dtype=torch.float16))
+
+
+@pytest.mark.parametrize("size", [2, 4, 7, 8, 16, 24, 32, 64, 128])
+def test_every_group_size_matches_the_reference(size: int) -> None:
+    """Groups of 8, 16, 32 and 64 take a vectorised path (llm_group_fixed.hpp) on CPUs with AVX2; other sizes
+    and scattered ids the generic loops: the same values as the reference and the same bits as scattered ids
+    naming the same groups (members in the same order), for group counts that leave a short last batch of four
+    groups and a short last block of 64."""
+    rng = np.random.default_rng(size)
+    for groups in (2, 3, 5, 67):
+        inter = np.arange(groups * size) % groups  # group g = {g, g + groups, ...}: the counting-sort path
+        where = np.argsort(inter, kind="stable")  # element k of the contiguous layout sits at where[k]
+        for dtype in F_DTYPES:
+            r = (rng.normal(size=groups * size) * 3 + 1).astype(dtype)
+            scattered = np.empty_like(r)
+            scattered[where] = r
+            for preset, scale, eps_on in (("trl", "group", "std"), ("rltrain", "group", "var"),
+                                          ("verl", "batch", "std"), ("dr_grpo", "none", "std")):
+                kw = {"preset": preset, "scale": scale, "eps_on": eps_on}
+                got = K.group_advantages(r, group_size=size, **kw)
+                assert_close(got, R.group_advantages(r, group_size=size, **kw), dtype)
+                if scale != "batch":  # the batch reduction runs over the elements in their own order
+                    assert bits_equal(got, K.group_advantages(scattered, inter, **kw)[where]), kw
+            got = K.rloo_advantages(r, group_size=size)
+            assert_close(got, R.rloo_advantages(r, group_size=size), dtype)
+            assert bits_equal(got, K.rloo_advantages(scattered, inter)[where])

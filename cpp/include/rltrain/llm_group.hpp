@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "rltrain/llm_group_fixed.hpp"
 #include "rltrain/llm_grouping.hpp"
 #include "rltrain/thread_pool.hpp"
 
@@ -307,6 +308,25 @@ void rloo_groups(const Groups& gr, std::size_t n, const Src& src, O* out, std::a
   });
 }
 
+// Contiguous groups of a size that llm_group_fixed.hpp specialises (rewards [B] -> out [B], same bits as
+// normalize_groups / rloo_groups); false, having done nothing, for any other grouping or size.
+template <class Groups, typename T>
+bool fixed_fast_path(const Groups& gr, std::size_t n, const T* x, T* out, const fixed::Params& p,
+                     std::atomic<bool>& bad, ThreadPool& pool) {
+  if constexpr (std::is_same_v<Groups, FixedGroups>) {
+    const std::size_t size = gr.size;
+    if (!fixed::fixed_size_supported(size)) return false;
+    split_items(gr.count(), n, pool, [&](std::size_t g0, std::size_t g1) {
+      if (!fixed::fixed_groups(size, x + g0 * size, out + g0 * size, g1 - g0, p))
+        bad.store(true, std::memory_order_relaxed);
+    });
+    return true;
+  } else {
+    (void)gr, (void)n, (void)x, (void)out, (void)p, (void)bad, (void)pool;
+    return false;
+  }
+}
+
 // Elementwise f(i0, i1) over [0, n).
 template <class Fn>
 void for_elements(std::size_t n, ThreadPool& pool, Fn&& fn) {
@@ -382,6 +402,11 @@ void group_advantages(const LlmGroupArgs<T>& a, ThreadPool& pool) {
       const Contig<T> x{a.rewards};
       const double bd = batch_denom(x);
       if (bad.load()) return;
+      fixed::Params fp;
+      fp.mode = a.norm.scale == Scale::Group ? fixed::Mode::Group : fixed::Mode::Shift;
+      fp.ddof = static_cast<double>(a.norm.ddof), fp.eps = a.norm.eps, fp.eps_on_std = a.norm.eps_on == EpsOn::Std;
+      fp.inv = a.norm.scale == Scale::Batch ? 1.0 / bd : 1.0;  // as normalize_groups' batch_inv
+      if (fixed_fast_path(gr, B, a.rewards, out, fp, bad, pool)) return;
       normalize_groups(gr, B, x, a.norm, bd, [out](std::size_t i, double v) { out[i] = static_cast<T>(v); }, bad, pool);
       return;
     }
@@ -432,8 +457,11 @@ void rloo_advantages(std::size_t B, const T* rewards, const int64_t* group_ids, 
   using namespace llm;
   if (B == 0) return;
   std::atomic<bool> bad{false};
-  with_groups(B, group_ids, group_size,
-              [&](const auto& gr) { rloo_groups(gr, B, Contig<T>{rewards}, out, bad, pool); });
+  with_groups(B, group_ids, group_size, [&](const auto& gr) {
+    fixed::Params fp;
+    fp.mode = fixed::Mode::Rloo;
+    if (!fixed_fast_path(gr, B, rewards, out, fp, bad, pool)) rloo_groups(gr, B, Contig<T>{rewards}, out, bad, pool);
+  });
   if (bad.load()) non_finite_rewards(rewards, B, 1, false);
 }
 
