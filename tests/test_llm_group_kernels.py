@@ -577,39 +577,6 @@ def test_group_ids_take_the_expected_path(tmp_path: pathlib.Path) -> None:
     ]
 
 
-class _FakeCudaTensor:
-    """Looks like a CUDA tensor to the wrappers' dispatch (no GPU here)."""
-
-    __module__ = "torch.fake"
-
-    class device:  # mirrors torch.Tensor.device
-        type = "cuda"
-
-    def detach(self) -> _FakeCudaTensor:
-        return self
-
-
-@pytest.mark.parametrize("name", ["group_advantages", "rloo_advantages"])
-def test_cuda_tensors_take_the_measured_torch_path(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rltrain.kernels import _torch_paths
-
-    calls: list[tuple[Any, ...]] = []
-
-    def torch_path(*args: Any, **kwargs: Any) -> str:
-        calls.append((args, kwargs))
-        return "result"
-
-    monkeypatch.setitem(_torch_paths.CUDA_PATH, name, "torch")
-    monkeypatch.setattr(_torch_paths, name, torch_path, raising=False)
-    x, ids = _FakeCudaTensor(), _FakeCudaTensor()
-    assert getattr(K, name)(x, ids) == "result"
-    (args, kwargs), = calls
-    assert args == (x, ids) and kwargs["group_size"] is None and "out" not in kwargs
-    if name == "group_advantages":
-        assert kwargs == {"group_size": None, "preset": "rltrain", "scale": None, "ddof": None, "eps": None,
-                          "eps_on": None, "reward_weights": None, "combine": "sum"}
-
-
 # ------------------------------------------------------------------- plain torch CPU calls and group sizes
 
 

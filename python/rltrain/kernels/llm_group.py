@@ -348,8 +348,9 @@ def group_advantages(
         codes = _plain_settings(preset, scale, ddof, eps, eps_on)
         if views is not None and codes is not None:
             rv, iv, ov = views
-            res = _core.kernels.group_advantages(rv, iv, group_size, *codes, None, _COMBINE[combine], ov)
-            return _as_torch(res, out)
+            with contextlib.suppress(ValueError, TypeError):  # bad input: the general path words it for tensors
+                res = _core.kernels.group_advantages(rv, iv, group_size, *codes, None, _COMBINE[combine], ov)
+                return _as_torch(res, out)
     v = cpu_views(rewards, group_ids, reward_weights, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):  # bad input: the general path words the error for tensors
@@ -400,7 +401,8 @@ def rloo_advantages(rewards: Any, group_ids: Any = None, *, group_size: int | No
     if plain_size and type(rewards) is not np.ndarray:
         views = _torch_views(rewards, group_ids, out)
         if views is not None:
-            return _as_torch(_core.kernels.rloo_advantages(*views[:2], group_size, views[2]), out)
+            with contextlib.suppress(ValueError, TypeError):
+                return _as_torch(_core.kernels.rloo_advantages(*views[:2], group_size, views[2]), out)
     v = cpu_views(rewards, group_ids, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
