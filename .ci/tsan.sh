@@ -52,11 +52,16 @@ check() {
 echo "== ThreadSanitizer: tests (build took $((SECONDS - start)) s)"
 # test_create_close_cycles_leak_nothing (200 fork-pool lifecycles, a resource-leak check) is left out: each fork
 # of a TSan process costs ~0.2 s, and the other fork tests cover the handshake.
+# test_group_ids_refilled_meanwhile races on purpose (a Python thread rewrites the caller's group_ids while the
+# kernel reads them: the result must be an error or correct, never an out-of-bounds access); like
+# tests/test_kernel_races.py it runs under ASan instead, where that is what is checked.
 status=0
 "${run[@]}" python -m pytest -p no:cacheprovider -q --timeout=300 \
   tests/test_build.py tests/test_kernels.py tests/test_running_stats.py tests/test_sync_words.py \
   tests/test_native_envs.py tests/test_vec_native.py tests/test_lunar_native.py tests/test_vec_lunar.py \
-  tests/test_fork_vec.py tests/test_llm_group_kernels.py tests/test_llm_token_kernels.py --deselect tests/test_fork_vec.py::test_create_close_cycles_leak_nothing || status=$?
+  tests/test_fork_vec.py tests/test_llm_group_kernels.py tests/test_llm_token_kernels.py \
+  --deselect tests/test_fork_vec.py::test_create_close_cycles_leak_nothing \
+  --deselect tests/test_llm_group_kernels.py::test_group_ids_refilled_meanwhile || status=$?
 check tests "$status"
 
 echo "== ThreadSanitizer: concurrent-use stress ($((SECONDS - start)) s)"
