@@ -484,8 +484,10 @@ class VecEnv {
           err = std::current_exception();
         }
         {
+          // Moved, not copied: this thread keeps no reference to the exception, so the caller that rethrows it
+          // also frees it (a copy's release here raced with the caller's reading of the message under TSan).
           std::lock_guard<std::mutex> lk(q_mu_);
-          env_error_[i] = err;
+          env_error_[i] = std::move(err);
           ready_.push_back(i);
         }
         ready_cv_.notify_all();
