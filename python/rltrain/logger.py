@@ -18,18 +18,22 @@ class Logger:
 
     Backends: "tensorboard" (``torch.utils.tensorboard.SummaryWriter``; skipped with a warning when the
     ``tensorboard`` package is missing), "csv" (``progress.csv`` in ``log_dir``; the header grows when new
-    keys appear, rewriting the file atomically) and "wandb" (``wandb.init(**wandb)`` with ``dir=log_dir``; an optional
+    keys appear, rewriting the file atomically; with ``append=True`` an existing file is continued, as a resumed run
+    wants) and "wandb" (``wandb.init(**wandb)`` with ``dir=log_dir``; an optional
     dependency, so asking for it without the package raises; ``WANDB_MODE=offline`` keeps everything local).
     """
 
     def __init__(self, log_dir: str, backends: Sequence[str] = ("tensorboard", "csv"),
-                 wandb: dict[str, Any] | None = None) -> None:
+                 wandb: dict[str, Any] | None = None, *, append: bool = False) -> None:
         self.log_dir = log_dir
         os.makedirs(log_dir, exist_ok=True)
         self._values: dict[str, float] = {}
         self._tb: Any = None
         self._csv_path = os.path.join(log_dir, "progress.csv") if "csv" in backends else None
         self._csv_keys: list[str] = []
+        if append and self._csv_path is not None and os.path.exists(self._csv_path):
+            with open(self._csv_path, newline="") as f:
+                self._csv_keys = next(csv.reader(f), [])
         if "tensorboard" in backends:
             try:
                 from torch.utils.tensorboard import SummaryWriter
