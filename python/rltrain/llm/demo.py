@@ -148,7 +148,7 @@ def _complete(model: Any, tok: Any, prompts: Sequence[str], max_new_tokens: int,
 
 def _rm_scores(rm: Any, tok: Any, prompts: Sequence[str], completions: Sequence[str]) -> torch.Tensor:
     """The reward model's scores of ``prompt + completion``, read exactly as the trainer reads them."""
-    from rltrain.llm.ops import reward_scores
+    from rltrain.llm import reward_scores
 
     texts = [p + c for p, c in zip(prompts, completions, strict=True)]
     return reward_scores(rm, tok, texts, device=next(rm.parameters()).device)
