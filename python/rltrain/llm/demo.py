@@ -232,7 +232,7 @@ def _fit_reward_model(rm: Any, tok: Any, pairs: list[tuple[str, str, str]], held
         r = _rm_scores(rm, tok, prompts + prompts, [b[1] for b in batch] + [b[2] for b in batch])
         loss = bradley_terry_loss(r[:len(batch)], r[len(batch):])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
         opt.step()
         losses.append(loss.item())
         if step % max(1, cfg.rm_steps // 6) == 0 or step == cfg.rm_steps:
@@ -324,7 +324,8 @@ def run_demo(cfg: DemoConfig, log: Log | None = None) -> dict[str, Any]:
         "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
         "true_score_before": before["true_score"], "true_score_after": after["true_score"],
         "steps": trainer.step, "seconds": grpo_seconds, "cpu_seconds": grpo_cpu,
-        "tokens_per_s": _mean(history, "gen_tokens_per_s"), "update_tokens_per_s": _mean(history, "update_tokens_per_s"),
+        "tokens_per_s": _mean(history, "gen_tokens_per_s"),
+        "update_tokens_per_s": _mean(history, "update_tokens_per_s"),
         "reached_target": after["accuracy"] >= cfg.target_accuracy,
         "supervised": sl, "curve": curve,
         "total_seconds": time.perf_counter() - t_start, "total_cpu_seconds": time.process_time() - cpu_start,
