@@ -110,8 +110,8 @@ class DemoConfig:
 
 TASK_SETTINGS: dict[str, dict[str, Any]] = {
     "reverse": {},
-    "sort": {"temperature": 1.0, "lr": 3e-4},
-    "add": {"temperature": 1.0, "lr": 3e-4},
+    "sort": {"temperature": 0.6},
+    "add": {"temperature": 0.6},
 }
 """Each task's departures from the :class:`DemoConfig` defaults."""
 
