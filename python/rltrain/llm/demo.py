@@ -47,8 +47,9 @@ class DemoConfig:
     """Optimise a learned Bradley-Terry reward model instead of the programmatic reward."""
     seed: int = 0
     """Seeds the prompts, the models and the trainer."""
-    threads: int = 2
-    """torch CPU threads."""
+    threads: int = 1
+    """torch CPU threads. One: these models are too small to gain from a second, which only waits on the first
+    (and on a busy 2-core machine made a GRPO step 4x slower)."""
     n_train: int = 20000
     """Training prompts (supervised warm-up, preference pairs and GRPO draw from these)."""
     n_eval: int = 256
