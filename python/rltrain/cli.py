@@ -1,5 +1,6 @@
 """Command line: ``rltrain train ALGO --env ID [config overrides]``, ``rltrain eval CHECKPOINT``,
-``rltrain bench [SECTION ...]``, ``rltrain plot RUN_DIR ...`` and ``rltrain robustness CHECKPOINT --env ID``.
+``rltrain bench [SECTION ...]``, ``rltrain plot RUN_DIR ...``, ``rltrain robustness CHECKPOINT --env ID`` and
+``rltrain llm-demo --task TASK``.
 Train options are generated from the config dataclasses by tyro (``rltrain train ppo --help`` lists every field
 with its docstring)."""
 
@@ -13,13 +14,15 @@ from typing import Any
 from rltrain._checks import class_from_path
 from rltrain.config import GRPOConfig, PPOConfig, ReinforceConfig
 
-USAGE = """usage: rltrain {train,eval,bench,plot,robustness} ...
+USAGE = """usage: rltrain {train,eval,bench,plot,robustness,llm-demo} ...
 
   rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo, grpo-step, grpo-episode, grpo-hybrid, reinforce
   rltrain eval CHECKPOINT [--episodes N] [--video DIR]
   rltrain bench [SECTION ...] [--json PATH]                 same as python -m rltrain.bench
   rltrain plot RUN_DIR ... [--out PNG] [--key COLUMN]       learning curves from progress.csv
   rltrain robustness CHECKPOINT --env ID [--episodes N]     noise/delay/masking/dynamics presets: JSON + PNG
+  rltrain llm-demo --task {reverse,sort,add} [--reward-model] [--json PATH] [--png PATH] [--seed N] [--quick]
+                                                            GRPO on a tiny char LM from scratch (extra [llm])
 
 'rltrain train ppo --help' lists every configuration field."""
 
@@ -170,13 +173,19 @@ def cmd_robustness(argv: list[str]) -> int:
     return robustness_main(argv)
 
 
+def cmd_llm_demo(argv: list[str]) -> int:
+    from rltrain.llm.demo import main as llm_demo_main
+
+    return llm_demo_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
     commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot,
-                "robustness": cmd_robustness}
+                "robustness": cmd_robustness, "llm-demo": cmd_llm_demo}
     if argv[0] not in commands:
         print(f"rltrain: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2
