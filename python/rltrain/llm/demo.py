@@ -64,7 +64,7 @@ class DemoConfig:
     """Supervised warm-up: sequences per step."""
     sl_lr: float = 1e-3
     """Supervised warm-up: AdamW learning rate."""
-    sl_eval_every: int = 10
+    sl_eval_every: int = 5
     """Supervised warm-up: steps between held-out checks; it stops at the first check inside the band."""
     sl_max_steps: int = 4000
     """Supervised warm-up: give up on reaching the band after this many steps."""
