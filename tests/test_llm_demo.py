@@ -27,7 +27,8 @@ from rltrain.llm.demo_tasks import (
 
 REPORT_FIELDS = {"task", "reward_model", "seed", "accuracy_before", "accuracy_after", "true_score_before",
                  "true_score_after", "steps", "seconds", "cpu_seconds", "tokens_per_s", "update_tokens_per_s",
-                 "reached_target", "supervised", "curve", "total_seconds", "total_cpu_seconds", "machine", "config"}
+                 "reached_target", "supervised", "curve", "examples", "total_seconds", "total_cpu_seconds", "machine",
+                 "config"}
 CURVE_FIELDS = {"step", "seconds", "reward", "train_reward", "kl", "accuracy", "true_score"}
 
 
