@@ -27,7 +27,8 @@ from rltrain.llm.demo_tasks import (
 
 REPORT_FIELDS = {"task", "reward_model", "seed", "accuracy_before", "accuracy_after", "true_score_before",
                  "true_score_after", "steps", "seconds", "cpu_seconds", "tokens_per_s", "update_tokens_per_s",
-                 "reached_target", "supervised", "curve", "total_seconds", "total_cpu_seconds", "machine", "config"}
+                 "reached_target", "supervised", "curve", "examples", "total_seconds", "total_cpu_seconds", "machine",
+                 "config"}
 CURVE_FIELDS = {"step", "seconds", "reward", "train_reward", "kl", "accuracy", "true_score"}
 
 
@@ -62,8 +63,8 @@ def test_bad_arguments(capsys) -> None:
     assert "--seed" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(("prompt", "answer"), [("reverse:abcd=", "dcba"), ("reverse:hello=", "olleh"),
-                                                ("sort:3141=", "1134"), ("sort:90817263=", "01236789"),
+@pytest.mark.parametrize(("prompt", "answer"), [("reverse:abcd=", "dcba"), ("reverse:...hello=", "olleh"),
+                                                ("sort:....3141=", "1134"), ("sort:90817263=", "01236789"),
                                                 ("add:123+456=", "579"), ("add:999+999=", "1998")])
 def test_answers(prompt: str, answer: str) -> None:
     assert TASKS[prompt.split(":")[0]].solve(prompt) == answer
@@ -71,11 +72,12 @@ def test_answers(prompt: str, answer: str) -> None:
 
 def test_prompt_forms() -> None:
     rng = random.Random(0)
-    forms = {"reverse": r"reverse:[a-z]{4,8}=", "sort": r"sort:[0-9]{4,8}=",
+    forms = {"reverse": r"reverse:\.{0,4}[a-z]{4,8}=", "sort": r"sort:\.{0,4}[0-9]{4,8}=",
              "add": r"add:[1-9][0-9]{2}\+[1-9][0-9]{2}="}
     for name, form in forms.items():
         prompts = [TASKS[name].prompt(rng) for _ in range(300)]
         assert all(re.fullmatch(form, p) for p in prompts)
+        assert len({len(p) for p in prompts}) == 1  # fixed width: one prompt length per task
         assert max(len(TASKS[name].solve(p)) for p in prompts) <= TASKS[name].max_answer_len
     with pytest.raises(ValueError, match="prompt"):
         TASKS["reverse"].solve("sort:123=")

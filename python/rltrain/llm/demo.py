@@ -64,7 +64,7 @@ class DemoConfig:
     """Supervised warm-up: sequences per step."""
     sl_lr: float = 1e-3
     """Supervised warm-up: AdamW learning rate."""
-    sl_eval_every: int = 10
+    sl_eval_every: int = 5
     """Supervised warm-up: steps between held-out checks; it stops at the first check inside the band."""
     sl_max_steps: int = 4000
     """Supervised warm-up: give up on reaching the band after this many steps."""
@@ -306,6 +306,8 @@ def run_demo(cfg: DemoConfig, log: Log | None = None) -> dict[str, Any]:
             p.requires_grad_(False)
 
     before = _evaluate(model, tok, task, held_out, rm)
+    shown = held_out[:8]
+    shown_before = _complete(model, tok, shown, task.max_answer_len + 1)
     say(f"before GRPO: held-out accuracy {before['accuracy']:.3f}, true score {before['true_score']:.3f}")
     gcfg = LMGRPOConfig(num_generations=cfg.num_generations, prompts_per_step=cfg.prompts_per_step,
                         max_new_tokens=task.max_answer_len + 1, temperature=cfg.temperature, lr=cfg.lr,
@@ -334,6 +336,8 @@ def run_demo(cfg: DemoConfig, log: Log | None = None) -> dict[str, Any]:
             f"{after['true_score']:.3f}" + (f", learned score {after['learned_score']:.3f}" if rm is not None else "")
             + f", sampled reward {point['train_reward']:.3f}, KL {point['kl']:.4f} ({point['seconds']:.0f} s)")
     grpo_seconds, grpo_cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    examples = [{"prompt": p, "answer": task.solve(p), "before": b, "after": a} for p, b, a in
+                zip(shown, shown_before, _complete(trainer.model, tok, shown, task.max_answer_len + 1))]
     report: dict[str, Any] = {
         "task": cfg.task, "reward_model": cfg.reward_model, "seed": cfg.seed,
         "accuracy_before": before["accuracy"], "accuracy_after": after["accuracy"],
@@ -342,7 +346,7 @@ def run_demo(cfg: DemoConfig, log: Log | None = None) -> dict[str, Any]:
         "tokens_per_s": _mean(history, "gen_tokens_per_s"),
         "update_tokens_per_s": _mean(history, "update_tokens_per_s"),
         "reached_target": after["accuracy"] >= cfg.target_accuracy,
-        "supervised": sl, "curve": curve,
+        "supervised": sl, "curve": curve, "examples": examples,
         "total_seconds": time.perf_counter() - t_start, "total_cpu_seconds": time.process_time() - cpu_start,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": cfg.threads,
                     "torch": torch.__version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat()},
@@ -376,7 +380,8 @@ def plot_report(report: dict[str, Any], path: str) -> str:
     if tr:
         axes[0].plot(*zip(*tr), marker=".", label="mean reward of the sampled groups")
     axes[0].set_title("reward")
-    axes[1].plot(steps, [c["true_score"] for c in curve], marker=".", label="hidden true score")
+    axes[1].plot(steps, [c["true_score"] for c in curve], marker=".",
+                 label="hidden true score" if report["reward_model"] else "true score (the reward)")
     axes[1].plot(steps, [c["accuracy"] for c in curve], marker=".", label="exact-match accuracy")
     axes[1].set_ylim(0.0, 1.02)
     axes[1].set_title("held-out (greedy)")

@@ -1,6 +1,6 @@
 """The language-model demo's synthetic tasks, their exact reward and the hidden preference rule (pure Python).
 
-Each task maps a prompt such as ``"reverse:abcd="`` to one exact answer (``"dcba"``). The programmatic reward is the
+Each task maps a prompt such as ``"reverse:....abcd="`` to one exact answer (``"dcba"``). The programmatic reward is the
 *true score*: 1.0 for the exact answer, otherwise partial credit per character (positions that match over the longer
 of answer and completion), 0 for an empty completion. The "human" of the reward-model variant never reveals that
 score: it prefers, of two completions, the one with more correctly placed characters, ties broken by the shorter one,
@@ -14,7 +14,7 @@ import random
 import string
 from collections.abc import Callable, Sequence
 
-ALPHABET = string.ascii_lowercase + string.digits + ":=+"
+ALPHABET = string.ascii_lowercase + string.digits + ":=+."
 """Every character a prompt or an answer of any task uses: one tokenizer serves all tasks."""
 
 
@@ -30,17 +30,20 @@ class Task:
     """The exact answer to an input."""
     max_answer_len: int
     """The longest answer, in characters (the demo generates one token more, for EOS)."""
+    width: int = 0
+    """Inputs shorter than this are right-aligned with ``.`` fill (``"reverse:....abcd="``), so that the same input
+    slot sits at the same position in every prompt (see :data:`TASKS`)."""
 
     def prompt(self, rng: random.Random) -> str:
         """A random prompt of this task."""
-        return f"{self.name}:{self.sample_input(rng)}="
+        return f"{self.name}:{self.sample_input(rng).rjust(self.width, '.')}="
 
     def solve(self, prompt: str) -> str:
         """The exact answer to a prompt of this task (``ValueError`` for a prompt of another form)."""
         head = f"{self.name}:"
         if not (prompt.startswith(head) and prompt.endswith("=")):
             raise ValueError(f"prompt: expected '{head}...=', got {prompt!r}")
-        return self.solve_input(prompt[len(head):-1])
+        return self.solve_input(prompt[len(head):-1].lstrip("."))
 
 
 def _letters(rng: random.Random) -> str:
@@ -61,11 +64,16 @@ def _add(s: str) -> str:
 
 
 TASKS: dict[str, Task] = {
-    "reverse": Task("reverse", _letters, lambda s: s[::-1], 8),
-    "sort": Task("sort", _digits, lambda s: "".join(sorted(s)), 8),
+    "reverse": Task("reverse", _letters, lambda s: s[::-1], 8, width=8),
+    "sort": Task("sort", _digits, lambda s: "".join(sorted(s)), 8, width=8),
     "add": Task("add", _two_numbers, _add, 4),
 }
-"""reverse 4-8 lowercase letters; sort 4-8 digits; add two 3-digit numbers."""
+"""reverse 4-8 lowercase letters; sort 4-8 digits; add two 3-digit numbers.
+
+reverse and sort right-align their input in 8 slots (``"reverse:....abcd="``): GPT-2's learned absolute positions
+count from the first token, so with ``"reverse:abcd="`` every input length needs a circuit of its own, and a model
+warmed up only to mediocre has none yet for the longest inputs; GRPO, which can only reinforce what it samples,
+then never finds them (measured: 32% -> a 62% plateau in 10 minutes, 7- and 8-letter inputs all wrong)."""
 
 
 def split_prompts(task: Task, n_train: int, n_eval: int, seed: int) -> tuple[list[str], list[str]]:
