@@ -100,6 +100,27 @@ class CommonConfig:
     """Weights & Biases entity (team or user); None: the account's default."""
     save_best: bool = True
     """Save best_model.pt whenever a periodic evaluation improves on the best mean reward."""
+    rollout_backend: str = "local"
+    """Where rollouts run: "local" (this process's vector env) or "ray" (``num_rollout_workers`` Ray actors, each
+    owning ``envs_per_worker`` of the G environments and a CPU copy of the policy; extra ``rltrain[ray]``)."""
+    ray_address: str | None = None
+    """Ray cluster to use with ``rollout_backend="ray"``: None starts (or joins) a local instance, "auto" or
+    "host:port" joins a running cluster (``ray start --head``); an already initialised Ray is used as it is."""
+    num_rollout_workers: int = 1
+    """Ray rollout actors (``rollout_backend="ray"``); worker w steps envs ``w*E .. w*E+E-1``."""
+    envs_per_worker: int | None = None
+    """Environments per Ray worker (E); None: G / num_rollout_workers. ``num_rollout_workers * envs_per_worker``
+    must equal G."""
+    batch_invariant: bool | None = None
+    """Rollout forward passes compute every environment's row the same way whatever the batch size (one small
+    matrix product per row), so how the envs are split among workers cannot change a result; None: on with the
+    Ray backend, off locally (the batched matrix product is faster, but on CPU a row's rounding can depend on the
+    batch size). A local run with True ends bitwise where a Ray run with the same G does."""
+    rollout_timeout: float = 600.0
+    """Seconds the learner waits for a Ray worker's rollout before it treats the worker as hung: it is killed,
+    restarted with re-seeded envs, and its share of the iteration is collected again."""
+    max_worker_restarts: int = 3
+    """Worker restarts allowed per iteration before the run fails (``rollout_backend="ray"``)."""
 
     def validate(self) -> None:
         """Checks every field before any work starts (``rltrain._checks``): a value of the wrong type raises
@@ -133,6 +154,47 @@ class CommonConfig:
         if bad:
             raise ValueError(f"loggers: unknown backend(s) {bad}; expected any of 'tensorboard', 'csv', 'wandb'")
         optional_integer(self.seed, "seed", lo=0)
+        self._validate_rollout()
+
+    def _validate_rollout(self) -> None:
+        choice(self.rollout_backend, "rollout_backend", ("local", "ray"))
+        if self.ray_address is not None and not (isinstance(self.ray_address, str) and self.ray_address):
+            raise TypeError(f"ray_address: expected None, 'auto' or 'host:port', got {self.ray_address!r}")
+        integer(self.num_rollout_workers, "num_rollout_workers", lo=1)
+        optional_integer(self.envs_per_worker, "envs_per_worker", lo=1)
+        if self.batch_invariant is not None and not isinstance(self.batch_invariant, bool):
+            raise TypeError(f"batch_invariant: expected None, True or False, got {self.batch_invariant!r}")
+        real(self.rollout_timeout, "rollout_timeout", lo=0.0, lo_open=True)
+        integer(self.max_worker_restarts, "max_worker_restarts", lo=0)
+        if self.rollout_backend != "ray":
+            return
+        k = self.num_rollout_workers
+        e = self.envs_per_worker if self.envs_per_worker is not None else self.G // k
+        if k * e != self.G:
+            raise ValueError(f"num_rollout_workers: {k} workers x envs_per_worker {self.envs_per_worker} must equal "
+                             f"G = {self.G} (envs_per_worker=None needs G divisible by num_rollout_workers)")
+        for name in ("normalize_obs", "normalize_reward"):
+            if getattr(self, name, False):
+                raise ValueError(f"{name}: running normalisation statistics are updated every step over the whole "
+                                 f"batch on the learner and are not reproduced by Ray workers; use "
+                                 f"rollout_backend='local' or {name}=False")
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise ImportError("rollout_backend: 'ray' needs Ray, which is not installed: pip install 'rltrain[ray]'")
+
+    def rollout_split(self) -> tuple[int, int]:
+        """(workers K, envs per worker E) of the rollout: (1, G) locally."""
+        if self.rollout_backend != "ray":
+            return 1, self.G
+        k = self.num_rollout_workers
+        return k, self.envs_per_worker if self.envs_per_worker is not None else self.G // k
+
+    def batch_invariant_rollout(self) -> bool:
+        """Whether rollout forward passes use the batch-invariant path (``batch_invariant``, resolved)."""
+        if self.batch_invariant is None:
+            return self.rollout_backend == "ray"
+        return bool(self.batch_invariant)
 
     _schedule_fields: ClassVar[tuple[str, ...]] = ("lr_schedule", "ent_schedule")
 

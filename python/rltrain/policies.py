@@ -38,6 +38,9 @@ __all__ = ["BACKBONES", "DISTRIBUTIONS", "ActorCriticPolicy", "CNNBackbone", "Si
 _A = TypeVar("_A", bound="_Actor")
 _LOG_2PI = math.log(2 * math.pi)
 _LOG_2 = math.log(2.0)
+_ROW_BLOCK = 64
+"""Batch-invariant rollouts pad the batch to a multiple of this many rows, so no element-wise kernel ever runs a
+vector tail (whose scalar fallback may round differently) on a real row."""
 DISTRIBUTIONS = ("auto", "categorical", "gaussian", "beta")
 """Action distributions a policy can be built with ("auto": categorical or Gaussian from the action space)."""
 
@@ -136,9 +139,20 @@ class _Actor(nn.Module):
 
     # ------------------------------------------------------------------------------------- densities
 
-    def _pi_out(self, obs: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.pi_head(self.pi_trunk(obs))
-        return out
+    def _pi_out(self, obs: torch.Tensor, rows: bool = False) -> torch.Tensor:
+        return rowwise(self.pi_head, rowwise(self.pi_trunk, obs, rows), rows)
+
+    def rollout_noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """The randomness ``act(..., noise=...)`` turns into sampled actions for a ``shape`` batch of observations
+        (e.g. ``(T, G)``), drawn from torch's global generator: one uniform per row (categorical) or one standard
+        normal per action dimension (Gaussian). Drawing a whole iteration's noise up front lets it be sliced by
+        environment, so a sample never depends on how environments are split among rollout workers."""
+        if self.distribution == "beta":
+            raise ValueError("distribution: the Beta distribution samples by rejection (Gamma draws) and has no "
+                             "pre-drawn noise; use 'gaussian' (optionally squash=True) for rollouts that need it")
+        if self.distribution == "categorical":
+            return torch.rand(tuple(shape) + (1,))
+        return torch.randn(tuple(shape) + (self.n_actions,))
 
     def _gauss_logp(self, mean: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         z = (a - mean) * torch.exp(-self.log_std)
@@ -188,16 +202,22 @@ class _Actor(nn.Module):
              + (ab - 2) * torch.digamma(ab))
         return h.sum(-1) + torch.log(high - low).sum()
 
-    def _sample(self, out: torch.Tensor, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sample(self, out: torch.Tensor, deterministic: bool,
+                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions and their log-probabilities from the head's output; ``noise`` (``rollout_noise``) replaces the
+        draws from torch's global generator."""
         dist = self.distribution
+        if noise is not None and dist == "beta":
+            raise ValueError("noise: the Beta distribution cannot sample from pre-drawn noise")
         if dist == "gaussian":
+            eps = None if deterministic else (torch.randn_like(out) if noise is None else noise.to(out.dtype))
             if self.squash:
-                u = out if deterministic else out + self.log_std.exp() * torch.randn_like(out)
+                u = out if eps is None else out + self.log_std.exp() * eps
                 y = torch.tanh(u)
                 span = self._span()
                 a = y if span is None else span[0] + (y + 1) * 0.5 * (span[1] - span[0])
                 return a, self._squash_logp(out, a)
-            a = out if deterministic else out + self.log_std.exp() * torch.randn_like(out)
+            a = out if eps is None else out + self.log_std.exp() * eps
             return a, self._gauss_logp(out, a)
         if dist == "beta":
             alpha, beta = self._beta_params(out)
@@ -218,7 +238,8 @@ class _Actor(nn.Module):
         else:
             # Inverse-CDF sampling: the categorical distribution in three small ops (torch.multinomial costs
             # several times more on these sizes); the clamp guards a cumulative sum that rounds below 1.
-            u = torch.rand(out.shape[:-1] + (1,), dtype=out.dtype, device=out.device)
+            u = (torch.rand(out.shape[:-1] + (1,), dtype=out.dtype, device=out.device) if noise is None
+                 else noise.to(out.dtype))
             cdf = logp_all.exp().cumsum(-1)
             a = torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=out.shape[-1] - 1)
         return a, logp_all.gather(-1, a.unsqueeze(-1)).squeeze(-1)
@@ -307,12 +328,17 @@ class ActorCriticPolicy(_Actor):
             self.vf_trunk, _ = build_backbone(backbone, self.obs_shape, hidden_sizes, activation, backbone_kwargs)
         self.vf_head = _head(self._feat_dim, 1, 1.0)
 
-    def _features(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.pi_trunk(obs)
-        return f, (f if self.vf_trunk is None else self.vf_trunk(obs))
+    def _features(self, obs: torch.Tensor, rows: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        f = rowwise(self.pi_trunk, obs, rows)
+        return f, (f if self.vf_trunk is None else rowwise(self.vf_trunk, obs, rows))
 
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
+    def value(self, obs: torch.Tensor, batch_invariant: bool = False) -> torch.Tensor:
+        """State values (``batch_invariant``: see ``act``)."""
         trunk = self.pi_trunk if self.vf_trunk is None else self.vf_trunk
+        if batch_invariant:
+            x, n = _pad_rows(obs)
+            with torch.no_grad():
+                return rowwise(self.vf_head, rowwise(trunk, x, True), True).squeeze(-1)[:n]
         v: torch.Tensor = self.vf_head(trunk(obs))
         return v.squeeze(-1)
 
@@ -322,11 +348,17 @@ class ActorCriticPolicy(_Actor):
         return [p for m in mods for p in m.parameters()]
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Actions, values and log-probabilities for a batch of observations (no gradient)."""
-        fp, fv = self._features(obs)
-        a, logp = self._sample(self.pi_head(fp), deterministic)
-        return a, self.vf_head(fv).squeeze(-1), logp
+    def act(self, obs: torch.Tensor, deterministic: bool = False, noise: torch.Tensor | None = None,
+            batch_invariant: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Actions, values and log-probabilities for a batch of observations (no gradient). ``noise``: the
+        sampling randomness (``rollout_noise``) instead of torch's global generator; ``batch_invariant``: each
+        row's result does not depend on the other rows or on the batch size (MLP trunks; see ``rowwise``)."""
+        x, n = _pad_rows(obs) if batch_invariant else (obs, obs.shape[0])
+        fp, fv = self._features(x, batch_invariant)
+        a, logp = self._sample(rowwise(self.pi_head, fp, batch_invariant), deterministic,
+                               None if noise is None else _pad_rows(noise)[0] if batch_invariant else noise)
+        v = rowwise(self.vf_head, fv, batch_invariant).squeeze(-1)
+        return (a[:n], v[:n], logp[:n]) if batch_invariant else (a, v, logp)
 
     def evaluate_actions(self, obs: torch.Tensor,
                          actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -341,13 +373,50 @@ class SimpleGRPOPolicy(_Actor):
     ``ActorCriticPolicy`` except the critic's."""
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actions and log-probabilities (no gradient)."""
-        return self._sample(self._pi_out(obs), deterministic)
+    def act(self, obs: torch.Tensor, deterministic: bool = False, noise: torch.Tensor | None = None,
+            batch_invariant: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions and log-probabilities (no gradient); ``noise`` and ``batch_invariant`` as in
+        ``ActorCriticPolicy.act``."""
+        if not batch_invariant:
+            return self._sample(self._pi_out(obs), deterministic, noise)
+        x, n = _pad_rows(obs)
+        a, logp = self._sample(self._pi_out(x, True), deterministic, None if noise is None else _pad_rows(noise)[0])
+        return a[:n], logp[:n]
 
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-probabilities and entropies of ``actions`` under the current policy."""
         return self._logp_entropy(self._pi_out(obs), actions)
+
+
+def rowwise(module: nn.Module, x: torch.Tensor, rows: bool = True) -> torch.Tensor:
+    """``module(x)``; with ``rows`` every ``nn.Linear`` (also inside ``nn.Sequential``) becomes one small matrix
+    product per row (a batched product with an expanded weight), whose result for a row does not depend on the batch
+    size. A batched CPU matrix product picks its kernel and blocking from the batch size, so one row's rounding can
+    differ between a batch of G and a worker's batch of E. Other modules are called as they are (the element-wise
+    activations are row-invariant once ``_pad_rows`` removed vector tails; other trunks carry no such guarantee)."""
+    if not rows:
+        out: torch.Tensor = module(x)
+        return out
+    if isinstance(module, nn.Sequential):
+        for m in module:
+            x = rowwise(m, x, True)
+        return x
+    if isinstance(module, nn.Linear) and x.dim() == 2:
+        b = x.shape[0]
+        w = module.weight.t().unsqueeze(0).expand(b, -1, -1)
+        y = torch.bmm(x.unsqueeze(1), w).squeeze(1)
+        return y if module.bias is None else y + module.bias
+    out = module(x)
+    return out
+
+
+def _pad_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """``x`` with zero rows appended up to a multiple of ``_ROW_BLOCK`` rows, and its original row count."""
+    n = x.shape[0]
+    extra = (-n) % _ROW_BLOCK
+    if extra == 0:
+        return x, n
+    return torch.cat([x, x.new_zeros((extra,) + tuple(x.shape[1:]))]), n
 
 
 def policy_from_config(cfg: Any, observation_space: Any, action_space: Any, actor_critic: bool = True) -> _Actor:

@@ -78,6 +78,7 @@ class BaseTrainer(Checkpointing, Evaluating):
             assert isinstance(entropy, int)
             self.seed = int(entropy % (2**31))
         self.env: gym.vector.VectorEnv | None = None
+        self._ray: Any = None  # rltrain.distributed.ray_rollouts.RayRollouts with rollout_backend="ray"
         if policy is None:
             from rltrain.policies import policy_from_config
 
@@ -183,7 +184,14 @@ class BaseTrainer(Checkpointing, Evaluating):
         return False
 
     def _make_env(self) -> gym.vector.VectorEnv:
-        """The rollout vector env, built once; the trainer's spaces are its single-env spaces."""
+        """The rollout vector env, built once; the trainer's spaces are its single-env spaces. With the Ray backend
+        the envs live in the workers: a one-env probe, closed at once, gives the spaces."""
+        if self.cfg.rollout_backend == "ray":
+            probe = make_vec(self.cfg.env, 1, backend=self.cfg.backend, seed=self.seed, num_threads=1)
+            probe.close()
+            self.action_space = probe.single_action_space
+            self.observation_space = probe.single_observation_space
+            return probe
         if self.env is None:
             self.env = make_vec(self.cfg.env, self._num_envs(), backend=self.cfg.backend, seed=self.seed,
                                     identical_seeds=self._identical_seeds(), num_threads=self.cfg.n_workers)
@@ -196,13 +204,63 @@ class BaseTrainer(Checkpointing, Evaluating):
         snapshot if there is one."""
         if self._obs is not None:
             return
+        if self.cfg.rollout_backend == "ray":
+            self._ensure_ray()
+            return
         env = self._make_env()
         obs, _ = env.reset(seed=self.seed)
         restore, self._restore_env = self._restore_env, None
-        if restore is not None:
+        if restore is not None and restore["kind"] == "ray":
+            warnings.warn("checkpoint: its environment snapshot comes from Ray workers and does not fit a local "
+                          "vector env; the run resumes from fresh resets and is not bitwise identical to an "
+                          "uninterrupted one", stacklevel=3)
+        elif restore is not None:
             env.set_state(restore["state"] if restore["kind"] == "native" else restore["envs"])  # type: ignore[attr-defined]
             obs = restore["obs"]
         self._obs = np.array(obs, dtype=np.float32, copy=True)
+
+    def _ensure_ray(self) -> None:
+        """Starts the Ray rollout workers, then resets their envs (as a local ``reset(seed=seed)``) or applies the
+        checkpoint's per-worker snapshot."""
+        from rltrain.distributed.ray_rollouts import RayRollouts
+        from rltrain.policies import _Actor
+
+        self._make_env()
+        pol = self._rollout_policy
+        if isinstance(pol, _Actor) and pol.distribution == "beta":
+            raise ValueError("rollout_backend: 'ray' needs pre-drawn sampling noise, which the Beta distribution "
+                             "has not (it samples by rejection); use distribution='gaussian' or the local backend")
+        k, e = self.cfg.rollout_split()
+        if self._ray is None:
+            self._ray = RayRollouts(self.cfg.env, k, e, backend=self.cfg.backend, seed=self.seed,
+                                    identical_seeds=self._identical_seeds(), num_threads=self.cfg.n_workers,
+                                    policy=copy.deepcopy(pol).cpu(), batch_invariant=self.cfg.batch_invariant_rollout(),
+                                    torch_threads=self.cfg.torch_threads, timeout=self.cfg.rollout_timeout,
+                                    max_restarts=self.cfg.max_worker_restarts, address=self.cfg.ray_address,
+                                    verbose=self.cfg.verbose)
+        restore, self._restore_env = self._restore_env, None
+        if restore is not None and restore["kind"] == "ray" and len(restore["workers"]) == k:
+            self._ray.set_state([(w["state"] if w["kind"] == "native" else w["envs"], w["obs"])
+                                 for w in restore["workers"]])
+            self._obs = np.array(restore["obs"], dtype=np.float32, copy=True)
+            return
+        if restore is not None:
+            warnings.warn(f"checkpoint: its environment snapshot ({restore['kind']!r}"
+                          + (f", {len(restore['workers'])} workers" if restore["kind"] == "ray" else "")
+                          + f") does not fit {k} Ray workers; the run resumes from fresh resets and is not bitwise "
+                          "identical to an uninterrupted one", stacklevel=3)
+        self._obs = np.array(self._ray.reset(self.seed), dtype=np.float32, copy=True)
+
+    def _rollout_noise(self, shape: tuple[int, ...]) -> torch.Tensor | None:
+        """The iteration's sampling noise for ``shape`` = (steps, envs), drawn up front from torch's global
+        generator (``policy.rollout_noise``) so env i's actions are the same wherever env i runs; None for a
+        policy that samples by itself (a user policy, or the Beta distribution locally)."""
+        from rltrain.policies import _Actor
+
+        pol = self._rollout_policy
+        if isinstance(pol, _Actor) and pol.distribution != "beta":
+            return pol.rollout_noise(shape)
+        return None
 
     def _ensure_logger(self) -> None:
         if self.logger is not None:
@@ -281,6 +339,10 @@ class BaseTrainer(Checkpointing, Evaluating):
                 t0 = time.perf_counter()
                 steps0 = self.num_timesteps
                 metrics = self._iteration(progress=progress)
+                if self._ray is not None:
+                    metrics.update({"rollout/worker_restarts": float(self._ray.restarts),
+                                    "time/ray_collect_s": self._ray.timing["collect_s"],
+                                    "time/ray_wait_s": self._ray.timing["wall_s"]})
                 dt = time.perf_counter() - t0
                 self.train_time += dt
                 self.iteration += 1
@@ -347,6 +409,10 @@ class BaseTrainer(Checkpointing, Evaluating):
         if self.env is not None:
             self.env.close()
             self.env = None
+            self._obs = None
+        if self._ray is not None:
+            self._ray.close()
+            self._ray = None
             self._obs = None
         if self.logger is not None:
             self.logger.close()

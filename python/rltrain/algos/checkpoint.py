@@ -149,6 +149,12 @@ def _pending_restore(state: dict[str, Any], trust_pickled_envs: bool) -> dict[st
             "it is of the older format (an action stream)"
     elif snap.get("kind") == "native":
         return {"kind": "native", "state": snap["state"].numpy().tobytes(), "obs": snap["obs"].numpy()}
+    elif snap.get("kind") == "ray":
+        workers = [_pending_restore({"env_state": w, "iteration": 0, "format": CHECKPOINT_FORMAT}, trust_pickled_envs)
+                   for w in snap["workers"]]
+        if all(w is not None for w in workers):
+            return {"kind": "ray", "workers": workers, "obs": snap["obs"].numpy()}
+        why = "its Ray workers' environments were pickled and unpickling runs code: pass trust_pickled_envs=True"
     elif snap.get("kind") == "pickled":
         if trust_pickled_envs:
             return {"kind": "pickled", "envs": [t.numpy().tobytes() for t in snap["envs"]],
@@ -232,6 +238,10 @@ class Checkpointing:
         r = self._restore_env
         if r is not None:
             return _snapshot_record(r["state"] if r["kind"] == "native" else r["envs"], r["obs"])
+        ray_rollouts = getattr(self, "_ray", None)
+        if self.needs_env_snapshot and ray_rollouts is not None and self._obs is not None:
+            return {"kind": "ray", "workers": [_snapshot_record(st, o) for st, o in ray_rollouts.get_state()],
+                    "obs": torch.from_numpy(np.array(self._obs, copy=True))}
         if not self.needs_env_snapshot or self.env is None or self._obs is None:
             return None  # not needed, or not started: a resumed run starts from the same fresh resets
         get_state = getattr(self.env, "get_state", None)

@@ -9,14 +9,11 @@ resume needs no environment snapshot.
 
 from __future__ import annotations
 
-from typing import cast
-
-import gymnasium as gym
 import numpy as np
 import torch
 
 from rltrain.algos.base import BaseTrainer
-from rltrain.policies import ActorAPI
+from rltrain.algos.rollout import collect_episodes, make_act
 
 __all__ = ["EpisodicTrainer", "valid_mask"]
 
@@ -39,38 +36,17 @@ class EpisodicTrainer(BaseTrainer):
 
     @torch.no_grad()
     def _collect(self) -> dict[str, np.ndarray]:
-        assert self.env is not None
         G, T = self.cfg.G, self.cfg.T
-        obs, _ = self.env.reset(seed=self._iteration_seed())
-        obs = np.asarray(obs, np.float32)
-        space = self.action_space
-        a_shape = tuple(space.shape or ())
-        a_dtype = np.int64 if isinstance(space, gym.spaces.Discrete) else np.float32
-        b: dict[str, np.ndarray] = {
-            "obs": np.zeros((G, T) + tuple(obs.shape[1:]), np.float32),
-            "actions": np.zeros((G, T) + a_shape, a_dtype),
-            "logp": np.zeros((G, T), np.float32),
-            "rewards": np.zeros((G, T), np.float32),
-        }
-        first_obs = obs.copy()
-        lengths = np.zeros(G, np.int64)
-        alive = np.ones(G, bool)
-        pol = cast(ActorAPI, self._rollout_policy)  # BaseTrainer.__init__ checked act
-        for t in range(T):
-            out = pol.act(torch.from_numpy(self._normalize_obs(obs)))
-            a, logp = out[0].numpy(), out[-1].numpy()
-            b["obs"][:, t] = obs
-            b["actions"][:, t] = a
-            b["logp"][:, t] = logp
-            obs, rew, term, trunc, _ = self.env.step(self._clip_actions(a))
-            obs = np.asarray(obs, np.float32)
-            b["rewards"][alive, t] = np.asarray(rew, np.float32)[alive]
-            lengths[alive] += 1
-            alive &= ~np.logical_or(term, trunc)
-            if not alive.any():
-                break
-        b["lengths"] = lengths
-        b["first_obs"] = first_obs
+        seed = self._iteration_seed()
+        noise = self._rollout_noise((T, G))
+        if self._ray is not None:
+            b = self._ray.collect_episodes(self._rollout_policy, seed, T, noise)
+        else:
+            assert self.env is not None
+            act = make_act(self._rollout_policy, self.cfg.batch_invariant_rollout())
+            b = collect_episodes(self.env, act, seed, T, noise, self._clip_actions, self.action_space,
+                                 None if self.obs_rms is None else self._normalize_obs)
+        lengths = b["lengths"]
         for i in range(G):
             self.ep_info.append((float(b["rewards"][i, : lengths[i]].sum()), float(lengths[i])))
         self.num_timesteps += int(lengths.sum())

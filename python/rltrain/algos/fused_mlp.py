@@ -209,10 +209,11 @@ class FusedActorCritic:
         return torch.addmm(bp, ha, wp.t()), torch.addmm(bv, hv, wv.t()).squeeze(-1)
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Same as ``ActorCriticPolicy.act`` with one pass through both trunks."""
+    def act(self, obs: torch.Tensor, deterministic: bool = False,
+            noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Same as ``ActorCriticPolicy.act`` (without ``batch_invariant``) with one pass through both trunks."""
         out, values = self._heads(self._trunks(obs))
-        a, logp = self.policy._sample(out, deterministic)
+        a, logp = self.policy._sample(out, deterministic, noise)
         return a, values, logp
 
     def _dact(self, dh: torch.Tensor, h: torch.Tensor) -> torch.Tensor:

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from rltrain import kernels
 from rltrain.algos.base import BaseTrainer
 from rltrain.algos.fused_mlp import FusedActorCritic, fused_eligible
+from rltrain.algos.rollout import ActFn, collect_steps, make_act, make_value, new_step_buffers
 from rltrain.config import PPOConfig
 from rltrain.kernels import RewardNormalizer, RunningMeanStd
 from rltrain.policies import ActorCriticAPI
@@ -84,19 +84,7 @@ class PPOTrainer(BaseTrainer):
         if self.cfg.normalize_reward and self.reward_norm is None:
             self.reward_norm = RewardNormalizer(self.cfg.G, gamma=self.cfg.gamma)
         if self._buffers is None:
-            T, G = self.cfg.T, self.cfg.G
-            a_shape = self.action_space.shape or ()
-            a_dtype = np.int64 if isinstance(self.action_space, gym.spaces.Discrete) else np.float32
-            self._buffers = {
-                "obs": np.zeros((T, G) + tuple(obs_shape), np.float32),
-                "actions": np.zeros((T, G) + tuple(a_shape), a_dtype),
-                "logp": np.zeros((T, G), np.float32),
-                "values": np.zeros((T, G), np.float32),
-                "rewards": np.zeros((T, G), np.float32),
-                "dones": np.zeros((T, G), np.bool_),
-                "terminated": np.zeros((T, G), np.bool_),
-                "final_values": np.zeros((T, G), np.float32),
-            }
+            self._buffers = new_step_buffers(self.cfg.T, self.cfg.G, tuple(obs_shape), self.action_space)
 
     def _update_obs_stats(self, obs: np.ndarray) -> np.ndarray:
         if self.obs_rms is None:
@@ -107,43 +95,36 @@ class PPOTrainer(BaseTrainer):
 
     @torch.no_grad()
     def _collect(self) -> dict[str, np.ndarray]:
-        assert self.env is not None and self._buffers is not None and self._obs is not None
+        assert self._buffers is not None and self._obs is not None
         b = self._buffers
+        cfg = self.cfg
         pol = cast(ActorCriticAPI, self._rollout_policy)  # BaseTrainer.__init__ checked act and value
-        # On CPU the fused trunks serve the rollout too (same parameters, one pass for actor and critic).
-        act = self.fused.act if (self.fused is not None and self._rollout_policy is self.policy) else pol.act
-        obs_raw = self._obs
-        obs = self._normalize_obs(obs_raw)  # already counted in the statistics when it was received
-        b["final_values"].fill(0.0)
-        for t in range(self.cfg.T):
-            b["obs"][t] = obs
-            a, v, logp = act(torch.from_numpy(b["obs"][t]))
-            a_np = a.numpy()
-            b["actions"][t] = a_np
-            b["values"][t] = v.numpy()
-            b["logp"][t] = logp.numpy()
-            env_a = self._clip_actions(a_np)
-            next_raw, rew, term, trunc, infos = self.env.step(env_a)
-            done = np.logical_or(term, trunc)
-            b["dones"][t] = done
-            b["terminated"][t] = term
-            if self.reward_norm is not None:
-                rew = self.reward_norm.normalize(np.asarray(rew, dtype=np.float32), done)
-            b["rewards"][t] = rew
-            trunc_only = np.flatnonzero(np.logical_and(trunc, np.logical_not(term)))
-            if trunc_only.size:
-                final = np.stack([np.asarray(infos["final_obs"][i], dtype=np.float32) for i in trunc_only])
-                final = self._normalize_obs(final)
-                b["final_values"][t, trunc_only] = pol.value(torch.from_numpy(final)).numpy()
-            self._record_episodes(infos)
-            obs_raw = np.asarray(next_raw, dtype=np.float32)
-            obs = self._update_obs_stats(obs_raw) if self.obs_rms is not None else obs_raw
-        self._obs = np.array(obs_raw, copy=True)
-        last_values = pol.value(torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))).numpy()
-        adv, ret = kernels.gae(b["rewards"], b["values"], b["dones"], last_values, gamma=self.cfg.gamma,
-                               lam=self.cfg.lam, terminated=b["terminated"], final_values=b["final_values"])
-        self.num_timesteps += self.cfg.T * self.cfg.G
-        return {"advantages": adv, "returns": ret}
+        noise = self._rollout_noise((cfg.T, cfg.G))
+        invariant = cfg.batch_invariant_rollout()
+        if self._ray is not None:
+            got, episodes, last_values, obs_raw = self._ray.collect_steps(self._rollout_policy, noise, cfg.T)
+            for k, v in got.items():
+                b[k][...] = v
+        else:
+            assert self.env is not None
+            # On CPU the fused trunks serve the rollout too (same parameters, one pass for actor and critic),
+            # unless the rollout must not depend on the batch size.
+            act: ActFn = make_act(pol, invariant)
+            if self.fused is not None and self._rollout_policy is self.policy and not invariant:
+                fused = self.fused
+                act = lambda o, n: fused.act(o, noise=n)
+            obs_rms = self.obs_rms
+            obs_raw, episodes, last_values = collect_steps(
+                self.env, act, make_value(pol, invariant), self._obs, b, noise, self._clip_actions,
+                normalize=None if obs_rms is None else self._normalize_obs,
+                observe=None if obs_rms is None else self._update_obs_stats, reward_norm=self.reward_norm)
+        self._obs = obs_raw
+        for _t, _i, ret, length in episodes:
+            self.ep_info.append((ret, length))
+        adv, ret_ = kernels.gae(b["rewards"], b["values"], b["dones"], last_values, gamma=cfg.gamma,
+                                lam=cfg.lam, terminated=b["terminated"], final_values=b["final_values"])
+        self.num_timesteps += cfg.T * cfg.G
+        return {"advantages": adv, "returns": ret_}
 
     # ------------------------------------------------------------------------------------------- update
 

@@ -1,0 +1,167 @@
+"""The rollout loops, shared by the local trainers and the Ray rollout workers so both run the very same code.
+
+``collect_steps`` is PPO's fixed-length segment (T steps of every env, truncation bootstrap values, the last
+values for GAE); ``collect_episodes`` is the actor-only trainers' batch of whole episodes from one reset seed.
+Both take the iteration's pre-drawn sampling noise (``policy.rollout_noise``) so an action never depends on which
+process sampled it, and report finished episodes as ``(t, env, return, length)`` rows the caller merges in
+(step, env) order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+__all__ = ["ActFn", "ValueFn", "collect_episodes", "collect_steps", "episode_rows", "make_act", "new_step_buffers"]
+
+ActFn = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, ...]]
+"""(observations, noise or None) -> the policy's ``act`` outputs (actions first, log-probabilities last)."""
+ValueFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+def make_act(policy: Any, batch_invariant: bool) -> ActFn:
+    """``policy.act`` with the noise and batch-invariance arguments when the policy takes them (rltrain's own
+    policies); a user policy without them is called as ``act(obs)`` and samples from torch's global generator."""
+    from rltrain.policies import _Actor
+
+    if isinstance(policy, _Actor):
+        def act(obs: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+            out: tuple[torch.Tensor, ...] = policy.act(obs, noise=noise, batch_invariant=batch_invariant)
+            return out
+        return act
+
+    def plain(obs: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        out: tuple[torch.Tensor, ...] = policy.act(obs)
+        return out
+    return plain
+
+
+def make_value(policy: Any, batch_invariant: bool) -> ValueFn:
+    from rltrain.policies import ActorCriticPolicy
+
+    if isinstance(policy, ActorCriticPolicy):
+        return lambda obs: policy.value(obs, batch_invariant=batch_invariant)
+    return lambda obs: policy.value(obs)
+
+
+def action_layout(space: gym.Space[Any]) -> tuple[tuple[int, ...], type]:
+    """(shape, dtype) of one action in the rollout buffers."""
+    return tuple(space.shape or ()), (np.int64 if isinstance(space, gym.spaces.Discrete) else np.float32)
+
+
+def new_step_buffers(T: int, n: int, obs_shape: tuple[int, ...], action_space: gym.Space[Any]) -> dict[str, np.ndarray]:
+    """PPO's ``[T, n]`` rollout arrays."""
+    a_shape, a_dtype = action_layout(action_space)
+    return {
+        "obs": np.zeros((T, n) + tuple(obs_shape), np.float32),
+        "actions": np.zeros((T, n) + a_shape, a_dtype),
+        "logp": np.zeros((T, n), np.float32),
+        "values": np.zeros((T, n), np.float32),
+        "rewards": np.zeros((T, n), np.float32),
+        "dones": np.zeros((T, n), np.bool_),
+        "terminated": np.zeros((T, n), np.bool_),
+        "final_values": np.zeros((T, n), np.float32),
+    }
+
+
+def episode_rows(t: int, infos: dict[str, Any]) -> list[tuple[int, int, float, float]]:
+    """``(t, env, return, length)`` of the episodes gymnasium's statistics report as finished in ``infos``."""
+    ep = infos.get("episode")
+    if ep is None or ep.get("_r") is None:
+        return []
+    return [(t, int(i), float(ep["r"][i]), float(ep["l"][i])) for i in np.flatnonzero(ep["_r"])]
+
+
+@torch.no_grad()
+def collect_steps(env: Any, act: ActFn, value: ValueFn, obs_raw: np.ndarray, b: dict[str, np.ndarray],
+                  noise: torch.Tensor | None, clip_actions: Callable[[np.ndarray], np.ndarray], *,
+                  normalize: Callable[[np.ndarray], np.ndarray] | None = None,
+                  observe: Callable[[np.ndarray], np.ndarray] | None = None,
+                  reward_norm: Any = None) -> tuple[np.ndarray, list[tuple[int, int, float, float]], np.ndarray]:
+    """Steps ``env`` for ``len(b["obs"])`` steps from raw observations ``obs_raw``, filling the buffers ``b``
+    (``new_step_buffers``). Truncated (not terminated) episodes bootstrap from the value of their true final
+    observation. ``normalize`` maps raw observations for the policy; ``observe`` also updates its statistics (on
+    each new observation); ``reward_norm`` scales rewards. Returns the next raw observations, the finished
+    episodes and the values of the last observations."""
+    obs = obs_raw if normalize is None else normalize(obs_raw)  # already counted in the statistics
+    b["final_values"].fill(0.0)
+    episodes: list[tuple[int, int, float, float]] = []
+    for t in range(b["obs"].shape[0]):
+        b["obs"][t] = obs
+        out = act(torch.from_numpy(b["obs"][t]), None if noise is None else noise[t])
+        a_np = out[0].numpy()
+        b["actions"][t] = a_np
+        b["values"][t] = out[1].numpy()
+        b["logp"][t] = out[-1].numpy()
+        next_raw, rew, term, trunc, infos = env.step(clip_actions(a_np))
+        done = np.logical_or(term, trunc)
+        b["dones"][t] = done
+        b["terminated"][t] = term
+        if reward_norm is not None:
+            rew = reward_norm.normalize(np.asarray(rew, dtype=np.float32), done)
+        b["rewards"][t] = rew
+        trunc_only = np.flatnonzero(np.logical_and(trunc, np.logical_not(term)))
+        if trunc_only.size:
+            final = np.stack([np.asarray(infos["final_obs"][i], dtype=np.float32) for i in trunc_only])
+            if normalize is not None:
+                final = normalize(final)
+            b["final_values"][t, trunc_only] = value(torch.from_numpy(final)).numpy()
+        episodes += episode_rows(t, infos)
+        obs_raw = np.asarray(next_raw, dtype=np.float32)
+        obs = obs_raw if observe is None else observe(obs_raw)
+    last_values = value(torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))).numpy()
+    return np.array(obs_raw, copy=True), episodes, last_values
+
+
+@torch.no_grad()
+def collect_episodes(env: Any, act: ActFn, seed: int, T: int, noise: torch.Tensor | None,
+                     clip_actions: Callable[[np.ndarray], np.ndarray], action_space: gym.Space[Any],
+                     normalize: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """One episode per env of ``env`` (at most ``T`` steps), all reset with ``env.reset(seed=seed)``: padded
+    ``[n, T]`` arrays ``obs``, ``actions``, ``logp``, ``rewards``, the ``lengths`` and ``first_obs``. Steps past
+    an episode's end (the next episode's, until every env is done) are not part of it."""
+    obs, _ = env.reset(seed=seed)
+    obs = np.asarray(obs, np.float32)
+    n = obs.shape[0]
+    a_shape, a_dtype = action_layout(action_space)
+    b: dict[str, np.ndarray] = {
+        "obs": np.zeros((n, T) + tuple(obs.shape[1:]), np.float32),
+        "actions": np.zeros((n, T) + a_shape, a_dtype),
+        "logp": np.zeros((n, T), np.float32),
+        "rewards": np.zeros((n, T), np.float32),
+    }
+    first_obs = obs.copy()
+    lengths = np.zeros(n, np.int64)
+    alive = np.ones(n, bool)
+    for t in range(T):
+        out = act(torch.from_numpy(obs if normalize is None else normalize(obs)), None if noise is None else noise[t])
+        a, logp = out[0].numpy(), out[-1].numpy()
+        b["obs"][:, t] = obs
+        b["actions"][:, t] = a
+        b["logp"][:, t] = logp
+        obs, rew, term, trunc, _ = env.step(clip_actions(a))
+        obs = np.asarray(obs, np.float32)
+        b["rewards"][alive, t] = np.asarray(rew, np.float32)[alive]
+        lengths[alive] += 1
+        alive &= ~np.logical_or(term, trunc)
+        if not alive.any():
+            break
+    b["lengths"] = lengths
+    b["first_obs"] = first_obs
+    return b
+
+
+def clip_to(space: gym.Space[Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """Actions clipped into a Box action space (unsquashed Gaussian samples can leave it); others unchanged."""
+    if isinstance(space, gym.spaces.Box):
+        low, high, dtype = space.low, space.high, space.dtype
+
+        def clip(a: np.ndarray) -> np.ndarray:
+            out: np.ndarray = np.clip(a, low, high).astype(dtype, copy=False)
+            return out
+        return clip
+    return lambda a: a
