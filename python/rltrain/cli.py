@@ -100,7 +100,7 @@ def cmd_train(argv: list[str]) -> int:
     try:
         cfg.validate()
         trainer = trainer_cls(None, cfg, device=run.device)  # the policy the config describes
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, ImportError) as exc:
         print(f"rltrain train {algo}: error: {exc}", file=sys.stderr)
         return 2
     try:

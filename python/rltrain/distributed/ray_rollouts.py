@@ -28,6 +28,9 @@ from rltrain.vec import make_vec
 
 __all__ = ["RayRollouts", "RolloutWorker", "ensure_ray"]
 
+_STARTUP_TIMEOUT = 300.0
+"""Seconds a new actor may take to start (import torch, build its envs) before it counts as failed."""
+
 
 def ensure_ray(address: str | None) -> Any:
     """The ``ray`` module, initialised: an already initialised Ray is used as it is; otherwise ``ray.init`` starts or
@@ -57,6 +60,10 @@ class RolloutWorker:
         self.value = make_value(self.policy, batch_invariant)
         self.clip = clip_to(self.env.single_action_space)
         self.obs: np.ndarray | None = None
+
+    def ready(self) -> bool:
+        """Answers once the actor is up (its envs built)."""
+        return True
 
     def _load(self, weights: dict[str, torch.Tensor]) -> None:
         self.policy.load_state_dict(weights)
@@ -115,6 +122,7 @@ class RayRollouts:
         self.timing: dict[str, float] = {"collect_s": 0.0, "wall_s": 0.0}
         self._reseeds = [0] * self.K
         self.workers = [self._spawn(w) for w in range(self.K)]
+        self.ray.get([a.ready.remote() for a in self.workers], timeout=max(self.timeout, _STARTUP_TIMEOUT))
 
     # --------------------------------------------------------------------------------------------- workers
 
@@ -134,14 +142,16 @@ class RayRollouts:
             self.ray.kill(self.workers[w], no_restart=True)
         self.workers[w] = self._spawn(w)
         msg = f"rollout worker {w} {why}: restarted (restart {self.restarts})"
+        startup = max(self.timeout, _STARTUP_TIMEOUT)  # a new actor imports torch and builds its envs first
         if reseed:
             s = self.reseed_value(w)
-            self.ray.get(self.workers[w].reset.remote(s), timeout=self.timeout)
+            self.ray.get(self.workers[w].reset.remote(s), timeout=startup)
             msg += f", envs re-seeded from {s}"
+        else:
+            self.ray.get(self.workers[w].ready.remote(), timeout=startup)
         msg += "; its share of the iteration is collected again"
         self.events.append(msg)
-        if self.verbose >= 1:
-            warnings.warn(msg, RuntimeWarning, stacklevel=3)
+        warnings.warn(msg, RuntimeWarning, stacklevel=3)
 
     def reseed_value(self, w: int) -> int:
         """Reset seed of worker w after its n-th restart: drawn from (seed, w, n), so a rerun restarts alike."""
