@@ -43,6 +43,9 @@ class _RunOptions:
     """Write mp4 videos of the final agent here."""
     video_episodes: int = 3
     """Episodes to record."""
+    learners: int = 1
+    """Data-parallel learner processes (ppo): N > 1 relaunches this command under ``torchrun --nproc-per-node N``
+    (gloo on CPU, NCCL on CUDA); rank 0 collects, logs and saves. Under torchrun itself leave it at 1."""
 
 
 @dataclasses.dataclass
@@ -97,12 +100,44 @@ def cmd_train(argv: list[str]) -> int:
     cmd: Any = tyro.cli(cmd_cls, args=argv[1:], prog=f"rltrain train {algo}")
     trainer_cls: Any = class_from_path(trainer_path, "ALGO", allow_import=True)  # one of ALGOS' fixed paths
     cfg, run = _split(cmd, trainer_cls.config_class)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if run.learners < 1 or (run.learners > 1 or world > 1) and algo != "ppo":
+        print(f"rltrain train {algo}: error: learners: expected 1, or N > 1 learners with ppo, got {run.learners} "
+              f"(WORLD_SIZE={world})", file=sys.stderr)
+        return 2
+    if run.learners > 1:
+        if world > 1:
+            print("rltrain train: error: learners: already running under torchrun; drop --learners",
+                  file=sys.stderr)
+            return 2
+        import subprocess
+
+        rest = _drop_option(argv, "--learners")
+        return subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                f"--nproc-per-node={run.learners}", "-m", "rltrain", "train", *rest])
+    rank = 0
+    if world > 1:
+        from rltrain.distributed.ddp import init_from_env
+
+        run.device = init_from_env(run.device)
+        rank = int(os.environ.get("RANK", "0"))
+        if rank != 0:  # only rank 0 logs, evaluates and saves
+            import tempfile
+
+            cfg.loggers, cfg.verbose, cfg.save_best = (), 0, False
+            cfg.log_dir = tempfile.mkdtemp(prefix=f"rltrain-rank{rank}-")
     try:
         cfg.validate()
         trainer = trainer_cls(None, cfg, device=run.device)  # the policy the config describes
     except (ValueError, TypeError, ImportError) as exc:
         print(f"rltrain train {algo}: error: {exc}", file=sys.stderr)
         return 2
+    if rank != 0:
+        try:
+            trainer.train(iters=run.iters)
+        finally:
+            trainer.close()
+        return 0
     try:
         trainer.train(iters=run.iters, eval_env=cfg.env, eval_interval=run.eval_interval,
                       eval_episodes=run.eval_episodes, video_dir=run.video_dir, video_episodes=run.video_episodes)
@@ -121,6 +156,20 @@ def cmd_train(argv: list[str]) -> int:
     if run.video_dir:
         print(f"videos: {run.video_dir}")
     return 0
+
+
+def _drop_option(argv: list[str], name: str) -> list[str]:
+    """``argv`` without ``name VALUE`` / ``name=VALUE``."""
+    out: list[str] = []
+    skip = False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out
 
 
 def cmd_eval(argv: list[str]) -> int:

@@ -167,9 +167,13 @@ class BaseTrainer(Checkpointing, Evaluating):
             self.scaler.unscale_(opt)
         else:
             loss.backward()  # type: ignore[no-untyped-call]  # torch's Tensor.backward is unannotated
+        params = [p for g in opt.param_groups for p in g["params"]]
+        if getattr(self, "_ddp", None) is not None:  # data-parallel learner: the global minibatch's gradient
+            from rltrain.distributed.ddp import allreduce_grads
+
+            allreduce_grads(params)
         mgn = self.cfg.max_grad_norm
         if mgn is not None and mgn > 0:
-            params = [p for g in opt.param_groups for p in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, mgn)
         if self.scaler is not None:
             self.scaler.step(opt)

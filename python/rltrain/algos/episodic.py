@@ -39,6 +39,7 @@ class EpisodicTrainer(BaseTrainer):
         G, T = self.cfg.G, self.cfg.T
         seed = self._iteration_seed()
         noise = self._rollout_noise((T, G))
+        b: dict[str, np.ndarray]
         if self._ray is not None:
             b = self._ray.collect_episodes(self._rollout_policy, seed, T, noise)
         else:

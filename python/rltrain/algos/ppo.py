@@ -21,6 +21,7 @@ from rltrain.algos.base import BaseTrainer
 from rltrain.algos.fused_mlp import FusedActorCritic, fused_eligible
 from rltrain.algos.rollout import ActFn, collect_steps, make_act, make_value, new_step_buffers
 from rltrain.config import PPOConfig
+from rltrain.distributed.ddp import allreduce_sum, rank_world, shard
 from rltrain.kernels import RewardNormalizer, RunningMeanStd
 from rltrain.policies import ActorCriticAPI
 from rltrain.schedules import schedule_value
@@ -63,15 +64,28 @@ class PPOTrainer(BaseTrainer):
         self.reward_norm: RewardNormalizer | None = None
         self._buffers: dict[str, np.ndarray] | None = None
         self.fused: FusedActorCritic | None = None
-        # fused_eligible includes "on CPU": the fused step takes its loss gradient from the C++ kernel.
-        if (cfg.fused_update and fused_eligible(policy) and cfg.optimizer == "adam" and cfg.vf_lr is None
-                and not cfg.weight_decay and self._amp_dtype is None):
+        self._ddp = rank_world()
+        """(rank, world size) of a data-parallel learner (``rltrain.distributed.ddp``), else None."""
+        # fused_eligible includes "on CPU": the fused step takes its loss gradient from the C++ kernel. The fused
+        # step has no hook for the gradient all-reduce, so a data-parallel learner uses autograd.
+        if (self._ddp is None and cfg.fused_update and fused_eligible(policy) and cfg.optimizer == "adam"
+                and cfg.vf_lr is None and not cfg.weight_decay and self._amp_dtype is None):
             self.fused = FusedActorCritic(policy, lr=cfg.lr, adam_eps=cfg.adam_eps)
             self.optimizer = self.fused.optimizer
             if self._rollout_policy is not self.policy:
                 self._sync_rollout_policy()
 
     # ------------------------------------------------------------------------------------------ rollout
+
+    def _ensure_buffers(self) -> None:
+        """The rollout buffers alone (a data-parallel learner's rank > 0 receives the batch into them)."""
+        if self._buffers is None:
+            if not hasattr(self, "observation_space"):
+                self._make_env()
+            shape = self.observation_space.shape
+            if shape is None:
+                raise TypeError(f"observation_space: PPO needs observations with a shape, got {self.observation_space}")
+            self._buffers = new_step_buffers(self.cfg.T, self.cfg.G, tuple(shape), self.action_space)
 
     def _ensure_env(self) -> None:
         super()._ensure_env()
@@ -129,9 +143,26 @@ class PPOTrainer(BaseTrainer):
     # ------------------------------------------------------------------------------------------- update
 
     def _iteration(self, progress: float) -> dict[str, float]:
-        self._ensure_env()
-        res = self._collect()
-        return self._update(res["advantages"], res["returns"], progress)
+        if self._ddp is None:
+            self._ensure_env()
+            res = self._collect()
+            return self._update(res["advantages"], res["returns"], progress)
+        # Data-parallel learner: rank 0 collects, every rank receives the batch.
+        from rltrain.distributed.ddp import broadcast_arrays
+
+        cfg = self.cfg
+        if self._ddp[0] == 0:
+            self._ensure_env()
+            res = self._collect()
+            adv, ret = np.ascontiguousarray(res["advantages"]), np.ascontiguousarray(res["returns"])
+        else:
+            self._ensure_buffers()
+            adv, ret = np.zeros((cfg.T, cfg.G), np.float32), np.zeros((cfg.T, cfg.G), np.float32)
+            self.num_timesteps += cfg.T * cfg.G
+        b = self._buffers
+        assert b is not None
+        broadcast_arrays([b["obs"], b["actions"], b["logp"], b["values"], adv, ret])
+        return self._update(adv, ret, progress)
 
     def _update(self, advantages: np.ndarray, returns: np.ndarray, progress: float) -> dict[str, float]:
         b = self._buffers
@@ -154,6 +185,8 @@ class PPOTrainer(BaseTrainer):
         continue_training = True
         n_updates = 0
         last_loss: Any = 0.0
+        if self._ddp is not None and mb < self._ddp[1]:
+            raise ValueError(f"minibatches: a minibatch of {mb} rows cannot be shared among {self._ddp[1]} learners")
         whole = cfg.minibatches == 1  # one minibatch: no shuffling, and its advantages normalise once
         fused = self.fused
         if whole and cfg.normalize_advantage and n > 1:
@@ -183,10 +216,21 @@ class PPOTrainer(BaseTrainer):
                     continue
                 if norm_mb and adv.numel() > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                frac = 1.0
+                if self._ddp is not None:  # this rank's share of the minibatch (normalised over all of it)
+                    part = shard(o_mb.shape[0], *self._ddp)
+                    frac = (part.stop - part.start) / o_mb.shape[0]
+                    o_mb, a_mb, lp_mb, adv, r_mb, v_mb = (x[part] for x in (o_mb, a_mb, lp_mb, adv, r_mb, v_mb))
                 with self._autocast():
                     values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
                 loss, st = ppo_loss(values.float(), logp.float(), entropy.float(), lp_mb, adv, r_mb, v_mb,
                                     clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef)
+                if self._ddp is not None:
+                    # Shard means weighted by their share sum to the global minibatch's means.
+                    loss = loss * frac
+                    keys = sorted(st)
+                    total = allreduce_sum(torch.stack([st[k] for k in keys]) * frac)
+                    st = dict(zip(keys, total.unbind()))
                 for k in stats:
                     stats[k].append(st[k])
                 approx_kl = st["kl"]
@@ -194,7 +238,8 @@ class PPOTrainer(BaseTrainer):
                     continue_training = False
                     break
                 self._optimizer_step(loss)
-                last_loss = loss.detach()
+                last_loss = loss.detach() if self._ddp is None else (
+                    st["pg"] + ent_coef * st["ent"] + cfg.vf_coef * st["vf"])
                 n_updates += 1
             if not continue_training:
                 break

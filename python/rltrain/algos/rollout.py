@@ -29,8 +29,10 @@ def make_act(policy: Any, batch_invariant: bool) -> ActFn:
     from rltrain.policies import _Actor
 
     if isinstance(policy, _Actor):
+        actor: Any = policy  # _Actor declares no act; both subclasses define it with these arguments
+
         def act(obs: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-            out: tuple[torch.Tensor, ...] = policy.act(obs, noise=noise, batch_invariant=batch_invariant)
+            out: tuple[torch.Tensor, ...] = actor.act(obs, noise=noise, batch_invariant=batch_invariant)
             return out
         return act
 
