@@ -6,7 +6,7 @@ Layers, bottom to top (a module belongs to the first prefix that matches it; eve
   kernels     the kernels' Python face and their NumPy specification
   envs        environments and the rollout engine (vec/ and envs/)
   models      policies, schedules, configs, logging
-  trainers    algos/ and llm/
+  trainers    algos/, llm/ and distributed/
   tools       command line, robustness runner, plots, benchmarks, integrations
 """
 
@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("rltrain.policies", "rltrain.policies_backbones", "rltrain.schedules", "rltrain.config", "rltrain.logger"),
         ("scipy", "matplotlib"),
     ),
-    ("trainers", ("rltrain.algos", "rltrain.llm"), ("scipy", "matplotlib")),
+    ("trainers", ("rltrain.algos", "rltrain.llm", "rltrain.distributed"), ("scipy", "matplotlib")),
     ("tools", ("rltrain.cli", "rltrain.robustness", "rltrain.plot", "rltrain.bench", "rltrain.integrations"), ()),
 ]
 
