@@ -24,8 +24,10 @@ def _learner(rank: int, world: int, init_file: str, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        tr = PPOTrainer(None, PPOConfig(log_dir=os.path.join(out, f"runs{rank}"), **CFG))
-        assert tr._ddp == (rank, world)
+        # Rank 1 has no seed of its own: the trainer adopts rank 0's seed and weights.
+        cfg = PPOConfig(log_dir=os.path.join(out, f"runs{rank}"), **{**CFG, "seed": CFG["seed"] if rank == 0 else None})
+        tr = PPOTrainer(None, cfg)
+        assert tr._ddp == (rank, world) and tr.seed == CFG["seed"]
         tr.train(1)
         tr.close()
         torch.save({k: v.detach().clone() for k, v in tr.policy.state_dict().items()},

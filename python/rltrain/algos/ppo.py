@@ -21,7 +21,7 @@ from rltrain.algos.base import BaseTrainer
 from rltrain.algos.fused_mlp import FusedActorCritic, fused_eligible
 from rltrain.algos.rollout import ActFn, collect_steps, make_act, make_value, new_step_buffers
 from rltrain.config import PPOConfig
-from rltrain.distributed.ddp import allreduce_sum, rank_world, shard
+from rltrain.distributed.ddp import allreduce_sum, rank_world, shard, sync_start
 from rltrain.kernels import RewardNormalizer, RunningMeanStd
 from rltrain.policies import ActorCriticAPI
 from rltrain.schedules import schedule_value
@@ -66,6 +66,11 @@ class PPOTrainer(BaseTrainer):
         self.fused: FusedActorCritic | None = None
         self._ddp = rank_world()
         """(rank, world size) of a data-parallel learner (``rltrain.distributed.ddp``), else None."""
+        if self._ddp is not None:  # every rank starts from rank 0's seed and weights
+            self.seed = sync_start(self.policy, self.seed)
+            torch.manual_seed(self.seed)
+            self._gen.manual_seed(self.seed)
+            self._sync_rollout_policy()
         # fused_eligible includes "on CPU": the fused step takes its loss gradient from the C++ kernel. The fused
         # step has no hook for the gradient all-reduce, so a data-parallel learner uses autograd.
         if (self._ddp is None and cfg.fused_update and fused_eligible(policy) and cfg.optimizer == "adam"

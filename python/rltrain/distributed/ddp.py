@@ -14,7 +14,8 @@ import os
 import numpy as np
 import torch
 
-__all__ = ["allreduce_grads", "allreduce_sum", "broadcast_arrays", "init_from_env", "rank_world", "shard"]
+__all__ = ["allreduce_grads", "allreduce_sum", "broadcast_arrays", "init_from_env", "rank_world", "shard",
+           "sync_start"]
 
 
 def rank_world() -> tuple[int, int] | None:
@@ -87,3 +88,24 @@ def broadcast_arrays(arrays: list[np.ndarray], src: int = 0) -> None:
             t.copy_(d.cpu())
         else:
             dist.broadcast(t, src=src)
+
+
+def sync_start(module: torch.nn.Module, seed: int) -> int:
+    """Rank 0's seed and parameters on every rank (a run without a fixed seed draws a different one per process);
+    returns the shared seed."""
+    import torch.distributed as dist
+
+    box: list[object] = [int(seed)]
+    dist.broadcast_object_list(box, src=0)
+    nccl = dist.get_backend() == "nccl"
+    with torch.no_grad():
+        for t in list(module.parameters()) + list(module.buffers()):
+            if nccl and t.device.type != "cuda":
+                d = t.detach().cuda()
+                dist.broadcast(d, src=0)
+                t.copy_(d.cpu())
+            else:
+                dist.broadcast(t.data, src=0)
+    shared = box[0]
+    assert isinstance(shared, int)
+    return shared
