@@ -54,7 +54,7 @@ def test_ppo_ray_matches_local_then_survives_kill_and_hang_and_resumes(tmp_path:
     kw = {"env": "CartPole-v1", **PPO_SMALL}
     local = _run(PPOTrainer, PPOConfig, tmp_path, 2, batch_invariant=True, **kw)
     tr = _trainer(PPOTrainer, PPOConfig, tmp_path, rollout_backend="ray", num_rollout_workers=2,
-                  rollout_timeout=5.0, **kw)
+                  rollout_timeout=3.0, **kw)
     try:
         tr.train(2)
         assert _same(local, tr)  # K=2 workers x E=2 envs == 4 local envs, bitwise
@@ -72,7 +72,7 @@ def test_ppo_ray_matches_local_then_survives_kill_and_hang_and_resumes(tmp_path:
         # A hung worker: busy in a call that does not return before rollout_timeout.
         tr._ray.workers[1].__ray_call__.remote(lambda _self: time.sleep(120))
         t0 = time.monotonic()
-        with pytest.warns(RuntimeWarning, match="worker 1 did not answer within rollout_timeout=5 s"):
+        with pytest.warns(RuntimeWarning, match="worker 1 did not answer within rollout_timeout=3 s"):
             tr.train(1)
         assert time.monotonic() - t0 < 60
         assert tr._ray.restarts == 2 and tr.iteration == 5 and tr.num_timesteps == 5 * 4 * 32
@@ -88,15 +88,9 @@ def test_ppo_ray_matches_local_then_survives_kill_and_hang_and_resumes(tmp_path:
     assert all(torch.equal(a, b) for a, b in zip(after3, _params(resumed)))
 
 
-def test_ppo_gaussian_ray_matches_local(tmp_path: Any) -> None:
-    kw = {"env": "LunarLanderContinuous-v3", **PPO_SMALL}
-    local = _run(PPOTrainer, PPOConfig, tmp_path, 2, batch_invariant=True, **kw)
-    dist = _run(PPOTrainer, PPOConfig, tmp_path, 2, rollout_backend="ray", num_rollout_workers=2, **kw)
-    assert _same(local, dist)
-
-
 def test_grpo_ray_matches_local_and_a_killed_worker_changes_nothing(tmp_path: Any) -> None:
-    grpo = {"env": "CartPole-v1", "G": 4, "T": 60, "minibatches": 2, "epochs": 2, "identical_G": True}
+    # A Gaussian policy here (PPO above is categorical): each worker gets its slice of the normal noise.
+    grpo = {"env": "LunarLanderContinuous-v3", "G": 4, "T": 50, "minibatches": 2, "epochs": 2, "identical_G": True}
     local = _run(PerStepAdvGRPOTrainer, GRPOConfig, tmp_path, 3, batch_invariant=True, **grpo)
     tr = _trainer(PerStepAdvGRPOTrainer, GRPOConfig, tmp_path, rollout_backend="ray", num_rollout_workers=2, **grpo)
     try:
