@@ -29,6 +29,8 @@ def _learner(rank: int, world: int, init_file: str, out: str) -> None:
         tr = PPOTrainer(None, cfg)
         assert tr._ddp == (rank, world) and tr.seed == CFG["seed"]
         tr.train(1)
+        if rank != 0:
+            assert tr.env is None and tr._ray is None  # only rank 0 steps environments
         tr.close()
         torch.save({k: v.detach().clone() for k, v in tr.policy.state_dict().items()},
                    os.path.join(out, f"rank{rank}.pt"))

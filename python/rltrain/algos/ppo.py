@@ -93,6 +93,9 @@ class PPOTrainer(BaseTrainer):
             self._buffers = new_step_buffers(self.cfg.T, self.cfg.G, tuple(shape), self.action_space)
 
     def _ensure_env(self) -> None:
+        if self._ddp is not None and self._ddp[0] != 0:  # a data-parallel rank > 0 never steps envs
+            self._ensure_buffers()
+            return
         super()._ensure_env()
         obs_shape = self.observation_space.shape
         if obs_shape is None:
