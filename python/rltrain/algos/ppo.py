@@ -71,6 +71,9 @@ class PPOTrainer(BaseTrainer):
             torch.manual_seed(self.seed)
             self._gen.manual_seed(self.seed)
             self._sync_rollout_policy()
+            if self._ddp[0] != 0 and self.env is not None:  # built for the spaces only: rank 0 steps the envs
+                self.env.close()
+                self.env = None
         # fused_eligible includes "on CPU": the fused step takes its loss gradient from the C++ kernel. The fused
         # step has no hook for the gradient all-reduce, so a data-parallel learner uses autograd.
         if (self._ddp is None and cfg.fused_update and fused_eligible(policy) and cfg.optimizer == "adam"
