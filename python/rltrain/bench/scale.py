@@ -19,8 +19,6 @@ import tempfile
 import time
 from typing import Any
 
-import numpy as np
-
 from rltrain.bench._timing import fmt_table
 
 ENVS = ("CartPole-v1", "LunarLander-v3")
@@ -61,12 +59,15 @@ def _timed_trainer(env: str, workers: int, invariant: bool, E: int, T: int, seed
     return tr, times
 
 
-def _bytes_per_worker(E: int, T: int, obs_dim: int, n_params: int) -> dict[str, int]:
-    """What one worker receives (weights, noise) and sends back (obs, actions, logp, values, rewards, flags,
-    final values) per iteration, in bytes (float32 / int64 actions / bool flags)."""
-    recv = 4 * n_params + 4 * T * E
-    send = T * E * (4 * obs_dim + 8 + 4 * 3 + 2 + 4) + 4 * E * (1 + obs_dim)
-    return {"recv": recv, "send": send}
+def _bytes_per_worker(tr: Any, workers: int) -> dict[str, int]:
+    """Payload one worker receives (weights, its noise slice) and sends back (its columns of the rollout arrays,
+    last values, observations) per iteration, from the arrays of the last iteration."""
+    k = max(workers, 1)
+    weights = sum(v.numel() * v.element_size() for v in tr.policy.state_dict().values())
+    noise = tr._rollout_noise((tr.cfg.T, tr.cfg.G))
+    noise_bytes = 0 if noise is None else noise.numel() * noise.element_size()
+    rollout = sum(int(v.nbytes) for v in tr._buffers.values()) + (tr._obs.nbytes + 4 * tr.cfg.G)
+    return {"recv": int(weights + noise_bytes // k), "send": int(rollout // k)}
 
 
 def measure(env: str, label: str, workers: int, invariant: bool, *, E: int, T: int, iters: int) -> dict[str, Any]:
@@ -86,16 +87,14 @@ def measure(env: str, label: str, workers: int, invariant: bool, *, E: int, T: i
                 worker, overhead = learner_collect, 0.0
             rows.append({"iter_s": wall, "collect_s": worker, "ray_overhead_s": overhead, "update_s": times["update"],
                          "other_s": wall - learner_collect - times["update"]})
-        n_params = sum(p.numel() for p in tr.policy.parameters())
-        obs_dim = int(np.prod(tr.observation_space.shape or (1,)))
+        payload = _bytes_per_worker(tr, workers)
     finally:
         tr.close()
     G = (workers or 1) * E
     med = {k: statistics.median(r[k] for r in rows) for k in rows[0]}
     med["steps_per_s"] = G * T / med["iter_s"]
     med["overhead_frac"] = med["ray_overhead_s"] / med["iter_s"]
-    return {"env": env, "row": label, "workers": workers, "G": G, "E": E, "T": T, **med,
-            **_bytes_per_worker(E, T, obs_dim, n_params)}
+    return {"env": env, "row": label, "workers": workers, "G": G, "E": E, "T": T, **med, **payload}
 
 
 def scaling_model(base: dict[str, Any], max_workers: int = 256, learners: int = 1) -> list[dict[str, Any]]:
