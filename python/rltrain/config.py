@@ -305,9 +305,9 @@ class PolicyGroupConfig(ClippedConfig):
     episodes, episode e of every member starting from the same seed (common starts make the members comparable)."""
     T: int = 1000
     """Maximum steps per episode in an iteration (an episode cut here bootstraps from the critic)."""
-    epochs: int = 10
+    epochs: int = 4
     """Optimisation epochs over the selected group's batch."""
-    minibatches: int = 4
+    minibatches: int = 2
     """Minibatches per epoch: each member's steps are split into this many shuffled chunks, and the members and
     the group's critic take one optimizer step together per chunk."""
     lam: float = 0.95
