@@ -183,7 +183,19 @@ def report() -> None:
         ax.set_ylabel("true episode return (median over seeds, min-max bars)")
         ax.set_title(f"{d['env']}, {d['steps']} env steps per agent, {d['episodes']} episodes/condition", fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
+    print()
+    for d in data:
+        conds = list(next(iter(d["runs"]))["by_condition"])
+        print(f"{d['env']}, level high, median over seeds per condition:\n")
+        print("| agent | " + " | ".join(conds) + " |")
+        print("|---|" + "---|" * len(conds))
+        for agent in d["aggregate"]:
+            rs = [r for r in d["runs"] if r["agent"] == agent]
+            cells = [f"{np.median([r['by_condition'][c]['high'] for r in rs]):.1f}" for c in conds]
+            print(f"| {agent} | " + " | ".join(cells) + " |")
+        print()
     fig.tight_layout()
     png = os.path.join(RESULTS, "policy_groups_robustness.png")
     fig.savefig(png, dpi=100)
