@@ -114,10 +114,33 @@ def run_agent(env: str, agent: str, seed: int, steps: int, episodes: int, workdi
         rob = robustness_summary(res)
     levels = {lv: float(np.mean([c[lv] for c in rob["by_condition"].values() if lv in c]))
               for lv in ("low", "medium", "high")}
-    return {"env": env, "agent": agent, "seed": seed, "env_steps": int(env_steps), "train_cpu_s": cpu_s,
-            "train_wall_s": wall_s, "nominal": rob["nominal"], "level_means": levels,
-            "all_mean": rob["mean_over_conditions"], "retention": rob["retention"],
-            "by_condition": rob["by_condition"], "run_dir": out}
+    record = {"env": env, "agent": agent, "seed": seed, "env_steps": int(env_steps), "train_cpu_s": cpu_s,
+              "train_wall_s": wall_s, "nominal": rob["nominal"], "level_means": levels,
+              "all_mean": rob["mean_over_conditions"], "retention": rob["retention"],
+              "by_condition": rob["by_condition"], "run_dir": out}
+    if agent == "policy-groups":
+        record["groups"] = selection_stats(out)
+    return record
+
+
+def selection_stats(run_dir: str) -> dict[str, Any] | None:
+    """From a policy-group run's progress.csv: how often each group was drawn, the final tracked performances
+    and selection probabilities, and the final between- / within-group KL diversity."""
+    import csv
+
+    found = glob.glob(os.path.join(run_dir, "train", "*", "progress.csv"))
+    if not found:
+        return None
+    with open(found[0], newline="") as f:
+        rows = list(csv.DictReader(f))
+    last = rows[-1]
+    n = sum(1 for k in last if k.startswith("groups/perf_g"))
+    drawn = [int(float(r["groups/selected"])) for r in rows]
+    return {"iterations": len(rows), "times_drawn": [drawn.count(g) for g in range(n)],
+            "final_perf": [float(last[f"groups/perf_g{g}"]) for g in range(n)],
+            "final_select_prob": [float(last[f"groups/select_prob_g{g}"]) for g in range(n)],
+            "final_diversity_kl": float(last["groups/diversity_kl"]),
+            "final_within_kl": float(last["groups/within_kl"])}
 
 
 def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -168,20 +191,23 @@ def report() -> None:
             med = [a[c]["median"] for c in cols]
             lo = [a[c]["median"] - a[c]["min"] for c in cols]
             hi = [a[c]["max"] - a[c]["median"] for c in cols]
-            ax.bar(x + (i - (len(agg) - 1) / 2) * w, med, w, yerr=[lo, hi], capsize=3, label=agent)
+            label = agent if agent != "policy-groups" else f"policy-groups {d['groups']}x{d['group_size']}"
+            ax.bar(x + (i - (len(agg) - 1) / 2) * w, med, w, yerr=[lo, hi], capsize=3, label=label)
 
             def cell(c: str, a: dict[str, Any] = a) -> str:
                 s = a[c]
                 return f"{s['median']:.1f} ({s['min']:.1f} to {s['max']:.1f})"
 
-            print(f"| {d['env']} | {d['steps']} | {agent} | {a['seeds']} | {cell('nominal')} | {cell('level_low')} | "
+            name = agent if agent != "policy-groups" else f"policy-groups {d['groups']}x{d['group_size']}"
+            print(f"| {d['env']} | {d['steps']} | {name} | {a['seeds']} | {cell('nominal')} | {cell('level_low')} | "
                   f"{cell('level_medium')} | {cell('level_high')} | {cell('all_mean')} | "
                   f"{a['retention']['median']:.2f} ({a['retention']['min']:.2f} to {a['retention']['max']:.2f}) | "
                   f"{a['train_cpu_s']['median']:.0f} |")
         ax.set_xticks(x)
         ax.set_xticklabels(["nominal", "low", "medium", "high", "all"])
         ax.set_ylabel("true episode return (median over seeds, min-max bars)")
-        ax.set_title(f"{d['env']}, {d['steps']} env steps per agent, {d['episodes']} episodes/condition", fontsize=9)
+        ax.set_title(f"{d['env']}, {d['steps']} env steps per agent, {d['episodes']} episodes/condition"
+                     + (f" [{d['tag']}]" if d.get("tag") else ""), fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.axhline(0, color="black", linewidth=0.8)
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
@@ -195,6 +221,14 @@ def report() -> None:
             rs = [r for r in d["runs"] if r["agent"] == agent]
             cells = [f"{np.median([r['by_condition'][c]['high'] for r in rs]):.1f}" for c in conds]
             print(f"| {agent} | " + " | ".join(cells) + " |")
+        print()
+        for r in d["runs"]:
+            g = r.get("groups")
+            if g:
+                print(f"{d['env']} policy-groups seed {r['seed']}: {g['iterations']} iterations, groups drawn "
+                      f"{g['times_drawn']}, final perf {[round(x, 1) for x in g['final_perf']]}, selection "
+                      f"{[round(x, 2) for x in g['final_select_prob']]}, diversity KL between "
+                      f"{g['final_diversity_kl']:.3f} / within {g['final_within_kl']:.3f}")
         print()
     fig.tight_layout()
     png = os.path.join(RESULTS, "policy_groups_robustness.png")
@@ -213,8 +247,22 @@ def main() -> None:
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--agents", default=",".join(AGENTS))
     p.add_argument("--workdir", default="/tmp/rltrain-pg-study")
+    p.add_argument("--tag", default="", help="suffix of the results file (a variant of the default study)")
     p.add_argument("--report", action="store_true", help="only redraw the PNG and print the table")
+    p.add_argument("--add-group-stats", action="store_true",
+                   help="fill in the policy-group runs' selection statistics of --env's JSON from their run dirs")
     a = p.parse_args()
+    if a.add_group_stats:
+        path = os.path.join(RESULTS, f"policy_groups_{_slug(a.env)}{'_' + a.tag if a.tag else ''}.json")
+        with open(path) as f:
+            d = json.load(f)
+        for r in d["runs"]:
+            if r["agent"] == "policy-groups" and r.get("groups") is None:
+                r["groups"] = selection_stats(r["run_dir"])
+        with open(path, "w") as f:
+            json.dump(d, f, indent=2, allow_nan=True)
+            f.write("\n")
+        return
     if a.report:
         report()
         return
@@ -223,13 +271,15 @@ def main() -> None:
     t0 = time.perf_counter()
     for seed in range(a.seeds):
         for agent in agents:
-            r = run_agent(a.env, agent, seed, a.steps, a.episodes, a.workdir, a.ensemble, a.groups, a.group_size)
+            r = run_agent(a.env, agent, seed, a.steps, a.episodes, os.path.join(a.workdir, a.tag), a.ensemble,
+                          a.groups, a.group_size)
             runs.append(r)
             print(f"{a.env} {agent} seed {seed}: nominal {r['nominal']:.1f}, all {r['all_mean']:.1f}, "
                   f"low/med/high {r['level_means']['low']:.1f}/{r['level_means']['medium']:.1f}/"
                   f"{r['level_means']['high']:.1f}, steps {r['env_steps']}, cpu {r['train_cpu_s']:.1f} s "
                   f"[{time.perf_counter() - t0:.0f} s]", flush=True)
-    out = {"env": a.env, "steps": a.steps, "seeds": a.seeds, "episodes": a.episodes, "ensemble": a.ensemble,
+    out = {"env": a.env, "tag": a.tag, "steps": a.steps, "seeds": a.seeds, "episodes": a.episodes,
+           "ensemble": a.ensemble,
            "groups": a.groups, "group_size": a.group_size,
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "machine": "2 cores (shared)", "command": " ".join(["python", *sys.argv]),
@@ -237,7 +287,7 @@ def main() -> None:
            "metric": "true episode return under the robustness suite (rltrain.robustness), per seed: mean over "
                      "the conditions at a level; all = mean over every condition x level",
            "aggregate": aggregate(runs), "runs": runs}
-    path = os.path.join(RESULTS, f"policy_groups_{_slug(a.env)}.json")
+    path = os.path.join(RESULTS, f"policy_groups_{_slug(a.env)}{'_' + a.tag if a.tag else ''}.json")
     with open(path, "w") as f:
         json.dump(out, f, indent=2, allow_nan=True)
         f.write("\n")
