@@ -158,6 +158,7 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
         out[agent] = {"seeds": len(rs), "nominal": stat([r["nominal"] for r in rs]),
                       "all_mean": stat([r["all_mean"] for r in rs]),
                       "retention": stat([r["retention"] if r["retention"] is not None else float("nan") for r in rs]),
+                      "drop": stat([r["all_mean"] - r["nominal"] for r in rs]),
                       **{f"level_{lv}": stat([r["level_means"][lv] for r in rs]) for lv in ("low", "medium", "high")},
                       "env_steps": stat([r["env_steps"] for r in rs]),
                       "train_cpu_s": stat([r["train_cpu_s"] for r in rs])}
@@ -180,7 +181,7 @@ def report() -> None:
         return
     fig, axes = plt.subplots(1, len(data), figsize=(6.5 * len(data), 4.5), squeeze=False)
     cols = ("nominal", "level_low", "level_medium", "level_high", "all_mean")
-    print("| env | steps | agent | seeds | nominal | low | medium | high | all conditions x levels | retention | "
+    print("| env | steps | agent | seeds | nominal | low | medium | high | all conditions x levels | all - nominal | "
           "train CPU s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for ax, d in zip(axes[0], data):
@@ -199,9 +200,10 @@ def report() -> None:
                 return f"{s['median']:.1f} ({s['min']:.1f} to {s['max']:.1f})"
 
             name = agent if agent != "policy-groups" else f"policy-groups {d['groups']}x{d['group_size']}"
+            drops = [r["all_mean"] - r["nominal"] for r in d["runs"] if r["agent"] == agent]
+            drop = f"{np.median(drops):+.1f} ({min(drops):+.1f} to {max(drops):+.1f})"
             print(f"| {d['env']} | {d['steps']} | {name} | {a['seeds']} | {cell('nominal')} | {cell('level_low')} | "
-                  f"{cell('level_medium')} | {cell('level_high')} | {cell('all_mean')} | "
-                  f"{a['retention']['median']:.2f} ({a['retention']['min']:.2f} to {a['retention']['max']:.2f}) | "
+                  f"{cell('level_medium')} | {cell('level_high')} | {cell('all_mean')} | {drop} | "
                   f"{a['train_cpu_s']['median']:.0f} |")
         ax.set_xticks(x)
         ax.set_xticklabels(["nominal", "low", "medium", "high", "all"])
