@@ -165,73 +165,79 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _label(agent: str, d: dict[str, Any]) -> str:
+    return agent if agent != "policy-groups" else f"policy-groups {d['groups']}x{d['group_size']}"
+
+
 def report() -> None:
+    """Prints the Markdown tables and draws one panel per env (a tagged variant joins its env's panel)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    files = sorted(glob.glob(os.path.join(RESULTS, "policy_groups_*.json")))
-    data = []
-    for path in files:
+    by_env: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(glob.glob(os.path.join(RESULTS, "policy_groups_*.json"))):
         with open(path) as f:
-            data.append(json.load(f))
-    if not data:
+            d = json.load(f)
+        by_env.setdefault(d["env"], []).append(d)
+    if not by_env:
         print("no results", file=sys.stderr)
         return
-    fig, axes = plt.subplots(1, len(data), figsize=(6.5 * len(data), 4.5), squeeze=False)
+    for ds in by_env.values():
+        ds.sort(key=lambda d: bool(d.get("tag")))  # the full study first, then its variants
+    fig, axes = plt.subplots(1, len(by_env), figsize=(7.0 * len(by_env), 4.8), squeeze=False)
     cols = ("nominal", "level_low", "level_medium", "level_high", "all_mean")
     print("| env | steps | agent | seeds | nominal | low | medium | high | all conditions x levels | all - nominal | "
           "train CPU s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for ax, d in zip(axes[0], data):
-        agg = d["aggregate"]
+    for ax, (env, ds) in zip(axes[0], by_env.items()):
+        rows = [(_label(agent, d), a, [r for r in d["runs"] if r["agent"] == agent], d)
+                for d in ds for agent, a in d["aggregate"].items()]
         x = np.arange(len(cols))
-        w = 0.8 / max(len(agg), 1)
-        for i, (agent, a) in enumerate(agg.items()):
+        w = 0.8 / max(len(rows), 1)
+        for i, (label, a, runs, d) in enumerate(rows):
             med = [a[c]["median"] for c in cols]
             lo = [a[c]["median"] - a[c]["min"] for c in cols]
             hi = [a[c]["max"] - a[c]["median"] for c in cols]
-            label = agent if agent != "policy-groups" else f"policy-groups {d['groups']}x{d['group_size']}"
-            ax.bar(x + (i - (len(agg) - 1) / 2) * w, med, w, yerr=[lo, hi], capsize=3, label=label)
+            ax.bar(x + (i - (len(rows) - 1) / 2) * w, med, w, yerr=[lo, hi], capsize=3, label=label)
 
             def cell(c: str, a: dict[str, Any] = a) -> str:
                 s = a[c]
                 return f"{s['median']:.1f} ({s['min']:.1f} to {s['max']:.1f})"
 
-            name = agent if agent != "policy-groups" else f"policy-groups {d['groups']}x{d['group_size']}"
-            drops = [r["all_mean"] - r["nominal"] for r in d["runs"] if r["agent"] == agent]
+            drops = [r["all_mean"] - r["nominal"] for r in runs]
             drop = f"{np.median(drops):+.1f} ({min(drops):+.1f} to {max(drops):+.1f})"
-            print(f"| {d['env']} | {d['steps']} | {name} | {a['seeds']} | {cell('nominal')} | {cell('level_low')} | "
+            print(f"| {env} | {d['steps']} | {label} | {a['seeds']} | {cell('nominal')} | {cell('level_low')} | "
                   f"{cell('level_medium')} | {cell('level_high')} | {cell('all_mean')} | {drop} | "
                   f"{a['train_cpu_s']['median']:.0f} |")
         ax.set_xticks(x)
         ax.set_xticklabels(["nominal", "low", "medium", "high", "all"])
-        ax.set_ylabel("true episode return (median over seeds, min-max bars)")
-        ax.set_title(f"{d['env']}, {d['steps']} env steps per agent, {d['episodes']} episodes/condition"
-                     + (f" [{d['tag']}]" if d.get("tag") else ""), fontsize=9)
+        ax.set_ylabel("true episode return (median over 3 seeds, min-max bars)")
+        ax.set_title(f"{env}, {ds[0]['steps']} env steps per agent, {ds[0]['episodes']} episodes per condition",
+                     fontsize=9)
         ax.grid(axis="y", alpha=0.3)
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3)
-    print()
-    for d in data:
-        conds = list(next(iter(d["runs"]))["by_condition"])
-        print(f"{d['env']}, level high, median over seeds per condition:\n")
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4)
+    for env, ds in by_env.items():
+        conds = list(ds[0]["runs"][0]["by_condition"])
+        print(f"\n{env}, level high, median over seeds per condition:\n")
         print("| agent | " + " | ".join(conds) + " |")
         print("|---|" + "---|" * len(conds))
-        for agent in d["aggregate"]:
-            rs = [r for r in d["runs"] if r["agent"] == agent]
-            cells = [f"{np.median([r['by_condition'][c]['high'] for r in rs]):.1f}" for c in conds]
-            print(f"| {agent} | " + " | ".join(cells) + " |")
+        for d in ds:
+            for agent in d["aggregate"]:
+                rs = [r for r in d["runs"] if r["agent"] == agent]
+                cells = [f"{np.median([r['by_condition'][c]['high'] for r in rs]):.1f}" for c in conds]
+                print(f"| {_label(agent, d)} | " + " | ".join(cells) + " |")
         print()
-        for r in d["runs"]:
-            g = r.get("groups")
-            if g:
-                print(f"{d['env']} policy-groups seed {r['seed']}: {g['iterations']} iterations, groups drawn "
-                      f"{g['times_drawn']}, final perf {[round(x, 1) for x in g['final_perf']]}, selection "
-                      f"{[round(x, 2) for x in g['final_select_prob']]}, diversity KL between "
-                      f"{g['final_diversity_kl']:.3f} / within {g['final_within_kl']:.3f}")
-        print()
+        for d in ds:
+            for r in d["runs"]:
+                g = r.get("groups")
+                if g:
+                    print(f"{env} {_label('policy-groups', d)} seed {r['seed']}: {g['iterations']} iterations, "
+                          f"groups drawn {g['times_drawn']}, final perf {[round(x, 1) for x in g['final_perf']]}, "
+                          f"selection {[round(x, 2) for x in g['final_select_prob']]}, diversity KL between "
+                          f"{g['final_diversity_kl']:.3f} / within {g['final_within_kl']:.3f}")
     fig.tight_layout()
     png = os.path.join(RESULTS, "policy_groups_robustness.png")
     fig.savefig(png, dpi=100)
