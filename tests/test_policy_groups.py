@@ -302,3 +302,31 @@ def test_cli_train_policy_groups(tmp_path: pathlib.Path, capsys: pytest.CaptureF
                "--iters", "1", "--verbose", "0", "--log-dir", str(tmp_path)])
     assert rc == 2
     assert "G: expected a multiple of group_size" in capsys.readouterr().err
+
+
+def test_gaussian_groups_act_and_measure_diversity() -> None:
+    torch.manual_seed(1)
+    pol = PolicyGroupPolicy(2, 2, {"obs_dim": 3, "n_actions": 2, "continuous": True})
+    obs = torch.randn(5, 3)
+    with torch.no_grad():
+        for m in pol.members:
+            m.pi_head.weight.normal_()
+    pol.record_performance(1, 5.0, 0.5)
+    pol.record_performance(0, 1.0, 0.5)
+    a, logp = pol.act(obs, deterministic=True)
+    with torch.no_grad():
+        want = (pol.member(1, 0)._pi_out(obs) + pol.member(1, 1)._pi_out(obs)) / 2  # the best group's mean action
+        mix = torch.logsumexp(torch.stack([pol.member(1, m).log_prob(obs, a) for m in range(2)]), 0) - math.log(2)
+    torch.testing.assert_close(a, want)
+    torch.testing.assert_close(logp, mix)
+    a2, _ = pol.act(obs)
+    assert a2.shape == (5, 2) and not torch.equal(a2, a)
+    lp, ent = pol.evaluate_actions(obs, a)
+    torch.testing.assert_close(lp, mix)
+    # Between-group diversity: KL between the groups' moment-matched Gaussians.
+    with torch.no_grad():
+        mus = [pol.group_gaussian(g, obs) for g in range(2)]
+    div = pol.diversity(obs)
+    assert div["between"] == pytest.approx(gaussian_mean_pairwise_kl(torch.stack([m[0] for m in mus]),
+                                                                      torch.stack([m[1] for m in mus])), rel=1e-6)
+    assert div["between"] > 0 and div["within"] > 0
