@@ -32,7 +32,8 @@ LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
         ("scipy", "matplotlib"),
     ),
     ("trainers", ("rltrain.algos", "rltrain.llm", "rltrain.distributed"), ("scipy", "matplotlib")),
-    ("tools", ("rltrain.cli", "rltrain.robustness", "rltrain.plot", "rltrain.bench", "rltrain.integrations"), ()),
+    ("tools", ("rltrain.cli", "rltrain.robustness", "rltrain.plot", "rltrain.bench", "rltrain.integrations",
+               "rltrain.pipeline"), ()),
 ]
 
 

@@ -26,9 +26,10 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
         PerEpAdvGRPOTrainer,
         PerStepAdvGRPOTrainer,
     )
+    from rltrain.algos.policy_groups import PolicyGroupTrainer
     from rltrain.algos.ppo import PPOTrainer
     from rltrain.algos.reinforce import ReinforceTrainer
-    from rltrain.config import GRPOConfig, PPOConfig, ReinforceConfig
+    from rltrain.config import GRPOConfig, PolicyGroupConfig, PPOConfig, ReinforceConfig
     from rltrain.vec import make_vec, native_envs
 
 __all__ = [
@@ -39,6 +40,8 @@ __all__ = [
     "PPOTrainer",
     "PerEpAdvGRPOTrainer",
     "PerStepAdvGRPOTrainer",
+    "PolicyGroupConfig",
+    "PolicyGroupTrainer",
     "ReinforceConfig",
     "ReinforceTrainer",
     "__version__",
@@ -58,9 +61,11 @@ _LAZY: dict[str, str] = {
     "PerEpAdvGRPOTrainer": "rltrain.algos.grpo",
     "PerStepAdvGRPOTrainer": "rltrain.algos.grpo",
     "PPOTrainer": "rltrain.algos.ppo",
+    "PolicyGroupTrainer": "rltrain.algos.policy_groups",
     "ReinforceTrainer": "rltrain.algos.reinforce",
     "GRPOConfig": "rltrain.config",
     "PPOConfig": "rltrain.config",
+    "PolicyGroupConfig": "rltrain.config",
     "ReinforceConfig": "rltrain.config",
     "make_vec": "rltrain.vec",
     "native_envs": "rltrain.vec",

@@ -1,6 +1,6 @@
 """Command line: ``rltrain train ALGO --env ID [config overrides]``, ``rltrain eval CHECKPOINT``,
-``rltrain bench [SECTION ...]``, ``rltrain plot RUN_DIR ...``, ``rltrain robustness CHECKPOINT --env ID`` and
-``rltrain llm-demo --task TASK``.
+``rltrain bench [SECTION ...]``, ``rltrain plot RUN_DIR ...``, ``rltrain robustness CHECKPOINT --env ID``,
+``rltrain pipeline --env ID --algo ALGO`` and ``rltrain llm-demo --task TASK``.
 Train options are generated from the config dataclasses by tyro (``rltrain train ppo --help`` lists every field
 with its docstring)."""
 
@@ -12,15 +12,18 @@ import sys
 from typing import Any
 
 from rltrain._checks import class_from_path
-from rltrain.config import GRPOConfig, PPOConfig, ReinforceConfig
+from rltrain.config import GRPOConfig, PolicyGroupConfig, PPOConfig, ReinforceConfig
 
-USAGE = """usage: rltrain {train,eval,bench,plot,robustness,llm-demo} ...
+USAGE = """usage: rltrain {train,eval,bench,plot,robustness,pipeline,llm-demo} ...
 
-  rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo, grpo-step, grpo-episode, grpo-hybrid, reinforce
+  rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo, grpo-step, grpo-episode, grpo-hybrid, reinforce,
+                                                            policy-groups (--groups G --group-size M)
   rltrain eval CHECKPOINT [--episodes N] [--video DIR]
   rltrain bench [SECTION ...] [--json PATH]                 same as python -m rltrain.bench
   rltrain plot RUN_DIR ... [--out PNG] [--key COLUMN]       learning curves from progress.csv
   rltrain robustness CHECKPOINT --env ID [--episodes N]     noise/delay/masking/dynamics presets: JSON + PNG
+  rltrain pipeline --env ID --algo ALGO [--steps N] [--out RUN_DIR]
+                                                            train, evaluate, robustness suite, plots, report.json
   rltrain llm-demo --task {reverse,sort,add} [--reward-model] [--json PATH] [--png PATH] [--seed N] [--quick]
                                                             GRPO on a tiny char LM from scratch (extra [llm])
 
@@ -72,12 +75,21 @@ class ReinforceCommand(_RunOptions, ReinforceConfig):
     """Environment id (native ids run on the C++ batcher; any other gymnasium id on worker processes)."""
 
 
+@dataclasses.dataclass
+class PolicyGroupCommand(_RunOptions, PolicyGroupConfig):
+    """Train policy groups (performance-weighted group selection, group-relative advantages, a critic per group)."""
+
+    env: str = "CartPole-v1"
+    """Environment id (native ids run on the C++ batcher; any other gymnasium id on worker processes)."""
+
+
 ALGOS: dict[str, tuple[type, str]] = {
     "ppo": (PPOCommand, "rltrain.algos.ppo:PPOTrainer"),
     "grpo-step": (GRPOCommand, "rltrain.algos.grpo:PerStepAdvGRPOTrainer"),
     "grpo-episode": (GRPOCommand, "rltrain.algos.grpo:PerEpAdvGRPOTrainer"),
     "grpo-hybrid": (GRPOCommand, "rltrain.algos.grpo:HybridAdvGRPOTrainer"),
     "reinforce": (ReinforceCommand, "rltrain.algos.reinforce:ReinforceTrainer"),
+    "policy-groups": (PolicyGroupCommand, "rltrain.algos.policy_groups:PolicyGroupTrainer"),
 }
 """ALGO -> (command dataclass, trainer class path), imported only when that ALGO runs."""
 
@@ -222,6 +234,12 @@ def cmd_robustness(argv: list[str]) -> int:
     return robustness_main(argv)
 
 
+def cmd_pipeline(argv: list[str]) -> int:
+    from rltrain.pipeline import main as pipeline_main
+
+    return pipeline_main(argv)
+
+
 def cmd_llm_demo(argv: list[str]) -> int:
     from rltrain.llm.demo import main as llm_demo_main
 
@@ -234,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0 if argv else 2
     commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot,
-                "robustness": cmd_robustness, "llm-demo": cmd_llm_demo}
+                "robustness": cmd_robustness, "pipeline": cmd_pipeline, "llm-demo": cmd_llm_demo}
     if argv[0] not in commands:
         print(f"rltrain: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
         return 2

@@ -351,4 +351,70 @@ class ReinforceConfig(CommonConfig):
         choice(self.baseline, "baseline", ("mean", "none"))
 
 
-__all__ = ["ClippedConfig", "CommonConfig", "GRPOConfig", "PPOConfig", "ReinforceConfig"]
+@dataclass
+class PolicyGroupConfig(ClippedConfig):
+    """Policy groups: ``groups`` groups of ``group_size`` actor policies, each group with its own value function.
+    Every iteration one group is drawn by performance-weighted sampling and its members act in parallel
+    environments; see :class:`rltrain.algos.policy_groups.PolicyGroupTrainer` for the sampling rule and the
+    group-relative advantage."""
+
+    groups: int = 4
+    """Number of policy groups."""
+    group_size: int = 8
+    """Policies (members) per group; they act side by side in one iteration and are compared with each other."""
+    G: int = 16
+    """Parallel environments per iteration, a multiple of ``group_size``: each member plays ``G / group_size``
+    episodes, episode e of every member starting from the same seed (common starts make the members comparable)."""
+    T: int = 1000
+    """Maximum steps per episode in an iteration (an episode cut here bootstraps from the critic)."""
+    epochs: int = 4
+    """Optimisation epochs over the selected group's batch."""
+    minibatches: int = 2
+    """Minibatches per epoch: each member's steps are split into this many shuffled chunks, and the members and
+    the group's critic take one optimizer step together per chunk."""
+    lam: float = 0.95
+    """GAE lambda of the critic term of the advantage."""
+    vf_coef: float = 0.5
+    """Weight of the value-function loss of the selected group's critic."""
+    gae_weight: float = 1.0
+    """Weight of the critic (GAE) term in the advantage; 0 leaves only the group-relative episodic term (pure
+    GRPO outcome advantages; the critic is still trained)."""
+    temperature: float = 1.0
+    """Softmax temperature of group selection, applied to the groups' standardised performance
+    ``z_g = (perf_g - mean) / (std + 1e-8)``: small values pick the best group almost always, large ones
+    approach uniform sampling."""
+    selection_floor: float = 0.05
+    """Share of uniform sampling mixed into the selection probabilities, ``p = (1 - floor) * softmax + floor / G``,
+    so no group starves."""
+    perf_ema: float = 0.3
+    """Weight of the newest mean episode return in a group's tracked performance (exponential moving average),
+    ``perf <- (1 - perf_ema) * perf + perf_ema * mean_return``; the first measurement initialises it."""
+    eval_mode: str = "best_group"
+    """How the trained agent acts (``predict``, ``evaluate``, robustness): "best_group" (the averaged action
+    probabilities of the members of the group with the highest tracked performance) or "mixture" (all groups'
+    members, each group weighted by its current selection probability)."""
+    diversity_obs: int = 256
+    """Observations (from the latest rollout) on which the between-group KL diversity is measured and logged."""
+    log_dir: str = "./runs/PolicyGroups"
+    """Directory for TensorBoard events, the CSV log and checkpoints."""
+
+    def validate(self) -> None:
+        super().validate()
+        integer(self.groups, "groups", lo=1)
+        integer(self.group_size, "group_size", lo=1)
+        if self.G % self.group_size != 0:
+            raise ValueError(f"G: expected a multiple of group_size={self.group_size} (each member plays "
+                             f"G / group_size episodes), got {self.G}")
+        real(self.lam, "lam", lo=0.0, hi=1.0)
+        real(self.vf_coef, "vf_coef", lo=0.0)
+        real(self.gae_weight, "gae_weight", lo=0.0)
+        real(self.temperature, "temperature", lo=0.0, lo_open=True)
+        real(self.selection_floor, "selection_floor", lo=0.0, hi=1.0)
+        real(self.perf_ema, "perf_ema", lo=0.0, hi=1.0, lo_open=True)
+        choice(self.eval_mode, "eval_mode", ("best_group", "mixture"))
+        integer(self.diversity_obs, "diversity_obs", lo=1)
+        if self.amp != "off":
+            raise ValueError(f"amp: policy groups train in full precision, got {self.amp!r}")
+
+
+__all__ = ["ClippedConfig", "CommonConfig", "GRPOConfig", "PPOConfig", "PolicyGroupConfig", "ReinforceConfig"]

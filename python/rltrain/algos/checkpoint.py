@@ -45,6 +45,8 @@ _OWN_CLASSES = {
     "rltrain.algos.ppo": ("PPOTrainer",),
     "rltrain.algos.grpo": ("GRPOBaseTrainer", "PerStepAdvGRPOTrainer", "PerEpAdvGRPOTrainer", "HybridAdvGRPOTrainer"),
     "rltrain.algos.reinforce": ("ReinforceTrainer",),
+    "rltrain.algos.policy_groups": ("PolicyGroupTrainer",),
+    "rltrain.algos.policy_groups_nets": ("PolicyGroupPolicy",),
     "rltrain.policies": ("ActorCriticPolicy", "SimpleGRPOPolicy", "TransformerBackbone", "CNNBackbone"),
     "rltrain.policies_backbones": ("TransformerBackbone", "CNNBackbone"),
     "rltrain.envs.lunar": ("DenseLunarLander", "SparseLunarLander"),
