@@ -30,6 +30,7 @@ REPORT_FIELDS = {"task", "reward_model", "seed", "accuracy_before", "accuracy_af
                  "reached_target", "supervised", "curve", "examples", "total_seconds", "total_cpu_seconds", "machine",
                  "config"}
 CURVE_FIELDS = {"step", "seconds", "reward", "train_reward", "kl", "accuracy", "true_score"}
+"""The first point (before GRPO) has no ``beta``; every later one has."""
 
 
 @pytest.mark.parametrize(("task", "reward_model"), [("reverse", False), ("add", False), ("sort", True)])
@@ -61,6 +62,22 @@ def test_bad_arguments(capsys) -> None:
     assert main(["llm-demo", "--task", "multiply", "--quick"]) == 2
     assert main(["llm-demo", "--seed", "-1", "--quick"]) == 2
     assert "--seed" in capsys.readouterr().err
+    assert main(["llm-demo", "--beta-kl", "-0.1", "--quick"]) == 2
+    assert "--beta-kl" in capsys.readouterr().err
+    assert main(["llm-demo", "--target-kl", "0", "--quick"]) == 2
+    assert "--target-kl" in capsys.readouterr().err
+    assert main(["llm-demo", "--beta-kl", "nan", "--quick"]) == 2
+
+
+def test_kl_flags_reach_the_trainer(tmp_path) -> None:
+    js = tmp_path / "r.json"
+    argv = ["llm-demo", "--task", "reverse", "--reward-model", "--quick", "--beta-kl", "0.25", "--target-kl", "0.5",
+            "--json", str(js)]
+    assert main(argv) == 0
+    report = json.loads(js.read_text())
+    assert report["config"]["beta_kl"] == 0.25 and report["config"]["target_kl"] == 0.5
+    # the adaptive rule moves beta every step (x1.5 above the target, /1.5 below; the KL is never exactly 0.5)
+    assert all(c["beta"] != 0.25 for c in report["curve"][1:])
 
 
 @pytest.mark.parametrize(("prompt", "answer"), [("reverse:abcd=", "dcba"), ("reverse:...hello=", "olleh"),

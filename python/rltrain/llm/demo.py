@@ -96,7 +96,9 @@ class DemoConfig:
     """GRPO: sampling temperature. Low: a mediocre policy's samples at 1.0 are far worse than its greedy answers,
     and GRPO then spends its steps sharpening; near-greedy samples differ where the policy is unsure."""
     beta_kl: float = 0.0
-    """GRPO: KL coefficient toward the warmed-up policy."""
+    """GRPO: KL coefficient toward the warmed-up policy (k3; the initial value when ``target_kl`` is set)."""
+    target_kl: float | None = None
+    """GRPO: None keeps ``beta_kl`` fixed; otherwise beta adapts toward this KL (``LMGRPOConfig.target_kl``)."""
     num_iterations: int = 1
     """GRPO: updates per generated batch."""
     max_steps: int = 3000
@@ -311,7 +313,8 @@ def run_demo(cfg: DemoConfig, log: Log | None = None) -> dict[str, Any]:
     say(f"before GRPO: held-out accuracy {before['accuracy']:.3f}, true score {before['true_score']:.3f}")
     gcfg = LMGRPOConfig(num_generations=cfg.num_generations, prompts_per_step=cfg.prompts_per_step,
                         max_new_tokens=task.max_answer_len + 1, temperature=cfg.temperature, lr=cfg.lr,
-                        beta_kl=cfg.beta_kl, num_iterations=cfg.num_iterations, seed=cfg.seed, device="cpu",
+                        beta_kl=cfg.beta_kl, target_kl=cfg.target_kl, num_iterations=cfg.num_iterations,
+                        seed=cfg.seed, device="cpu",
                         progress=False)
     if rm is None:
         trainer = LMGRPOTrainer(model, tok, gcfg, train, reward_fn=exact_reward(task))
@@ -330,7 +333,7 @@ def run_demo(cfg: DemoConfig, log: Log | None = None) -> dict[str, Any]:
         after = _evaluate(trainer.model, tok, task, held_out, rm)
         point = {"step": trainer.step, "seconds": time.perf_counter() - t0,
                  "reward": after.get("learned_score", after["true_score"]), "train_reward": _mean(rows, "reward_mean"),
-                 "kl": _mean(rows, "kl"), **after}
+                 "kl": _mean(rows, "kl"), "beta": float(rows[-1]["beta"]), **after}
         curve.append(point)
         say(f"GRPO step {trainer.step}: held-out accuracy {after['accuracy']:.3f}, true score "
             f"{after['true_score']:.3f}" + (f", learned score {after['learned_score']:.3f}" if rm is not None else "")
@@ -400,7 +403,8 @@ def plot_report(report: dict[str, Any], path: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``rltrain llm-demo --task TASK [--reward-model] [--json PATH] [--png PATH] [--seed N] [--quick]``."""
+    """``rltrain llm-demo --task TASK [--reward-model] [--json PATH] [--png PATH] [--seed N] [--beta-kl B]
+    [--target-kl K] [--quick]``."""
     p = argparse.ArgumentParser(prog="rltrain llm-demo", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", choices=sorted(TASKS), default="reverse", help="synthetic task (default reverse)")
@@ -409,6 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", metavar="PATH", help="write the report here")
     p.add_argument("--png", metavar="PATH", help="plot reward, true score and KL against steps here")
     p.add_argument("--seed", type=int, default=0, help="seed of prompts, models and trainer (default 0)")
+    p.add_argument("--beta-kl", type=float, default=None, metavar="BETA",
+                   help="KL coefficient toward the warmed-up policy (default: the task's setting, 0)")
+    p.add_argument("--target-kl", type=float, default=None, metavar="KL",
+                   help="adapt beta toward this KL (default: beta stays fixed)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and a few steps: a smoke run of seconds")
     try:
         a = p.parse_args(argv)
@@ -417,7 +425,16 @@ def main(argv: list[str] | None = None) -> int:
     if a.seed < 0:
         print(f"rltrain llm-demo: error: --seed: expected >= 0, got {a.seed}", file=sys.stderr)
         return 2
-    report = run_demo(demo_config(a.task, reward_model=a.reward_model, seed=a.seed, quick=a.quick))
+    for name, value in (("--beta-kl", a.beta_kl), ("--target-kl", a.target_kl)):
+        if value is not None and not (math.isfinite(value) and value >= 0.0 and (name == "--beta-kl" or value > 0)):
+            print(f"rltrain llm-demo: error: {name}: expected a finite number "
+                  f"{'>= 0' if name == '--beta-kl' else '> 0'}, got {value}", file=sys.stderr)
+            return 2
+    cfg = demo_config(a.task, reward_model=a.reward_model, seed=a.seed, quick=a.quick)
+    if a.beta_kl is not None or a.target_kl is not None:
+        cfg = dataclasses.replace(cfg, beta_kl=cfg.beta_kl if a.beta_kl is None else a.beta_kl,
+                                  target_kl=a.target_kl)
+    report = run_demo(cfg)
     print(f"{a.task}{' (reward model)' if a.reward_model else ''}: held-out accuracy "
           f"{report['accuracy_before']:.3f} -> {report['accuracy_after']:.3f}, true score "
           f"{report['true_score_before']:.3f} -> {report['true_score_after']:.3f} in {report['steps']} GRPO steps, "
