@@ -1,0 +1,104 @@
+// Bare-loop ceilings for the LLM kernels' bench (rltrain.bench llm, "floors"): the unavoidable work of a kernel
+// written as plainly and as fast as this machine allows, without its options, checks or bit-exactness contract,
+// single-threaded, so that a kernel's time can be stated as a share of what the hardware gives for that work.
+// Not part of the API (rltrain._core._testing).
+//   floor_groups:  contiguous groups of 16 float32: load, convert to float64, sum, mean, sum of squared
+//                  deviations, sqrt, divide, scale, convert, store (AVX-512 / AVX2 by target attribute).
+//   floor_scatter: the same with groups named by scattered dense ids: histogram, prefix sums, scatter of the values
+//                  into group order, the group statistics there, gather back.
+//   floor_chain:   one core's dependent recurrence over a row, the REINFORCE++ "carry" step, serial.
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace rltrain::floor {
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define RLTRAIN_FLOOR_X86 1
+#endif
+
+// 16 values at x (float64 math) -> out: (x - mean) / (std + eps), ddof 1.
+template <typename D>
+inline void group16(const float* x, float* out, double eps) {
+  double v[16];
+  for (int k = 0; k < 16; ++k) v[k] = static_cast<double>(x[k]);
+  double s = 0.0;
+  for (int k = 0; k < 16; ++k) s += v[k];
+  const double m = s / 16.0;
+  double q = 0.0;
+  for (int k = 0; k < 16; ++k) q += (v[k] - m) * (v[k] - m);
+  const double inv = 1.0 / (std::sqrt(q / 15.0) + eps);
+  for (int k = 0; k < 16; ++k) out[k] = static_cast<float>((v[k] - m) * inv);
+}
+
+// Groups side by side (8 at a time: group g in lane g), so the reductions are vertical adds, not shuffles.
+inline void groups_plain(const float* x, float* out, std::size_t groups, double eps) {
+  std::size_t g = 0;
+  for (; g + 8 <= groups; g += 8) {
+    double s[8] = {}, q[8] = {}, m[8], inv[8];
+    for (int k = 0; k < 16; ++k)
+      for (int l = 0; l < 8; ++l) s[l] += static_cast<double>(x[(g + l) * 16 + k]);
+    for (int l = 0; l < 8; ++l) m[l] = s[l] / 16.0;
+    for (int k = 0; k < 16; ++k)
+      for (int l = 0; l < 8; ++l) {
+        const double d = static_cast<double>(x[(g + l) * 16 + k]) - m[l];
+        q[l] += d * d;
+      }
+    for (int l = 0; l < 8; ++l) inv[l] = 1.0 / (std::sqrt(q[l] / 15.0) + eps);
+    for (int l = 0; l < 8; ++l)
+      for (int k = 0; k < 16; ++k)
+        out[(g + l) * 16 + k] = static_cast<float>((static_cast<double>(x[(g + l) * 16 + k]) - m[l]) * inv[l]);
+  }
+  for (; g < groups; ++g) group16<double>(x + g * 16, out + g * 16, eps);
+}
+
+#if defined(RLTRAIN_FLOOR_X86)
+__attribute__((target("avx512f"))) inline void groups_avx512(const float* x, float* out, std::size_t groups,
+                                                             double eps) {
+  groups_plain(x, out, groups, eps);
+}
+__attribute__((target("avx2"))) inline void groups_avx2(const float* x, float* out, std::size_t groups, double eps) {
+  groups_plain(x, out, groups, eps);
+}
+#endif
+
+inline void floor_groups(const float* x, float* out, std::size_t n, double eps) {
+  const std::size_t groups = n / 16;
+#if defined(RLTRAIN_FLOOR_X86)
+  if (__builtin_cpu_supports("avx512f")) return groups_avx512(x, out, groups, eps);
+  if (__builtin_cpu_supports("avx2")) return groups_avx2(x, out, groups, eps);
+#endif
+  groups_plain(x, out, groups, eps);
+}
+
+// ids: dense keys in [0, n / 16), each 16 times, any order.
+inline void floor_scatter(const int64_t* ids, const float* x, float* out, std::size_t n, double eps) {
+  const std::size_t groups = n / 16;
+  std::vector<uint32_t> start(groups + 1, 0), pos(n);
+  std::vector<float> sorted(n), res(n);
+  for (std::size_t i = 0; i < n; ++i) ++start[static_cast<std::size_t>(ids[i]) + 1];
+  for (std::size_t g = 0; g < groups; ++g) start[g + 1] += start[g];
+  for (std::size_t i = 0; i < n; ++i) {
+    const uint32_t p = start[static_cast<std::size_t>(ids[i])]++;
+    pos[i] = p;
+    sorted[p] = x[i];
+  }
+  floor_groups(sorted.data(), res.data(), n, eps);
+  for (std::size_t i = 0; i < n; ++i) out[i] = res[pos[i]];
+}
+
+// out[t] = m[t] * (r[t] + gamma * run); run = out[t] + run * (1 - m[t]), t from n - 1 down: one dependent chain.
+inline void floor_chain(const float* r, const float* m, float* out, std::size_t n, float gamma) {
+  float run = 0.0f;
+  for (std::size_t t = n; t-- > 0;) {
+    const float kept = (r[t] + gamma * run) * m[t];
+    out[t] = kept;
+    run = kept + run * (1.0f - m[t]);
+  }
+}
+
+}  // namespace rltrain::floor
