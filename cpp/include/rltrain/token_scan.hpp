@@ -357,8 +357,7 @@ struct ChunkSummary {
 constexpr std::size_t kChunkWide = RLTRAIN_CHUNK_WIDE;
 
 template <int NS, std::size_t R, typename T, typename M, int NI, int NO, typename Step>
-void scan_chunk_rows(const ScanBuffers<T, M, NI, NO>& b, std::size_t c0, std::size_t c1, const Step& step,
-                     T* states) {
+void scan_chunk_rows(const ScanBuffers<T, M, NI, NO>& b, std::size_t c0, std::size_t c1, const Step& step, T* states) {
   constexpr std::size_t RW = kChunkWide * R;
   const std::size_t wide_end = c0 + (c1 - c0) / RW * RW;
   if (wide_end > c0) scan_rows_by<NS, RW>(b, c0, wide_end, step, states);
