@@ -21,48 +21,64 @@ namespace rltrain::floor {
 #define RLTRAIN_FLOOR_X86 1
 #endif
 
-// 16 values at x (float64 math) -> out: (x - mean) / (std + eps), ddof 1.
-template <typename D>
-inline void group16(const float* x, float* out, double eps) {
-  double v[16];
-  for (int k = 0; k < 16; ++k) v[k] = static_cast<double>(x[k]);
+// One group of 16 at x -> out, (x - mean) / (std + eps) with ddof 1, in W-wide vectors of doubles: each value loaded
+// and converted once, sums by vertical adds then a horizontal tree (any order: no bit-exactness asked here).
+// Consecutive groups are independent, so the core overlaps them.
+template <int W>
+struct FloorVec;  // explicit sizes: GCC does not subscript a vector type whose size depends on W
+template <>
+struct FloorVec<2> {
+  using D = double __attribute__((vector_size(16)));
+};
+template <>
+struct FloorVec<4> {
+  using D = double __attribute__((vector_size(32)));
+};
+template <>
+struct FloorVec<8> {
+  using D = double __attribute__((vector_size(64)));
+};
+
+#define RLTRAIN_FLOOR_INLINE inline __attribute__((always_inline))
+
+template <int W>
+RLTRAIN_FLOOR_INLINE double hsum(const typename FloorVec<W>::D& a) {
   double s = 0.0;
-  for (int k = 0; k < 16; ++k) s += v[k];
-  const double m = s / 16.0;
-  double q = 0.0;
-  for (int k = 0; k < 16; ++k) q += (v[k] - m) * (v[k] - m);
-  const double inv = 1.0 / (std::sqrt(q / 15.0) + eps);
-  for (int k = 0; k < 16; ++k) out[k] = static_cast<float>((v[k] - m) * inv);
+  for (int k = 0; k < W; ++k) s += a[k];
+  return s;
 }
 
-// Groups side by side (8 at a time: group g in lane g), so the reductions are vertical adds, not shuffles.
-inline void groups_plain(const float* x, float* out, std::size_t groups, double eps) {
-  std::size_t g = 0;
-  for (; g + 8 <= groups; g += 8) {
-    double s[8] = {}, q[8] = {}, m[8], inv[8];
-    for (int k = 0; k < 16; ++k)
-      for (int l = 0; l < 8; ++l) s[l] += static_cast<double>(x[(g + l) * 16 + k]);
-    for (int l = 0; l < 8; ++l) m[l] = s[l] / 16.0;
-    for (int k = 0; k < 16; ++k)
-      for (int l = 0; l < 8; ++l) {
-        const double d = static_cast<double>(x[(g + l) * 16 + k]) - m[l];
-        q[l] += d * d;
-      }
-    for (int l = 0; l < 8; ++l) inv[l] = 1.0 / (std::sqrt(q[l] / 15.0) + eps);
-    for (int l = 0; l < 8; ++l)
-      for (int k = 0; k < 16; ++k)
-        out[(g + l) * 16 + k] = static_cast<float>((static_cast<double>(x[(g + l) * 16 + k]) - m[l]) * inv[l]);
+template <int W>
+RLTRAIN_FLOOR_INLINE void group16(const float* x, float* out, double eps) {
+  using D = typename FloorVec<W>::D;
+  constexpr int J = 16 / W;
+  D v[J];
+  for (int j = 0; j < J; ++j)
+    for (int k = 0; k < W; ++k) v[j][k] = static_cast<double>(x[j * W + k]);
+  D a = v[0];
+  for (int j = 1; j < J; ++j) a += v[j];
+  const double m = hsum<W>(a) / 16.0;
+  D q = (v[0] - m) * (v[0] - m);
+  for (int j = 1; j < J; ++j) q += (v[j] - m) * (v[j] - m);
+  const double inv = 1.0 / (std::sqrt(hsum<W>(q) / 15.0) + eps);
+  for (int j = 0; j < J; ++j) {
+    const D o = (v[j] - m) * inv;
+    for (int k = 0; k < W; ++k) out[j * W + k] = static_cast<float>(o[k]);
   }
-  for (; g < groups; ++g) group16<double>(x + g * 16, out + g * 16, eps);
+}
+
+template <int W>
+RLTRAIN_FLOOR_INLINE void groups_plain(const float* x, float* out, std::size_t groups, double eps) {
+  for (std::size_t g = 0; g < groups; ++g) group16<W>(x + g * 16, out + g * 16, eps);
 }
 
 #if defined(RLTRAIN_FLOOR_X86)
 __attribute__((target("avx512f"))) inline void groups_avx512(const float* x, float* out, std::size_t groups,
                                                              double eps) {
-  groups_plain(x, out, groups, eps);
+  groups_plain<8>(x, out, groups, eps);
 }
 __attribute__((target("avx2"))) inline void groups_avx2(const float* x, float* out, std::size_t groups, double eps) {
-  groups_plain(x, out, groups, eps);
+  groups_plain<4>(x, out, groups, eps);
 }
 #endif
 
@@ -72,7 +88,7 @@ inline void floor_groups(const float* x, float* out, std::size_t n, double eps) 
   if (__builtin_cpu_supports("avx512f")) return groups_avx512(x, out, groups, eps);
   if (__builtin_cpu_supports("avx2")) return groups_avx2(x, out, groups, eps);
 #endif
-  groups_plain(x, out, groups, eps);
+  groups_plain<2>(x, out, groups, eps);
 }
 
 // ids: dense keys in [0, n / 16), each 16 times, any order.
@@ -100,5 +116,7 @@ inline void floor_chain(const float* r, const float* m, float* out, std::size_t 
     run = kept + run * (1.0f - m[t]);
   }
 }
+
+#undef RLTRAIN_FLOOR_INLINE
 
 }  // namespace rltrain::floor
