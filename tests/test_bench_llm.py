@@ -21,7 +21,8 @@ def test_quick_run_covers_every_kernel_and_agrees_with_the_peers() -> None:
     floors = [r for r in rows if r["impl"].startswith(("floor", "call overhead"))]
     # the bare loops: serial chain of the long row, groups, counting sort; call overheads of two kernels
     assert sorted(r["impl"] for r in floors) == ["call overhead", "call overhead", "floor: bare counting sort",
-                                                  "floor: bare groups", "floor: serial chain"]
+                                                  "floor: bare groups", "floor: float64 round trip",
+                                                  "floor: serial chain"]
     assert all(r["median_ms"] > 0 for r in floors)
     with_floor = [r for r in rows if "%floor" in r]
     assert len(with_floor) == 7 and all(r["%floor"] > 0 and r["impl"].startswith("rltrain") for r in with_floor)
@@ -50,6 +51,8 @@ def test_floor_loops_compute_the_kernels_results() -> None:
     _core._testing.floor_groups(x, out, 1e-4)
     want = R.group_advantages(x, group_size=16, preset="trl")
     np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    assert _core._testing.floor_roundtrip(x, out, 0.5) == pytest.approx(float(x.astype(np.float64).sum()))
+    np.testing.assert_array_equal(out, (x.astype(np.float64) * 0.5).astype(np.float32))
     perm = rng.permutation(x.size)
     ids = (np.arange(x.size) // 16)[perm]
     _core._testing.floor_scatter(ids, x, out, 1e-4)

@@ -36,6 +36,18 @@ void register_llm_floor(py::module_& m) {
       },
       py::arg("x"), py::arg("out"), py::arg("eps") = 1e-4, "Bench ceiling: groups of 16, float64 statistics.");
   m.def(
+      "floor_roundtrip",
+      [](F32 x, F32 out, double c) {
+        same_size(x, out, "out");
+        const float* xp = x.data();
+        float* op = out.mutable_data();
+        const std::size_t n = static_cast<std::size_t>(x.size());
+        py::gil_scoped_release nogil;
+        return rltrain::floor::floor_roundtrip(xp, op, n, c);
+      },
+      py::arg("x"), py::arg("out"), py::arg("c") = 1.0,
+      "Bench ceiling: the float64 round trip (load, convert, sum, scale, store); returns the sum.");
+  m.def(
       "floor_scatter",
       [](py::array_t<int64_t, py::array::c_style> ids, F32 x, F32 out, double eps) {
         same_size(x, out, "out");

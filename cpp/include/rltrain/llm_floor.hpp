@@ -4,6 +4,7 @@
 // Not part of the API (rltrain._core._testing).
 //   floor_groups:  contiguous groups of 16 float32: load, convert to float64, sum, mean, sum of squared
 //                  deviations, sqrt, divide, scale, convert, store (AVX-512 / AVX2 by target attribute).
+//   floor_roundtrip: the float64 round trip alone (load, convert, one add, one multiply, convert, store).
 //   floor_scatter: the same with groups named by scattered dense ids: histogram, prefix sums, scatter of the values
 //                  into group order, the group statistics there, gather back.
 //   floor_chain:   one core's dependent recurrence over a row, the REINFORCE++ "carry" step, serial.
@@ -89,6 +90,50 @@ inline void floor_groups(const float* x, float* out, std::size_t n, double eps) 
   if (__builtin_cpu_supports("avx2")) return groups_avx2(x, out, groups, eps);
 #endif
   groups_plain<2>(x, out, groups, eps);
+}
+
+// The float64 round trip alone, the least any kernel with float64 statistics does per element: load, convert, one
+// add into a sum (eight lanes), one multiply, convert back, store. Returns the sum (so the adds stay).
+template <int W>
+RLTRAIN_FLOOR_INLINE double roundtrip_plain(const float* x, float* out, std::size_t n, double c) {
+  using D = typename FloorVec<W>::D;
+  D a[8 / W] = {};
+  std::size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8 / W; ++j) {
+      D v;
+      for (int k = 0; k < W; ++k) v[k] = static_cast<double>(x[i + j * W + k]);
+      a[j] += v;
+      const D o = v * c;
+      for (int k = 0; k < W; ++k) out[i + j * W + k] = static_cast<float>(o[k]);
+    }
+  double s = 0.0;
+  const float* xt = x + i;
+  float* ot = out + i;
+  for (std::size_t t = 0, rem = n - i; t < rem; ++t) {
+    const double v = static_cast<double>(xt[t]);
+    s += v;
+    ot[t] = static_cast<float>(v * c);
+  }
+  for (int j = 0; j < 8 / W; ++j) s += hsum<W>(a[j]);
+  return s;
+}
+
+#if defined(RLTRAIN_FLOOR_X86)
+__attribute__((target("avx512f"))) inline double roundtrip_avx512(const float* x, float* out, std::size_t n, double c) {
+  return roundtrip_plain<8>(x, out, n, c);
+}
+__attribute__((target("avx2"))) inline double roundtrip_avx2(const float* x, float* out, std::size_t n, double c) {
+  return roundtrip_plain<4>(x, out, n, c);
+}
+#endif
+
+inline double floor_roundtrip(const float* x, float* out, std::size_t n, double c) {
+#if defined(RLTRAIN_FLOOR_X86)
+  if (__builtin_cpu_supports("avx512f")) return roundtrip_avx512(x, out, n, c);
+  if (__builtin_cpu_supports("avx2")) return roundtrip_avx2(x, out, n, c);
+#endif
+  return roundtrip_plain<2>(x, out, n, c);
 }
 
 // ids: dense keys in [0, n / 16), each 16 times, any order.

@@ -17,8 +17,10 @@ bytes.
 
 Floors: where a kernel is far from the copy, the bare loops of ``rltrain._core._testing`` (``llm_floor.hpp``,
 single-threaded, called on the same arrays) time the work it cannot avoid: ``floor_groups`` (groups of 16: load,
-float64 sum, mean, squared deviations, sqrt, divide, store), ``floor_scatter`` (the same after a counting sort of
-scattered dense ids, gathered back) and ``floor_chain`` (one core's serial REINFORCE++ recurrence over the row);
+float64 sum, mean, squared deviations, sqrt, divide, store, written plainly), ``floor_roundtrip`` (the float64 round
+trip alone: load, convert, one add, one multiply, convert, store: less than any float64-statistics kernel does),
+``floor_scatter`` (the groups after a counting sort of scattered dense ids, gathered back) and ``floor_chain`` (one
+core's serial REINFORCE++ recurrence over the row);
 ``call overhead`` rows time the kernel on a tiny input of the same kind (argument handling, binding, GIL). A kernel
 row's ``%floor`` = floor time / kernel time.
 """
@@ -316,6 +318,8 @@ def _group_section(rows: list[dict[str, Any]], rng: np.random.Generator, quick: 
     rn, on = rewards.numpy(), out.numpy()
     floor = _time(lambda: _core._testing.floor_groups(rn, on, 1e-4), quick=quick)
     _row(rows, "group_advantages", shape, "floor: bare groups", floor)
+    t_rt = _time(lambda: _core._testing.floor_roundtrip(rn, on, 0.5), quick=quick)
+    _row(rows, "group_advantages", shape, "floor: float64 round trip", t_rt, nbytes=B * 8)
     tiny_r, tiny_o = rewards[:GROUP], out[:GROUP]
     t_call = _time(lambda: kernels.group_advantages(tiny_r, group_size=GROUP, preset="trl", out=tiny_o), quick=quick)
     _row(rows, "group_advantages", f"({GROUP},) / {GROUP}", "call overhead", t_call)
