@@ -16,9 +16,17 @@ def test_quick_run_covers_every_kernel_and_agrees_with_the_peers() -> None:
     rows = res["rows"]
     kernels = {r["kernel"] for r in rows}
     assert kernels == {"token_gae + whiten", "token_gae", "token_returns + whiten", "token_returns", "masked_whiten",
-                       "kl_estimate k3", "group_advantages group", "group_advantages batch", "group_advantages none",
-                       "rloo_advantages", "group_advantages ids", "rloo_advantages ids"}
-    peers = [r for r in rows if not r["impl"].startswith("rltrain")]
+                       "kl_estimate k3", "group_advantages", "group_advantages group", "group_advantages batch",
+                       "group_advantages none", "rloo_advantages", "group_advantages ids", "rloo_advantages ids"}
+    floors = [r for r in rows if r["impl"].startswith(("floor", "call overhead"))]
+    # the bare loops: serial chain of the long row, groups, counting sort; call overheads of two kernels
+    assert sorted(r["impl"] for r in floors) == ["call overhead", "call overhead", "floor: bare counting sort",
+                                                  "floor: bare groups", "floor: float64 round trip",
+                                                  "floor: serial chain"]
+    assert all(r["median_ms"] > 0 for r in floors)
+    with_floor = [r for r in rows if "%floor" in r]
+    assert len(with_floor) == 7 and all(r["%floor"] > 0 and r["impl"].startswith("rltrain") for r in with_floor)
+    peers = [r for r in rows if not r["impl"].startswith(("rltrain", "floor", "call overhead"))]
     assert len(peers) == 14  # 4 token blocks x 2 shapes, 6 group blocks
     for r in peers:  # float32 on both sides; whitening divides by a std near 1
         assert r["max_abs_diff"] < 1e-3, r
@@ -27,3 +35,36 @@ def test_quick_run_covers_every_kernel_and_agrees_with_the_peers() -> None:
         if r["impl"].startswith("rltrain") and "%copy" in r:
             assert r["%copy"] > 0 and r["GB/s"] > 0
     assert res["summary"]
+
+
+def test_floor_loops_compute_the_kernels_results() -> None:
+    """The bench's bare loops do the real work (so their times are floors of that work, not of less)."""
+    import numpy as np
+    import pytest
+
+    from rltrain import _core
+    from rltrain import reference as R
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(16 * 37).astype(np.float32)
+    out = np.empty_like(x)
+    _core._testing.floor_groups(x, out, 1e-4)
+    want = R.group_advantages(x, group_size=16, preset="trl")
+    np.testing.assert_allclose(out, want, rtol=1e-5, atol=1e-6)
+    assert _core._testing.floor_roundtrip(x, out, 0.5) == pytest.approx(float(x.astype(np.float64).sum()))
+    np.testing.assert_array_equal(out, (x.astype(np.float64) * 0.5).astype(np.float32))
+    perm = rng.permutation(x.size)
+    ids = (np.arange(x.size) // 16)[perm]
+    _core._testing.floor_scatter(ids, x, out, 1e-4)
+    np.testing.assert_allclose(out, R.group_advantages(x, ids, preset="trl"), rtol=1e-5, atol=1e-6)
+    r = rng.standard_normal(1000).astype(np.float32)
+    m = (rng.random(1000) < 0.8).astype(np.float32)
+    o = np.empty_like(r)
+    _core._testing.floor_chain(r, m, o, 0.9)
+    np.testing.assert_array_equal(o, R.token_returns(r[None], m[None], gamma=0.9, masked="carry")[0])
+    with pytest.raises(ValueError, match="^ids"):
+        _core._testing.floor_scatter(np.zeros(x.size, np.int64), x, out)
+    with pytest.raises(ValueError, match="^x"):
+        _core._testing.floor_groups(x[:20], out[:20])
+    with pytest.raises(ValueError, match="^out"):
+        _core._testing.floor_chain(r, m, o[:10])

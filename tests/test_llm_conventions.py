@@ -61,6 +61,7 @@ def test_reinforce_plus_plus(batch: V.Batch, gamma: float) -> None:
     ours_ret = K.token_returns(batch.token_rewards, batch.mask, gamma=gamma, masked="carry")
     np.testing.assert_allclose(ours_ret, ret, **TOL)
     np.testing.assert_allclose(K.masked_whiten(ours_ret, batch.mask) * batch.mask, adv, **TOL)
+    np.testing.assert_allclose(K.masked_whiten(ours_ret, batch.mask, times_mask=True), adv, **TOL)
 
 
 @pytest.mark.parametrize(("gamma", "lam"), [(1.0, 1.0), (0.99, 0.95), (0.9, 0.0)])

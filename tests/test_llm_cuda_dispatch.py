@@ -231,7 +231,7 @@ def test_torch_path_gets_resolved_arguments(as_device: Any, monkeypatch: pytest.
     args, kw = seen["token_gae"]
     assert kw == {"gamma": 1.0, "lam": 0.0} and args[1].dtype == torch.float64 and args[2].dtype == torch.bool
     K.masked_whiten(x, m, shift_mean=False, eps=0)
-    assert seen["masked_whiten"][1] == {"shift_mean": False, "eps": 0.0}
+    assert seen["masked_whiten"][1] == {"shift_mean": False, "eps": 0.0, "times_mask": False}
     for alias, canon in [("kl", "k1"), ("mse", "k2"), ("low_var_kl", "k3"), ("abs", "abs"), ("k3", "k3")]:
         K.kl_estimate(x, x * 0.5, kind=alias, clamp=True)
         assert seen["kl_estimate"][1] == {"kind": canon, "clamp": True}

@@ -268,10 +268,20 @@ def test_masked_whiten_matches_reference(data: st.DataObject) -> None:
         return
     want = R.masked_whiten(x, mask, shift_mean=shift_mean, eps=eps)
     got = result(K.masked_whiten(*args, shift_mean=shift_mean, eps=eps, out=out), dtype, container, out)
+    # times_mask: the same whitening times the mask in the data's dtype, in one pass (bitwise the product)
+    out_tm = make_out(shape, dtype, out_kind)
+    got_tm = result(K.masked_whiten(*args, shift_mean=shift_mean, eps=eps, times_mask=True, out=out_tm), dtype,
+                    container, out_tm)
+    want_tm = R.masked_whiten(x, mask, shift_mean=shift_mean, eps=eps, times_mask=True)
+    mask_t = R._mask_as(mask, dtype)
+    with np.errstate(invalid="ignore"):
+        assert_bits(got_tm, (got * mask_t).astype(dtype))
+        np.testing.assert_array_equal(want_tm, (want * mask_t).astype(dtype))
     if not np.all(np.isfinite(want)):  # x constant over the mask with eps = 0: 0 * inf and +-inf
         np.testing.assert_array_equal(got, want)
         return
     assert_whitened(got, want, x, mask, shift_mean, eps)
+    assert np.all(got_tm[mask_t == 0] == 0)  # finite whitened values times a 0 weight
 
 
 def test_masked_whiten_known_values() -> None:
@@ -285,6 +295,11 @@ def test_masked_whiten_known_values() -> None:
     # weights: n = 2, mean = (0.5 * 1 + 1.5 * 3) / 2 = 2.5, var = (0.5 * 2.25 + 1.5 * 0.25) / 2 * 2 = 1.5
     w = np.array([0.5, 0.0, 1.5, 0.0])
     np.testing.assert_allclose(K.masked_whiten(x, w, eps=0.0), (x - 2.5) / np.sqrt(1.5), rtol=1e-15)
+    # times_mask: verl's REINFORCE++ ``masked_whiten(returns, mask) * mask``; float weights scale the result
+    np.testing.assert_allclose(K.masked_whiten(x, m, times_mask=True), [-1.0, 0.0, 1.0, 0.0] / np.sqrt(1.0 + 1e-8),
+                               rtol=1e-15)
+    np.testing.assert_allclose(K.masked_whiten(x, w, eps=0.0, times_mask=True),
+                               [-1.5 * 0.5 / np.sqrt(1.5), 0.0, 0.5 * 1.5 / np.sqrt(1.5), 0.0], rtol=1e-15)
 
 
 def test_masked_whiten_blocks_match_reference(restore_threads: None) -> None:
@@ -385,6 +400,9 @@ LARGE_CALLS = {
     "masked_whiten_int64_mask": lambda a: K.masked_whiten(a["v"], a["m"].astype(np.int64)),
     "masked_whiten": lambda a: K.masked_whiten(a["r"], a["m"]),
     "masked_whiten_float_mask": lambda a: K.masked_whiten(a["r"], a["m"] * np.abs(a["v"])),
+    "masked_whiten_times_mask": lambda a: K.masked_whiten(a["r"], a["m"], times_mask=True),
+    "masked_whiten_times_int64_mask": lambda a: K.masked_whiten(a["r"], a["m"].astype(np.int64), times_mask=True),
+    "masked_whiten_times_float_mask": lambda a: K.masked_whiten(a["r"], a["m"] * np.abs(a["v"]), times_mask=True),
     "kl_k3": lambda a: K.kl_estimate(a["lp"], a["ref"], a["m"]),
     "kl_k3_clamp": lambda a: K.kl_estimate(a["lp"], a["ref"], clamp=True),
 }
@@ -506,6 +524,9 @@ BAD_CALLS: list[tuple[str, type[Exception], str, Any]] = [
     ("masked_whiten x int", TypeError, "x", lambda a: K.masked_whiten(np.zeros((2, 3), int), a["m"])),
     ("masked_whiten eps", ValueError, "eps", lambda a: K.masked_whiten(a["r"], a["m"], eps=-1.0)),
     ("masked_whiten shift_mean", TypeError, "shift_mean", lambda a: K.masked_whiten(a["r"], a["m"], shift_mean=1)),
+    ("masked_whiten times_mask", TypeError, "times_mask", lambda a: K.masked_whiten(a["r"], a["m"], times_mask=1)),
+    ("masked_whiten times_mask str", TypeError, "times_mask",
+     lambda a: K.masked_whiten(a["r"], a["m"], times_mask="yes")),
     ("masked_whiten one token", ValueError, "mask", lambda a: K.masked_whiten(a["r"], np.arange(6).reshape(2, 3) == 0)),
     ("masked_whiten empty", ValueError, "mask", lambda a: K.masked_whiten(np.zeros(0), np.zeros(0, bool))),
     ("masked_whiten nan weights", ValueError, "mask", lambda a: K.masked_whiten(a["r"], np.full((2, 3), np.nan))),

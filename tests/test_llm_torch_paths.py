@@ -336,6 +336,8 @@ def test_masked_whiten(dtype: Any, shift_mean: bool) -> None:
         m = _mask(rng, *shape, mkind)
         got = tp.masked_whiten(_t(x, dtype), torch.from_numpy(m), shift_mean=shift_mean, eps=eps)
         _close(got, ref_masked_whiten(_ref_in(x, dtype), m.astype(np.float64), shift_mean, eps), dtype)
+        got_tm = tp.masked_whiten(_t(x, dtype), torch.from_numpy(m), shift_mean=shift_mean, eps=eps, times_mask=True)
+        assert torch.equal(got_tm, got * torch.from_numpy(m).to(got.dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -5,7 +5,8 @@
 //                           per-token LLM kernels                                           (register_llm_token.cpp)
 //   rltrain._core.envs      classic-control envs and their batchers, NATIVE_ENVS            (register_envs.cpp)
 //   rltrain._core.sync      the fork backend's shared-word handshake                        (register_sync.cpp)
-//   rltrain._core._testing  test scaffolding                                                (register_testing.cpp)
+//   rltrain._core._testing  test scaffolding                                                (register_testing.cpp);
+//                           the LLM bench's bare-loop ceilings                             (register_llm_floor.cpp)
 #include <pybind11/pybind11.h>
 
 #include "submodule.hpp"
@@ -21,6 +22,7 @@ void register_llm_group(py::module_& m);
 void register_envs(py::module_& m);
 void register_sync(py::module_& m);
 void register_testing(py::module_& m);
+void register_llm_floor(py::module_& m);
 }  // namespace rltrain::bind
 
 PYBIND11_MODULE(_core, m) {
@@ -38,4 +40,5 @@ PYBIND11_MODULE(_core, m) {
   register_sync(sync);
   py::module_ testing = submodule(m, "_testing", "Test scaffolding: not part of the API.");
   register_testing(testing);
+  register_llm_floor(testing);
 }

@@ -99,7 +99,8 @@ py::tuple token_gae(py::object rewards_o, py::object values_o, py::object mask_o
   return py::make_tuple(adv, ret);
 }
 
-py::array masked_whiten(py::object x_o, py::object mask_o, bool shift_mean, double eps, py::object out_o) {
+py::array masked_whiten(py::object x_o, py::object mask_o, bool shift_mean, double eps, py::object out_o,
+                        bool times_mask) {
   py::array x = as_array(x_o, "x");
   const Kind fk = require_float_any(x, "x");
   const std::vector<py::ssize_t> shape = shape_of(x);
@@ -124,7 +125,7 @@ py::array masked_whiten(py::object x_o, py::object mask_o, bool shift_mean, doub
       throw py::value_error("mask: expected at least 2 masked entries (sum of mask >= 2), got " +
                             std::string(py::repr(py::float_(st.n))));
     py::gil_scoped_release nogil;
-    whiten_apply(n, xp, st, eps, shift_mean, op, *kernel_pool());
+    whiten_apply(n, xp, st, eps, shift_mean, op, *kernel_pool(), times_mask ? mp : nullptr);
   });
   return out;
 }
@@ -166,7 +167,7 @@ void register_llm_token(py::module_& m) {
   m.def("token_gae", &token_gae, py::arg("token_rewards"), py::arg("values"), py::arg("mask"), py::arg("gamma"),
         py::arg("lam"), py::arg("adv_out"), py::arg("ret_out"));
   m.def("masked_whiten", &masked_whiten, py::arg("x"), py::arg("mask"), py::arg("shift_mean"), py::arg("eps"),
-        py::arg("out"));
+        py::arg("out"), py::arg("times_mask") = false);
   m.def("kl_estimate", &kl_estimate, py::arg("logp"), py::arg("ref_logp"), py::arg("mask"), py::arg("kind"),
         py::arg("clamp"), py::arg("out"));
 }

@@ -534,11 +534,14 @@ def token_returns(
     return _write(out, ret)
 
 
-def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e-8, out: Any = None) -> Any:
+def masked_whiten(
+    x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e-8, times_mask: bool = False, out: Any = None
+) -> Any:
     """verl's ``masked_whiten``: with ``n = sum(mask)``, ``mean = sum(x * mask) / n`` and the unbiased
     ``var = sum((x - mean)^2 * mask) / n * n / (n - 1)`` (float64), every position becomes
     ``(x - mean) * 1 / sqrt(var + eps)`` (``+ mean`` again when ``shift_mean`` is False), computed in float64
-    and rounded once to x's dtype. ``ValueError`` naming ``mask`` when ``n < 2``."""
+    and rounded once to x's dtype; with ``times_mask`` that result is then multiplied by the mask in x's dtype
+    (flags as 0/1), as verl's REINFORCE++ does. ``ValueError`` naming ``mask`` when ``n < 2``."""
     xa = _np(x)
     xs = xa.astype(np.float64)
     m = _mask_as(mask, np.float64)
@@ -551,7 +554,10 @@ def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e
         w = (xs - mean) * (1.0 / np.sqrt(var + eps))
         if not shift_mean:
             w = w + mean
-    return _write(out, w.astype(xa.dtype))
+        res = w.astype(xa.dtype)
+        if times_mask:
+            res = res * _mask_as(mask, xa.dtype)
+    return _write(out, res)
 
 
 def token_gae(

@@ -146,6 +146,26 @@ bool batch_stats(const Src& src, std::size_t n, int64_t ddof, ThreadPool& pool, 
     heap.resize(blocks);
     part = heap.data();
   }
+  static_assert(kBatchBlock == fixed::kSumBlock, "the vector block sums use the same blocks");
+  if constexpr (Src::kContiguous) {
+    if (fixed::batch_sums_supported()) {  // the same bits, four blocks side by side in vectors
+      auto reduce = [&](auto squares, double m) {
+        split_items(blocks, n, pool, [&](std::size_t k0, std::size_t k1) {
+          fixed::batch_lane_sums<decltype(squares)::value>(src.p, n, k0, k1, m, part);
+        });
+        double s = 0.0;
+        for (std::size_t k = 0; k < blocks; ++k) s += part[k];
+        return s;
+      };
+      const double sum = reduce(std::false_type{}, 0.0);
+      if (!std::isfinite(sum)) return false;
+      mean = sum / static_cast<double>(n);
+      const double ss = reduce(std::true_type{}, mean);
+      if (!std::isfinite(ss)) return false;
+      var = variance(ss, n, ddof);
+      return true;
+    }
+  }
   auto reduce = [&](auto&& block_fn) {
     split_items(blocks, n, pool, [&](std::size_t k0, std::size_t k1) {
       std::vector<double> buf(Src::kContiguous ? 0 : kBatchBlock);

@@ -243,6 +243,26 @@ void whiten_range(std::size_t i0, std::size_t i1, const T* a, double mean, doubl
   }
 }
 
+// The same, then times the mask in T (masked_whiten(times_mask=True): verl's `masked_whiten(x, m) * m` in one
+// pass). Integer masks enter as 0/1 through a byte piece (int64 flags do not vectorise mixed with floats).
+template <typename T, typename M>
+void whiten_mask_range(std::size_t i0, std::size_t i1, const T* a, const M* __restrict m, double mean, double inv,
+                       double back, T* o) {
+  if constexpr (std::is_integral_v<M>) {
+    constexpr std::size_t kPiece = 1024;
+    T w[kPiece];
+    for (std::size_t p = i0; p < i1; p += kPiece) {
+      const std::size_t len = std::min(kPiece, i1 - p);
+      for (std::size_t j = 0; j < len; ++j) w[j] = m[p + j] != 0 ? T(1) : T(0);
+      for (std::size_t j = 0; j < len; ++j)
+        o[p + j] = static_cast<T>((static_cast<double>(a[p + j]) - mean) * inv + back) * w[j];
+    }
+  } else {
+    for (std::size_t i = i0; i < i1; ++i)
+      o[i] = static_cast<T>((static_cast<double>(a[i]) - mean) * inv + back) * static_cast<T>(m[i]);
+  }
+}
+
 }  // namespace token_detail
 
 // With d = logp - ref_logp: k1 = d; k2 = d^2 / 2; k3 = exp(-d) + d - 1, evaluated as verl does,
@@ -432,15 +452,20 @@ WhitenStats masked_stats(std::size_t n, const T* x, const M* mask, ThreadPool& p
   return s;
 }
 
-// out = (x - mean) * (1 / sqrt(var + eps)), plus mean again when !shift_mean; in double, rounded once to T.
-// out may be x itself (the same buffer exactly).
-template <typename T>
+// out = (x - mean) * (1 / sqrt(var + eps)), plus mean again when !shift_mean; in double, rounded once to T; then,
+// when `mask` is not null, times mask_value<T>(mask) in T. out may be x itself (the same buffer exactly).
+template <typename T, typename M = std::uint8_t>
 void whiten_apply(std::size_t n, const T* x, const WhitenStats& s, double eps, bool shift_mean, T* out,
-                  ThreadPool& pool) {
+                  ThreadPool& pool, const M* mask = nullptr) {
   const double mean = s.mean, inv = 1.0 / std::sqrt(s.var + eps), back = shift_mean ? 0.0 : mean;
   token_detail::split_elements(
       n,
-      [&](std::size_t i0, std::size_t i1) { token_detail::whiten_range(i0, i1, x, mean, inv, back, shift_mean, out); },
+      [&](std::size_t i0, std::size_t i1) {
+        if (mask != nullptr)
+          token_detail::whiten_mask_range(i0, i1, x, mask, mean, inv, back, out);
+        else
+          token_detail::whiten_range(i0, i1, x, mean, inv, back, shift_mean, out);
+      },
       pool);
 }
 

@@ -347,6 +347,23 @@ struct ChunkSummary {
 
 }  // namespace scan_detail
 
+// Chunk rows [c0, c1) of `states` side by side, kChunkWide times the rows of a block of scan_block_rows (then blocks
+// of R for the rest): the chunks of a row lie Lc apart, never a multiple of 64 elements (chunk_columns), so they do
+// not share L1 sets as the rows of a power-of-two row length do, and more vector recurrences in flight cover more
+// of the step's latency. Every lane still performs its chunk's scalar operations: the same bits as blocks of R.
+#ifndef RLTRAIN_CHUNK_WIDE
+#define RLTRAIN_CHUNK_WIDE 2
+#endif
+constexpr std::size_t kChunkWide = RLTRAIN_CHUNK_WIDE;
+
+template <int NS, std::size_t R, typename T, typename M, int NI, int NO, typename Step>
+void scan_chunk_rows(const ScanBuffers<T, M, NI, NO>& b, std::size_t c0, std::size_t c1, const Step& step, T* states) {
+  constexpr std::size_t RW = kChunkWide * R;
+  const std::size_t wide_end = c0 + (c1 - c0) / RW * RW;
+  if (wide_end > c0) scan_rows_by<NS, RW>(b, c0, wide_end, step, states);
+  if (c1 > wide_end) scan_rows_by<NS, R>(b, wide_end, c1, step, states + (wide_end - c0) * NS);
+}
+
 // Rows through chunks (scan_chunked(B, L) says when); `pool` runs the chunks of a row as tasks of R.
 template <int NS, typename T, typename M, int NI, int NO, typename Step>
 void scan_rows_chunked(const ScanBuffers<T, M, NI, NO>& b, const Step& step, ThreadPool& pool) {
@@ -382,7 +399,7 @@ void scan_rows_chunked(const ScanBuffers<T, M, NI, NO>& b, const Step& step, Thr
         std::fill(p + c * NP, p + (c + 1) * NP, T(0));
         for (int d = 0; d < NS; ++d) p[c * NP + NS + d * NS + d] = T(1);
       }
-      scan_rows_by<NP, R>(ch_in, c0, c1, summary, p);
+      scan_chunk_rows<NP, R>(ch_in, c0, c1, summary, p);
     });
     double s[NS];
     for (int k = 0; k < NS; ++k) s[k] = static_cast<double>(s_end[k]);
@@ -399,7 +416,7 @@ void scan_rows_chunked(const ScanBuffers<T, M, NI, NO>& b, const Step& step, Thr
     }
     pool.parallel_for(tasks, [&](std::size_t k) {
       const std::size_t c0 = k * per_task, c1 = std::min(C, c0 + per_task);
-      scan_rows<NS>(ch, c0, c1, step, carry.data() + c0 * NS);
+      scan_chunk_rows<NS, R>(ch, c0, c1, step, carry.data() + c0 * NS);
     });
   }
 }

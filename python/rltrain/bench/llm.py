@@ -10,9 +10,19 @@ logging-only statistics. verl's estimators are called from ``verl.trainer.ppo.co
 a transcription of verl 0.9.1's loops here, and the table says which ("verl 0.9.1" or "verl 0.9.1 (transcribed)").
 
 Like for like: verl's GAE and REINFORCE++ whiten their advantages, so rltrain's row for them is the same composition
-(``token_gae`` then ``masked_whiten``; ``token_returns(masked="carry")``, ``masked_whiten``, times the mask). The
-kernel-alone rows give the share of bandwidth: bytes read + written over the median time, against a copy of the
-same number of bytes.
+(``token_gae`` then ``masked_whiten``; ``token_returns(masked="carry")`` then ``masked_whiten(times_mask=True)``,
+which multiplies by the mask in the same pass, as verl's ``masked_whiten(returns, mask) * mask``). The kernel-alone
+rows give the share of bandwidth: bytes read + written over the median time, against a copy of the same number of
+bytes.
+
+Floors: where a kernel is far from the copy, the bare loops of ``rltrain._core._testing`` (``llm_floor.hpp``,
+single-threaded, called on the same arrays) time the work it cannot avoid: ``floor_groups`` (groups of 16: load,
+float64 sum, mean, squared deviations, sqrt, divide, store, written plainly), ``floor_roundtrip`` (the float64 round
+trip alone: load, convert, one add, one multiply, convert, store: less than any float64-statistics kernel does),
+``floor_scatter`` (the groups after a counting sort of scattered dense ids, gathered back) and ``floor_chain`` (one
+core's serial REINFORCE++ recurrence over the row);
+``call overhead`` rows time the kernel on a tiny input of the same kind (argument handling, binding, GIL). A kernel
+row's ``%floor`` = floor time / kernel time.
 """
 
 from __future__ import annotations
@@ -206,8 +216,11 @@ def _maxdiff(a: Any, b: Any) -> float:
 
 
 def _row(rows: list[dict[str, Any]], kernel: str, shape: str, impl: str, seconds: float,
-         nbytes: int | None = None, base: float | None = None, diff: float | None = None) -> None:
+         nbytes: int | None = None, base: float | None = None, diff: float | None = None,
+         floor: float | None = None) -> None:
     row: dict[str, Any] = {"kernel": kernel, "shape": shape, "impl": impl, "median_ms": seconds * 1e3}
+    if floor is not None:
+        row["%floor"] = 100.0 * floor / seconds
     if diff is not None:
         row["max_abs_diff"] = diff
     if base is not None:
@@ -255,9 +268,7 @@ def _token_section(rows: list[dict[str, Any]], rng: np.random.Generator, B: int,
     # token_returns (REINFORCE++): verl's estimator vs token_returns(carry) + whiten * mask
     def ours_rpp() -> Any:
         ret = kernels.token_returns(r, m, gamma=1.0, masked="carry", out=ret_o)
-        a = kernels.masked_whiten(ret, m, out=white_o)
-        a.mul_(m)
-        return a, ret
+        return kernels.masked_whiten(ret, m, times_mask=True, out=white_o), ret
 
     diff = _maxdiff(verl["reinforce_pp"](r, m), tuple(x.clone() for x in ours_rpp()))
     t_ours = _time(ours_rpp, quick=quick)
@@ -265,7 +276,18 @@ def _token_section(rows: list[dict[str, Any]], rng: np.random.Generator, B: int,
     _row(rows, "token_returns + whiten", shape, verl_name, t_peer, base=t_ours, diff=diff)
     _row(rows, "token_returns + whiten", shape, "rltrain", t_ours, nbytes=el * 4 * 6, base=t_ours)
     t = _time(lambda: kernels.token_returns(r, m, gamma=1.0, masked="carry", out=ret_o), quick=quick)
-    _row(rows, "token_returns", shape, "rltrain", t, nbytes=el * 4 * 3)
+    floor = None
+    if B == 1:  # one long row: one core's serial recurrence, and the per-call cost on a tiny row
+        from rltrain import _core
+
+        rn, mn, on = r.numpy().ravel(), m.numpy().ravel(), ret_o.numpy().ravel()
+        floor = _time(lambda: _core._testing.floor_chain(rn, mn, on, 1.0), quick=quick)
+        _row(rows, "token_returns", shape, "floor: serial chain", floor)
+        tiny = (r[:, :8], m[:, :8], ret_o[:, :8])
+        t_call = _time(lambda: kernels.token_returns(tiny[0], tiny[1], gamma=1.0, masked="carry", out=tiny[2]),
+                       quick=quick)
+        _row(rows, "token_returns", "(1, 8)", "call overhead", t_call)
+    _row(rows, "token_returns", shape, "rltrain", t, nbytes=el * 4 * 3, floor=floor)
 
     # masked_whiten
     diff = _maxdiff(verl["whiten"](r, m), kernels.masked_whiten(r, m))
@@ -291,6 +313,16 @@ def _group_section(rows: list[dict[str, Any]], rng: np.random.Generator, quick: 
     shape = f"({B},) / {GROUP}"
     rewards = torch.from_numpy(rng.standard_normal(B).astype(np.float32))
     out = torch.empty_like(rewards)
+    from rltrain import _core
+
+    rn, on = rewards.numpy(), out.numpy()
+    floor = _time(lambda: _core._testing.floor_groups(rn, on, 1e-4), quick=quick)
+    _row(rows, "group_advantages", shape, "floor: bare groups", floor)
+    t_rt = _time(lambda: _core._testing.floor_roundtrip(rn, on, 0.5), quick=quick)
+    _row(rows, "group_advantages", shape, "floor: float64 round trip", t_rt, nbytes=B * 8)
+    tiny_r, tiny_o = rewards[:GROUP], out[:GROUP]
+    t_call = _time(lambda: kernels.group_advantages(tiny_r, group_size=GROUP, preset="trl", out=tiny_o), quick=quick)
+    _row(rows, "group_advantages", f"({GROUP},) / {GROUP}", "call overhead", t_call)
     for scale in ("group", "batch", "none"):
         diff = _maxdiff(trl_grpo_advantages(rewards, GROUP, scale, nanstd),
                         kernels.group_advantages(rewards, group_size=GROUP, preset="trl", scale=scale))
@@ -303,29 +335,33 @@ def _group_section(rows: list[dict[str, Any]], rng: np.random.Generator, quick: 
         t_ours = _time(ours, quick=quick)
         t_peer = _time(peer, quick=quick)
         _row(rows, f"group_advantages {scale}", shape, trl_name, t_peer, base=t_ours, diff=diff)
-        _row(rows, f"group_advantages {scale}", shape, "rltrain preset=trl", t_ours, nbytes=B * 8, base=t_ours)
+        _row(rows, f"group_advantages {scale}", shape, "rltrain preset=trl", t_ours, nbytes=B * 8, base=t_ours,
+             floor=floor)
     diff = _maxdiff(trl_rloo_advantages(rewards, GROUP), kernels.rloo_advantages(rewards, group_size=GROUP))
     t_ours = _time(lambda: kernels.rloo_advantages(rewards, group_size=GROUP, out=out), quick=quick)
     t_peer = _time(lambda: trl_rloo_advantages(rewards, GROUP), quick=quick)
     _row(rows, "rloo_advantages", shape, trl_name, t_peer, base=t_ours, diff=diff)
-    _row(rows, "rloo_advantages", shape, "rltrain", t_ours, nbytes=B * 8, base=t_ours)
+    _row(rows, "rloo_advantages", shape, "rltrain", t_ours, nbytes=B * 8, base=t_ours, floor=floor)
 
     # verl groups by an index array (uid strings); ids shuffled so groups are not contiguous
     perm = rng.permutation(B)
     ids = (np.arange(B) // GROUP)[perm]
     uids = np.array([f"uid-{i}" for i in ids], dtype=object)
     ids_t = torch.from_numpy(ids)
+    floor = _time(lambda: _core._testing.floor_scatter(ids, rn, on, 1e-4), quick=quick)
+    _row(rows, "group_advantages ids", f"({B},) shuffled", "floor: bare counting sort", floor)
     diff = _maxdiff(verl["grpo"](rewards.clone(), uids, True), kernels.group_advantages(rewards, ids_t, preset="verl"))
     t_ours = _time(lambda: kernels.group_advantages(rewards, ids_t, preset="verl", out=out), quick=quick)
     t_peer = _time(lambda: verl["grpo"](rewards.clone(), uids, True), slow=True, quick=quick)
     _row(rows, "group_advantages ids", f"({B},) shuffled", verl_name, t_peer, base=t_ours, diff=diff)
     _row(rows, "group_advantages ids", f"({B},) shuffled", "rltrain preset=verl", t_ours, nbytes=B * 16,
-         base=t_ours)
+         base=t_ours, floor=floor)
     diff = _maxdiff(verl["rloo"](rewards.clone(), uids), kernels.rloo_advantages(rewards, ids_t))
     t_ours = _time(lambda: kernels.rloo_advantages(rewards, ids_t, out=out), quick=quick)
     t_peer = _time(lambda: verl["rloo"](rewards.clone(), uids), slow=True, quick=quick)
     _row(rows, "rloo_advantages ids", f"({B},) shuffled", verl_name, t_peer, base=t_ours, diff=diff)
-    _row(rows, "rloo_advantages ids", f"({B},) shuffled", "rltrain", t_ours, nbytes=B * 16, base=t_ours)
+    _row(rows, "rloo_advantages ids", f"({B},) shuffled", "rltrain", t_ours, nbytes=B * 16, base=t_ours,
+         floor=floor)
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -340,8 +376,9 @@ def run(quick: bool = False) -> dict[str, Any]:
     for B, L in shapes:
         _token_section(rows, rng, B, L, quick, verl, verl_name)
     _group_section(rows, rng, quick, verl, verl_name)
-    cols = ["kernel", "shape", "impl", "median_ms", "rltrain_speedup", "GB/s", "%copy", "max_abs_diff"]
-    print("rltrain_speedup = peer time / rltrain time in the same block; %copy = a copy of the same bytes / time")
+    cols = ["kernel", "shape", "impl", "median_ms", "rltrain_speedup", "GB/s", "%copy", "%floor", "max_abs_diff"]
+    print("rltrain_speedup = peer time / rltrain time in the same block; %copy = a copy of the same bytes / time; "
+          "%floor = the bare loop's time / time")
     print(fmt_table(rows, cols))
     return {"threads": kernels.get_num_threads(), "torch_threads": torch.get_num_threads(), "verl": verl_name,
             "rows": rows, "summary": summarize(rows)}
@@ -356,4 +393,6 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
             out[key] = float(r["rltrain_speedup"])
         if r["impl"].startswith("rltrain") and "%copy" in r:
             out[f"{r['kernel']} {r['shape']} %copy".replace(" ", "_")] = float(r["%copy"])
+        if r["impl"].startswith("rltrain") and "%floor" in r:
+            out[f"{r['kernel']} {r['shape']} %floor".replace(" ", "_")] = float(r["%floor"])
     return out

@@ -79,9 +79,20 @@ def ddof_arg(ddof: Any) -> int:
     return min(integer(ddof, "ddof", lo=0), DDOF_MAX)
 
 
+_TORCH_TYPES: dict[type, bool] = {}
+"""type -> whether it is a torch tensor type (``is_torch`` runs several times per kernel call: a dict lookup is a
+fifth of the module-name test)."""
+
+
 def is_torch(x: Any) -> bool:
     """A torch tensor, recognised without importing torch."""
-    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+    t = type(x)
+    known = _TORCH_TYPES.get(t)
+    if known is None:
+        known = t.__module__.split(".")[0] == "torch" and hasattr(t, "detach")
+        if len(_TORCH_TYPES) < 256:
+            _TORCH_TYPES[t] = known
+    return known
 
 
 def cpu_views(*xs: Any) -> list[Any] | None:
@@ -97,8 +108,8 @@ def cpu_views(*xs: Any) -> list[Any] | None:
         if is_torch(x):
             if _device.on_device(x):
                 return None
-            try:
-                views.append(x.detach().numpy())
+            try:  # detach() only where needed: it costs as much again as numpy()
+                views.append(x.detach().numpy() if x.requires_grad else x.numpy())
             except (TypeError, RuntimeError):  # bfloat16, conjugate or negative views: the general path
                 return None
             tensor = True
@@ -261,7 +272,7 @@ def out_tuple(out: Any, n: int) -> tuple[Any, ...]:
 
 
 def _host_view(x: Any) -> np.ndarray | None:
-    if isinstance(x, np.ndarray):
+    if type(x) is _ND or isinstance(x, np.ndarray):
         return x
     if is_torch(x) and x.device.type == "cpu":
         try:

@@ -266,9 +266,12 @@ def token_gae(
 # --------------------------------------------------------------------------------------------- per token
 
 
-def masked_whiten(x: torch.Tensor, mask: torch.Tensor, *, shift_mean: bool, eps: float) -> torch.Tensor:
+def masked_whiten(
+    x: torch.Tensor, mask: torch.Tensor, *, shift_mean: bool, eps: float, times_mask: bool = False
+) -> torch.Tensor:
     """``(x - mean) * rsqrt(var + eps)`` (``+ mean`` unless ``shift_mean``) at every position, with the mean and
-    the unbiased variance of the masked entries (float64, two passes)."""
+    the unbiased variance of the masked entries (float64, two passes); times the mask in x's dtype when
+    ``times_mask``."""
     import torch
 
     x64 = x.to(torch.float64)
@@ -280,6 +283,8 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, *, shift_mean: bool, eps:
     out = dev * torch.rsqrt(var + eps)
     if not shift_mean:
         out = out + mean
+    if times_mask:
+        return out.to(x.dtype) * mask.to(x.dtype)
     return out.to(x.dtype)
 
 

@@ -248,30 +248,36 @@ def _check_gae(
 # ----------------------------------------------------------------------------------------- masked_whiten
 
 
-def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e-8, out: Any = None) -> Any:
+def masked_whiten(
+    x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e-8, times_mask: bool = False, out: Any = None
+) -> Any:
     """verl's ``masked_whiten`` (any shape, ``mask.shape == x.shape``): with ``n = sum(mask)``,
     ``mean = sum(x * mask) / n`` and the unbiased ``var = sum((x - mean)^2 * mask) / n * n / (n - 1)``, every
     position (masked or not) becomes ``(x - mean) * 1 / sqrt(var + eps)``, plus ``mean`` again when
     ``shift_mean`` is False. Statistics in float64 (fixed blocks: the same for any thread count), the result
-    rounded once to x's dtype. ``ValueError`` naming ``mask`` when ``n < 2``."""
+    rounded once to x's dtype. ``times_mask=True`` then multiplies the result by the mask in x's dtype (flags as
+    0/1, float masks by their value), in the same pass: ``masked_whiten(x, m, times_mask=True)`` is bitwise
+    ``masked_whiten(x, m) * m``, the last step of verl's REINFORCE++ estimator. ``ValueError`` naming ``mask``
+    when ``n < 2``."""
     v = cpu_views(x, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
-            res = masked_whiten(v[0], v[1], shift_mean=shift_mean, eps=eps, out=v[2])
+            res = masked_whiten(v[0], v[1], shift_mean=shift_mean, eps=eps, times_mask=times_mask, out=v[2])
             return out if out is not None else as_tensor(res)
     if out is not None and aliased((("out", out),), (("x", None if _same(out, x) else x), ("mask", mask))):
-        return copy_into(out, masked_whiten(x, mask, shift_mean=shift_mean, eps=eps))
+        return copy_into(out, masked_whiten(x, mask, shift_mean=shift_mean, eps=eps, times_mask=times_mask))
     if (
         type(eps) is float
         and type(shift_mean) is bool
+        and type(times_mask) is bool
         and plain(x)
         and _plain_mask(mask)
         and plain_or_none(out, x.dtype)
     ):
-        return _core.kernels.masked_whiten(x, mask, shift_mean, eps, out)
+        return _core.kernels.masked_whiten(x, mask, shift_mean, eps, out, times_mask)
     on = _device.device_of(("x", x), ("mask", mask))
     if on is not None:
-        _, _, sm, e, _ = _check_whiten(_device.MetaIo(), x, mask, shift_mean, eps, out)
+        _, _, sm, e, tm, _ = _check_whiten(_device.MetaIo(), x, mask, shift_mean, eps, times_mask, out)
         _device.require_device(*on, (("x", x), ("mask", mask), ("out", out)))
         if _device.cuda_path("masked_whiten") == "torch":
             import torch
@@ -281,22 +287,25 @@ def masked_whiten(x: Any, mask: Any, *, shift_mean: bool = True, eps: float = 1e
             m = _device.torch_mask(mask)
             # fewer than 2 masked entries (or a NaN weight): the host kernel raises its error
             if bool((m.sum(dtype=torch.float64) >= 2.0).item()):
-                res = _torch_paths.masked_whiten(x.detach(), m, shift_mean=sm, eps=e)
+                res = _torch_paths.masked_whiten(x.detach(), m, shift_mean=sm, eps=e, times_mask=tm)
                 return _device.write_out(out, res)
     io = Io()
-    xa, m, sm, e, dtype = _check_whiten(io, x, mask, shift_mean, eps, out)
+    xa, m, sm, e, tm, dtype = _check_whiten(io, x, mask, shift_mean, eps, times_mask, out)
     o = Out(out, "out", xa.shape, dtype)
-    return o.result(io, _core.kernels.masked_whiten(as_dtype(xa, dtype), _mask_array(m), sm, e, o.buf))
+    return o.result(io, _core.kernels.masked_whiten(as_dtype(xa, dtype), _mask_array(m), sm, e, o.buf, tm))
 
 
-def _check_whiten(io: Io, x: Any, mask: Any, shift_mean: Any, eps: Any, out: Any) -> tuple[Any, Any, bool, float, Any]:
+def _check_whiten(
+    io: Io, x: Any, mask: Any, shift_mean: Any, eps: Any, times_mask: Any, out: Any
+) -> tuple[Any, Any, bool, float, bool, Any]:
     sm = _flag(shift_mean, "shift_mean")
     e = real(eps, "eps", lo=0.0)
+    tm = _flag(times_mask, "times_mask")
     xa = io.array(x, "x")
     dtype = float_dtype(xa, "x")
     m = _mask(io, mask, xa.shape, None)
     _out(out, "out", xa.shape, dtype)
-    return xa, m, sm, e, dtype
+    return xa, m, sm, e, tm, dtype
 
 
 # ------------------------------------------------------------------------------------------- kl_estimate

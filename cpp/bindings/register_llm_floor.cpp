@@ -1,0 +1,85 @@
+// rltrain._core._testing: the bare-loop ceilings of rltrain.bench llm (llm_floor.hpp). Float32 C-contiguous
+// NumPy arrays only; the bench passes them; single-threaded, GIL released.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <stdexcept>
+
+#include "rltrain/llm_floor.hpp"
+
+namespace py = pybind11;
+
+namespace rltrain::bind {
+
+namespace {
+
+using F32 = py::array_t<float, py::array::c_style>;
+
+void same_size(const py::array& a, const py::array& b, const char* name) {
+  if (a.size() != b.size()) throw py::value_error(std::string(name) + ": expected the size of the input");
+}
+
+}  // namespace
+
+void register_llm_floor(py::module_& m) {
+  m.def(
+      "floor_groups",
+      [](F32 x, F32 out, double eps) {
+        same_size(x, out, "out");
+        if (x.size() % 16 != 0) throw py::value_error("x: expected a multiple of 16 elements");
+        const float* xp = x.data();
+        float* op = out.mutable_data();
+        const std::size_t n = static_cast<std::size_t>(x.size());
+        py::gil_scoped_release nogil;
+        rltrain::floor::floor_groups(xp, op, n, eps);
+      },
+      py::arg("x"), py::arg("out"), py::arg("eps") = 1e-4, "Bench ceiling: groups of 16, float64 statistics.");
+  m.def(
+      "floor_roundtrip",
+      [](F32 x, F32 out, double c) {
+        same_size(x, out, "out");
+        const float* xp = x.data();
+        float* op = out.mutable_data();
+        const std::size_t n = static_cast<std::size_t>(x.size());
+        py::gil_scoped_release nogil;
+        return rltrain::floor::floor_roundtrip(xp, op, n, c);
+      },
+      py::arg("x"), py::arg("out"), py::arg("c") = 1.0,
+      "Bench ceiling: the float64 round trip (load, convert, sum, scale, store); returns the sum.");
+  m.def(
+      "floor_scatter",
+      [](py::array_t<int64_t, py::array::c_style> ids, F32 x, F32 out, double eps) {
+        same_size(x, out, "out");
+        same_size(x, ids, "ids");
+        const std::size_t n = static_cast<std::size_t>(x.size());
+        if (n % 16 != 0) throw py::value_error("x: expected a multiple of 16 elements");
+        const int64_t* ip = ids.data();
+        std::vector<std::size_t> seen(n / 16, 0);
+        for (std::size_t i = 0; i < n; ++i)
+          if (ip[i] < 0 || static_cast<std::size_t>(ip[i]) >= n / 16 || ++seen[static_cast<std::size_t>(ip[i])] > 16)
+            throw py::value_error("ids: expected each of 0 .. B / 16 - 1 exactly 16 times");
+        const float* xp = x.data();
+        float* op = out.mutable_data();
+        py::gil_scoped_release nogil;
+        rltrain::floor::floor_scatter(ip, xp, op, n, eps);
+      },
+      py::arg("ids"), py::arg("x"), py::arg("out"), py::arg("eps") = 1e-4,
+      "Bench ceiling: scattered groups of 16 (counting sort, statistics, gather).");
+  m.def(
+      "floor_chain",
+      [](F32 r, F32 mask, F32 out, float gamma) {
+        same_size(r, out, "out");
+        same_size(r, mask, "mask");
+        const float* rp = r.data();
+        const float* mp = mask.data();
+        float* op = out.mutable_data();
+        const std::size_t n = static_cast<std::size_t>(r.size());
+        py::gil_scoped_release nogil;
+        rltrain::floor::floor_chain(rp, mp, op, n, gamma);
+      },
+      py::arg("r"), py::arg("mask"), py::arg("out"), py::arg("gamma") = 1.0f,
+      "Bench ceiling: one core's serial REINFORCE++ carry recurrence.");
+}
+
+}  // namespace rltrain::bind
