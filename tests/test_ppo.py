@@ -145,6 +145,34 @@ def test_fast_epoch_vectorized_equals_baseline() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fast_act_matches_the_policy(activation: str) -> None:
+    """The C++ rollout forward pass draws the same uniforms as ActorCriticPolicy.act and returns its actions, and
+    its values and log-probabilities to float rounding (the sums run in another order)."""
+    from rltrain.algos.fused_mlp import FusedActorCritic
+
+    torch.manual_seed(0)
+    pol = ActorCriticPolicy(8, 4, hidden_sizes=(64, 48), activation=activation)
+    fused = FusedActorCritic(pol, lr=1e-3, adam_eps=1e-5)
+    assert fused.native_act
+    obs = torch.randn(512, 8) * 3
+    for det in (False, True):
+        torch.manual_seed(7)
+        a, v, lp = fused.act(obs, deterministic=det)
+        torch.manual_seed(7)
+        a0, v0, lp0 = pol.act(obs, deterministic=det)
+        assert torch.equal(a, a0)
+        torch.testing.assert_close(v, v0, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(lp, lp0, rtol=1e-5, atol=1e-6)
+    # The same random stream: both consume the same number of draws.
+    torch.manual_seed(7)
+    fused.act(obs)
+    after_fast = torch.rand(3)
+    torch.manual_seed(7)
+    pol.act(obs)
+    assert torch.equal(after_fast, torch.rand(3))
+
+
 def test_fast_epoch_bad_input_names_the_argument() -> None:
     from rltrain import _core
 

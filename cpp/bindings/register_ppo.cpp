@@ -113,6 +113,25 @@ epoch_avx512(const PpoMlpShape& sh, const PpoMlpEpochArgs& ea, float* p, float* 
 }
 #endif
 
+void act_baseline(const PpoMlpShape& sh, const float* p, const float* obs, std::size_t B, const float* u, bool det,
+                  int64_t* a, float* v, float* lp) {
+  mlp_act_categorical<4>(sh, p, obs, B, u, det, a, v, lp);
+}
+
+#ifdef RLTRAIN_MLP_X86
+__attribute__((target("avx2"), flatten)) void act_avx2(const PpoMlpShape& sh, const float* p, const float* obs,
+                                                       std::size_t B, const float* u, bool det, int64_t* a, float* v,
+                                                       float* lp) {
+  mlp_act_categorical<8>(sh, p, obs, B, u, det, a, v, lp);
+}
+
+__attribute__((target("avx512f"), flatten)) void act_avx512(const PpoMlpShape& sh, const float* p, const float* obs,
+                                                            std::size_t B, const float* u, bool det, int64_t* a,
+                                                            float* v, float* lp) {
+  mlp_act_categorical<16>(sh, p, obs, B, u, det, a, v, lp);
+}
+#endif
+
 py::array checked_vec(py::object o, const char* name, py::ssize_t n, bool writable) {
   py::array a = as_array(o, name);
   require_float(a, name, Kind::F32);
@@ -195,6 +214,49 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
   return py::make_tuple(static_cast<py::ssize_t>(r.steps), r.stopped);
 }
 
+py::tuple mlp_act_py(py::object params_o, std::vector<py::ssize_t> sizes, py::ssize_t n_actions,
+                     const std::string& activation, py::object obs_o, py::object u_o, py::object actions_o,
+                     py::object values_o, py::object logp_o, bool vectorized) {
+  if (sizes.size() < 2) throw py::value_error("sizes: expected [obs_dim, hidden_1, ..., hidden_L] with L >= 1");
+  for (py::ssize_t s : sizes)
+    if (s < 1) throw py::value_error("sizes: expected positive layer sizes");
+  if (n_actions < 1) throw py::value_error("n_actions: expected a positive integer");
+  if (activation != "tanh" && activation != "relu")
+    throw py::value_error("activation: expected 'tanh' or 'relu', got '" + activation + "'");
+  PpoMlpShape sh;
+  for (py::ssize_t s : sizes) sh.sizes.push_back(static_cast<std::size_t>(s));
+  sh.A = static_cast<std::size_t>(n_actions), sh.relu = activation == "relu";
+  py::array params = checked_vec(params_o, "params", static_cast<py::ssize_t>(sh.num_params()), false);
+  py::array obs = as_array(obs_o, "obs");
+  require_float_array(obs, "obs", 2, "[B, obs_dim]");
+  require_float(obs, "obs", Kind::F32);
+  const py::ssize_t B = obs.shape(0);
+  require_shape(obs, "obs", {B, sizes[0]});
+  const bool det = u_o.is_none();
+  py::array u;
+  if (!det) u = checked_vec(u_o, "u", B, false);
+  py::array actions = as_array(actions_o, "actions");
+  if (kind_of(actions) != Kind::I64) throw py::type_error("actions: expected dtype int64, got " + dtype_str(actions));
+  require_shape(actions, "actions", {B});
+  require_writable(actions, "actions");
+  py::array values = checked_vec(values_o, "values", B, true), logp = checked_vec(logp_o, "logp", B, true);
+  auto fn = act_baseline;
+#ifdef RLTRAIN_MLP_X86
+  if (vectorized && __builtin_cpu_supports("avx512f"))
+    fn = act_avx512;
+  else if (vectorized && __builtin_cpu_supports("avx2"))
+    fn = act_avx2;
+#else
+  (void)vectorized;
+#endif
+  {
+    py::gil_scoped_release nogil;
+    fn(sh, cptr<float>(params), cptr<float>(obs), static_cast<std::size_t>(B), det ? nullptr : cptr<float>(u), det,
+       mptr<int64_t>(actions), mptr<float>(values), mptr<float>(logp));
+  }
+  return py::make_tuple(actions, values, logp);
+}
+
 }  // namespace
 
 void register_ppo(py::module_& m) {
@@ -204,6 +266,12 @@ void register_ppo(py::module_& m) {
         py::arg("dlog_std") = py::none(), py::arg("normalize_adv") = false,
         "PPO loss statistics (pg, value, entropy, approx_kl, clip_fraction) and the gradient of SB3's loss with "
         "respect to the policy head outputs and the values, written into dhead/dvalues (and dlog_std).");
+  m.def("mlp_act", &mlp_act_py, py::arg("params"), py::arg("sizes"), py::arg("n_actions"), py::arg("activation"),
+        py::arg("obs"), py::arg("u"), py::arg("actions"), py::arg("values"), py::arg("logp"),
+        py::arg("vectorized") = true,
+        "Rollout forward pass of the fused MLP actor-critic with a categorical head (flat float32 parameters): "
+        "actions by inverse CDF from one uniform per row (u; None: argmax), values and log-probabilities, written "
+        "into actions/values/logp, which are returned.");
   m.def("ppo_mlp_epoch", &ppo_mlp_epoch_py, py::arg("params"), py::arg("grad"), py::arg("exp_avg"),
         py::arg("exp_avg_sq"), py::arg("sizes"), py::arg("n_actions"), py::arg("activation"), py::arg("gaussian"),
         py::arg("obs"), py::arg("actions"), py::arg("old_logp"), py::arg("adv"), py::arg("returns"),

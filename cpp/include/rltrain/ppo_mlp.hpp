@@ -345,3 +345,63 @@ inline PpoMlpEpochResult ppo_mlp_epoch(const PpoMlpShape& sh, const PpoMlpEpochA
 }
 
 }  // namespace rltrain
+
+namespace rltrain {
+
+// The rollout's forward pass for the same network with a categorical head: actions, values and log-probabilities
+// for B observations. Sampling is by inverse CDF as ActorCriticPolicy._sample does it: the caller passes one
+// uniform u per row (torch.rand, so the random stream is the policy's own); the action is the first index whose
+// cumulative probability is >= u (clamped to A - 1), or the argmax when deterministic (u unused, may be null).
+template <std::size_t VW = 4>
+inline void mlp_act_categorical(const PpoMlpShape& sh, const float* params, const float* obs, std::size_t B,
+                                const float* u, bool deterministic, int64_t* actions, float* values, float* logp) {
+  using namespace mlp_detail;
+  const std::size_t L = sh.depth(), H = sh.hidden(), A = sh.A;
+  std::size_t off = 0, maxw = A * H;
+  for (std::size_t k = 0; k < L; ++k) maxw = std::max(maxw, sh.sizes[k] * sh.sizes[k + 1]);
+  std::vector<float> wt(maxw), head(B * A), h[2], out[2];
+  const float* in[2] = {obs, obs};
+  for (std::size_t k = 0; k < L; ++k) {
+    const std::size_t i = sh.sizes[k], o = sh.sizes[k + 1];
+    const std::size_t offW = off, offb = off + 2 * o * i;
+    off += 2 * o * (i + 1);
+    for (std::size_t tr = 0; tr < 2; ++tr) {
+      out[tr].resize(B * o);
+      linear_fwd<VW>(in[tr], B, i, params + offW + tr * o * i, params + offb + tr * o, o, out[tr].data(), wt.data());
+      activate(out[tr].data(), B * o, sh.relu);
+    }
+    for (std::size_t tr = 0; tr < 2; ++tr) {
+      h[tr].swap(out[tr]);
+      in[tr] = h[tr].data();
+    }
+  }
+  const std::size_t offPW = off, offPb = off + A * H, offVW = offPb + A, offVb = offVW + H;
+  linear_fwd<VW>(in[0], B, H, params + offPW, params + offPb, A, head.data(), wt.data());
+  linear_fwd<VW>(in[1], B, H, params + offVW, params + offVb, 1, values, wt.data());
+  for (std::size_t r = 0; r < B; ++r) {
+    const float* z = head.data() + r * A;
+    float m = z[0];
+    std::size_t best = 0;
+    for (std::size_t j = 1; j < A; ++j)
+      if (z[j] > m) m = z[j], best = j;
+    float se = 0.0f;
+    for (std::size_t j = 0; j < A; ++j) se += std::exp(z[j] - m);
+    const float lse = std::log(se);
+    std::size_t a = best;
+    if (!deterministic) {
+      float cdf = 0.0f;
+      a = A - 1;
+      for (std::size_t j = 0; j < A; ++j) {
+        cdf += std::exp(z[j] - m - lse);
+        if (cdf >= u[r]) {
+          a = j;
+          break;
+        }
+      }
+    }
+    actions[r] = static_cast<int64_t>(a);
+    logp[r] = z[a] - m - lse;
+  }
+}
+
+}  // namespace rltrain

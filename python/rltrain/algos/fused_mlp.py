@@ -190,6 +190,8 @@ class FusedActorCritic:
         self.native_epoch = self.depth >= 1 and self.flat.dtype == torch.float32
         """Whether :meth:`epoch` can run (float32 and at least one hidden layer); set it False to make the trainer
         run the minibatches through :meth:`step` instead (the tests compare the two)."""
+        self.native_act = self.native_epoch and policy.distribution == "categorical"
+        """Whether :meth:`act` runs in C++ (``rltrain._core.kernels.mlp_act``; categorical heads); False: torch."""
 
     # --------------------------------------------------------------------------------- forward/backward
 
@@ -215,7 +217,16 @@ class FusedActorCritic:
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Same as ``ActorCriticPolicy.act`` with one pass through both trunks."""
+        """Same as ``ActorCriticPolicy.act`` with one pass through both trunks; for a categorical head one C++ call
+        that draws its uniforms with the same ``torch.rand`` call as ``ActorCriticPolicy._sample`` (the same random
+        stream, so the same actions up to logits that round differently right at a CDF boundary)."""
+        if self.native_act and obs.dtype == torch.float32 and obs.dim() == 2:
+            n = int(obs.shape[0])
+            u = None if deterministic else torch.rand((n, 1), dtype=obs.dtype)
+            a, v, lp = torch.empty(n, dtype=torch.int64), torch.empty(n), torch.empty(n)
+            _core.kernels.mlp_act(self.flat.numpy(), self.sizes, self.n_out, self.act_name, obs.contiguous().numpy(),
+                                  None if u is None else u.view(-1).numpy(), a.numpy(), v.numpy(), lp.numpy())
+            return a, v, lp
         out, values = self._heads(self._trunks(obs))
         a, logp = self.policy._sample(out, deterministic)
         return a, values, logp
