@@ -19,7 +19,7 @@ from typing import Any
 
 sys.path.insert(0, "python")
 
-from rltrain.bench._timing import machine  # noqa: E402  (after the path set-up)
+from rltrain.bench._timing import machine
 
 
 def dump(name: str, load0: tuple[float, float, float], obj: dict[str, Any]) -> None:
