@@ -55,6 +55,145 @@ def test_fused_update_matches_autograd(tmp_path, continuous: bool) -> None:
         torch.testing.assert_close(a, b, rtol=2e-4, atol=2e-5)
 
 
+# The fused fast path: "epoch" (one C++ call per epoch, the default) and "step" (one torch-level fused step per
+# minibatch) against autograd, over every option the fast path covers: categorical and Gaussian heads, tanh and ReLU
+# trunks of unequal widths, per-minibatch advantage normalisation, value clipping, gradient clipping and one whole-
+# batch minibatch. Tolerance: the three paths sum the same products in different orders (MKL's GEMMs, the C++
+# loops) and tanh differs by a few float ulp, and Adam's first steps divide by sqrt(v) ~ |g|, so parameter changes
+# agree to ~1e-6 relative per step, not bitwise; 2e-4 / 2e-5 after three iterations (as the fused step had).
+FAST_CASES = {
+    "categorical": dict(continuous=False),
+    "gaussian": dict(continuous=True),
+    "relu-64-32-no-norm-no-gradclip": dict(continuous=False, hidden_sizes=(64, 32), activation="relu",
+                                           normalize_advantage=False, max_grad_norm=None),
+    "tanh-16-whole-batch": dict(continuous=False, hidden_sizes=(16,), minibatches=1),
+    "gaussian-relu-3-layers": dict(continuous=True, hidden_sizes=(32, 32, 16), activation="relu"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FAST_CASES))
+def test_fast_paths_match_autograd(tmp_path, case: str) -> None:
+    kw = dict(FAST_CASES[case])
+    continuous = kw.pop("continuous")
+    pol_kw = {k: kw.pop(k) for k in ("hidden_sizes", "activation") if k in kw}
+    env = "Pendulum-v1" if continuous else "CartPole-v1"
+    obs_dim, n_act = (3, 1) if continuous else (4, 2)
+    out = {}
+    for path in ("epoch", "step", "autograd"):
+        torch.manual_seed(1)
+        pol = ActorCriticPolicy(obs_dim, n_act, continuous=continuous, **pol_kw)
+        cfg = _cfg(tmp_path / path, env=env, fused_update=path != "autograd", clip_range_vf=0.5, target_kl=None,
+                   **kw)
+        tr = PPOTrainer(pol, cfg)
+        assert (tr.fused is not None) == (path != "autograd")
+        if tr.fused is not None:
+            assert tr.fused.native_epoch
+            tr.fused.native_epoch = path == "epoch"
+        tr.train(iters=3)
+        out[path] = (_params(tr), tr.logger.last)
+    for path in ("epoch", "step"):
+        for a, b in zip(out[path][0], out["autograd"][0]):
+            torch.testing.assert_close(a, b, rtol=2e-4, atol=2e-5)
+        for k in ("train/policy_gradient_loss", "train/value_loss", "train/entropy_loss", "train/n_updates"):
+            np.testing.assert_allclose(out[path][1][k], out["autograd"][1][k], rtol=1e-3, atol=1e-6, err_msg=k)
+
+
+def test_fast_epoch_kl_early_stop_matches_step(tmp_path) -> None:
+    """With a target_kl that fires mid-epoch, the C++ epoch stops before the same minibatch's step as the Python
+    fused step (SB3's rule), so both take the same number of updates and end at the same parameters."""
+    out = {}
+    for path in ("epoch", "step"):
+        torch.manual_seed(2)
+        cfg = _cfg(tmp_path / path, minibatches=8, epochs=6, lr=3e-3, target_kl=0.002)
+        tr = PPOTrainer(ActorCriticPolicy(4, 2), cfg)
+        assert tr.fused is not None
+        tr.fused.native_epoch = path == "epoch"
+        tr.train(iters=3)
+        out[path] = (_params(tr), tr.logger.last["train/n_updates"])
+    assert out["epoch"][1] == out["step"][1] < 6 * 8, (out["epoch"][1], out["step"][1])
+    for a, b in zip(out["epoch"][0], out["step"][0]):
+        torch.testing.assert_close(a, b, rtol=2e-4, atol=2e-5)
+
+
+def test_fast_epoch_vectorized_equals_baseline() -> None:
+    """The AVX2 / AVX-512 copy of the C++ epoch and the baseline-ISA copy compute the same operations in the same
+    order, so they agree bitwise."""
+    from rltrain import _core
+
+    rng = np.random.default_rng(0)
+    sizes, A, n, mb = [8, 64, 64], 4, 256, 64
+    P = sum(2 * o * (i + 1) for i, o in zip(sizes[:-1], sizes[1:])) + A * 64 + A + 64 + 1
+    init = (rng.standard_normal(P) * 0.1).astype(np.float32)
+    res = []
+    for vec in (True, False):
+        params = init.copy()
+        grad, m, v = np.zeros(P, np.float32), np.zeros(P, np.float32), np.zeros(P, np.float32)
+        data = np.random.default_rng(1)
+        obs = data.standard_normal((n, 8)).astype(np.float32)
+        acts = data.integers(0, A, n).astype(np.int64)
+        vecs = [data.standard_normal(n).astype(np.float32) for _ in range(4)]
+        vecs[0] = -np.abs(vecs[0]) - 1.0  # old log-probabilities
+        stats = np.zeros((n // mb, 5))
+        steps, stopped = _core.kernels.ppo_mlp_epoch(
+            params, grad, m, v, sizes, A, "tanh", False, obs, acts, *vecs, mb, clip=0.2, clip_vf=-1.0,
+            ent_coef=0.01, vf_coef=0.5, normalize_adv=True, max_grad_norm=0.5, target_kl=-1.0, lr=3e-4, beta1=0.9,
+            beta2=0.999, eps=1e-5, adam_step=0.0, stats=stats, vectorized=vec)
+        assert (steps, stopped) == (n // mb, False)
+        assert not np.array_equal(params, init)
+        res.append((params, m, v, stats))
+    for a, b in zip(*res):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+def test_fast_act_matches_the_policy(activation: str) -> None:
+    """The C++ rollout forward pass draws the same uniforms as ActorCriticPolicy.act and returns its actions, and
+    its values and log-probabilities to float rounding (the sums run in another order)."""
+    from rltrain.algos.fused_mlp import FusedActorCritic
+
+    torch.manual_seed(0)
+    pol = ActorCriticPolicy(8, 4, hidden_sizes=(64, 48), activation=activation)
+    fused = FusedActorCritic(pol, lr=1e-3, adam_eps=1e-5)
+    assert fused.native_act
+    obs = torch.randn(512, 8) * 3
+    for det in (False, True):
+        torch.manual_seed(7)
+        a, v, lp = fused.act(obs, deterministic=det)
+        torch.manual_seed(7)
+        a0, v0, lp0 = pol.act(obs, deterministic=det)
+        assert torch.equal(a, a0)
+        torch.testing.assert_close(v, v0, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(lp, lp0, rtol=1e-5, atol=1e-6)
+    # The same random stream: both consume the same number of draws.
+    torch.manual_seed(7)
+    fused.act(obs)
+    after_fast = torch.rand(3)
+    torch.manual_seed(7)
+    pol.act(obs)
+    assert torch.equal(after_fast, torch.rand(3))
+
+
+def test_fast_epoch_bad_input_names_the_argument() -> None:
+    from rltrain import _core
+
+    P = 2 * 4 * (2 + 1) + 2 * 4 + 2 + 4 + 1  # trunks [2, 4] x 2, policy head [2, 4] + [2], value head [1, 4] + [1]
+    f = np.zeros(P, np.float32)
+    good = dict(params=f.copy(), grad=f.copy(), exp_avg=f.copy(), exp_avg_sq=f.copy(), sizes=[2, 4], n_actions=2,
+                activation="tanh", gaussian=False, obs=np.zeros((4, 2), np.float32),
+                actions=np.zeros(4, np.int64), old_logp=np.zeros(4, np.float32), adv=np.zeros(4, np.float32),
+                returns=np.zeros(4, np.float32), old_values=np.zeros(4, np.float32), minibatch=2, clip=0.2,
+                clip_vf=-1.0, ent_coef=0.0, vf_coef=0.5, normalize_adv=False, max_grad_norm=-1.0, target_kl=-1.0,
+                lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, adam_step=0.0, stats=np.zeros((2, 5)))
+    assert _core.kernels.ppo_mlp_epoch(**good) == (2, False)
+    bad = [("params", np.zeros(P + 1, np.float32), ValueError), ("grad", np.zeros(P, np.float64), TypeError),
+           ("actions", np.full(4, 2, np.int64), ValueError), ("activation", "gelu", ValueError),
+           ("obs", np.zeros((4, 3), np.float32), ValueError), ("stats", np.zeros((3, 5)), ValueError),
+           ("minibatch", 0, ValueError), ("sizes", [2], ValueError)]
+    for name, value, exc in bad:
+        with pytest.raises(exc, match=name):
+            _core.kernels.ppo_mlp_epoch(**{**good, name: value})
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_resume_is_bitwise_identical(tmp_path, fused: bool) -> None:
     kw = dict(normalize_obs=True, normalize_reward=True, fused_update=fused, lr_schedule="linear", schedule_iters=6)

@@ -1,8 +1,11 @@
 // pybind11 registration of the PPO loss-gradient kernel: check shapes and dtypes, release the GIL, call C++.
+#include <pybind11/stl.h>
+
 #include <cmath>
 
 #include "checks.hpp"
 #include "rltrain/ppo_loss.hpp"
+#include "rltrain/ppo_mlp.hpp"
 
 namespace rltrain::bind {
 
@@ -82,6 +85,178 @@ py::tuple ppo_loss_grad(py::object head_o, py::object actions_o, py::object old_
   return py::make_tuple(st.pg_loss, st.value_loss, st.entropy, st.approx_kl, st.clip_fraction);
 }
 
+// The epoch compiled for the build's baseline ISA and, on x86-64 with GCC or Clang, for AVX2 and AVX-512 (8 and 16
+// floats per vector instead of 4), chosen at run time; flatten inlines the whole call tree into each copy. All
+// copies compute the same operations in the same order (-ffp-contract=off: no fused multiply-adds), so they agree
+// bitwise.
+PpoMlpEpochResult epoch_baseline(const PpoMlpShape& sh, const PpoMlpEpochArgs& ea, float* p, float* g, float* m,
+                                 float* v, const float* obs, const int64_t* ai, const float* af, const float* olp,
+                                 const float* adv, const float* ret, const float* ov, double* stats) {
+  return ppo_mlp_epoch<4>(sh, ea, p, g, m, v, obs, ai, af, olp, adv, ret, ov, stats);
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define RLTRAIN_MLP_X86 1
+__attribute__((target("avx2"),
+               flatten)) PpoMlpEpochResult epoch_avx2(const PpoMlpShape& sh, const PpoMlpEpochArgs& ea, float* p,
+                                                      float* g, float* m, float* v, const float* obs, const int64_t* ai,
+                                                      const float* af, const float* olp, const float* adv,
+                                                      const float* ret, const float* ov, double* stats) {
+  return ppo_mlp_epoch<8>(sh, ea, p, g, m, v, obs, ai, af, olp, adv, ret, ov, stats);
+}
+
+__attribute__((target("avx512f"), flatten)) PpoMlpEpochResult
+epoch_avx512(const PpoMlpShape& sh, const PpoMlpEpochArgs& ea, float* p, float* g, float* m, float* v, const float* obs,
+             const int64_t* ai, const float* af, const float* olp, const float* adv, const float* ret, const float* ov,
+             double* stats) {
+  return ppo_mlp_epoch<16>(sh, ea, p, g, m, v, obs, ai, af, olp, adv, ret, ov, stats);
+}
+#endif
+
+void act_baseline(const PpoMlpShape& sh, const float* p, const float* obs, std::size_t B, const float* u, bool det,
+                  int64_t* a, float* v, float* lp) {
+  mlp_act_categorical<4>(sh, p, obs, B, u, det, a, v, lp);
+}
+
+#ifdef RLTRAIN_MLP_X86
+__attribute__((target("avx2"), flatten)) void act_avx2(const PpoMlpShape& sh, const float* p, const float* obs,
+                                                       std::size_t B, const float* u, bool det, int64_t* a, float* v,
+                                                       float* lp) {
+  mlp_act_categorical<8>(sh, p, obs, B, u, det, a, v, lp);
+}
+
+__attribute__((target("avx512f"), flatten)) void act_avx512(const PpoMlpShape& sh, const float* p, const float* obs,
+                                                            std::size_t B, const float* u, bool det, int64_t* a,
+                                                            float* v, float* lp) {
+  mlp_act_categorical<16>(sh, p, obs, B, u, det, a, v, lp);
+}
+#endif
+
+py::array checked_vec(py::object o, const char* name, py::ssize_t n, bool writable) {
+  py::array a = as_array(o, name);
+  require_float(a, name, Kind::F32);
+  require_shape(a, name, {n});
+  if (writable) require_writable(a, name);
+  return a;
+}
+
+py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object exp_avg_o, py::object exp_avg_sq_o,
+                           std::vector<py::ssize_t> sizes, py::ssize_t n_actions, const std::string& activation,
+                           bool gaussian, py::object obs_o, py::object actions_o, py::object old_logp_o,
+                           py::object adv_o, py::object returns_o, py::object old_values_o, py::ssize_t minibatch,
+                           double clip, double clip_vf, double ent_coef, double vf_coef, bool normalize_adv,
+                           double max_grad_norm, double target_kl, double lr, double beta1, double beta2, double eps,
+                           double adam_step, py::object stats_o, bool vectorized) {
+  if (sizes.size() < 2) throw py::value_error("sizes: expected [obs_dim, hidden_1, ..., hidden_L] with L >= 1");
+  for (py::ssize_t s : sizes)
+    if (s < 1) throw py::value_error("sizes: expected positive layer sizes");
+  if (n_actions < 1) throw py::value_error("n_actions: expected a positive integer");
+  if (activation != "tanh" && activation != "relu")
+    throw py::value_error("activation: expected 'tanh' or 'relu', got '" + activation + "'");
+  if (minibatch < 1) throw py::value_error("minibatch: expected a positive integer");
+  if (!std::isfinite(clip) || clip < 0) throw py::value_error("clip: expected a finite number >= 0");
+  if (std::isnan(clip_vf)) throw py::value_error("clip_vf: expected a number (< 0 disables value clipping)");
+  if (!(lr >= 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0) || !(adam_step >= 0))
+    throw py::value_error("lr, beta1, beta2, eps, adam_step: expected lr >= 0, betas in [0, 1), eps > 0, step >= 0");
+  PpoMlpShape sh;
+  for (py::ssize_t s : sizes) sh.sizes.push_back(static_cast<std::size_t>(s));
+  sh.A = static_cast<std::size_t>(n_actions), sh.relu = activation == "relu", sh.gaussian = gaussian;
+  const auto P = static_cast<py::ssize_t>(sh.num_params());
+  py::array params = checked_vec(params_o, "params", P, true), grad = checked_vec(grad_o, "grad", P, true);
+  py::array m = checked_vec(exp_avg_o, "exp_avg", P, true), v = checked_vec(exp_avg_sq_o, "exp_avg_sq", P, true);
+  py::array obs = as_array(obs_o, "obs");
+  require_float_array(obs, "obs", 2, "[n, obs_dim]");
+  require_float(obs, "obs", Kind::F32);
+  const py::ssize_t n = obs.shape(0);
+  require_shape(obs, "obs", {n, sizes[0]});
+  py::array actions = as_array(actions_o, "actions");
+  if (gaussian) {
+    require_float(actions, "actions", Kind::F32);
+    require_shape(actions, "actions", {n, n_actions});
+  } else {
+    if (kind_of(actions) != Kind::I64) throw py::type_error("actions: expected dtype int64, got " + dtype_str(actions));
+    require_shape(actions, "actions", {n});
+    const int64_t* ap = cptr<int64_t>(actions);
+    for (py::ssize_t i = 0; i < n; ++i)
+      if (ap[i] < 0 || ap[i] >= n_actions)
+        throw py::value_error("actions: expected integers in [0, " + std::to_string(n_actions) + "), got " +
+                              std::to_string(ap[i]) + " at index " + std::to_string(i));
+  }
+  py::array olp = checked_vec(old_logp_o, "old_logp", n, false), adv = checked_vec(adv_o, "adv", n, false);
+  py::array ret = checked_vec(returns_o, "returns", n, false), ov = checked_vec(old_values_o, "old_values", n, false);
+  py::array stats = as_array(stats_o, "stats");
+  if (kind_of(stats) != Kind::F64) throw py::type_error("stats: expected dtype float64, got " + dtype_str(stats));
+  require_shape(stats, "stats", {(n + minibatch - 1) / minibatch, 5});
+  require_writable(stats, "stats");
+  PpoMlpEpochArgs ea;
+  ea.loss.clip = clip, ea.loss.clip_vf = clip_vf, ea.loss.ent_coef = ent_coef, ea.loss.vf_coef = vf_coef;
+  ea.loss.normalize_adv = normalize_adv;
+  ea.n = static_cast<std::size_t>(n), ea.mb = static_cast<std::size_t>(minibatch);
+  ea.max_grad_norm = max_grad_norm, ea.target_kl = target_kl;
+  ea.lr = lr, ea.beta1 = beta1, ea.beta2 = beta2, ea.eps = eps, ea.adam_step = adam_step;
+  PpoMlpEpochResult r;
+  {
+    const int64_t* ai = gaussian ? nullptr : cptr<int64_t>(actions);
+    const float* af = gaussian ? cptr<float>(actions) : nullptr;
+    auto fn = epoch_baseline;
+#ifdef RLTRAIN_MLP_X86
+    if (vectorized && __builtin_cpu_supports("avx512f"))
+      fn = epoch_avx512;
+    else if (vectorized && __builtin_cpu_supports("avx2"))
+      fn = epoch_avx2;
+#else
+    (void)vectorized;
+#endif
+    py::gil_scoped_release nogil;
+    r = fn(sh, ea, mptr<float>(params), mptr<float>(grad), mptr<float>(m), mptr<float>(v), cptr<float>(obs), ai, af,
+           cptr<float>(olp), cptr<float>(adv), cptr<float>(ret), cptr<float>(ov), mptr<double>(stats));
+  }
+  return py::make_tuple(static_cast<py::ssize_t>(r.steps), r.stopped);
+}
+
+py::tuple mlp_act_py(py::object params_o, std::vector<py::ssize_t> sizes, py::ssize_t n_actions,
+                     const std::string& activation, py::object obs_o, py::object u_o, py::object actions_o,
+                     py::object values_o, py::object logp_o, bool vectorized) {
+  if (sizes.size() < 2) throw py::value_error("sizes: expected [obs_dim, hidden_1, ..., hidden_L] with L >= 1");
+  for (py::ssize_t s : sizes)
+    if (s < 1) throw py::value_error("sizes: expected positive layer sizes");
+  if (n_actions < 1) throw py::value_error("n_actions: expected a positive integer");
+  if (activation != "tanh" && activation != "relu")
+    throw py::value_error("activation: expected 'tanh' or 'relu', got '" + activation + "'");
+  PpoMlpShape sh;
+  for (py::ssize_t s : sizes) sh.sizes.push_back(static_cast<std::size_t>(s));
+  sh.A = static_cast<std::size_t>(n_actions), sh.relu = activation == "relu";
+  py::array params = checked_vec(params_o, "params", static_cast<py::ssize_t>(sh.num_params()), false);
+  py::array obs = as_array(obs_o, "obs");
+  require_float_array(obs, "obs", 2, "[B, obs_dim]");
+  require_float(obs, "obs", Kind::F32);
+  const py::ssize_t B = obs.shape(0);
+  require_shape(obs, "obs", {B, sizes[0]});
+  const bool det = u_o.is_none();
+  py::array u;
+  if (!det) u = checked_vec(u_o, "u", B, false);
+  py::array actions = as_array(actions_o, "actions");
+  if (kind_of(actions) != Kind::I64) throw py::type_error("actions: expected dtype int64, got " + dtype_str(actions));
+  require_shape(actions, "actions", {B});
+  require_writable(actions, "actions");
+  py::array values = checked_vec(values_o, "values", B, true), logp = checked_vec(logp_o, "logp", B, true);
+  auto fn = act_baseline;
+#ifdef RLTRAIN_MLP_X86
+  if (vectorized && __builtin_cpu_supports("avx512f"))
+    fn = act_avx512;
+  else if (vectorized && __builtin_cpu_supports("avx2"))
+    fn = act_avx2;
+#else
+  (void)vectorized;
+#endif
+  {
+    py::gil_scoped_release nogil;
+    fn(sh, cptr<float>(params), cptr<float>(obs), static_cast<std::size_t>(B), det ? nullptr : cptr<float>(u), det,
+       mptr<int64_t>(actions), mptr<float>(values), mptr<float>(logp));
+  }
+  return py::make_tuple(actions, values, logp);
+}
+
 }  // namespace
 
 void register_ppo(py::module_& m) {
@@ -91,6 +266,22 @@ void register_ppo(py::module_& m) {
         py::arg("dlog_std") = py::none(), py::arg("normalize_adv") = false,
         "PPO loss statistics (pg, value, entropy, approx_kl, clip_fraction) and the gradient of SB3's loss with "
         "respect to the policy head outputs and the values, written into dhead/dvalues (and dlog_std).");
+  m.def("mlp_act", &mlp_act_py, py::arg("params"), py::arg("sizes"), py::arg("n_actions"), py::arg("activation"),
+        py::arg("obs"), py::arg("u"), py::arg("actions"), py::arg("values"), py::arg("logp"),
+        py::arg("vectorized") = true,
+        "Rollout forward pass of the fused MLP actor-critic with a categorical head (flat float32 parameters): "
+        "actions by inverse CDF from one uniform per row (u; None: argmax), values and log-probabilities, written "
+        "into actions/values/logp, which are returned.");
+  m.def("ppo_mlp_epoch", &ppo_mlp_epoch_py, py::arg("params"), py::arg("grad"), py::arg("exp_avg"),
+        py::arg("exp_avg_sq"), py::arg("sizes"), py::arg("n_actions"), py::arg("activation"), py::arg("gaussian"),
+        py::arg("obs"), py::arg("actions"), py::arg("old_logp"), py::arg("adv"), py::arg("returns"),
+        py::arg("old_values"), py::arg("minibatch"), py::arg("clip"), py::arg("clip_vf"), py::arg("ent_coef"),
+        py::arg("vf_coef"), py::arg("normalize_adv"), py::arg("max_grad_norm"), py::arg("target_kl"), py::arg("lr"),
+        py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("adam_step"), py::arg("stats"),
+        py::arg("vectorized") = true,
+        "One PPO epoch of rltrain's fused MLP actor-critic over already shuffled samples (forward, loss gradient, "
+        "backward, gradient-norm clipping, Adam per minibatch) on the flat float32 buffers, in place. Returns "
+        "(optimiser steps taken, whether the KL early stop fired); stats rows get (pg, vf, -entropy, kl, clipfrac).");
 }
 
 }  // namespace rltrain::bind

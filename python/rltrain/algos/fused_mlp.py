@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rltrain import kernels
+from rltrain import _core, kernels
 from rltrain.policies import ActorCriticPolicy
 
 __all__ = ["FlatAdam", "FusedActorCritic", "fused_eligible"]
@@ -185,6 +185,13 @@ class FusedActorCritic:
             self.g_log_std = self.flat_grad[s0:s1]
         self.optimizer = FlatAdam(self.flat, lr=lr, eps=adam_eps)
         self._act = torch.tanh if self.act_name == "tanh" else torch.relu
+        self.sizes = [int(pa[0].in_features)] + [int(lin.out_features) for lin in pa] if pa else []
+        self.n_out = int(policy.pi_head.out_features)
+        self.native_epoch = self.depth >= 1 and self.flat.dtype == torch.float32
+        """Whether :meth:`epoch` can run (float32 and at least one hidden layer); set it False to make the trainer
+        run the minibatches through :meth:`step` instead (the tests compare the two)."""
+        self.native_act = self.native_epoch and policy.distribution == "categorical"
+        """Whether :meth:`act` runs in C++ (``rltrain._core.kernels.mlp_act``; categorical heads); False: torch."""
 
     # --------------------------------------------------------------------------------- forward/backward
 
@@ -211,7 +218,23 @@ class FusedActorCritic:
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False,
             noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Same as ``ActorCriticPolicy.act`` (without ``batch_invariant``) with one pass through both trunks."""
+        """Same as ``ActorCriticPolicy.act`` (without ``batch_invariant``) with one pass through both trunks; for a
+        categorical head one C++ call that draws its uniforms with the same ``torch.rand`` call as
+        ``ActorCriticPolicy._sample`` (or takes them from ``noise``, ``rollout_noise``'s slice: the same random
+        stream, so the same actions up to logits that round differently right at a CDF boundary). The C++ call
+        computes every row on its own in a fixed order, so a row's result does not depend on the batch size."""
+        if self.native_act and obs.dtype == torch.float32 and obs.dim() == 2:
+            n = int(obs.shape[0])
+            if deterministic:
+                u = None
+            elif noise is None:
+                u = torch.rand((n, 1), dtype=obs.dtype)
+            else:
+                u = noise.to(obs.dtype).reshape(n, 1).contiguous()
+            a, v, lp = torch.empty(n, dtype=torch.int64), torch.empty(n), torch.empty(n)
+            _core.kernels.mlp_act(self.flat.numpy(), self.sizes, self.n_out, self.act_name, obs.contiguous().numpy(),
+                                  None if u is None else u.view(-1).numpy(), a.numpy(), v.numpy(), lp.numpy())
+            return a, v, lp
         out, values = self._heads(self._trunks(obs))
         a, logp = self.policy._sample(out, deterministic, noise)
         return a, values, logp
@@ -264,6 +287,42 @@ class FusedActorCritic:
             self.flat_grad.mul_(torch.clamp(max_grad_norm / (norm + 1e-6), max=1.0))
         self.optimizer.apply()
         return stats, False
+
+    @torch.no_grad()
+    def epoch(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
+              returns: torch.Tensor, old_values: torch.Tensor, *, minibatch: int, clip: float, clip_vf: float | None,
+              ent_coef: float, vf_coef: float, max_grad_norm: float | None, target_kl: float | None,
+              normalize_adv: bool = False) -> tuple[np.ndarray, int, bool]:
+        """Every minibatch of one epoch over already shuffled samples in one C++ call
+        (``rltrain._core.kernels.ppo_mlp_epoch``): the same steps as :meth:`step` on consecutive slices of
+        ``minibatch`` samples, with Adam's state kept in this optimizer. Returns the statistics rows (pg, vf, ent,
+        kl, clipfrac) of the minibatches it evaluated, the number of optimiser steps and whether the KL early stop
+        fired (then the last row is the minibatch that stopped it, with no step)."""
+        if not self.native_epoch:
+            raise TypeError("epoch: needs float32 parameters and at least one hidden layer (use step)")
+        group = self.optimizer.param_groups[0]
+        st = self.optimizer.state[self.flat]
+        if not st:
+            st["step"] = 0.0
+            st["exp_avg"] = torch.zeros_like(self.flat)
+            st["exp_avg_sq"] = torch.zeros_like(self.flat)
+        n = int(obs.shape[0])
+        stats = np.zeros(((n + minibatch - 1) // minibatch, 5))
+
+        def c(t: torch.Tensor) -> np.ndarray:
+            return t.detach().contiguous().numpy()
+
+        b1, b2 = group["betas"]
+        steps, stopped = _core.kernels.ppo_mlp_epoch(
+            self.flat.numpy(), self.flat_grad.numpy(), st["exp_avg"].numpy(), st["exp_avg_sq"].numpy(), self.sizes,
+            self.n_out, self.act_name, self.continuous, c(obs), c(actions), c(old_logp), c(adv), c(returns),
+            c(old_values), minibatch, clip=clip, clip_vf=-1.0 if clip_vf is None else clip_vf, ent_coef=ent_coef,
+            vf_coef=vf_coef, normalize_adv=normalize_adv,
+            max_grad_norm=-1.0 if max_grad_norm is None else max_grad_norm,
+            target_kl=-1.0 if target_kl is None else target_kl, lr=float(group["lr"]), beta1=b1, beta2=b2,
+            eps=float(group["eps"]), adam_step=float(st["step"]), stats=stats)
+        st["step"] = float(st["step"]) + steps
+        return stats[:steps + int(stopped)], int(steps), bool(stopped)
 
     def _loss_grad(self, out: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor,
                    adv: torch.Tensor, returns: torch.Tensor, old_values: torch.Tensor, clip: float,

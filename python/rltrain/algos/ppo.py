@@ -192,7 +192,7 @@ class PPOTrainer(BaseTrainer):
         ent_coef = self._ent_at(progress)
         clip_vf = cfg.clip_range_vf
         pol = cast(ActorCriticAPI, self.policy)  # BaseTrainer.__init__ checked evaluate_actions
-        stats: dict[str, list[torch.Tensor]] = {k: [] for k in ("pg", "vf", "ent", "clipfrac", "kl")}
+        stats: dict[str, list[Any]] = {k: [] for k in ("pg", "vf", "ent", "clipfrac", "kl")}
         continue_training = True
         n_updates = 0
         last_loss: Any = 0.0
@@ -209,6 +209,22 @@ class PPOTrainer(BaseTrainer):
             if not whole:
                 perm = torch.randperm(n, generator=self._gen).to(dev)
                 shuffled = tuple(x[perm] for x in tensors)
+            if fused is not None and fused.native_epoch:
+                # The whole epoch in one C++ call: the same minibatch steps as fused.step below.
+                rows, done, stopped = fused.epoch(
+                    *shuffled, minibatch=mb, clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef,
+                    max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
+                    normalize_adv=cfg.normalize_advantage and not whole)
+                for row in rows:
+                    for k, x in zip(("pg", "vf", "ent", "kl", "clipfrac"), row):
+                        stats[k].append(x)
+                n_updates += done
+                if done:
+                    pg, vf, ent = rows[done - 1][:3]
+                    last_loss = float(pg) + ent_coef * float(ent) + cfg.vf_coef * float(vf)
+                if stopped:
+                    break
+                continue
             for start in range(0, n, mb):
                 o_mb, a_mb, lp_mb, adv, r_mb, v_mb = (x[start:start + mb] for x in shuffled)
                 norm_mb = cfg.normalize_advantage and not whole
@@ -256,7 +272,7 @@ class PPOTrainer(BaseTrainer):
                 break
         self._sync_rollout_policy()
 
-        def mean(xs: list[torch.Tensor]) -> float:
+        def mean(xs: list[Any]) -> float:
             return float(np.mean([float(x) for x in xs])) if xs else float("nan")
 
         v_np, r_np = b["values"].reshape(-1), returns.reshape(-1)

@@ -1,4 +1,4 @@
-"""``python -m rltrain.bench [kernels|envs|learning|grpo|control|sb3|scale ...] [--json PATH] [--quick]``."""
+"""``python -m rltrain.bench [kernels|envs|learning|grpo|control|sb3|scale|floor ...] [--json PATH] [--quick]``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rltrain.bench._timing import machine
 SECTIONS = {"kernels": "rltrain.bench.kernels", "envs": "rltrain.bench.envs", "learning": "rltrain.bench.learning",
             "grpo": "rltrain.bench.grpo", "control": "rltrain.bench.control", "sb3": "rltrain.bench.sb3",
             "cleanrl": "rltrain.bench.cleanrl", "llm": "rltrain.bench.llm",
-            "scale": "rltrain.bench.scale"}
+            "scale": "rltrain.bench.scale", "floor": "rltrain.bench.floor"}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """Environment-stepping benchmark: steps/s with pre-generated random actions for CartPole-v1 and LunarLander-v3
 at 16 and 64 envs on every backend available in one run (rltrain native sync/async with 1 and 2 threads, rltrain
 fork, gymnasium Sync/AsyncVectorEnv, SB3 Dummy/SubprocVecEnv, EnvPool sync/async with 1 and 2 threads), then a
-rollout closer to training: 16 envs x 1024 steps of LunarLander with a 64x64 torch MLP choosing every action.
+rollout closer to training: 16 envs x 1024 steps of LunarLander with a 64x64 torch MLP choosing every action, and
+CartPole-v1 at 16, 64 and 256 envs against rlox's Rust ``VecEnv`` (when rlox is installed).
 Every measurement skips its first ``WARMUP`` vector steps and is repeated in ``ROUNDS`` interleaved rounds; the
 median is reported.
 """
@@ -192,6 +193,58 @@ def _rollout(backend: str, steps: int = 1024, n: int = 16) -> float:
         env.close()
 
 
+def _batcher(n: int, threads: int, acts: np.ndarray) -> float:
+    """The native batcher's own step (``NativeVectorEnv.core.step``): obs/rewards/flags as views of its buffers and
+    the final observations in ``core.buffers()``, no gymnasium info dict; the level rlox's ``step_all`` works at."""
+    from rltrain import make_vec
+
+    env: Any = make_vec("CartPole-v1", n, backend="native", seed=0, num_threads=threads)
+    return _stepped(env, lambda: env.reset(seed=0), env.core.step, acts)
+
+
+def _rlox(n: int, acts: np.ndarray) -> float:
+    """rlox's ``VecEnv`` (CartPole only; Rayon's default thread pool) through ``step_all``, which returns obs,
+    rewards, terminated, truncated and the terminal observations."""
+    import rlox
+
+    env = rlox.VecEnv(n=n, seed=0)
+    env.reset_all()
+    return _sync_loop(env.step_all, acts)
+
+
+RLOX_ENVS = (16, 64, 256)
+
+
+def run_rlox(quick: bool = False) -> list[dict[str, Any]]:
+    """CartPole-v1 steps/s, rltrain native (gymnasium API and raw batcher, 1 and 2 threads) against rlox's VecEnv
+    at ``RLOX_ENVS`` envs, interleaved rounds, median; empty when rlox is not installed."""
+    try:
+        import rlox
+    except ImportError as exc:
+        print(f"  skip rlox comparison: {exc}")
+        return []
+    rng = np.random.default_rng(1)
+    rows: list[dict[str, Any]] = []
+    rounds = 1 if quick else ROUNDS
+    for n in RLOX_ENVS:
+        acts = _actions("CartPole-v1", n, max((20_000 if quick else 200_000) // n, 2 * WARMUP), rng)
+        cands: list[tuple[str, Callable[[], float]]] = []
+        for th in (1, 2):
+            cands.append((f"rltrain native sync {th}T", partial(_native, "CartPole-v1", n, th, False, acts)))
+            cands.append((f"rltrain native batcher {th}T", partial(_batcher, n, th, acts)))
+        cands.append((f"rlox {rlox.__version__} VecEnv", partial(_rlox, n, acts)))
+        samples: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            for name, fn in cands:
+                samples.setdefault(name, []).append(fn())
+        for name, vals in samples.items():
+            sps = float(np.median(vals))
+            rows.append({"env": "CartPole-v1", "num_envs": n, "backend": name, "steps_per_s": sps,
+                         "spread": [round(min(vals)), round(max(vals))], "rounds": [round(v) for v in vals]})
+            print(f"  CartPole-v1 x{n} {name}: {sps:,.0f} steps/s (median of {len(vals)})", flush=True)
+    return rows
+
+
 ROUNDS = 3  # interleaved repetitions of every measurement (median reported)
 
 
@@ -228,6 +281,10 @@ def run(quick: bool = False) -> dict[str, Any]:
                              "rounds": [round(v) for v in vals]})
                 print(f"  {env_id} x{n} {name}: {sps:,.0f} steps/s (median of {len(vals)})", flush=True)
     print(fmt_table(rows, ["env", "num_envs", "backend", "steps_per_s"]))
+    rlox_rows = run_rlox(quick)
+    if rlox_rows:
+        print("CartPole-v1: rltrain native vs rlox")
+        print(fmt_table(rlox_rows, ["num_envs", "backend", "steps_per_s", "spread"]))
     rollout_rows = []
     for backend in ("rltrain native", "rltrain fork", "gymnasium SyncVectorEnv", "gymnasium AsyncVectorEnv",
                     "sb3 DummyVecEnv", "sb3 SubprocVecEnv", "envpool sync 2T"):
@@ -239,10 +296,10 @@ def run(quick: bool = False) -> dict[str, Any]:
         rollout_rows.append({"backend": backend, "seconds": secs, "steps_per_s": (256 if quick else 1024) * 16 / secs})
     print("rollout: 16 envs x 1024 steps of LunarLander, 64x64 MLP acting every step")
     print(fmt_table(rollout_rows, ["backend", "seconds", "steps_per_s"]))
-    return {"rows": rows, "rollout": rollout_rows, "summary": summarize(rows)}
+    return {"rows": rows, "rlox": rlox_rows, "rollout": rollout_rows, "summary": summarize(rows, rlox_rows)}
 
 
-def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
+def summarize(rows: list[dict[str, Any]], rlox_rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
     def best(env_id: str, n: int, prefix: str) -> float | None:
         v = [r["steps_per_s"] for r in rows if r["env"] == env_id and r["num_envs"] == n
              and r["backend"].startswith(prefix)]
@@ -257,4 +314,16 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, float]:
     fork, sync = best("LunarLander-v3", 16, "rltrain fork"), best("LunarLander-v3", 16, "gymnasium SyncVectorEnv")
     if fork and sync:
         out["lunarlander_16_fork_vs_gym_sync"] = fork / sync
+    for n in RLOX_ENVS:
+        theirs = best_of(rlox_rows or [], n, "rlox")
+        for prefix, key in (("rltrain native sync", "native"), ("rltrain native batcher", "batcher")):
+            ours = best_of(rlox_rows or [], n, prefix)
+            if ours and theirs:
+                out[f"cartpole_{n}_{key}_vs_rlox"] = ours / theirs
     return out
+
+
+def best_of(rows: list[dict[str, Any]], n: int, prefix: str) -> float | None:
+    """The highest steps/s among ``rows`` at ``n`` envs whose backend starts with ``prefix``."""
+    v = [r["steps_per_s"] for r in rows if r["num_envs"] == n and r["backend"].startswith(prefix)]
+    return max(v) if v else None
