@@ -3,7 +3,9 @@
 Both expose the small interface the trainers use: ``act(obs, deterministic)`` for rollouts and
 ``evaluate_actions(obs, actions)`` for the update. Action distributions:
 
-- categorical (discrete spaces);
+- categorical (discrete spaces), optionally masked: ``act(obs, action_mask=m)`` / ``evaluate_actions(..., action_mask=m)``
+  set the logits of illegal actions (``m`` False) to -inf, so they are never sampled nor chosen greedily, and
+  log-probabilities and entropies are those of the masked distribution;
 - diagonal Gaussian with a learnable, state-independent log-std (continuous; actions clipped to the space by the
   trainer), optionally squashed by tanh into the space's bounds, with the change-of-variables correction
   ``log pi(a) = log N(u) - sum log(1 - tanh(u)^2) - sum log(scale)`` (Haarnoja et al. 2018, appendix C);
@@ -188,8 +190,22 @@ class _Actor(nn.Module):
              + (ab - 2) * torch.digamma(ab))
         return h.sum(-1) + torch.log(high - low).sum()
 
-    def _sample(self, out: torch.Tensor, deterministic: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mask_logits(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Categorical logits with the illegal actions (``mask`` False) at -inf."""
+        if self.distribution != "categorical":
+            raise ValueError(f"action_mask: masks apply to categorical policies, not {self.distribution!r} ones")
+        m = torch.as_tensor(mask, device=out.device).bool()
+        if m.shape != out.shape:
+            raise ValueError(f"action_mask: expected shape {tuple(out.shape)}, got {tuple(m.shape)}")
+        if not bool(m.any(-1).all()):
+            raise ValueError("action_mask: every row needs at least one legal action")
+        return out.masked_fill(~m, float("-inf"))
+
+    def _sample(self, out: torch.Tensor, deterministic: bool,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         dist = self.distribution
+        if mask is not None and dist != "categorical":
+            self._mask_logits(out, mask)  # raises
         if dist == "gaussian":
             if self.squash:
                 u = out if deterministic else out + self.log_std.exp() * torch.randn_like(out)
@@ -212,6 +228,13 @@ class _Actor(nn.Module):
             low, high = self._bounded_span()
             a = low + y * (high - low)
             return a, self._beta_logp(alpha, beta, a)
+        if mask is not None:
+            out = self._mask_logits(out, mask)
+            logp_all = torch.log_softmax(out, dim=-1)
+            # torch.multinomial never draws a zero-probability (illegal) action; the inverse-CDF draw below could
+            # land on one at u == 0 or where the cumulative sum rounds below 1.
+            a = out.argmax(dim=-1) if deterministic else torch.multinomial(logp_all.exp(), 1).squeeze(-1)
+            return a, logp_all.gather(-1, a.unsqueeze(-1)).squeeze(-1)
         logp_all = torch.log_softmax(out, dim=-1)
         if deterministic:
             a = out.argmax(dim=-1)
@@ -223,8 +246,11 @@ class _Actor(nn.Module):
             a = torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=out.shape[-1] - 1)
         return a, logp_all.gather(-1, a.unsqueeze(-1)).squeeze(-1)
 
-    def _logp_entropy(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _logp_entropy(self, out: torch.Tensor, actions: torch.Tensor,
+                      mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         dist = self.distribution
+        if mask is not None and dist != "categorical":
+            self._mask_logits(out, mask)  # raises
         if dist == "gaussian":
             if self.squash:
                 # No closed form for the squashed Gaussian's entropy: the one-sample estimate -log pi(a)
@@ -237,14 +263,22 @@ class _Actor(nn.Module):
         if dist == "beta":
             alpha, beta = self._beta_params(out)
             return self._beta_logp(alpha, beta, actions), self._beta_entropy(alpha, beta)
+        if mask is not None:
+            m = torch.as_tensor(mask, device=out.device).bool()
+            logp_all = torch.log_softmax(self._mask_logits(out, m), dim=-1)
+            logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            # Illegal actions have p = 0 and log p = -inf: they add 0 to the entropy (not 0 * -inf = nan).
+            safe = logp_all.masked_fill(~m, 0.0)
+            return logp, -(safe.exp().masked_fill(~m, 0.0) * safe).sum(-1)
         logp_all = torch.log_softmax(out, dim=-1)
         logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
         ent = -(logp_all.exp() * logp_all).sum(-1)
         return logp, ent
 
-    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Log-probability of ``actions`` (in the action space's units) under the policy."""
-        return self._logp_entropy(self._pi_out(obs), actions)[0]
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor,
+                 action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-probability of ``actions`` (in the action space's units) under the policy (masked: see ``act``)."""
+        return self._logp_entropy(self._pi_out(obs), actions, action_mask)[0]
 
     @classmethod
     def _space_kwargs(cls, observation_space: Any, action_space: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -322,17 +356,21 @@ class ActorCriticPolicy(_Actor):
         return [p for m in mods for p in m.parameters()]
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Actions, values and log-probabilities for a batch of observations (no gradient)."""
+    def act(self, obs: torch.Tensor, deterministic: bool = False,
+            action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Actions, values and log-probabilities for a batch of observations (no gradient). ``action_mask``
+        (bool ``[n, n_actions]``, categorical only): illegal actions get logit -inf, so they are never sampled nor
+        chosen greedily, and the log-probabilities are those of the masked distribution."""
         fp, fv = self._features(obs)
-        a, logp = self._sample(self.pi_head(fp), deterministic)
+        a, logp = self._sample(self.pi_head(fp), deterministic, action_mask)
         return a, self.vf_head(fv).squeeze(-1), logp
 
-    def evaluate_actions(self, obs: torch.Tensor,
-                         actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Values, log-probabilities and entropies of ``actions`` under the current policy."""
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor,
+                         action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Values, log-probabilities and entropies of ``actions`` under the current policy (masked like ``act``
+        when ``action_mask`` is given)."""
         fp, fv = self._features(obs)
-        logp, ent = self._logp_entropy(self.pi_head(fp), actions)
+        logp, ent = self._logp_entropy(self.pi_head(fp), actions, action_mask)
         return self.vf_head(fv).squeeze(-1), logp, ent
 
 
@@ -341,13 +379,15 @@ class SimpleGRPOPolicy(_Actor):
     ``ActorCriticPolicy`` except the critic's."""
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actions and log-probabilities (no gradient)."""
-        return self._sample(self._pi_out(obs), deterministic)
+    def act(self, obs: torch.Tensor, deterministic: bool = False,
+            action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions and log-probabilities (no gradient); ``action_mask`` as in ``ActorCriticPolicy.act``."""
+        return self._sample(self._pi_out(obs), deterministic, action_mask)
 
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities and entropies of ``actions`` under the current policy."""
-        return self._logp_entropy(self._pi_out(obs), actions)
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor,
+                         action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities and entropies of ``actions`` under the current policy (masked when given)."""
+        return self._logp_entropy(self._pi_out(obs), actions, action_mask)
 
 
 def policy_from_config(cfg: Any, observation_space: Any, action_space: Any, actor_critic: bool = True) -> _Actor:

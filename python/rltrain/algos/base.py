@@ -110,6 +110,8 @@ class BaseTrainer(Checkpointing, Evaluating):
         self.obs_rms: RunningMeanStd | None = None
         self.best_mean_reward = -math.inf
         self._obs: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        """Legal-action mask of ``_obs`` when the env reports ``info["action_mask"]`` (board games), else None."""
         self._restore_env: dict[str, Any] | None = None  # a checkpoint's env snapshot, applied by _ensure_env
         self.logger: Logger | None = None
         self.run_dir: str | None = None
@@ -197,12 +199,15 @@ class BaseTrainer(Checkpointing, Evaluating):
         if self._obs is not None:
             return
         env = self._make_env()
-        obs, _ = env.reset(seed=self.seed)
+        obs, infos = env.reset(seed=self.seed)
+        mask = infos.get("action_mask")
         restore, self._restore_env = self._restore_env, None
         if restore is not None:
             env.set_state(restore["state"] if restore["kind"] == "native" else restore["envs"])  # type: ignore[attr-defined]
             obs = restore["obs"]
+            mask = restore.get("action_mask", mask)
         self._obs = np.array(obs, dtype=np.float32, copy=True)
+        self._mask = None if mask is None else np.array(mask, dtype=np.bool_, copy=True)
 
     def _ensure_logger(self) -> None:
         if self.logger is not None:
@@ -348,5 +353,6 @@ class BaseTrainer(Checkpointing, Evaluating):
             self.env.close()
             self.env = None
             self._obs = None
+            self._mask = None
         if self.logger is not None:
             self.logger.close()

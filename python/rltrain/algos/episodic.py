@@ -41,7 +41,8 @@ class EpisodicTrainer(BaseTrainer):
     def _collect(self) -> dict[str, np.ndarray]:
         assert self.env is not None
         G, T = self.cfg.G, self.cfg.T
-        obs, _ = self.env.reset(seed=self._iteration_seed())
+        obs, infos = self.env.reset(seed=self._iteration_seed())
+        mask = infos.get("action_mask")
         obs = np.asarray(obs, np.float32)
         space = self.action_space
         a_shape = tuple(space.shape or ())
@@ -52,17 +53,26 @@ class EpisodicTrainer(BaseTrainer):
             "logp": np.zeros((G, T), np.float32),
             "rewards": np.zeros((G, T), np.float32),
         }
+        if mask is not None:  # the env reports legal actions: the masked policy acts, and the update uses it too
+            b["masks"] = np.zeros((G, T) + np.shape(mask)[1:], np.bool_)
         first_obs = obs.copy()
         lengths = np.zeros(G, np.int64)
         alive = np.ones(G, bool)
         pol = cast(ActorAPI, self._rollout_policy)  # BaseTrainer.__init__ checked act
         for t in range(T):
-            out = pol.act(torch.from_numpy(self._normalize_obs(obs)))
+            if mask is not None:
+                m = np.asarray(mask, dtype=np.bool_)
+                b["masks"][:, t] = m
+                out = pol.act(torch.from_numpy(self._normalize_obs(obs)),  # type: ignore[call-arg]
+                              action_mask=torch.from_numpy(m))
+            else:
+                out = pol.act(torch.from_numpy(self._normalize_obs(obs)))
             a, logp = out[0].numpy(), out[-1].numpy()
             b["obs"][:, t] = obs
             b["actions"][:, t] = a
             b["logp"][:, t] = logp
-            obs, rew, term, trunc, _ = self.env.step(self._clip_actions(a))
+            obs, rew, term, trunc, infos = self.env.step(self._clip_actions(a))
+            mask = infos.get("action_mask") if mask is not None else None
             obs = np.asarray(obs, np.float32)
             b["rewards"][alive, t] = np.asarray(rew, np.float32)[alive]
             lengths[alive] += 1

@@ -48,6 +48,16 @@ def ppo_loss(values: torch.Tensor, logp: torch.Tensor, entropy: torch.Tensor, ol
     return loss, stats
 
 
+def _reports_action_mask(env: Any) -> bool:
+    """Whether ``env`` is known to report ``info["action_mask"]`` (the board games, native or on the Python path)."""
+    from rltrain.vec.registry import is_native, native_env_spec
+
+    if isinstance(env, str):
+        return is_native(env) and native_env_spec(env).action_mask is not None
+    return isinstance(getattr(env, "native_id", getattr(env, "env_id", None)), str) and _reports_action_mask(
+        getattr(env, "native_id", getattr(env, "env_id", "")))
+
+
 class PPOTrainer(BaseTrainer):
     """``PPOTrainer(ActorCriticPolicy(obs_dim, n_actions), PPOConfig(...), device="cpu").train(iters)``;
     ``PPOTrainer(None, cfg)`` builds the policy the config describes (backbone, distribution, trunk sharing)."""
@@ -65,7 +75,7 @@ class PPOTrainer(BaseTrainer):
         self.fused: FusedActorCritic | None = None
         # fused_eligible includes "on CPU": the fused step takes its loss gradient from the C++ kernel.
         if (cfg.fused_update and fused_eligible(policy) and cfg.optimizer == "adam" and cfg.vf_lr is None
-                and not cfg.weight_decay and self._amp_dtype is None):
+                and not cfg.weight_decay and self._amp_dtype is None and not _reports_action_mask(cfg.env)):
             self.fused = FusedActorCritic(policy, lr=cfg.lr, adam_eps=cfg.adam_eps)
             self.optimizer = self.fused.optimizer
             if self._rollout_policy is not self.policy:
@@ -75,6 +85,14 @@ class PPOTrainer(BaseTrainer):
 
     def _ensure_env(self) -> None:
         super()._ensure_env()
+        if self._mask is not None and self.fused is not None:
+            # An env that reports action masks but was not known to (a custom env): the fused kernel knows no
+            # masks, so the plain optimizer takes over before the first update.
+            if self.iteration > 0:
+                raise ValueError("env: it reports info['action_mask'], which the fused update cannot use; set "
+                                 "fused_update=False")
+            self.fused = None
+            self.optimizer = self._make_optimizer()
         obs_shape = self.observation_space.shape
         if obs_shape is None:
             raise TypeError(f"observation_space: PPO needs observations with a shape, got {self.observation_space}")
@@ -97,6 +115,8 @@ class PPOTrainer(BaseTrainer):
                 "terminated": np.zeros((T, G), np.bool_),
                 "final_values": np.zeros((T, G), np.float32),
             }
+            if self._mask is not None:  # the env reports legal actions: rollout and update use the masked policy
+                self._buffers["masks"] = np.zeros((T, G) + self._mask.shape[1:], np.bool_)
 
     def _update_obs_stats(self, obs: np.ndarray) -> np.ndarray:
         if self.obs_rms is None:
@@ -112,12 +132,19 @@ class PPOTrainer(BaseTrainer):
         pol = cast(ActorCriticAPI, self._rollout_policy)  # BaseTrainer.__init__ checked act and value
         # On CPU the fused trunks serve the rollout too (same parameters, one pass for actor and critic).
         act = self.fused.act if (self.fused is not None and self._rollout_policy is self.policy) else pol.act
+        masks = b.get("masks")
         obs_raw = self._obs
         obs = self._normalize_obs(obs_raw)  # already counted in the statistics when it was received
         b["final_values"].fill(0.0)
         for t in range(self.cfg.T):
             b["obs"][t] = obs
-            a, v, logp = act(torch.from_numpy(b["obs"][t]))
+            if masks is not None:
+                assert self._mask is not None
+                masks[t] = self._mask
+                a, v, logp = pol.act(torch.from_numpy(b["obs"][t]),  # type: ignore[call-arg]
+                                     action_mask=torch.from_numpy(masks[t]))
+            else:
+                a, v, logp = act(torch.from_numpy(b["obs"][t]))
             a_np = a.numpy()
             b["actions"][t] = a_np
             b["values"][t] = v.numpy()
@@ -136,6 +163,8 @@ class PPOTrainer(BaseTrainer):
                 final = self._normalize_obs(final)
                 b["final_values"][t, trunc_only] = pol.value(torch.from_numpy(final)).numpy()
             self._record_episodes(infos)
+            if masks is not None:
+                self._mask = np.asarray(infos["action_mask"], dtype=np.bool_)
             obs_raw = np.asarray(next_raw, dtype=np.float32)
             obs = self._update_obs_stats(obs_raw) if self.obs_rms is not None else obs_raw
         self._obs = np.array(obs_raw, copy=True)
@@ -162,6 +191,8 @@ class PPOTrainer(BaseTrainer):
             return torch.from_numpy(x.reshape((n,) + x.shape[2:])).to(dev)
 
         obs, actions = flat(b["obs"]), flat(b["actions"])
+        masked = "masks" in b
+        masks = flat(b["masks"]) if masked else torch.zeros(n, 1, dtype=torch.bool, device=dev)
         old_logp, old_values = flat(b["logp"]), flat(b["values"])
         adv_all, ret_all = flat(advantages), flat(returns)
         mb = n // cfg.minibatches
@@ -174,10 +205,10 @@ class PPOTrainer(BaseTrainer):
         n_updates = 0
         last_loss: Any = 0.0
         whole = cfg.minibatches == 1  # one minibatch: no shuffling, and its advantages normalise once
-        fused = self.fused
+        fused = None if masked else self.fused  # the fused kernel knows no masks
         if whole and cfg.normalize_advantage and n > 1:
             adv_all = (adv_all - adv_all.mean()) / (adv_all.std() + 1e-8)
-        tensors = (obs, actions, old_logp, adv_all, ret_all, old_values)
+        tensors = (obs, actions, old_logp, adv_all, ret_all, old_values, masks)
         for _epoch in range(cfg.epochs):
             # One gather per tensor and epoch; minibatches are then contiguous slices of the shuffled copies.
             shuffled: tuple[torch.Tensor, ...] = tensors
@@ -185,7 +216,7 @@ class PPOTrainer(BaseTrainer):
                 perm = torch.randperm(n, generator=self._gen).to(dev)
                 shuffled = tuple(x[perm] for x in tensors)
             for start in range(0, n, mb):
-                o_mb, a_mb, lp_mb, adv, r_mb, v_mb = (x[start:start + mb] for x in shuffled)
+                o_mb, a_mb, lp_mb, adv, r_mb, v_mb, m_mb = (x[start:start + mb] for x in shuffled)
                 norm_mb = cfg.normalize_advantage and not whole
                 if fused is not None:
                     st, stopped = fused.step(o_mb, a_mb, lp_mb, adv, r_mb, v_mb,
@@ -203,7 +234,10 @@ class PPOTrainer(BaseTrainer):
                 if norm_mb and adv.numel() > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 with self._autocast():
-                    values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
+                    if masked:
+                        values, logp, entropy = pol.evaluate_actions(o_mb, a_mb, action_mask=m_mb)  # type: ignore[call-arg]
+                    else:
+                        values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
                 loss, st = ppo_loss(values.float(), logp.float(), entropy.float(), lp_mb, adv, r_mb, v_mb,
                                     clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef)
                 for k in stats:
