@@ -6,6 +6,7 @@
 #include <pybind11/stl.h>
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "rltrain/envs/board_games.hpp"
@@ -29,6 +30,13 @@ std::vector<int> best_moves(const py::array_t<int8_t, py::array::c_style | py::a
   const int8_t* b = board.data();
   for (int i = 0; i < Rules::kCells; ++i)
     if (b[i] < -1 || b[i] > 1) throw py::value_error("board: cells must be -1, 0 or 1");
+  if constexpr (std::is_same_v<Rules, envs::TicTacToeRules>) {
+    const auto me = static_cast<int8_t>(to_move);
+    int8_t swapped[Rules::kCells];
+    for (int i = 0; i < Rules::kCells; ++i) swapped[i] = static_cast<int8_t>(-b[i]);
+    if (!Rules::turn_of(b, me) && !Rules::turn_of(swapped, static_cast<int8_t>(-me)))
+      throw py::value_error("board: the stone counts make it nobody's turn (X moves first)");
+  }
   int out[Rules::kNumActions];
   int n = 0;
   {
@@ -55,7 +63,8 @@ void register_games(py::module_& m) {
         return best_moves<envs::TicTacToeRules>(board, to_move, 1);
       },
       py::arg("board"), py::arg("to_move"),
-      "The perfect-play (minimax) moves for to_move (1: X, -1: O) on a 9-cell board given from X's view.");
+      "The perfect-play (minimax) moves for to_move on a 9-cell board: from X's view (to_move 1: X, -1: O) or from "
+      "the mover's own view (its stones +1, to_move=1) whichever side it plays.");
   m.def("connect_four_best_moves", &best_moves<envs::ConnectFourRules>, py::arg("board"), py::arg("to_move"),
         py::arg("depth"),
         "The best moves of a depth-limited alpha-beta search for to_move (1: X, -1: O) on a 42-cell board "

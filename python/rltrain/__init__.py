@@ -28,7 +28,8 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     )
     from rltrain.algos.ppo import PPOTrainer
     from rltrain.algos.reinforce import ReinforceTrainer
-    from rltrain.config import GRPOConfig, PPOConfig, ReinforceConfig
+    from rltrain.algos.selfplay import SelfPlayTrainer
+    from rltrain.config import GRPOConfig, PPOConfig, ReinforceConfig, SelfPlayConfig
     from rltrain.vec import make_vec, native_envs
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "PerStepAdvGRPOTrainer",
     "ReinforceConfig",
     "ReinforceTrainer",
+    "SelfPlayConfig",
+    "SelfPlayTrainer",
     "__version__",
     "envs",
     "kernels",
@@ -62,6 +65,8 @@ _LAZY: dict[str, str] = {
     "GRPOConfig": "rltrain.config",
     "PPOConfig": "rltrain.config",
     "ReinforceConfig": "rltrain.config",
+    "SelfPlayConfig": "rltrain.config",
+    "SelfPlayTrainer": "rltrain.algos.selfplay",
     "make_vec": "rltrain.vec",
     "native_envs": "rltrain.vec",
 }

@@ -45,6 +45,7 @@ _OWN_CLASSES = {
     "rltrain.algos.ppo": ("PPOTrainer",),
     "rltrain.algos.grpo": ("GRPOBaseTrainer", "PerStepAdvGRPOTrainer", "PerEpAdvGRPOTrainer", "HybridAdvGRPOTrainer"),
     "rltrain.algos.reinforce": ("ReinforceTrainer",),
+    "rltrain.algos.selfplay": ("SelfPlayTrainer",),
     "rltrain.policies": ("ActorCriticPolicy", "SimpleGRPOPolicy", "TransformerBackbone", "CNNBackbone"),
     "rltrain.policies_backbones": ("TransformerBackbone", "CNNBackbone"),
     "rltrain.envs.lunar": ("DenseLunarLander", "SparseLunarLander"),

@@ -20,7 +20,7 @@ from rltrain.games.players import CallablePlayer, PolicyPlayer, as_player, load_
 from rltrain.vec.games import GAMES, action_mask
 
 __all__ = ["GAMES", "CallablePlayer", "GameEnv", "GameVectorEnv", "PolicyPlayer", "action_mask", "as_player",
-           "evaluate_vs", "game_for_policy", "load_policy", "winning_lines"]
+           "evaluate_vs", "exact_tictactoe_outcomes", "game_for_policy", "load_policy", "winning_lines"]
 
 
 def game_for_policy(policy: Any) -> str:
@@ -76,3 +76,53 @@ def evaluate_vs(policy_or_checkpoint: Any, opponent: Any, games: int = 100, agen
         venv.close()
     return {"win": tally["win"] / games, "draw": tally["draw"] / games, "loss": tally["loss"] / games,
             "games": float(games)}
+
+
+_TTT_LINES = ((0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6))
+
+
+@torch.no_grad()
+def exact_tictactoe_outcomes(policy_or_checkpoint: Any, opponent: str, agent_player: str = "X") -> dict[str, float]:
+    """The exact win/draw/loss probabilities of the greedy policy at TicTacToe against ``"random"`` (uniform legal
+    moves) or ``"minimax"`` (uniform among the perfect moves, as the env plays them), by enumerating every game the
+    opponent can make; plus ``"games"``, the number of distinct games. ``loss == 0`` against minimax means no game
+    at all is lost, whatever the opponent's tie-breaks."""
+    from rltrain import _core
+
+    if opponent not in ("random", "minimax"):
+        raise ValueError(f"opponent: expected 'random' or 'minimax', got {opponent!r}")
+    if agent_player not in ("X", "O"):
+        raise ValueError(f"agent_player: expected 'X' or 'O', got {agent_player!r}")
+    policy, rms = _resolve_player(policy_or_checkpoint)
+    player = PolicyPlayer(policy, deterministic=True, obs_rms=rms)
+    me = 1 if agent_player == "X" else -1
+    memo: dict[tuple[int, ...], int] = {}
+    out = {"win": 0.0, "draw": 0.0, "loss": 0.0, "games": 0.0}
+
+    def won(b: tuple[int, ...], p: int) -> bool:
+        return any(b[i] == p and b[j] == p and b[k] == p for i, j, k in _TTT_LINES)
+
+    def rec(b: tuple[int, ...], to_move: int, prob: float) -> None:
+        if to_move == me:
+            if b not in memo:
+                own = np.array(b, np.float32)[None] * me
+                memo[b] = int(player.moves(own, own == 0, np.zeros(1, np.int64))[0])
+            moves, p = [memo[b]], prob
+        else:
+            x_view = np.array(b, np.int8)
+            moves = (list(np.flatnonzero(x_view == 0)) if opponent == "random"
+                     else list(_core.envs.tictactoe_best_moves(x_view, to_move)))
+            p = prob / len(moves)
+        for a in moves:
+            nb = b[:a] + (to_move,) + b[a + 1:]
+            if won(nb, to_move):
+                out["win" if to_move == me else "loss"] += p
+                out["games"] += 1
+            elif all(nb):
+                out["draw"] += p
+                out["games"] += 1
+            else:
+                rec(nb, -to_move, p)
+
+    rec((0,) * 9, 1, 1.0)
+    return out

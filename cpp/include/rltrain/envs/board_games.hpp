@@ -73,9 +73,25 @@ struct TicTacToeRules {
     return table[encode(b)] * (to_move == kX ? 1 : -1);
   }
 
-  // The moves that keep the best value for `to_move`.
-  static int best_moves(const int8_t* b, int8_t to_move, int depth, int* out) {
+  // Whether `to_move` is the side to play on `b` by the stone counts (X moves first); unreachable counts are
+  // neither side's turn.
+  static bool turn_of(const int8_t* b, int8_t to_move) {
+    int nx = 0, no = 0;
+    for (int i = 0; i < kCells; ++i) nx += b[i] == kX, no += b[i] == kO;
+    return to_move == kX ? nx == no : nx == no + 1;
+  }
+
+  // The moves that keep the best value for `to_move`. The table is indexed by boards as X and O reach them; a
+  // board given with the colours swapped (the mover's own stones as +1 while it plays second) is swapped back,
+  // which changes no move's value.
+  static int best_moves(const int8_t* b0, int8_t to_move, int depth, int* out) {
     (void)depth;
+    int8_t b[kCells];
+    std::copy(b0, b0 + kCells, b);
+    if (!turn_of(b, to_move)) {
+      for (int8_t& v : b) v = static_cast<int8_t>(-v);
+      to_move = static_cast<int8_t>(-to_move);
+    }
     int n = 0, best = -2;
     int8_t c[kCells];
     for (int a = 0; a < kCells; ++a) {
