@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import rltrain
-import rltrain.envs  # noqa: F401  (registers the rltrain/* ids)
 from rltrain import _core
 from rltrain.games import GameVectorEnv, winning_lines
 from rltrain.vec.games import GAMES
@@ -20,7 +19,8 @@ TTT, C4 = "rltrain/TicTacToe-v0", "rltrain/ConnectFour-v0"
 
 
 def _play_random(env: gym.vector.VectorEnv, steps: int, seed: int) -> list[tuple[np.ndarray, ...]]:
-    """Steps ``env`` with uniformly random legal actions drawn from ``seed``; returns (obs, rewards, terminated, truncated, mask)."""
+    """Steps ``env`` with uniformly random legal actions drawn from ``seed``; returns the reset's (obs, mask), then
+    each step's (obs, rewards, terminated, truncated, mask)."""
     rng = np.random.default_rng(seed)
     obs, infos = env.reset()  # the env's own seed (make_vec's)
     out = [(obs.copy(), infos["action_mask"].copy())]

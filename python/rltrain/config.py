@@ -338,7 +338,7 @@ class SelfPlayConfig(PPOConfig):
         super().validate()
         from rltrain.vec.games import agent_side, is_game, native_opponent
 
-        if not is_game(self.env):
+        if not isinstance(self.env, str) or not is_game(self.env):
             raise ValueError(f"env: self-play needs a board game id ('rltrain/TicTacToe-v0', "
                              f"'rltrain/ConnectFour-v0'), got {self.env!r}")
         agent_side(self.agent_player)

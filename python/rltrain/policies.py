@@ -3,9 +3,9 @@
 Both expose the small interface the trainers use: ``act(obs, deterministic)`` for rollouts and
 ``evaluate_actions(obs, actions)`` for the update. Action distributions:
 
-- categorical (discrete spaces), optionally masked: ``act(obs, action_mask=m)`` / ``evaluate_actions(..., action_mask=m)``
-  set the logits of illegal actions (``m`` False) to -inf, so they are never sampled nor chosen greedily, and
-  log-probabilities and entropies are those of the masked distribution;
+- categorical (discrete spaces), optionally masked: ``act(obs, action_mask=m)`` and
+  ``evaluate_actions(..., action_mask=m)`` set the logits of illegal actions (``m`` False) to -inf, so they are
+  never sampled nor chosen greedily, and log-probabilities and entropies are those of the masked distribution;
 - diagonal Gaussian with a learnable, state-independent log-std (continuous; actions clipped to the space by the
   trainer), optionally squashed by tanh into the space's bounds, with the change-of-variables correction
   ``log pi(a) = log N(u) - sum log(1 - tanh(u)^2) - sum log(scale)`` (Haarnoja et al. 2018, appendix C);

@@ -102,7 +102,7 @@ class GRPOBaseTrainer(EpisodicTrainer):
             for start in range(0, n, mb):
                 idx = perm[start:start + mb]
                 with self._autocast():
-                    logp, ent = pol.evaluate_actions(obs[idx], actions[idx],  # type: ignore[call-arg]
+                    logp, ent = pol.evaluate_actions(obs[idx], actions[idx],
                                                      **{k: v[idx] for k, v in kw.items()})[-2:]
                 logp, ent = logp.float(), ent.float()
                 ratio = torch.exp(logp - old_logp[idx])

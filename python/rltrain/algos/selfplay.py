@@ -146,7 +146,7 @@ class SelfPlayTrainer(PPOTrainer):
             raise TypeError(f"cfg: expected a SelfPlayConfig, got {type(cfg).__name__}")
         self.league: League | None = None
         super().__init__(policy, cfg, device)
-        self.league = League(self.policy, cfg.env, cfg.G, cfg, self.seed)
+        self.league = League(self.policy, str(cfg.env), cfg.G, cfg, self.seed)  # validate(): a game id
         self.league.add(self.policy, 0)
         if self.env is not None:
             self.env.opponent = self.league  # type: ignore[attr-defined]
@@ -156,7 +156,7 @@ class SelfPlayTrainer(PPOTrainer):
         if self.env is None:
             # The opponent is the league; BaseTrainer builds the env (for the policy's spaces) before the league
             # exists, and __init__ hands it the league right after.
-            env = GameVectorEnv(self.cfg.env, self.cfg.G, opponent=_Unset(), agent_player=self.cfg.agent_player,
+            env = GameVectorEnv(str(self.cfg.env), self.cfg.G, opponent=_Unset(), agent_player=self.cfg.agent_player,
                                 seed=self.seed)
             if self.league is not None:
                 env.opponent = env._player = self.league

@@ -102,10 +102,10 @@ class GameVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------------------------------------ rules
 
-    def _seed(self, seed: int) -> None:
-        seed = _checks.optional_seed(seed, "seed", count=1 if self._identical else self.num_envs)
-        assert seed is not None
-        self._rngs = [np.random.default_rng(seed + (0 if self._identical else i)) for i in range(self.num_envs)]
+    def _seed(self, seed: Any) -> None:
+        s = _checks.optional_seed(seed, "seed", count=1 if self._identical else self.num_envs)
+        assert s is not None
+        self._rngs = [np.random.default_rng(s + (0 if self._identical else i)) for i in range(self.num_envs)]
 
     def _masks(self, idx: np.ndarray) -> np.ndarray:
         b = self.boards[idx]

@@ -30,9 +30,9 @@ namespace rltrain::envs {
 constexpr int8_t kEmpty = 0, kX = 1, kO = -1;
 
 struct BoardGameConfig {
-  int opponent_code = 0;  // 0: random, 1: search (minimax / alpha-beta)
-  int search_depth = 4;   // ConnectFour alpha-beta depth in plies (>= 1); TicTacToe's minimax is always exact
-  int agent_side = 2;     // 0: X, 1: O, 2: random at each reset
+  int opponent_code = 0;      // 0: random, 1: search (minimax / alpha-beta)
+  int search_depth = 4;       // ConnectFour alpha-beta depth in plies (>= 1); TicTacToe's minimax is always exact
+  int agent_side = 2;         // 0: X, 1: O, 2: random at each reset
   int max_episode_steps = 0;  // set by each game's constructor default
   template <class F>
   void for_each_field(F&& f) {

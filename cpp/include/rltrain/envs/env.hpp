@@ -72,8 +72,9 @@ std::string check_action(const typename E::Action* a) {
 template <class E, class = void>
 struct HasCheckLegal : std::false_type {};
 template <class E>
-struct HasCheckLegal<E, std::void_t<decltype(std::declval<const E&>().check_legal(
-                            static_cast<const typename E::Action*>(nullptr)))>> : std::true_type {};
+struct HasCheckLegal<
+    E, std::void_t<decltype(std::declval<const E&>().check_legal(static_cast<const typename E::Action*>(nullptr)))>>
+    : std::true_type {};
 
 // check_action, then the env's own check_legal when it has one.
 template <class E>
