@@ -35,34 +35,50 @@ def _parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_seed(game: str, seed: int, iters: int, overrides: dict[str, Any], games: int) -> dict[str, Any]:
+def _evaluate(game: str, ckpt: str, seed: int, games: int) -> dict[str, Any]:
+    from rltrain.games import evaluate_vs, exact_tictactoe_outcomes
+
+    opponents = (["random", "minimax"] if game == "tictactoe"
+                 else ["random", "alphabeta:1", "alphabeta:2", "alphabeta:4"])
+    sampled: dict[str, Any] = {}
+    for opp in opponents:
+        for side in ("X", "O"):
+            n = games if opp in ("random", "minimax", "alphabeta:1") else max(games // 2, 50)
+            sampled[f"{opp}/{side}"] = evaluate_vs(ckpt, opp, games=n, agent_player=side, seed=1000 + seed)
+    out: dict[str, Any] = {"sampled": sampled}
+    if game == "tictactoe":
+        out["exact"] = {f"{opp}/{side}": exact_tictactoe_outcomes(ckpt, opp, side)
+                        for opp in ("random", "minimax") for side in ("X", "O")}
+    return out
+
+
+def run_seed(game: str, seed: int, iters: int, overrides: dict[str, Any], games: int, eval_every: int,
+             progress: Any = None) -> dict[str, Any]:
     import torch
 
     from rltrain import SelfPlayConfig, SelfPlayTrainer
-    from rltrain.games import evaluate_vs, exact_tictactoe_outcomes
 
     env = "rltrain/TicTacToe-v0" if game == "tictactoe" else "rltrain/ConnectFour-v0"
     with tempfile.TemporaryDirectory() as tmp:
         cfg = SelfPlayConfig(env=env, seed=seed, verbose=0, loggers=(), log_dir=tmp, **overrides)
+        cpu, wall = 0.0, 0.0
         c0, w0 = time.process_time(), time.perf_counter()
         trainer = SelfPlayTrainer(None, cfg)
-        trainer.train(iters)
-        cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-        ckpt = trainer.save(os.path.join(tmp, "model.pt"))
-        result: dict[str, Any] = {"seed": seed, "iters": iters, "env_steps": trainer.num_timesteps,
-                                  "train_cpu_s": round(cpu, 2), "train_wall_s": round(wall, 2),
-                                  "torch_threads": torch.get_num_threads()}
-        opponents = (["random", "minimax"] if game == "tictactoe"
-                     else ["random", "alphabeta:1", "alphabeta:2", "alphabeta:4"])
-        sampled: dict[str, Any] = {}
-        for opp in opponents:
-            for side in ("X", "O"):
-                n = games if opp in ("random", "minimax", "alphabeta:1") else max(games // 2, 50)
-                sampled[f"{opp}/{side}"] = evaluate_vs(ckpt, opp, games=n, agent_player=side, seed=1000 + seed)
-        result["sampled"] = sampled
-        if game == "tictactoe":
-            result["exact"] = {f"{opp}/{side}": exact_tictactoe_outcomes(ckpt, opp, side)
-                               for opp in ("random", "minimax") for side in ("X", "O")}
+        curve = []
+        result: dict[str, Any] = {"seed": seed, "torch_threads": torch.get_num_threads()}
+        while trainer.iteration < iters:
+            trainer.train(min(eval_every, iters - trainer.iteration))
+            cpu += time.process_time() - c0
+            wall += time.perf_counter() - w0
+            ckpt = trainer.save(os.path.join(tmp, "model.pt"))
+            ev = _evaluate(game, ckpt, seed, games)  # not counted in the training time
+            curve.append({"iters": trainer.iteration, "env_steps": trainer.num_timesteps,
+                          "train_cpu_s": round(cpu, 2), **ev})
+            result.update({"iters": trainer.iteration, "env_steps": trainer.num_timesteps,
+                           "train_cpu_s": round(cpu, 2), "train_wall_s": round(wall, 2), **ev, "curve": curve})
+            if progress is not None:
+                progress(result)
+            c0, w0 = time.process_time(), time.perf_counter()
         trainer.close()
     return result
 
@@ -74,29 +90,37 @@ def main() -> None:
     p.add_argument("--iters", type=int, default=400)
     p.add_argument("--games", type=int, default=1000, help="sampled games per opponent and side")
     p.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE", help="SelfPlayConfig overrides")
+    p.add_argument("--eval-every", type=int, default=0, help="also evaluate (and write the JSON) every this many "
+                   "iterations (default: only at the end)")
     p.add_argument("--json", help="write the results here")
     a = p.parse_args()
     overrides = _parse_set(a.set)
-    runs = []
+    runs: list[dict[str, Any]] = []
+    kind = "exact" if a.game == "tictactoe" else "sampled"
+
+    def write(partial: dict[str, Any] | None = None) -> None:
+        done = runs + ([partial] if partial is not None else [])
+        keys = list(done[0][kind])
+        summary: dict[str, Any] = {"train_cpu_s": {"median": statistics.median(r["train_cpu_s"] for r in done),
+                                                   "min": min(r["train_cpu_s"] for r in done),
+                                                   "max": max(r["train_cpu_s"] for r in done)}}
+        for k in keys:
+            for outcome in ("win", "draw", "loss"):
+                vals = [r[kind][k][outcome] for r in done]
+                summary[f"{k}/{outcome}"] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
+        out = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": f"{os.cpu_count()} cores, "
+               f"{platform.processor() or platform.machine()}", "game": a.game, "iters": a.iters,
+               "overrides": overrides, "complete": partial is None and len(runs) == len(a.seeds),
+               "runs": done, "summary": summary}
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(out, f, indent=1)
+        print(json.dumps({k: v["median"] for k, v in summary.items()}), flush=True)
+
     for seed in a.seeds:
-        r = run_seed(a.game, seed, a.iters, overrides, a.games)
+        r = run_seed(a.game, seed, a.iters, overrides, a.games, a.eval_every or a.iters, write)
         runs.append(r)
-        print(json.dumps(r), flush=True)
-    keys = list(runs[0]["exact" if a.game == "tictactoe" else "sampled"])
-    summary: dict[str, Any] = {"train_cpu_s": {"median": statistics.median(r["train_cpu_s"] for r in runs),
-                                               "min": min(r["train_cpu_s"] for r in runs),
-                                               "max": max(r["train_cpu_s"] for r in runs)}}
-    for k in keys:
-        for outcome in ("win", "draw", "loss"):
-            vals = [r["exact" if a.game == "tictactoe" else "sampled"][k][outcome] for r in runs]
-            summary[f"{k}/{outcome}"] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals)}
-    out = {"date": time.strftime("%Y-%m-%d", time.gmtime()), "machine": f"{os.cpu_count()} cores, "
-           f"{platform.processor() or platform.machine()}", "game": a.game, "iters": a.iters,
-           "overrides": overrides, "runs": runs, "summary": summary}
-    print(json.dumps(summary, indent=1))
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(out, f, indent=1)
+    write()
 
 
 if __name__ == "__main__":

@@ -196,8 +196,8 @@ def _negamax(board: tuple[int, ...], to_move: int, memo: dict[tuple[tuple[int, .
 
 
 def test_minimax_never_loses_to_exhaustive_play() -> None:
-    # Every agent move sequence against every move the minimax opponent may choose: it never loses, and its
-    # move set is exactly the optimal moves of an independent solver.
+    # Every agent move sequence against every move the minimax opponent may choose: it never loses, its moves are
+    # optimal for an independent solver, and it takes an immediate win whenever there is one.
     memo: dict[tuple[tuple[int, ...], int], int] = {}
     lines = [(0, 1, 2), (3, 4, 5), (6, 7, 8), (0, 3, 6), (1, 4, 7), (2, 5, 8), (0, 4, 8), (2, 4, 6)]
 
@@ -220,7 +220,10 @@ def test_minimax_never_loses_to_exhaustive_play() -> None:
             positions += 1
             values = {a: (1 if won(b[:a] + (engine,) + b[a + 1:], engine) else
                           -_negamax(b[:a] + (engine,) + b[a + 1:], -engine, memo)) for a in range(9) if not b[a]}
-            assert sorted(moves) == sorted(a for a, v in values.items() if v == max(values.values()))
+            optimal = {a for a, v in values.items() if v == max(values.values())}
+            assert moves and set(moves) <= optimal  # perfect play...
+            wins_now = {a for a in values if won(b[:a] + (engine,) + b[a + 1:], engine)}
+            assert not wins_now or set(moves) <= wins_now  # ...that wins at once when it can
         else:
             moves = [a for a in range(9) if not b[a]]
         for a in moves:

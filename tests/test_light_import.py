@@ -23,8 +23,8 @@ HEAVY = ("torch", "tensorboard", "tyro", "matplotlib", "rltrain.algos", "rltrain
 
 PUBLIC = {"GRPOBaseTrainer", "GRPOConfig", "HybridAdvGRPOTrainer", "PPOConfig", "PPOTrainer", "PerEpAdvGRPOTrainer",
           "PerStepAdvGRPOTrainer", "ReinforceConfig", "ReinforceTrainer", "__version__", "envs", "kernels",
-          "make_vec", "native_envs", "reference"}
-"""The names ``rltrain`` gave when it imported everything eagerly."""
+          "make_vec", "native_envs", "reference", "SelfPlayConfig", "SelfPlayTrainer"}
+"""The names ``rltrain`` gave when it imported everything eagerly, and the self-play ones added since."""
 
 
 def _run(code: str, tmp_path: pathlib.Path, timeout: float = 120) -> str:

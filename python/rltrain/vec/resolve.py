@@ -154,9 +154,8 @@ def _python_game(env: Any, env_kwargs: dict[str, Any]) -> tuple[str, dict[str, A
         if native_opponent(env, env_kwargs.get("opponent", "random")) is None:
             return env, dict(env_kwargs)
         return None
-    from rltrain.games.env import GameEnv
-
-    if isinstance(env, GameEnv) and not hasattr(env, "native_id"):
+    games_env = sys.modules.get("rltrain.games.env")  # not loaded: env cannot be a GameEnv (and torch stays out)
+    if games_env is not None and isinstance(env, games_env.GameEnv) and not hasattr(env, "native_id"):
         if env_kwargs:
             raise TypeError(f"keyword arguments {sorted(env_kwargs)} apply to env ids, not to an env instance")
         return env.env_id, {"opponent": env.opponent, "agent_player": env.agent_player}

@@ -66,8 +66,10 @@ struct TicTacToeRules {
   }
   static std::string illegal_reason(int a) { return "cell " + std::to_string(a) + " is already occupied"; }
 
-  // Value of the position for the player to move (+1 win, 0 draw, -1 loss with perfect play), from a table of
-  // all 3^9 boards built once (thread-safe static initialisation).
+  // Value of the position for the player to move under perfect play, from a table of all 3^9 boards built once
+  // (thread-safe static initialisation): 0 draw; a win scores 10 - (stones on the board after the winning move),
+  // a loss minus that, so among winning moves the quickest wins and among losing ones the slowest loses. The
+  // opponent thus punishes a mistake at once, and its moves are a subset of the win/draw/loss-optimal ones.
   static int value(const int8_t* b, int8_t to_move) {
     static const std::vector<int8_t> table = build_table();
     return table[encode(b)] * (to_move == kX ? 1 : -1);
@@ -92,7 +94,7 @@ struct TicTacToeRules {
       for (int8_t& v : b) v = static_cast<int8_t>(-v);
       to_move = static_cast<int8_t>(-to_move);
     }
-    int n = 0, best = -2;
+    int n = 0, best = -100;
     int8_t c[kCells];
     for (int a = 0; a < kCells; ++a) {
       if (b[a] != kEmpty) continue;
@@ -100,7 +102,7 @@ struct TicTacToeRules {
       c[a] = to_move;
       int v;
       if (wins(c, a)) {
-        v = 1;
+        v = kCells + 1 - stones(c);
       } else {
         v = -value(c, static_cast<int8_t>(-to_move));
       }
@@ -111,29 +113,35 @@ struct TicTacToeRules {
   }
 
  private:
+  static int stones(const int8_t* b) {
+    int n = 0;
+    for (int i = 0; i < kCells; ++i) n += b[i] != kEmpty;
+    return n;
+  }
+  static constexpr int8_t kUnknown = 100;
   static int encode(const int8_t* b) {
     int k = 0;
     for (int i = 0; i < kCells; ++i) k = k * 3 + (b[i] + 1);
     return k;
   }
-  // table[board] = value for X (+1 X wins, -1 O wins, 0 draw) under perfect play from that board, whoever's turn
-  // the counts make it; unreachable boards get whatever the recursion gives (never read).
+  // table[board] = value for X (> 0 X wins, < 0 O wins, 0 draw; see value()) under perfect play from that board,
+  // whoever's turn the counts make it; unreachable boards get whatever the recursion gives (never read).
   static std::vector<int8_t> build_table() {
-    std::vector<int8_t> t(19683, 2);  // 2: not computed
+    std::vector<int8_t> t(19683, kUnknown);
     int8_t b[kCells] = {0};
     solve(b, kX, t);
     return t;
   }
   static int solve(int8_t* b, int8_t to_move, std::vector<int8_t>& t) {
     const int key = encode(b);
-    if (t[key] != 2) return t[key];
-    int best = to_move == kX ? -2 : 2;
+    if (t[key] != kUnknown) return t[key];
+    int best = to_move == kX ? -100 : 100;
     bool any = false;
     for (int a = 0; a < kCells; ++a) {
       if (b[a] != kEmpty) continue;
       any = true;
       b[a] = to_move;
-      int v = wins(b, a) ? to_move : solve(b, static_cast<int8_t>(-to_move), t);
+      int v = wins(b, a) ? to_move * (kCells + 1 - stones(b)) : solve(b, static_cast<int8_t>(-to_move), t);
       b[a] = kEmpty;
       best = to_move == kX ? std::max(best, v) : std::min(best, v);
     }
