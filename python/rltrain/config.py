@@ -301,9 +301,9 @@ class SelfPlayConfig(PPOConfig):
     """Parallel games."""
     T: int = 32
     """Agent moves per game slot per iteration."""
-    epochs: int = 4
-    """Optimisation epochs per batch."""
-    minibatches: int = 4
+    epochs: int = 10
+    """Optimisation epochs per batch (many: the positions a perfect opponent punishes are rare in the batch)."""
+    minibatches: int = 8
     """Minibatches per epoch."""
     lr: float = 1e-3
     """Adam learning rate."""
@@ -324,8 +324,9 @@ class SelfPlayConfig(PPOConfig):
     the older versions, uniformly."""
     random_opponent_prob: float = 0.1
     """Probability that a game's opponent plays uniformly random legal moves (keeps punishing weak play)."""
-    search_opponent_prob: float = 0.0
-    """Probability that a game's opponent is the game's built-in search (``search_opponent``)."""
+    search_opponent_prob: float = 0.5
+    """Probability that a game's opponent is the game's built-in search (``search_opponent``): a sparring partner
+    that punishes every mistake at once (0: the league and the random player only)."""
     search_opponent: str | None = None
     """That search: None for the game's own ("minimax" for TicTacToe, "alphabeta:2" for ConnectFour) or an
     opponent string such as "alphabeta:4"."""
