@@ -108,9 +108,9 @@ def test_play_cli_via_stdin(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caps
     t = SelfPlayTrainer(None, _cfg(tmp_path))
     t.train(1)
     path = t.save(os.path.join(str(tmp_path), "m.pt"))
-    # A real terminal process: garbage, then every cell in turn; occupied cells are refused and asked again, so
-    # the game always finishes.
-    moves = "hello\n" + "".join(f"{c}\n" for c in range(9)) * 2
+    # A real terminal process: garbage, the centre twice (the second time it is taken: refused), then every cell
+    # in turn (occupied ones are refused and asked again), so the game always finishes.
+    moves = "hello\n4\n4\n" + "".join(f"{c}\n" for c in range(9)) * 2
     out = _play(path, moves, "--human", "X")
     assert out.returncode == 0, out.stderr
     assert "game 1: you play X" in out.stdout and "type a cell 0-8" in out.stdout
