@@ -126,3 +126,15 @@ def test_play_cli_via_stdin(tmp_path: Any, monkeypatch: pytest.MonkeyPatch, caps
     assert "you play O (the agent moved first)" in got and "bye" in got
     assert main(["play", os.path.join(str(tmp_path), "missing.pt")]) == 2
     assert "no checkpoint file" in capsys.readouterr().err
+
+
+def test_train_selfplay_cli(tmp_path: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    from rltrain.cli import main
+
+    rc = main(["train", "selfplay", "--env", "rltrain/TicTacToe-v0", "--iters", "2", "--G", "4", "--T", "4",
+               "--minibatches", "2", "--epochs", "1", "--eval-interval", "2", "--eval-episodes", "4", "--verbose", "0",
+               "--loggers", "csv", "--log-dir", str(tmp_path), "--seed", "0"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "final evaluation" in out and "final_model.pt" in out
+    assert main(["train", "selfplay", "--env", "CartPole-v1", "--iters", "1", "--log-dir", str(tmp_path)]) == 2
