@@ -42,6 +42,13 @@ def test_selfplay_smoke_league_and_metrics(tmp_path: Any) -> None:
         SelfPlayTrainer(None, _cfg(tmp_path, agent_player="Y"))
     with pytest.raises(ValueError, match="search_opponent"):
         SelfPlayTrainer(None, _cfg(tmp_path, search_opponent="random"))
+    with pytest.raises(ValueError, match="search_opponent"):
+        SelfPlayTrainer(None, _cfg(tmp_path, env="rltrain/ConnectFour-v0", search_opponent="alphabeta:1,minimax"))
+    c4 = SelfPlayTrainer(None, _cfg(tmp_path, env="rltrain/ConnectFour-v0", search_opponent_prob=0.8,
+                                    search_opponent="alphabeta:1,alphabeta:3"))
+    c4.train(1)
+    assert c4.league is not None and c4.league.search_depths == [1, 3]
+    assert set(np.unique(c4.league.assigned)) & {-2, -3}
 
 
 def test_selfplay_save_load_continues_exactly(tmp_path: Any) -> None:

@@ -328,8 +328,9 @@ class SelfPlayConfig(PPOConfig):
     """Probability that a game's opponent is the game's built-in search (``search_opponent``): a sparring partner
     that punishes every mistake at once (0: the league and the random player only)."""
     search_opponent: str | None = None
-    """That search: None for the game's own ("minimax" for TicTacToe, "alphabeta:2" for ConnectFour) or an
-    opponent string such as "alphabeta:4"."""
+    """That search: None for the game's own ("minimax" for TicTacToe, "alphabeta:2" for ConnectFour), an opponent
+    string such as "alphabeta:4", or a comma-separated list ("alphabeta:1,alphabeta:2,alphabeta:4": one drawn per
+    game)."""
     opponent_greedy: bool = False
     """League versions play their greedy move (True) or sample their masked policy (False)."""
     log_dir: str = "./runs/SelfPlay"
@@ -349,10 +350,17 @@ class SelfPlayConfig(PPOConfig):
             probability(getattr(self, name), name)
         if self.random_opponent_prob + self.search_opponent_prob > 1:
             raise ValueError("search_opponent_prob: random_opponent_prob + search_opponent_prob must be <= 1")
-        if self.search_opponent is not None and (not isinstance(self.search_opponent, str) or
-                                                 native_opponent(self.env, self.search_opponent) in (None, (0, 1))):
-            raise ValueError(f"search_opponent: expected the game's search ('minimax' or 'alphabeta:DEPTH'), got "
-                             f"{self.search_opponent!r}")
+        names = self.search_opponent.split(",") if isinstance(self.search_opponent, str) else []
+
+        def is_search(name: str) -> bool:
+            try:
+                return native_opponent(str(self.env), name.strip()) not in (None, (0, 1))
+            except ValueError:
+                return False
+
+        if self.search_opponent is not None and (not names or not all(is_search(s) for s in names)):
+            raise ValueError(f"search_opponent: expected the game's search ('minimax' or 'alphabeta:DEPTH', or a "
+                             f"comma-separated list of them), got {self.search_opponent!r}")
 
 
 __all__ = ["ClippedConfig", "CommonConfig", "GRPOConfig", "PPOConfig", "ReinforceConfig", "SelfPlayConfig"]

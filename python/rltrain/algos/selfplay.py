@@ -27,7 +27,7 @@ from rltrain.vec.games import game_info, native_opponent
 
 __all__ = ["League", "SelfPlayTrainer"]
 
-_RANDOM, _SEARCH = -1, -2  # assignment codes besides league indices
+_RANDOM, _SEARCH = -1, -2  # assignment codes besides league indices (search opponent j of the list: -2 - j)
 
 
 class League:
@@ -39,9 +39,11 @@ class League:
         self.env_id = env_id
         self.cfg = cfg
         search = cfg.search_opponent or ("minimax" if game_info(env_id).search == "minimax" else "alphabeta:2")
-        nat = native_opponent(env_id, search)
-        assert nat is not None
-        self.search_depth = nat[1]
+        self.search_depths = []  # one per search opponent of the list; a game draws one of them
+        for name in search.split(","):
+            nat = native_opponent(env_id, name.strip())
+            assert nat is not None  # SelfPlayConfig.validate checked the names
+            self.search_depths.append(nat[1])
         self.members: list[torch.nn.Module] = []
         self.member_iters: list[int] = []
         self.assigned = np.full(num_envs, _RANDOM, np.int64)
@@ -71,7 +73,7 @@ class League:
             if u < c.random_opponent_prob or n_members == 0:
                 self.assigned[i] = _RANDOM
             elif u < c.random_opponent_prob + c.search_opponent_prob:
-                self.assigned[i] = _SEARCH
+                self.assigned[i] = _SEARCH - int(self.rng.integers(0, len(self.search_depths)))
             elif n_members == 1 or self.rng.random() < c.latest_prob:
                 self.assigned[i] = n_members - 1
             else:
@@ -87,13 +89,14 @@ class League:
                 for k in rows:
                     legal = np.flatnonzero(masks[k])
                     out[k] = legal[self.rng.integers(0, len(legal))]
-            elif code == _SEARCH:
+            elif code <= _SEARCH:
+                depth = self.search_depths[_SEARCH - int(code)]
                 for k in rows:
                     own = boards[k].astype(np.int8)  # the searcher's view: +1 its own stones; search as X
                     if game_info(self.env_id).search == "minimax":
                         best = _core.envs.tictactoe_best_moves(own, 1)
                     else:
-                        best = _core.envs.connect_four_best_moves(own, 1, self.search_depth)
+                        best = _core.envs.connect_four_best_moves(own, 1, depth)
                     out[k] = best[self.rng.integers(0, len(best))]
             else:
                 pol = self.members[int(code)]
