@@ -5,7 +5,7 @@ Layers, bottom to top (a module belongs to the first prefix that matches it; eve
   core        the compiled extensions and the argument checks
   kernels     the kernels' Python face and their NumPy specification
   envs        environments and the rollout engine (vec/ and envs/)
-  models      policies, schedules, configs, logging
+  models      policies, schedules, configs, logging, the board games (players are policies)
   trainers    algos/, llm/ and distributed/
   tools       command line, robustness runner, plots, benchmarks, integrations
 """
@@ -28,7 +28,8 @@ LAYERS: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = [
     ("envs", ("rltrain.vec", "rltrain.envs"), ("torch", "scipy", "matplotlib")),
     (
         "models",
-        ("rltrain.policies", "rltrain.policies_backbones", "rltrain.schedules", "rltrain.config", "rltrain.logger"),
+        ("rltrain.policies", "rltrain.policies_backbones", "rltrain.schedules", "rltrain.config", "rltrain.logger",
+         "rltrain.games"),
         ("scipy", "matplotlib"),
     ),
     ("trainers", ("rltrain.algos", "rltrain.llm", "rltrain.distributed"), ("scipy", "matplotlib")),

@@ -23,7 +23,8 @@ HEAVY = ("torch", "tensorboard", "tyro", "matplotlib", "rltrain.algos", "rltrain
 
 PUBLIC = {"GRPOBaseTrainer", "GRPOConfig", "HybridAdvGRPOTrainer", "PPOConfig", "PPOTrainer", "PerEpAdvGRPOTrainer",
           "PerStepAdvGRPOTrainer", "ReinforceConfig", "ReinforceTrainer", "__version__", "envs", "kernels",
-          "make_vec", "native_envs", "reference", "PolicyGroupConfig", "PolicyGroupTrainer"}
+          "make_vec", "native_envs", "reference", "PolicyGroupConfig", "PolicyGroupTrainer", "SelfPlayConfig",
+          "SelfPlayTrainer"}
 """The names ``rltrain`` gave when it imported everything eagerly, and the trainers added since (SPEC §9)."""
 
 

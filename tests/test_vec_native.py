@@ -83,7 +83,8 @@ LUNAR_IDS = [
 def test_native_envs_and_exports() -> None:
     # LunarLander's ids are native exactly when the optional extension rltrain._box2d imports.
     lunar = LUNAR_IDS if rltrain.envs.native_lunar_available() else []
-    assert native_envs() == sorted(ENV_IDS + lunar)
+    games = ["rltrain/ConnectFour-v0", "rltrain/TicTacToe-v0"]  # native too (tests/test_games_env.py)
+    assert native_envs() == sorted(ENV_IDS + lunar + games)
     assert rltrain.make_vec is make_vec and rltrain.native_envs is native_envs
 
 

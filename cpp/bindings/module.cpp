@@ -3,7 +3,8 @@
 //   rltrain._core.kernels   gae, discounted_returns, group advantages, running stats, ppo_loss_grad, kernel pool
 //                           (register_kernels.cpp, register_ppo.cpp); LLM group advantages    (register_llm_group.cpp);
 //                           per-token LLM kernels                                           (register_llm_token.cpp)
-//   rltrain._core.envs      classic-control envs and their batchers, NATIVE_ENVS            (register_envs.cpp)
+//   rltrain._core.envs      classic-control envs and their batchers, NATIVE_ENVS            (register_envs.cpp);
+//                           board games, GAME_ENVS, search opponents                    (register_games.cpp)
 //   rltrain._core.sync      the fork backend's shared-word handshake                        (register_sync.cpp)
 //   rltrain._core._testing  test scaffolding                                                (register_testing.cpp);
 //                           the LLM bench's bare-loop ceilings                             (register_llm_floor.cpp)
@@ -20,6 +21,7 @@ void register_llm_token(py::module_& m);
 void register_ppo(py::module_& m);
 void register_llm_group(py::module_& m);
 void register_envs(py::module_& m);
+void register_games(py::module_& m);
 void register_sync(py::module_& m);
 void register_testing(py::module_& m);
 void register_llm_floor(py::module_& m);
@@ -36,6 +38,7 @@ PYBIND11_MODULE(_core, m) {
   register_llm_group(kernels);
   py::module_ envs = submodule(m, "envs", "Native classic-control environments and their thread-pool batchers.");
   register_envs(envs);
+  register_games(envs);
   py::module_ sync = submodule(m, "sync", "Shared-memory sequence words of the fork backend's handshake.");
   register_sync(sync);
   py::module_ testing = submodule(m, "_testing", "Test scaffolding: not part of the API.");

@@ -412,7 +412,7 @@ py::class_<SingleEnv<E>> bind_single_env(py::module_& m, const char* name) {
           if (!arr) throw py::value_error("action: expected an array-like");
           a = actions_from<E>(arr.attr("reshape")(1, -1), 1);
         }
-        const std::string why = envs::check_action<E>(a.data());
+        const std::string why = envs::check_env_action<E>(s.env, a.data());
         if (!why.empty()) throw py::value_error("action: " + why);
         py::array_t<float> obs(E::kObsDim);
         const envs::StepResult r = s.env.step(a.data(), obs.mutable_data());

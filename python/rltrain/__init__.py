@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers and
     from rltrain.algos.policy_groups import PolicyGroupTrainer
     from rltrain.algos.ppo import PPOTrainer
     from rltrain.algos.reinforce import ReinforceTrainer
-    from rltrain.config import GRPOConfig, PolicyGroupConfig, PPOConfig, ReinforceConfig
+    from rltrain.algos.selfplay import SelfPlayTrainer
+    from rltrain.config import GRPOConfig, PolicyGroupConfig, PPOConfig, ReinforceConfig, SelfPlayConfig
     from rltrain.vec import make_vec, native_envs
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "PolicyGroupTrainer",
     "ReinforceConfig",
     "ReinforceTrainer",
+    "SelfPlayConfig",
+    "SelfPlayTrainer",
     "__version__",
     "envs",
     "kernels",
@@ -67,6 +70,8 @@ _LAZY: dict[str, str] = {
     "PPOConfig": "rltrain.config",
     "PolicyGroupConfig": "rltrain.config",
     "ReinforceConfig": "rltrain.config",
+    "SelfPlayConfig": "rltrain.config",
+    "SelfPlayTrainer": "rltrain.algos.selfplay",
     "make_vec": "rltrain.vec",
     "native_envs": "rltrain.vec",
 }

@@ -1,4 +1,5 @@
 """Command line: ``rltrain train ALGO --env ID [config overrides]``, ``rltrain eval CHECKPOINT``,
+``rltrain play CHECKPOINT`` (a person against a board-game agent),
 ``rltrain bench [SECTION ...]``, ``rltrain plot RUN_DIR ...``, ``rltrain robustness CHECKPOINT --env ID``,
 ``rltrain pipeline --env ID --algo ALGO`` and ``rltrain llm-demo --task TASK``.
 Train options are generated from the config dataclasses by tyro (``rltrain train ppo --help`` lists every field
@@ -12,13 +13,15 @@ import sys
 from typing import Any
 
 from rltrain._checks import class_from_path
-from rltrain.config import GRPOConfig, PolicyGroupConfig, PPOConfig, ReinforceConfig
+from rltrain.config import GRPOConfig, PolicyGroupConfig, PPOConfig, ReinforceConfig, SelfPlayConfig
 
-USAGE = """usage: rltrain {train,eval,bench,plot,robustness,pipeline,llm-demo} ...
+USAGE = """usage: rltrain {train,eval,play,bench,plot,robustness,pipeline,llm-demo} ...
 
   rltrain train ALGO --env ID [--G N --T N --iters N ...]   ALGO: ppo, grpo-step, grpo-episode, grpo-hybrid, reinforce,
-                                                            policy-groups (--groups G --group-size M)
+                                                            policy-groups (--groups G --group-size M),
+                                                            selfplay (board games: rltrain/TicTacToe-v0, ConnectFour)
   rltrain eval CHECKPOINT [--episodes N] [--video DIR]
+  rltrain play CHECKPOINT [--human X|O|random] [--games N]  play a board-game agent in the terminal
   rltrain bench [SECTION ...] [--json PATH]                 same as python -m rltrain.bench
   rltrain plot RUN_DIR ... [--out PNG] [--key COLUMN]       learning curves from progress.csv
   rltrain robustness CHECKPOINT --env ID [--episodes N]     noise/delay/masking/dynamics presets: JSON + PNG
@@ -83,6 +86,14 @@ class PolicyGroupCommand(_RunOptions, PolicyGroupConfig):
     """Environment id (native ids run on the C++ batcher; any other gymnasium id on worker processes)."""
 
 
+@dataclasses.dataclass
+class SelfPlayCommand(_RunOptions, SelfPlayConfig):
+    """Train by self-play on a board game (PPO against a league of frozen past versions)."""
+
+    env: str = "rltrain/TicTacToe-v0"
+    """The game: rltrain/TicTacToe-v0 or rltrain/ConnectFour-v0."""
+
+
 ALGOS: dict[str, tuple[type, str]] = {
     "ppo": (PPOCommand, "rltrain.algos.ppo:PPOTrainer"),
     "grpo-step": (GRPOCommand, "rltrain.algos.grpo:PerStepAdvGRPOTrainer"),
@@ -90,6 +101,7 @@ ALGOS: dict[str, tuple[type, str]] = {
     "grpo-hybrid": (GRPOCommand, "rltrain.algos.grpo:HybridAdvGRPOTrainer"),
     "reinforce": (ReinforceCommand, "rltrain.algos.reinforce:ReinforceTrainer"),
     "policy-groups": (PolicyGroupCommand, "rltrain.algos.policy_groups:PolicyGroupTrainer"),
+    "selfplay": (SelfPlayCommand, "rltrain.algos.selfplay:SelfPlayTrainer"),
 }
 """ALGO -> (command dataclass, trainer class path), imported only when that ALGO runs."""
 
@@ -216,6 +228,73 @@ def cmd_eval(argv: list[str]) -> int:
     return 0
 
 
+def _show_board(obs: Any, rows: int, cols: int, human: str) -> str:
+    """The board as text, the person's stones (+1 in their observation) with their letter."""
+    agent = "O" if human == "X" else "X"
+    sym = {1.0: human, -1.0: agent, 0.0: "."}
+    lines = [" ".join(sym[float(v)] for v in obs[r * cols:(r + 1) * cols]) for r in range(rows)]
+    if rows == 3:  # TicTacToe: cells are numbered 0-8, row by row
+        lines = [f"{line}    {' '.join(str(r * cols + c) for c in range(cols))}" for r, line in enumerate(lines)]
+    else:
+        lines.append(" ".join(str(c) for c in range(cols)))
+    return "\n".join(lines)
+
+
+def cmd_play(argv: list[str]) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(prog="rltrain play", description="Play a board-game agent in the terminal: type a "
+                                "cell (TicTacToe, 0-8) or a column (ConnectFour, 0-6) and Enter; q quits.")
+    p.add_argument("checkpoint")
+    p.add_argument("--human", default="X", help="your side: X (moves first), O or random (default X)")
+    p.add_argument("--games", type=int, default=1, help="games to play (default 1)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the side draw with --human random")
+    a = p.parse_args(argv)
+    import numpy as np
+
+    from rltrain.games import GameEnv, PolicyPlayer, game_for_policy, load_policy
+    from rltrain.vec.games import game_info
+
+    try:
+        policy, rms = load_policy(a.checkpoint)
+        env_id = game_for_policy(policy)
+        env = GameEnv(env_id, opponent=PolicyPlayer(policy, deterministic=True, obs_rms=rms), agent_player=a.human)
+    except (ValueError, TypeError) as exc:
+        print(f"rltrain play: error: {exc}", file=sys.stderr)
+        return 2
+    info = game_info(env_id)
+    what = "cell 0-8" if info.rows == 3 else "column 0-6"
+    tally = {"win": 0, "draw": 0, "loss": 0}
+    for g in range(a.games):
+        obs, inf = env.reset(seed=None if a.seed is None else a.seed + g)
+        # Your side: the agent (X) has already moved when the board is not empty.
+        human = "O" if np.count_nonzero(obs) else "X"
+        print(f"game {g + 1}: you play {human}" + (" (the agent moved first)" if human == "O" else ""))
+        done, reward = False, 0.0
+        while not done:
+            print(_show_board(obs, info.rows, info.cols, human))
+            line = sys.stdin.readline()
+            if not line or line.strip().lower() in ("q", "quit", "exit"):
+                print("bye")
+                return 0
+            try:
+                move = int(line.strip())
+            except ValueError:
+                print(f"type a {what}")
+                continue
+            if not (0 <= move < info.n_actions and inf["action_mask"][move]):
+                print(f"illegal move {move}; legal: {np.flatnonzero(inf['action_mask']).tolist()}")
+                continue
+            obs, r, term, trunc, inf = env.step(move)
+            done, reward = bool(term or trunc), float(r)
+        print(_show_board(obs, info.rows, info.cols, human))
+        result = "win" if reward > 0 else "loss" if reward < 0 else "draw"
+        tally[result] += 1
+        print({"win": "you win", "loss": "the agent wins", "draw": "draw"}[result])
+    print(f"score: {tally['win']} won, {tally['draw']} drawn, {tally['loss']} lost")
+    return 0
+
+
 def cmd_bench(argv: list[str]) -> int:
     from rltrain.bench.__main__ import main as bench_main
 
@@ -251,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0 if argv else 2
-    commands = {"train": cmd_train, "eval": cmd_eval, "bench": cmd_bench, "plot": cmd_plot,
+    commands = {"train": cmd_train, "eval": cmd_eval, "play": cmd_play, "bench": cmd_bench, "plot": cmd_plot,
                 "robustness": cmd_robustness, "pipeline": cmd_pipeline, "llm-demo": cmd_llm_demo}
     if argv[0] not in commands:
         print(f"rltrain: unknown command {argv[0]!r}\n\n{USAGE}", file=sys.stderr)

@@ -417,4 +417,79 @@ class PolicyGroupConfig(ClippedConfig):
             raise ValueError(f"amp: policy groups train in full precision, got {self.amp!r}")
 
 
-__all__ = ["ClippedConfig", "CommonConfig", "GRPOConfig", "PPOConfig", "PolicyGroupConfig", "ReinforceConfig"]
+@dataclass
+class SelfPlayConfig(PPOConfig):
+    """Self-play on a two-player board game: PPO (actor-critic, masked categorical policy) against a league of
+    frozen past versions of itself (the latest plus a sample of older ones), random starting player. Defaults are
+    tuned for ``rltrain/TicTacToe-v0`` (bench/README.md, "Games")."""
+
+    env: EnvSpec = "rltrain/TicTacToe-v0"
+    """The game: ``"rltrain/TicTacToe-v0"`` or ``"rltrain/ConnectFour-v0"``."""
+    G: int = 32
+    """Parallel games."""
+    T: int = 32
+    """Agent moves per game slot per iteration."""
+    epochs: int = 10
+    """Optimisation epochs per batch (many: the positions a perfect opponent punishes are rare in the batch)."""
+    minibatches: int = 8
+    """Minibatches per epoch."""
+    lr: float = 1e-3
+    """Adam learning rate."""
+    ent_coef: float = 0.01
+    """Entropy bonus weight."""
+    hidden_sizes: tuple[int, ...] = (128, 128)
+    """Hidden layer widths of the MLP policy."""
+    target_kl: float | None = None
+    """KL stop threshold (None disables the stop)."""
+    agent_player: str = "random"
+    """The learner's side in each game: "X", "O" or "random" (the starting player is drawn per game)."""
+    snapshot_interval: int = 5
+    """Every this many iterations, a frozen copy of the current policy joins the league."""
+    league_size: int = 20
+    """Frozen versions kept (the oldest but the first leaves when a new one joins)."""
+    latest_prob: float = 0.5
+    """Probability that a game's opponent is the latest frozen version; otherwise (but for the two below) one of
+    the older versions, uniformly."""
+    random_opponent_prob: float = 0.1
+    """Probability that a game's opponent plays uniformly random legal moves (keeps punishing weak play)."""
+    search_opponent_prob: float = 0.5
+    """Probability that a game's opponent is the game's built-in search (``search_opponent``): a sparring partner
+    that punishes every mistake at once (0: the league and the random player only)."""
+    search_opponent: str | None = None
+    """That search: None for the game's own ("minimax" for TicTacToe, "alphabeta:2" for ConnectFour), an opponent
+    string such as "alphabeta:4", or a comma-separated list ("alphabeta:1,alphabeta:2,alphabeta:4": one drawn per
+    game)."""
+    opponent_greedy: bool = False
+    """League versions play their greedy move (True) or sample their masked policy (False)."""
+    log_dir: str = "./runs/SelfPlay"
+    """Directory for TensorBoard events, the CSV log and checkpoints."""
+
+    def validate(self) -> None:
+        super().validate()
+        from rltrain.vec.games import agent_side, is_game, native_opponent
+
+        if not isinstance(self.env, str) or not is_game(self.env):
+            raise ValueError(f"env: self-play needs a board game id ('rltrain/TicTacToe-v0', "
+                             f"'rltrain/ConnectFour-v0'), got {self.env!r}")
+        agent_side(self.agent_player)
+        integer(self.snapshot_interval, "snapshot_interval", lo=1)
+        integer(self.league_size, "league_size", lo=1)
+        for name in ("latest_prob", "random_opponent_prob", "search_opponent_prob"):
+            probability(getattr(self, name), name)
+        if self.random_opponent_prob + self.search_opponent_prob > 1:
+            raise ValueError("search_opponent_prob: random_opponent_prob + search_opponent_prob must be <= 1")
+        names = self.search_opponent.split(",") if isinstance(self.search_opponent, str) else []
+
+        def is_search(name: str) -> bool:
+            try:
+                return native_opponent(str(self.env), name.strip()) not in (None, (0, 1))
+            except ValueError:
+                return False
+
+        if self.search_opponent is not None and (not names or not all(is_search(s) for s in names)):
+            raise ValueError(f"search_opponent: expected the game's search ('minimax' or 'alphabeta:DEPTH', or a "
+                             f"comma-separated list of them), got {self.search_opponent!r}")
+
+
+__all__ = ["ClippedConfig", "CommonConfig", "GRPOConfig", "PPOConfig", "PolicyGroupConfig", "ReinforceConfig",
+           "SelfPlayConfig"]

@@ -3,7 +3,9 @@
 Both expose the small interface the trainers use: ``act(obs, deterministic)`` for rollouts and
 ``evaluate_actions(obs, actions)`` for the update. Action distributions:
 
-- categorical (discrete spaces);
+- categorical (discrete spaces), optionally masked: ``act(obs, action_mask=m)`` and
+  ``evaluate_actions(..., action_mask=m)`` set the logits of illegal actions (``m`` False) to -inf, so they are
+  never sampled nor chosen greedily, and log-probabilities and entropies are those of the masked distribution;
 - diagonal Gaussian with a learnable, state-independent log-std (continuous; actions clipped to the space by the
   trainer), optionally squashed by tanh into the space's bounds, with the change-of-variables correction
   ``log pi(a) = log N(u) - sum log(1 - tanh(u)^2) - sum log(scale)`` (Haarnoja et al. 2018, appendix C);
@@ -202,11 +204,25 @@ class _Actor(nn.Module):
              + (ab - 2) * torch.digamma(ab))
         return h.sum(-1) + torch.log(high - low).sum()
 
-    def _sample(self, out: torch.Tensor, deterministic: bool,
-                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _mask_logits(self, out: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Categorical logits with the illegal actions (``mask`` False) at -inf."""
+        if self.distribution != "categorical":
+            raise ValueError(f"action_mask: masks apply to categorical policies, not {self.distribution!r} ones")
+        m = torch.as_tensor(mask, device=out.device).bool()
+        if m.shape != out.shape:
+            raise ValueError(f"action_mask: expected shape {tuple(out.shape)}, got {tuple(m.shape)}")
+        if not bool(m.any(-1).all()):
+            raise ValueError("action_mask: every row needs at least one legal action")
+        return out.masked_fill(~m, float("-inf"))
+
+    def _sample(self, out: torch.Tensor, deterministic: bool, noise: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Actions and their log-probabilities from the head's output; ``noise`` (``rollout_noise``) replaces the
-        draws from torch's global generator."""
+        draws from torch's global generator; ``mask`` (categorical only) removes illegal actions, which then
+        sample from torch's generator (``torch.multinomial``) whatever ``noise`` says."""
         dist = self.distribution
+        if mask is not None and dist != "categorical":
+            self._mask_logits(out, mask)  # raises
         if noise is not None and dist == "beta":
             raise ValueError("noise: the Beta distribution cannot sample from pre-drawn noise")
         if dist == "gaussian":
@@ -232,6 +248,13 @@ class _Actor(nn.Module):
             low, high = self._bounded_span()
             a = low + y * (high - low)
             return a, self._beta_logp(alpha, beta, a)
+        if mask is not None:
+            out = self._mask_logits(out, mask)
+            logp_all = torch.log_softmax(out, dim=-1)
+            # torch.multinomial never draws a zero-probability (illegal) action; the inverse-CDF draw below could
+            # land on one at u == 0 or where the cumulative sum rounds below 1.
+            a = out.argmax(dim=-1) if deterministic else torch.multinomial(logp_all.exp(), 1).squeeze(-1)
+            return a, logp_all.gather(-1, a.unsqueeze(-1)).squeeze(-1)
         logp_all = torch.log_softmax(out, dim=-1)
         if deterministic:
             a = out.argmax(dim=-1)
@@ -244,8 +267,11 @@ class _Actor(nn.Module):
             a = torch.searchsorted(cdf, u).squeeze(-1).clamp_(max=out.shape[-1] - 1)
         return a, logp_all.gather(-1, a.unsqueeze(-1)).squeeze(-1)
 
-    def _logp_entropy(self, out: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _logp_entropy(self, out: torch.Tensor, actions: torch.Tensor,
+                      mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         dist = self.distribution
+        if mask is not None and dist != "categorical":
+            self._mask_logits(out, mask)  # raises
         if dist == "gaussian":
             if self.squash:
                 # No closed form for the squashed Gaussian's entropy: the one-sample estimate -log pi(a)
@@ -258,14 +284,22 @@ class _Actor(nn.Module):
         if dist == "beta":
             alpha, beta = self._beta_params(out)
             return self._beta_logp(alpha, beta, actions), self._beta_entropy(alpha, beta)
+        if mask is not None:
+            m = torch.as_tensor(mask, device=out.device).bool()
+            logp_all = torch.log_softmax(self._mask_logits(out, m), dim=-1)
+            logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+            # Illegal actions have p = 0 and log p = -inf: they add 0 to the entropy (not 0 * -inf = nan).
+            safe = logp_all.masked_fill(~m, 0.0)
+            return logp, -(safe.exp().masked_fill(~m, 0.0) * safe).sum(-1)
         logp_all = torch.log_softmax(out, dim=-1)
         logp = logp_all.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
         ent = -(logp_all.exp() * logp_all).sum(-1)
         return logp, ent
 
-    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Log-probability of ``actions`` (in the action space's units) under the policy."""
-        return self._logp_entropy(self._pi_out(obs), actions)[0]
+    def log_prob(self, obs: torch.Tensor, actions: torch.Tensor,
+                 action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Log-probability of ``actions`` (in the action space's units) under the policy (masked: see ``act``)."""
+        return self._logp_entropy(self._pi_out(obs), actions, action_mask)[0]
 
     @classmethod
     def _space_kwargs(cls, observation_space: Any, action_space: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -349,22 +383,28 @@ class ActorCriticPolicy(_Actor):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False, noise: torch.Tensor | None = None,
-            batch_invariant: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            batch_invariant: bool = False,
+            action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Actions, values and log-probabilities for a batch of observations (no gradient). ``noise``: the
         sampling randomness (``rollout_noise``) instead of torch's global generator; ``batch_invariant``: each
-        row's result does not depend on the other rows or on the batch size (MLP trunks; see ``rowwise``)."""
+        row's result does not depend on the other rows or on the batch size (MLP trunks; see ``rowwise``);
+        ``action_mask`` (bool ``[n, n_actions]``, categorical only): illegal actions get logit -inf, so they are
+        never sampled nor chosen greedily, and the log-probabilities are those of the masked distribution."""
         x, n = _pad_rows(obs) if batch_invariant else (obs, obs.shape[0])
         fp, fv = self._features(x, batch_invariant)
         a, logp = self._sample(rowwise(self.pi_head, fp, batch_invariant), deterministic,
-                               None if noise is None else _pad_rows(noise)[0] if batch_invariant else noise)
+                               None if noise is None else _pad_rows(noise)[0] if batch_invariant else noise,
+                               None if action_mask is None else _pad_mask(action_mask) if batch_invariant
+                               else action_mask)
         v = rowwise(self.vf_head, fv, batch_invariant).squeeze(-1)
         return (a[:n], v[:n], logp[:n]) if batch_invariant else (a, v, logp)
 
-    def evaluate_actions(self, obs: torch.Tensor,
-                         actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Values, log-probabilities and entropies of ``actions`` under the current policy."""
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor,
+                         action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Values, log-probabilities and entropies of ``actions`` under the current policy (masked like ``act``
+        when ``action_mask`` is given)."""
         fp, fv = self._features(obs)
-        logp, ent = self._logp_entropy(self.pi_head(fp), actions)
+        logp, ent = self._logp_entropy(self.pi_head(fp), actions, action_mask)
         return self.vf_head(fv).squeeze(-1), logp, ent
 
 
@@ -374,18 +414,21 @@ class SimpleGRPOPolicy(_Actor):
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False, noise: torch.Tensor | None = None,
-            batch_invariant: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """Actions and log-probabilities (no gradient); ``noise`` and ``batch_invariant`` as in
+            batch_invariant: bool = False,
+            action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Actions and log-probabilities (no gradient); ``noise``, ``batch_invariant`` and ``action_mask`` as in
         ``ActorCriticPolicy.act``."""
         if not batch_invariant:
-            return self._sample(self._pi_out(obs), deterministic, noise)
+            return self._sample(self._pi_out(obs), deterministic, noise, action_mask)
         x, n = _pad_rows(obs)
-        a, logp = self._sample(self._pi_out(x, True), deterministic, None if noise is None else _pad_rows(noise)[0])
+        a, logp = self._sample(self._pi_out(x, True), deterministic, None if noise is None else _pad_rows(noise)[0],
+                               None if action_mask is None else _pad_mask(action_mask))
         return a[:n], logp[:n]
 
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-probabilities and entropies of ``actions`` under the current policy."""
-        return self._logp_entropy(self._pi_out(obs), actions)
+    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor,
+                         action_mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Log-probabilities and entropies of ``actions`` under the current policy (masked when given)."""
+        return self._logp_entropy(self._pi_out(obs), actions, action_mask)
 
 
 def rowwise(module: nn.Module, x: torch.Tensor, rows: bool = True) -> torch.Tensor:
@@ -417,6 +460,13 @@ def _pad_rows(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     if extra == 0:
         return x, n
     return torch.cat([x, x.new_zeros((extra,) + tuple(x.shape[1:]))]), n
+
+
+def _pad_mask(mask: torch.Tensor) -> torch.Tensor:
+    """An action mask padded like ``_pad_rows`` pads its observations, the padding rows all legal."""
+    m = torch.as_tensor(mask).bool()
+    extra = (-m.shape[0]) % _ROW_BLOCK
+    return m if extra == 0 else torch.cat([m, m.new_ones((extra,) + tuple(m.shape[1:]))])
 
 
 def policy_from_config(cfg: Any, observation_space: Any, action_space: Any, actor_critic: bool = True) -> _Actor:

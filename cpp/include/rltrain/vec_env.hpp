@@ -421,7 +421,7 @@ class VecEnv {
   }
 
   void validate(std::size_t i, const Action* a) const {
-    const std::string why = envs::check_action<E>(a);
+    const std::string why = envs::check_env_action<E>(envs_[i], a);
     if (!why.empty()) throw std::invalid_argument("actions: env " + std::to_string(i) + ": " + why);
   }
 

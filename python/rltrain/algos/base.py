@@ -111,6 +111,8 @@ class BaseTrainer(Checkpointing, Evaluating):
         self.obs_rms: RunningMeanStd | None = None
         self.best_mean_reward = -math.inf
         self._obs: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+        """Legal-action mask of ``_obs`` when the env reports ``info["action_mask"]`` (board games), else None."""
         self._restore_env: dict[str, Any] | None = None  # a checkpoint's env snapshot, applied by _ensure_env
         self.logger: Logger | None = None
         self.run_dir: str | None = None
@@ -212,7 +214,8 @@ class BaseTrainer(Checkpointing, Evaluating):
             self._ensure_ray()
             return
         env = self._make_env()
-        obs, _ = env.reset(seed=self.seed)
+        obs, infos = env.reset(seed=self.seed)
+        mask = infos.get("action_mask")
         restore, self._restore_env = self._restore_env, None
         if restore is not None and restore["kind"] == "ray":
             warnings.warn("checkpoint: its environment snapshot comes from Ray workers and does not fit a local "
@@ -221,7 +224,9 @@ class BaseTrainer(Checkpointing, Evaluating):
         elif restore is not None:
             env.set_state(restore["state"] if restore["kind"] == "native" else restore["envs"])  # type: ignore[attr-defined]
             obs = restore["obs"]
+            mask = restore.get("action_mask", mask)
         self._obs = np.array(obs, dtype=np.float32, copy=True)
+        self._mask = None if mask is None else np.array(mask, dtype=np.bool_, copy=True)
 
     def _ensure_ray(self) -> None:
         """Starts the Ray rollout workers, then resets their envs (as a local ``reset(seed=seed)``) or applies the
@@ -418,5 +423,6 @@ class BaseTrainer(Checkpointing, Evaluating):
             self._ray.close()
             self._ray = None
             self._obs = None
+        self._mask = None
         if self.logger is not None:
             self.logger.close()

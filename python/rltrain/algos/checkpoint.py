@@ -47,6 +47,7 @@ _OWN_CLASSES = {
     "rltrain.algos.reinforce": ("ReinforceTrainer",),
     "rltrain.algos.policy_groups": ("PolicyGroupTrainer",),
     "rltrain.algos.policy_groups_nets": ("PolicyGroupPolicy",),
+    "rltrain.algos.selfplay": ("SelfPlayTrainer",),
     "rltrain.policies": ("ActorCriticPolicy", "SimpleGRPOPolicy", "TransformerBackbone", "CNNBackbone"),
     "rltrain.policies_backbones": ("TransformerBackbone", "CNNBackbone"),
     "rltrain.envs.lunar": ("DenseLunarLander", "SparseLunarLander"),
@@ -132,12 +133,19 @@ def _as_bytes_tensor(b: bytes) -> torch.Tensor:
     return torch.frombuffer(bytearray(b), dtype=torch.uint8)
 
 
-def _snapshot_record(state: bytes | list[bytes], obs: np.ndarray) -> dict[str, Any]:
-    """An environment snapshot in checkpoint form: native state bytes, or one pickle per Python env."""
+def _snapshot_record(state: bytes | list[bytes], obs: np.ndarray, mask: np.ndarray | None = None) -> dict[str, Any]:
+    """An environment snapshot in checkpoint form: native state bytes, or one pickle per Python env; the legal-action
+    mask of ``obs`` when the env reports one."""
     obs_t = torch.from_numpy(np.array(obs, copy=True))
+    extra = {} if mask is None else {"action_mask": torch.from_numpy(np.array(mask, dtype=np.bool_, copy=True))}
     if isinstance(state, bytes):
-        return {"kind": "native", "state": _as_bytes_tensor(state), "obs": obs_t}
-    return {"kind": "pickled", "envs": [_as_bytes_tensor(b) for b in state], "obs": obs_t}
+        return {"kind": "native", "state": _as_bytes_tensor(state), "obs": obs_t, **extra}
+    return {"kind": "pickled", "envs": [_as_bytes_tensor(b) for b in state], "obs": obs_t, **extra}
+
+
+def _mask_of(snap: dict[str, Any]) -> dict[str, Any]:
+    m = snap.get("action_mask")
+    return {} if m is None else {"action_mask": m.numpy()}
 
 
 def _pending_restore(state: dict[str, Any], trust_pickled_envs: bool) -> dict[str, Any] | None:
@@ -150,7 +158,8 @@ def _pending_restore(state: dict[str, Any], trust_pickled_envs: bool) -> dict[st
         why = "it holds no environment snapshot" if state.get("format") == CHECKPOINT_FORMAT else \
             "it is of the older format (an action stream)"
     elif snap.get("kind") == "native":
-        return {"kind": "native", "state": snap["state"].numpy().tobytes(), "obs": snap["obs"].numpy()}
+        return {"kind": "native", "state": snap["state"].numpy().tobytes(), "obs": snap["obs"].numpy(),
+                **_mask_of(snap)}
     elif snap.get("kind") == "ray":
         workers = [_pending_restore({"env_state": w, "iteration": 0, "format": CHECKPOINT_FORMAT}, trust_pickled_envs)
                    for w in snap["workers"]]
@@ -160,7 +169,7 @@ def _pending_restore(state: dict[str, Any], trust_pickled_envs: bool) -> dict[st
     elif snap.get("kind") == "pickled":
         if trust_pickled_envs:
             return {"kind": "pickled", "envs": [t.numpy().tobytes() for t in snap["envs"]],
-                    "obs": snap["obs"].numpy()}
+                    "obs": snap["obs"].numpy(), **_mask_of(snap)}
         why = "its environments were pickled and unpickling runs code: pass trust_pickled_envs=True if you trust it"
     else:
         raise ValueError(f"env_state: unknown snapshot kind {snap.get('kind')!r}")
@@ -239,7 +248,7 @@ class Checkpointing:
         before training resumed) as it was; None, with a warning once, when the environments cannot provide one."""
         r = self._restore_env
         if r is not None:
-            return _snapshot_record(r["state"] if r["kind"] == "native" else r["envs"], r["obs"])
+            return _snapshot_record(r["state"] if r["kind"] == "native" else r["envs"], r["obs"], r.get("action_mask"))
         ray_rollouts = getattr(self, "_ray", None)
         if self.needs_env_snapshot and ray_rollouts is not None and self._obs is not None:
             return {"kind": "ray", "workers": [_snapshot_record(st, o) for st, o in ray_rollouts.get_state()],
@@ -258,7 +267,7 @@ class Checkpointing:
                               "a run resumed from this file starts from fresh resets (as Stable-Baselines3 does) "
                               "and is not bitwise identical to an uninterrupted one", stacklevel=3)
             return None
-        return _snapshot_record(state, self._obs)
+        return _snapshot_record(state, self._obs, getattr(self, "_mask", None))
 
     def save(self, path: str) -> str:
         """Writes one checkpoint file atomically (temp file + rename): policy, optimizer, normaliser

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from rltrain.algos.base import BaseTrainer
-from rltrain.algos.rollout import collect_episodes, make_act
+from rltrain.algos.rollout import collect_episodes, make_act, reports_action_mask
 
 __all__ = ["EpisodicTrainer", "valid_mask"]
 
@@ -41,6 +41,9 @@ class EpisodicTrainer(BaseTrainer):
         noise = self._rollout_noise((T, G))
         b: dict[str, np.ndarray]
         if self._ray is not None:
+            if reports_action_mask(self.cfg.env):
+                raise ValueError("rollout_backend: the env reports info['action_mask'] and masked rollouts run "
+                                 "locally only; use rollout_backend='local'")
             b = self._ray.collect_episodes(self._rollout_policy, seed, T, noise)
         else:
             assert self.env is not None

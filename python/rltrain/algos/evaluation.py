@@ -53,9 +53,14 @@ class Evaluating:
         return normalized
 
     @torch.no_grad()
-    def _act_numpy(self, obs: np.ndarray, deterministic: bool) -> np.ndarray:
+    def _act_numpy(self, obs: np.ndarray, deterministic: bool, action_mask: Any = None) -> np.ndarray:
         o = torch.as_tensor(self._normalize_obs(np.asarray(obs, dtype=np.float32)))
-        out = cast(ActorAPI, self._rollout_policy).act(o, deterministic=deterministic)  # BaseTrainer checked act
+        pol = cast(ActorAPI, self._rollout_policy)  # BaseTrainer checked act
+        if action_mask is not None:
+            m = torch.as_tensor(np.asarray(action_mask, dtype=np.bool_))
+            out = pol.act(o, deterministic=deterministic, action_mask=m)  # type: ignore[call-arg]
+        else:
+            out = pol.act(o, deterministic=deterministic)
         actions: np.ndarray = out[0].numpy()
         return actions
 
@@ -64,15 +69,23 @@ class Evaluating:
         if not hasattr(self, "action_space"):
             self.observation_space, self.action_space = single_spaces(self.cfg.env)
 
-    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray:
-        """Actions for one observation (returns one action) or a batch ``[n, obs_dim]`` (returns ``[n]``)."""
+    def predict(self, obs: Any, deterministic: bool = True, action_mask: Any = None) -> np.ndarray:
+        """Actions for one observation (returns one action) or a batch ``[n, obs_dim]`` (returns ``[n]``).
+        ``action_mask`` (bool ``[n_actions]`` or ``[n, n_actions]``, categorical policies): only legal actions are
+        chosen, greedily or sampled."""
         self._ensure_spaces()
         o = np.asarray(obs, dtype=np.float32)
         shape = tuple(self.observation_space.shape or ())
         single = o.shape == shape
         if not single and o.shape[1:] != shape:
             raise ValueError(f"obs: expected shape {shape} or (n, *{shape}), got {o.shape}")
-        a = self._clip_actions(self._act_numpy(o[None] if single else o, deterministic))
+        m = None
+        if action_mask is not None:
+            m = np.asarray(action_mask, dtype=np.bool_)
+            m = m[None] if single and m.ndim == 1 else m
+            if m.shape[0] != (1 if single else o.shape[0]):
+                raise ValueError(f"action_mask: expected one row per observation, got shape {m.shape}")
+        a = self._clip_actions(self._act_numpy(o[None] if single else o, deterministic, m))
         return a[0] if single else a
 
     def evaluate(self, n_episodes: int = 10, deterministic: bool = True, env: Any = None,
@@ -94,10 +107,10 @@ class Evaluating:
         rets, lens = [], []
         cur_r, cur_l = np.zeros(n_envs), np.zeros(n_envs, int)
         try:
-            obs, _ = venv.reset(seed=eval_seed)
+            obs, infos = venv.reset(seed=eval_seed)
             while (counts < targets).any():
-                a = self._clip_actions(self._act_numpy(obs, deterministic))
-                obs, r, term, trunc, _ = venv.step(a)
+                a = self._clip_actions(self._act_numpy(obs, deterministic, infos.get("action_mask")))
+                obs, r, term, trunc, infos = venv.step(a)
                 cur_r += r
                 cur_l += 1
                 for i in np.flatnonzero(np.logical_or(term, trunc)):

@@ -82,9 +82,11 @@ class GRPOBaseTrainer(EpisodicTrainer):
             return torch.from_numpy(np.ascontiguousarray(x[mask])).to(dev)
 
         obs, actions, old_logp, adv = sel(b["obs"]), sel(b["actions"]), sel(b["logp"]), sel(b["advantages"])
+        masks = sel(b["masks"]) if "masks" in b else None
+        kw: dict[str, Any] = {} if masks is None else {"action_mask": masks}
         n = obs.shape[0]
         with torch.no_grad():
-            ref_logp = self._ref_logp(obs, actions)
+            ref_logp = self._ref_logp(obs, actions, **kw)
         clip = schedule_value(c.clip_schedule, c.clip_eps, progress, c.warmup_frac)
         # Clip-higher keeps its ratio to clip_eps under the clip schedule.
         clip_high = clip if c.clip_eps_high is None else (
@@ -100,7 +102,8 @@ class GRPOBaseTrainer(EpisodicTrainer):
             for start in range(0, n, mb):
                 idx = perm[start:start + mb]
                 with self._autocast():
-                    logp, ent = pol.evaluate_actions(obs[idx], actions[idx])[-2:]
+                    logp, ent = pol.evaluate_actions(obs[idx], actions[idx],
+                                                     **{k: v[idx] for k, v in kw.items()})[-2:]
                 logp, ent = logp.float(), ent.float()
                 ratio = torch.exp(logp - old_logp[idx])
                 a = adv[idx]
@@ -117,7 +120,7 @@ class GRPOBaseTrainer(EpisodicTrainer):
                 count += 1
         self._sync_rollout_policy()
         with torch.no_grad():
-            lp = pol.evaluate_actions(obs, actions)[-2]
+            lp = pol.evaluate_actions(obs, actions, **kw)[-2]
             d = ref_logp - lp
             measured_kl = float((torch.exp(d) - d - 1).mean())
         beta_used = self.beta
@@ -131,8 +134,8 @@ class GRPOBaseTrainer(EpisodicTrainer):
                 "train/entropy_loss": -sums["ent"] / k, "train/clip_fraction": sums["clipfrac"] / k,
                 "train/n_updates": float(count), "train/clip_range": clip, "train/ent_coef": ent_coef}
 
-    def _ref_logp(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return cast(ActorAPI, self.ref_policy).evaluate_actions(obs, actions)[-2]  # a copy of self.policy
+    def _ref_logp(self, obs: torch.Tensor, actions: torch.Tensor, **kw: Any) -> torch.Tensor:
+        return cast(ActorAPI, self.ref_policy).evaluate_actions(obs, actions, **kw)[-2]  # a copy of self.policy
 
     # --------------------------------------------------------------------------------------- checkpoints
 

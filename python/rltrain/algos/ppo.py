@@ -19,7 +19,7 @@ import torch
 from rltrain import kernels
 from rltrain.algos.base import BaseTrainer
 from rltrain.algos.fused_mlp import FusedActorCritic, fused_eligible
-from rltrain.algos.rollout import ActFn, collect_steps, make_act, make_value, new_step_buffers
+from rltrain.algos.rollout import ActFn, collect_steps, make_act, make_value, new_step_buffers, reports_action_mask
 from rltrain.config import PPOConfig
 from rltrain.distributed.ddp import allreduce_sum, rank_world, shard, sync_start
 from rltrain.kernels import RewardNormalizer, RunningMeanStd
@@ -77,7 +77,8 @@ class PPOTrainer(BaseTrainer):
         # fused_eligible includes "on CPU": the fused step takes its loss gradient from the C++ kernel. The fused
         # step has no hook for the gradient all-reduce, so a data-parallel learner uses autograd.
         if (self._ddp is None and cfg.fused_update and fused_eligible(policy) and cfg.optimizer == "adam"
-                and cfg.vf_lr is None and not cfg.weight_decay and self._amp_dtype is None):
+                and cfg.vf_lr is None and not cfg.weight_decay and self._amp_dtype is None
+                and not reports_action_mask(cfg.env)):
             self.fused = FusedActorCritic(policy, lr=cfg.lr, adam_eps=cfg.adam_eps)
             self.optimizer = self.fused.optimizer
             if self._rollout_policy is not self.policy:
@@ -100,6 +101,14 @@ class PPOTrainer(BaseTrainer):
             self._ensure_buffers()
             return
         super()._ensure_env()
+        if self._mask is not None and self.fused is not None:
+            # An env that reports action masks but was not known to (a custom env): the fused kernel knows no
+            # masks, so the plain optimizer takes over before the first update.
+            if self.iteration > 0:
+                raise ValueError("env: it reports info['action_mask'], which the fused update cannot use; set "
+                                 "fused_update=False")
+            self.fused = None
+            self.optimizer = self._make_optimizer()
         obs_shape = self.observation_space.shape
         if obs_shape is None:
             raise TypeError(f"observation_space: PPO needs observations with a shape, got {self.observation_space}")
@@ -109,7 +118,8 @@ class PPOTrainer(BaseTrainer):
         if self.cfg.normalize_reward and self.reward_norm is None:
             self.reward_norm = RewardNormalizer(self.cfg.G, gamma=self.cfg.gamma)
         if self._buffers is None:
-            self._buffers = new_step_buffers(self.cfg.T, self.cfg.G, tuple(obs_shape), self.action_space)
+            self._buffers = new_step_buffers(self.cfg.T, self.cfg.G, tuple(obs_shape), self.action_space,
+                                             None if self._mask is None else tuple(self._mask.shape[1:]))
 
     def _update_obs_stats(self, obs: np.ndarray) -> np.ndarray:
         if self.obs_rms is None:
@@ -127,6 +137,9 @@ class PPOTrainer(BaseTrainer):
         noise = self._rollout_noise((cfg.T, cfg.G))
         invariant = cfg.batch_invariant_rollout()
         if self._ray is not None:
+            if self._mask is not None:
+                raise ValueError("rollout_backend: the env reports info['action_mask'] and masked rollouts run "
+                                 "locally only; use rollout_backend='local'")
             got, episodes, last_values, obs_raw = self._ray.collect_steps(self._rollout_policy, noise, cfg.T)
             for k, v in got.items():
                 b[k][...] = v
@@ -137,12 +150,17 @@ class PPOTrainer(BaseTrainer):
             act: ActFn = make_act(pol, invariant)
             if self.fused is not None and self._rollout_policy is self.policy and not invariant:
                 fused = self.fused
-                act = lambda o, n: fused.act(o, noise=n)
+
+                def fused_act(o: torch.Tensor, n: torch.Tensor | None,
+                              m: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                    return fused.act(o, noise=n)  # never masked: a masked env has no fused step (see __init__)
+                act = fused_act
             obs_rms = self.obs_rms
-            obs_raw, episodes, last_values = collect_steps(
+            obs_raw, episodes, last_values, self._mask = collect_steps(
                 self.env, act, make_value(pol, invariant), self._obs, b, noise, self._clip_actions,
                 normalize=None if obs_rms is None else self._normalize_obs,
-                observe=None if obs_rms is None else self._update_obs_stats, reward_norm=self.reward_norm)
+                observe=None if obs_rms is None else self._update_obs_stats, reward_norm=self.reward_norm,
+                mask=self._mask)
         self._obs = obs_raw
         for _t, _i, ret, length in episodes:
             self.ep_info.append((ret, length))
@@ -185,6 +203,8 @@ class PPOTrainer(BaseTrainer):
             return torch.from_numpy(x.reshape((n,) + x.shape[2:])).to(dev)
 
         obs, actions = flat(b["obs"]), flat(b["actions"])
+        masked = "masks" in b
+        masks = flat(b["masks"]) if masked else torch.zeros(n, 1, dtype=torch.bool, device=dev)
         old_logp, old_values = flat(b["logp"]), flat(b["values"])
         adv_all, ret_all = flat(advantages), flat(returns)
         mb = n // cfg.minibatches
@@ -199,10 +219,10 @@ class PPOTrainer(BaseTrainer):
         if self._ddp is not None and mb < self._ddp[1]:
             raise ValueError(f"minibatches: a minibatch of {mb} rows cannot be shared among {self._ddp[1]} learners")
         whole = cfg.minibatches == 1  # one minibatch: no shuffling, and its advantages normalise once
-        fused = self.fused
+        fused = None if masked else self.fused  # the fused kernel knows no masks
         if whole and cfg.normalize_advantage and n > 1:
             adv_all = (adv_all - adv_all.mean()) / (adv_all.std() + 1e-8)
-        tensors = (obs, actions, old_logp, adv_all, ret_all, old_values)
+        tensors = (obs, actions, old_logp, adv_all, ret_all, old_values, masks)
         for _epoch in range(cfg.epochs):
             # One gather per tensor and epoch; minibatches are then contiguous slices of the shuffled copies.
             shuffled: tuple[torch.Tensor, ...] = tensors
@@ -212,7 +232,7 @@ class PPOTrainer(BaseTrainer):
             if fused is not None and fused.native_epoch:
                 # The whole epoch in one C++ call: the same minibatch steps as fused.step below.
                 rows, done, stopped = fused.epoch(
-                    *shuffled, minibatch=mb, clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef,
+                    *shuffled[:6], minibatch=mb, clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef,
                     max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
                     normalize_adv=cfg.normalize_advantage and not whole)
                 for row in rows:
@@ -226,7 +246,7 @@ class PPOTrainer(BaseTrainer):
                     break
                 continue
             for start in range(0, n, mb):
-                o_mb, a_mb, lp_mb, adv, r_mb, v_mb = (x[start:start + mb] for x in shuffled)
+                o_mb, a_mb, lp_mb, adv, r_mb, v_mb, m_mb = (x[start:start + mb] for x in shuffled)
                 norm_mb = cfg.normalize_advantage and not whole
                 if fused is not None:
                     st, stopped = fused.step(o_mb, a_mb, lp_mb, adv, r_mb, v_mb,
@@ -249,7 +269,10 @@ class PPOTrainer(BaseTrainer):
                     frac = (part.stop - part.start) / o_mb.shape[0]
                     o_mb, a_mb, lp_mb, adv, r_mb, v_mb = (x[part] for x in (o_mb, a_mb, lp_mb, adv, r_mb, v_mb))
                 with self._autocast():
-                    values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
+                    if masked:
+                        values, logp, entropy = pol.evaluate_actions(o_mb, a_mb, action_mask=m_mb)  # type: ignore[call-arg]
+                    else:
+                        values, logp, entropy = pol.evaluate_actions(o_mb, a_mb)
                 loss, st = ppo_loss(values.float(), logp.float(), entropy.float(), lp_mb, adv, r_mb, v_mb,
                                     clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef)
                 if self._ddp is not None:

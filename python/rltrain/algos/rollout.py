@@ -16,10 +16,12 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-__all__ = ["ActFn", "ValueFn", "collect_episodes", "collect_steps", "episode_rows", "make_act", "new_step_buffers"]
+__all__ = ["ActFn", "ValueFn", "collect_episodes", "collect_steps", "episode_rows", "make_act", "new_step_buffers",
+           "reports_action_mask"]
 
-ActFn = Callable[[torch.Tensor, "torch.Tensor | None"], tuple[torch.Tensor, ...]]
-"""(observations, noise or None) -> the policy's ``act`` outputs (actions first, log-probabilities last)."""
+ActFn = Callable[[torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"], tuple[torch.Tensor, ...]]
+"""(observations, noise or None, action mask or None) -> the policy's ``act`` outputs (actions first,
+log-probabilities last)."""
 ValueFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -31,13 +33,18 @@ def make_act(policy: Any, batch_invariant: bool) -> ActFn:
     if isinstance(policy, _Actor):
         actor: Any = policy  # _Actor declares no act; both subclasses define it with these arguments
 
-        def act(obs: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-            out: tuple[torch.Tensor, ...] = actor.act(obs, noise=noise, batch_invariant=batch_invariant)
+        def act(obs: torch.Tensor, noise: torch.Tensor | None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+            if mask is None:
+                out: tuple[torch.Tensor, ...] = actor.act(obs, noise=noise, batch_invariant=batch_invariant)
+            else:
+                out = actor.act(obs, noise=noise, batch_invariant=batch_invariant, action_mask=mask)
             return out
         return act
 
-    def plain(obs: torch.Tensor, noise: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-        out: tuple[torch.Tensor, ...] = policy.act(obs)
+    def plain(obs: torch.Tensor, noise: torch.Tensor | None,
+              mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        out: tuple[torch.Tensor, ...] = policy.act(obs) if mask is None else policy.act(obs, action_mask=mask)
         return out
     return plain
 
@@ -55,10 +62,12 @@ def action_layout(space: gym.Space[Any]) -> tuple[tuple[int, ...], type]:
     return tuple(space.shape or ()), (np.int64 if isinstance(space, gym.spaces.Discrete) else np.float32)
 
 
-def new_step_buffers(T: int, n: int, obs_shape: tuple[int, ...], action_space: gym.Space[Any]) -> dict[str, np.ndarray]:
-    """PPO's ``[T, n]`` rollout arrays."""
+def new_step_buffers(T: int, n: int, obs_shape: tuple[int, ...], action_space: gym.Space[Any],
+                     mask_shape: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+    """PPO's ``[T, n]`` rollout arrays (and ``masks``, ``[T, n, *mask_shape]``, for an env that reports
+    ``info["action_mask"]``: the rollout and the update then use the same masked distribution)."""
     a_shape, a_dtype = action_layout(action_space)
-    return {
+    b = {
         "obs": np.zeros((T, n) + tuple(obs_shape), np.float32),
         "actions": np.zeros((T, n) + a_shape, a_dtype),
         "logp": np.zeros((T, n), np.float32),
@@ -68,6 +77,9 @@ def new_step_buffers(T: int, n: int, obs_shape: tuple[int, ...], action_space: g
         "terminated": np.zeros((T, n), np.bool_),
         "final_values": np.zeros((T, n), np.float32),
     }
+    if mask_shape is not None:
+        b["masks"] = np.zeros((T, n) + tuple(mask_shape), np.bool_)
+    return b
 
 
 def episode_rows(t: int, infos: dict[str, Any]) -> list[tuple[int, int, float, float]]:
@@ -83,18 +95,27 @@ def collect_steps(env: Any, act: ActFn, value: ValueFn, obs_raw: np.ndarray, b: 
                   noise: torch.Tensor | None, clip_actions: Callable[[np.ndarray], np.ndarray], *,
                   normalize: Callable[[np.ndarray], np.ndarray] | None = None,
                   observe: Callable[[np.ndarray], np.ndarray] | None = None,
-                  reward_norm: Any = None) -> tuple[np.ndarray, list[tuple[int, int, float, float]], np.ndarray]:
+                  reward_norm: Any = None, mask: np.ndarray | None = None,
+                  ) -> tuple[np.ndarray, list[tuple[int, int, float, float]], np.ndarray, np.ndarray | None]:
     """Steps ``env`` for ``len(b["obs"])`` steps from raw observations ``obs_raw``, filling the buffers ``b``
     (``new_step_buffers``). Truncated (not terminated) episodes bootstrap from the value of their true final
     observation. ``normalize`` maps raw observations for the policy; ``observe`` also updates its statistics (on
-    each new observation); ``reward_norm`` scales rewards. Returns the next raw observations, the finished
-    episodes and the values of the last observations."""
+    each new observation); ``reward_norm`` scales rewards; ``mask``: the legal actions of ``obs_raw`` when the
+    buffers hold ``masks`` (then every step's mask comes from ``info["action_mask"]``). Returns the next raw
+    observations, the finished episodes, the values of the last observations and their action mask (or None)."""
     obs = obs_raw if normalize is None else normalize(obs_raw)  # already counted in the statistics
     b["final_values"].fill(0.0)
+    masks = b.get("masks")
+    if (masks is None) != (mask is None):
+        raise ValueError("mask: give the current action mask exactly when the buffers hold masks")
     episodes: list[tuple[int, int, float, float]] = []
     for t in range(b["obs"].shape[0]):
         b["obs"][t] = obs
-        out = act(torch.from_numpy(b["obs"][t]), None if noise is None else noise[t])
+        m_t = None
+        if masks is not None:
+            masks[t] = mask
+            m_t = torch.from_numpy(masks[t])
+        out = act(torch.from_numpy(b["obs"][t]), None if noise is None else noise[t], m_t)
         a_np = out[0].numpy()
         b["actions"][t] = a_np
         b["values"][t] = out[1].numpy()
@@ -113,10 +134,12 @@ def collect_steps(env: Any, act: ActFn, value: ValueFn, obs_raw: np.ndarray, b: 
                 final = normalize(final)
             b["final_values"][t, trunc_only] = value(torch.from_numpy(final)).numpy()
         episodes += episode_rows(t, infos)
+        if masks is not None:
+            mask = np.asarray(infos["action_mask"], dtype=np.bool_)
         obs_raw = np.asarray(next_raw, dtype=np.float32)
         obs = obs_raw if observe is None else observe(obs_raw)
     last_values = value(torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32))).numpy()
-    return np.array(obs_raw, copy=True), episodes, last_values
+    return np.array(obs_raw, copy=True), episodes, last_values, None if mask is None else np.array(mask, copy=True)
 
 
 @torch.no_grad()
@@ -125,8 +148,10 @@ def collect_episodes(env: Any, act: ActFn, seed: int, T: int, noise: torch.Tenso
                      normalize: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """One episode per env of ``env`` (at most ``T`` steps), all reset with ``env.reset(seed=seed)``: padded
     ``[n, T]`` arrays ``obs``, ``actions``, ``logp``, ``rewards``, the ``lengths`` and ``first_obs``. Steps past
-    an episode's end (the next episode's, until every env is done) are not part of it."""
-    obs, _ = env.reset(seed=seed)
+    an episode's end (the next episode's, until every env is done) are not part of it. An env that reports
+    ``info["action_mask"]`` gets a masked policy and a ``masks`` array ``[n, T, *mask_shape]``."""
+    obs, infos = env.reset(seed=seed)
+    mask = infos.get("action_mask")
     obs = np.asarray(obs, np.float32)
     n = obs.shape[0]
     a_shape, a_dtype = action_layout(action_space)
@@ -136,16 +161,25 @@ def collect_episodes(env: Any, act: ActFn, seed: int, T: int, noise: torch.Tenso
         "logp": np.zeros((n, T), np.float32),
         "rewards": np.zeros((n, T), np.float32),
     }
+    if mask is not None:
+        b["masks"] = np.zeros((n, T) + np.shape(mask)[1:], np.bool_)
     first_obs = obs.copy()
     lengths = np.zeros(n, np.int64)
     alive = np.ones(n, bool)
     for t in range(T):
-        out = act(torch.from_numpy(obs if normalize is None else normalize(obs)), None if noise is None else noise[t])
+        m_t = None
+        if mask is not None:
+            b["masks"][:, t] = np.asarray(mask, dtype=np.bool_)
+            m_t = torch.from_numpy(np.ascontiguousarray(b["masks"][:, t]))
+        out = act(torch.from_numpy(obs if normalize is None else normalize(obs)), None if noise is None else noise[t],
+                  m_t)
         a, logp = out[0].numpy(), out[-1].numpy()
         b["obs"][:, t] = obs
         b["actions"][:, t] = a
         b["logp"][:, t] = logp
-        obs, rew, term, trunc, _ = env.step(clip_actions(a))
+        obs, rew, term, trunc, infos = env.step(clip_actions(a))
+        if mask is not None:
+            mask = infos["action_mask"]
         obs = np.asarray(obs, np.float32)
         b["rewards"][alive, t] = np.asarray(rew, np.float32)[alive]
         lengths[alive] += 1
@@ -155,6 +189,16 @@ def collect_episodes(env: Any, act: ActFn, seed: int, T: int, noise: torch.Tenso
     b["lengths"] = lengths
     b["first_obs"] = first_obs
     return b
+
+
+def reports_action_mask(env: Any) -> bool:
+    """Whether ``env`` is known to report ``info["action_mask"]`` (the board games, native or on the Python path)."""
+    from rltrain.vec.registry import is_native, native_env_spec
+
+    if isinstance(env, str):
+        return is_native(env) and native_env_spec(env).action_mask is not None
+    return isinstance(getattr(env, "native_id", getattr(env, "env_id", None)), str) and reports_action_mask(
+        getattr(env, "native_id", getattr(env, "env_id", "")))
 
 
 def clip_to(space: gym.Space[Any]) -> Callable[[np.ndarray], np.ndarray]:

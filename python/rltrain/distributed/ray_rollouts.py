@@ -86,7 +86,7 @@ class RolloutWorker:
         assert self.obs is not None, "reset() first"
         space = self.env.single_observation_space
         b = new_step_buffers(T, self.obs.shape[0], tuple(space.shape or ()), self.env.single_action_space)
-        obs, episodes, last_values = collect_steps(self.env, self.act, self.value, self.obs, b, noise, self.clip)
+        obs, episodes, last_values, _ = collect_steps(self.env, self.act, self.value, self.obs, b, noise, self.clip)
         self.obs = obs
         return {"buffers": b, "episodes": episodes, "last_values": last_values, "obs": obs,
                 "collect_s": time.perf_counter() - t0}

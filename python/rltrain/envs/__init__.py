@@ -8,6 +8,7 @@ The classes live in :mod:`rltrain.envs.lunar` and are loaded on first access, so
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,28 @@ def _register() -> None:
                 additional_wrappers=(sparse_payout,) if sparse else (),
             )
     register_gym_ids()
+    for game_id in ("rltrain/TicTacToe-v0", "rltrain/ConnectFour-v0"):
+        if game_id not in gymnasium.registry:
+            gymnasium.register(id=game_id, entry_point=functools.partial(_make_game, game_id),
+                               vector_entry_point=functools.partial(_make_game_vec, game_id))
+
+
+def _make_game(game_id: str, **kwargs: Any) -> Any:
+    """``gymnasium.make`` of a board game: :class:`rltrain.games.GameEnv`."""
+    from rltrain.games.env import GameEnv
+
+    return GameEnv(game_id, **kwargs)
+
+
+def _make_game_vec(game_id: str, num_envs: int = 1, *, num_threads: int | None = None, seed: int | None = None,
+                   identical_seeds: bool = False, render_mode: str | None = None, **kwargs: Any) -> Any:
+    """``gymnasium.make_vec`` of a board game: ``rltrain.make_vec`` (native, or the Python path for checkpoint
+    and callable opponents)."""
+    from rltrain.vec import make_vec
+
+    if render_mode is not None:
+        raise ValueError(f"render_mode: {game_id} does not render, got {render_mode!r}")
+    return make_vec(game_id, num_envs, seed=seed, identical_seeds=identical_seeds, num_threads=num_threads, **kwargs)
 
 
 def native_lunar_available() -> bool:

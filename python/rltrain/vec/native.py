@@ -87,6 +87,7 @@ class NativeVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
         self._copy = bool(copy)
+        self._action_mask = spec.action_mask
         self.episode_statistics = bool(episode_statistics)
         self._bufs = core.buffers()
 
@@ -136,7 +137,15 @@ class NativeVectorEnv(VectorEnv):
         else:
             count = 1 if self._core.identical_seeds else self.num_envs
             obs = self._core.reset(_checks.optional_seed(seed, "seed", count=count))
-        return (obs.copy() if self._copy else obs), {}
+        infos: dict[str, Any] = {}
+        self._add_mask(infos, obs)
+        return (obs.copy() if self._copy else obs), infos
+
+    def _add_mask(self, infos: dict[str, Any], obs: np.ndarray) -> None:
+        """``info["action_mask"]`` (legal actions of the returned observations) for envs that report one."""
+        if self._action_mask is not None:
+            infos["action_mask"] = self._action_mask(obs)
+            infos["_action_mask"] = np.ones(len(obs), np.bool_)
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Steps every env; ``actions`` has shape ``(num_envs,)`` (discrete) or ``(num_envs, act_dim)``."""
@@ -145,6 +154,7 @@ class NativeVectorEnv(VectorEnv):
         infos = self._infos(
             b["has_final"], b["final_obs"], b["episode_return"], b["episode_length"], b["episode_time"]
         )
+        self._add_mask(infos, obs)
         if self._copy:
             return obs.copy(), rewards.copy(), terminated.copy(), truncated.copy(), infos
         return obs, rewards, terminated, truncated, infos
@@ -166,6 +176,7 @@ class NativeVectorEnv(VectorEnv):
             d["has_final"], d["final_obs"], d["episode_return"], d["episode_length"], d["episode_time"]
         )
         infos["env_id"] = d["env_id"]
+        self._add_mask(infos, d["obs"])
         return d["obs"], d["rewards"], d["terminated"], d["truncated"], infos
 
     def _infos(

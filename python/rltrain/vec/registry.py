@@ -30,23 +30,40 @@ class NativeEnvSpec:
     ``vec_class(num_envs, num_threads, seed, identical_seeds, **config)``."""
     single_class: type | None = None
     """The matching single-env class made by ``bind_single_env``, if any (parity tests, debugging)."""
+    action_mask: Callable[[Any], Any] | None = None
+    """For envs with state-dependent legal moves (the board games): observations ``[n, obs_dim]`` -> legal-action
+    mask ``[n, n_actions]``, reported as ``info["action_mask"]`` after every reset and step."""
 
 
 _REGISTRY: dict[str, NativeEnvSpec] = {}
 
 
 def register_native_env(
-    env_id: str, vec_class: Callable[..., Any], single_class: type | None = None, *, overwrite: bool = False
+    env_id: str, vec_class: Callable[..., Any], single_class: type | None = None, *, overwrite: bool = False,
+    action_mask: Callable[[Any], Any] | None = None,
 ) -> None:
     """Makes ``env_id`` available to ``make_vec`` and :func:`native_envs` (used by native env modules
     outside ``_core``, such as LunarLander)."""
     if env_id in _REGISTRY and not overwrite:
         raise ValueError(f"native env {env_id!r} is already registered")
-    _REGISTRY[env_id] = NativeEnvSpec(env_id, vec_class, single_class)
+    _REGISTRY[env_id] = NativeEnvSpec(env_id, vec_class, single_class, action_mask)
 
 
 for _env_id, _name in _core.envs.NATIVE_ENVS.items():
     register_native_env(_env_id, getattr(_core.envs, _name + "Vec"), getattr(_core.envs, _name))
+
+
+def _register_games() -> None:
+    import functools
+
+    from rltrain.vec.games import action_mask, make_game_batcher
+
+    for env_id, name in _core.envs.GAME_ENVS.items():
+        register_native_env(env_id, make_game_batcher(env_id), getattr(_core.envs, name),
+                            action_mask=functools.partial(action_mask, env_id))
+
+
+_register_games()
 
 _OPTIONAL_MODULES = ("rltrain.vec.lunar",)
 """Modules registering the native envs of optional extensions when imported (each registers nothing when its

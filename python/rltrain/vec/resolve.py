@@ -125,6 +125,12 @@ def build_vec(env: Any, num_envs: int, *, backend: str, seed: int | None, identi
     """:func:`rltrain.make_vec`'s body: the native-or-fork decision, ``env_kwargs`` passed to the env."""
     _checks.choice(backend, "backend", _BACKENDS)
     num_envs = _checks.integer(num_envs, "num_envs", lo=1)
+    game = _python_game(env, env_kwargs)
+    if game is not None:
+        # A board game against a checkpoint or callable opponent: those cannot run on the C++ threads.
+        from rltrain.games.env import GameVectorEnv
+
+        return GameVectorEnv(game[0], num_envs, seed=seed, identical_seeds=identical_seeds, **game[1])
     target = native_target(env)
     if target is not None and backend in ("auto", "native"):
         from rltrain.vec.native import NativeVectorEnv
@@ -138,6 +144,22 @@ def build_vec(env: Any, num_envs: int, *, backend: str, seed: int | None, identi
                              f"{env_id_of(env)!r}; native envs: {native_envs()}")
         native_env_spec(env)  # raises: no native implementation, listing the native ids
     return _make_fork(env, num_envs, seed, identical_seeds, num_threads, env_kwargs)
+
+
+def _python_game(env: Any, env_kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
+    """(game id, kwargs) when ``env`` is a board game whose opponent runs on the Python path, else None."""
+    from rltrain.vec.games import is_game, native_opponent
+
+    if isinstance(env, str) and is_game(env):
+        if native_opponent(env, env_kwargs.get("opponent", "random")) is None:
+            return env, dict(env_kwargs)
+        return None
+    games_env = sys.modules.get("rltrain.games.env")  # not loaded: env cannot be a GameEnv (and torch stays out)
+    if games_env is not None and isinstance(env, games_env.GameEnv) and not hasattr(env, "native_id"):
+        if env_kwargs:
+            raise TypeError(f"keyword arguments {sorted(env_kwargs)} apply to env ids, not to an env instance")
+        return env.env_id, {"opponent": env.opponent, "agent_player": env.agent_player}
+    return None
 
 
 def _make_fork(env: Any, num_envs: int, seed: int | None, identical_seeds: bool, num_threads: int | None,

@@ -67,6 +67,25 @@ std::string check_action(const typename E::Action* a) {
   return {};
 }
 
+// An env may also refuse actions that depend on its state (a board game's occupied cell): a member
+// `std::string check_legal(const Action*) const` returning the reason, or empty when the action is legal.
+template <class E, class = void>
+struct HasCheckLegal : std::false_type {};
+template <class E>
+struct HasCheckLegal<
+    E, std::void_t<decltype(std::declval<const E&>().check_legal(static_cast<const typename E::Action*>(nullptr)))>>
+    : std::true_type {};
+
+// check_action, then the env's own check_legal when it has one.
+template <class E>
+std::string check_env_action(const E& e, const typename E::Action* a) {
+  std::string why = check_action<E>(a);
+  if constexpr (HasCheckLegal<E>::value) {
+    if (why.empty()) why = e.check_legal(a);
+  }
+  return why;
+}
+
 // The complete state of one env (physics, counters, RNG, config) as bytes, and back, for checkpoints: an env
 // restored from env_state(e) steps bitwise like e would. An env with save_state()/load_state() members provides
 // its own (LunarLander: a Box2D world is not plain data); any other env must be plain data (classic control:
