@@ -39,19 +39,44 @@ def _run(env: gym.vector.VectorEnv, acts: list[np.ndarray]) -> list[tuple[bytes,
 NATIVE = list(rltrain.native_envs())
 
 
+def _run_legal(env: gym.vector.VectorEnv, mask: np.ndarray, rng: np.random.Generator,
+               steps: int) -> tuple[list[tuple[bytes, ...]], np.ndarray]:
+    """``_run`` for an env that reports ``info["action_mask"]`` (the board games): each step a uniformly drawn legal
+    action per env (an illegal one raises), the mask of the next step taken from the step's info."""
+    out = []
+    for _ in range(steps):
+        a = np.array([rng.choice(np.flatnonzero(row)) for row in mask], dtype=np.int64)
+        obs, r, te, tr, info = env.step(a)
+        mask = np.asarray(info["action_mask"], dtype=bool)
+        ep = info.get("episode", {})
+        out.append((obs.tobytes(), np.asarray(r).tobytes(), te.tobytes(), tr.tobytes(),
+                    np.asarray(ep.get("r", [])).tobytes(), np.asarray(ep.get("l", [])).tobytes()))
+    return out, mask
+
+
 @pytest.mark.parametrize("env_id", NATIVE)
 def test_native_snapshot_continues_bitwise_mid_episode(env_id: str) -> None:
     rng = np.random.default_rng(0)
     a = rltrain.make_vec(env_id, 6, seed=3)
-    a.reset()
-    _run(a, _actions(a, rng, 137))  # mid-episode for most envs, past an episode end for some
-    state = a.get_state()
-    later = _actions(a, rng, 300)
-    want = _run(a, later)
-    b = rltrain.make_vec(env_id, 6, seed=99)  # other seeds: everything comes from the state
-    b.reset()
-    b.set_state(state)
-    assert _run(b, later) == want
+    _, info = a.reset()
+    if "action_mask" in info:  # a board game: legal moves only, drawn from the same stream in both runs
+        _, mask = _run_legal(a, np.asarray(info["action_mask"], dtype=bool), rng, 37)
+        state = a.get_state()
+        want, _ = _run_legal(a, mask, np.random.default_rng(1), 300)
+        b = rltrain.make_vec(env_id, 6, seed=99)
+        b.reset()
+        b.set_state(state)
+        got, _ = _run_legal(b, mask, np.random.default_rng(1), 300)
+        assert got == want
+    else:
+        _run(a, _actions(a, rng, 137))  # mid-episode for most envs, past an episode end for some
+        state = a.get_state()
+        later = _actions(a, rng, 300)
+        want = _run(a, later)
+        b = rltrain.make_vec(env_id, 6, seed=99)  # other seeds: everything comes from the state
+        b.reset()
+        b.set_state(state)
+        assert _run(b, later) == want
     assert len(state) < 6 * 64 * 1024  # O(num_envs): LunarLander's is its current episode's actions at most
     a.close()
     b.close()
