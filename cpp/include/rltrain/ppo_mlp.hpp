@@ -94,7 +94,8 @@ inline float tanh_f(float x) {
 #if defined(__GNUC__) || defined(__clang__)
 template <std::size_t W>
 struct VecOf {
-  typedef float type __attribute__((vector_size(W * sizeof(float))));
+  // A typedef: GCC's vector_size attribute (with a size that depends on W) is written on a typedef declaration.
+  typedef float type __attribute__((vector_size(W * sizeof(float))));  // NOLINT(modernize-use-using)
 };
 
 template <std::size_t W>
