@@ -52,7 +52,7 @@ PPO_SMALL = {"G": 4, "T": 32, "minibatches": 4, "epochs": 2}
 
 def test_ppo_ray_matches_local_then_survives_kill_and_hang_and_resumes(tmp_path: Any) -> None:
     kw = {"env": "CartPole-v1", **PPO_SMALL}
-    local = _run(PPOTrainer, PPOConfig, tmp_path, 2, batch_invariant=True, **kw)
+    local = _run(PPOTrainer, PPOConfig, tmp_path, 2, **kw)  # the default local run
     tr = _trainer(PPOTrainer, PPOConfig, tmp_path, rollout_backend="ray", num_rollout_workers=2,
                   rollout_timeout=3.0, **kw)
     try:
@@ -91,7 +91,7 @@ def test_ppo_ray_matches_local_then_survives_kill_and_hang_and_resumes(tmp_path:
 def test_grpo_ray_matches_local_and_a_killed_worker_changes_nothing(tmp_path: Any) -> None:
     # A Gaussian policy here (PPO above is categorical): each worker gets its slice of the normal noise.
     grpo = {"env": "LunarLanderContinuous-v3", "G": 4, "T": 50, "minibatches": 2, "epochs": 2, "identical_G": True}
-    local = _run(PerStepAdvGRPOTrainer, GRPOConfig, tmp_path, 3, batch_invariant=True, **grpo)
+    local = _run(PerStepAdvGRPOTrainer, GRPOConfig, tmp_path, 3, **grpo)
     tr = _trainer(PerStepAdvGRPOTrainer, GRPOConfig, tmp_path, rollout_backend="ray", num_rollout_workers=2, **grpo)
     try:
         tr.train(2)
@@ -110,7 +110,7 @@ def test_grpo_ray_matches_local_and_a_killed_worker_changes_nothing(tmp_path: An
 
 def test_reinforce_ray_matches_local(tmp_path: Any) -> None:
     rf = {"env": "CartPole-v1", "G": 4, "T": 60}
-    local = _run(ReinforceTrainer, ReinforceConfig, tmp_path, 2, batch_invariant=True, **rf)
+    local = _run(ReinforceTrainer, ReinforceConfig, tmp_path, 2, **rf)
     dist = _run(ReinforceTrainer, ReinforceConfig, tmp_path, 2, rollout_backend="ray", num_rollout_workers=2,
                 envs_per_worker=2, **rf)
     assert _same(local, dist) and list(local.ep_info) == list(dist.ep_info)

@@ -113,22 +113,22 @@ epoch_avx512(const PpoMlpShape& sh, const PpoMlpEpochArgs& ea, float* p, float* 
 }
 #endif
 
-void act_baseline(const PpoMlpShape& sh, const float* p, const float* obs, std::size_t B, const float* u, bool det,
-                  int64_t* a, float* v, float* lp) {
-  mlp_act_categorical<4>(sh, p, obs, B, u, det, a, v, lp);
+void act_baseline(const PpoMlpShape& sh, const float* p, const float* obs, std::size_t B, const float* noise,
+                  int64_t* ai, float* af, float* v, float* lp) {
+  mlp_act<4>(sh, p, obs, B, noise, ai, af, v, lp);
 }
 
 #ifdef RLTRAIN_MLP_X86
 __attribute__((target("avx2"), flatten)) void act_avx2(const PpoMlpShape& sh, const float* p, const float* obs,
-                                                       std::size_t B, const float* u, bool det, int64_t* a, float* v,
-                                                       float* lp) {
-  mlp_act_categorical<8>(sh, p, obs, B, u, det, a, v, lp);
+                                                       std::size_t B, const float* noise, int64_t* ai, float* af,
+                                                       float* v, float* lp) {
+  mlp_act<8>(sh, p, obs, B, noise, ai, af, v, lp);
 }
 
 __attribute__((target("avx512f"), flatten)) void act_avx512(const PpoMlpShape& sh, const float* p, const float* obs,
-                                                            std::size_t B, const float* u, bool det, int64_t* a,
+                                                            std::size_t B, const float* noise, int64_t* ai, float* af,
                                                             float* v, float* lp) {
-  mlp_act_categorical<16>(sh, p, obs, B, u, det, a, v, lp);
+  mlp_act<16>(sh, p, obs, B, noise, ai, af, v, lp);
 }
 #endif
 
@@ -216,7 +216,7 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
 
 py::tuple mlp_act_py(py::object params_o, std::vector<py::ssize_t> sizes, py::ssize_t n_actions,
                      const std::string& activation, py::object obs_o, py::object u_o, py::object actions_o,
-                     py::object values_o, py::object logp_o, bool vectorized) {
+                     py::object values_o, py::object logp_o, bool vectorized, bool gaussian, bool critic) {
   if (sizes.size() < 2) throw py::value_error("sizes: expected [obs_dim, hidden_1, ..., hidden_L] with L >= 1");
   for (py::ssize_t s : sizes)
     if (s < 1) throw py::value_error("sizes: expected positive layer sizes");
@@ -225,21 +225,38 @@ py::tuple mlp_act_py(py::object params_o, std::vector<py::ssize_t> sizes, py::ss
     throw py::value_error("activation: expected 'tanh' or 'relu', got '" + activation + "'");
   PpoMlpShape sh;
   for (py::ssize_t s : sizes) sh.sizes.push_back(static_cast<std::size_t>(s));
-  sh.A = static_cast<std::size_t>(n_actions), sh.relu = activation == "relu";
+  sh.A = static_cast<std::size_t>(n_actions), sh.relu = activation == "relu", sh.gaussian = gaussian;
+  sh.critic = critic;
   py::array params = checked_vec(params_o, "params", static_cast<py::ssize_t>(sh.num_params()), false);
   py::array obs = as_array(obs_o, "obs");
   require_float_array(obs, "obs", 2, "[B, obs_dim]");
   require_float(obs, "obs", Kind::F32);
   const py::ssize_t B = obs.shape(0);
   require_shape(obs, "obs", {B, sizes[0]});
-  const bool det = u_o.is_none();
+  // Noise: one uniform per row (categorical) or one standard normal per action dimension (Gaussian); None: the
+  // deterministic action.
+  const std::vector<py::ssize_t> a_shape = gaussian ? std::vector<py::ssize_t>{B, n_actions} : std::vector{B};
   py::array u;
-  if (!det) u = checked_vec(u_o, "u", B, false);
+  if (!u_o.is_none()) {
+    u = as_array(u_o, "u");
+    require_float(u, "u", Kind::F32);
+    require_shape(u, "u", a_shape);
+  }
   py::array actions = as_array(actions_o, "actions");
-  if (kind_of(actions) != Kind::I64) throw py::type_error("actions: expected dtype int64, got " + dtype_str(actions));
-  require_shape(actions, "actions", {B});
+  if (gaussian) {
+    require_float(actions, "actions", Kind::F32);
+  } else if (kind_of(actions) != Kind::I64) {
+    throw py::type_error("actions: expected dtype int64, got " + dtype_str(actions));
+  }
+  require_shape(actions, "actions", a_shape);
   require_writable(actions, "actions");
-  py::array values = checked_vec(values_o, "values", B, true), logp = checked_vec(logp_o, "logp", B, true);
+  py::array values;
+  if (critic) {
+    values = checked_vec(values_o, "values", B, true);
+  } else if (!values_o.is_none()) {
+    throw py::value_error("values: expected None for an actor-only network (critic=False)");
+  }
+  py::array logp = checked_vec(logp_o, "logp", B, true);
   auto fn = act_baseline;
 #ifdef RLTRAIN_MLP_X86
   if (vectorized && __builtin_cpu_supports("avx512f"))
@@ -250,11 +267,14 @@ py::tuple mlp_act_py(py::object params_o, std::vector<py::ssize_t> sizes, py::ss
   (void)vectorized;
 #endif
   {
+    const float* noise = u_o.is_none() ? nullptr : cptr<float>(u);
+    int64_t* ai = gaussian ? nullptr : mptr<int64_t>(actions);
+    float* af = gaussian ? mptr<float>(actions) : nullptr;
+    float* v = critic ? mptr<float>(values) : nullptr;
     py::gil_scoped_release nogil;
-    fn(sh, cptr<float>(params), cptr<float>(obs), static_cast<std::size_t>(B), det ? nullptr : cptr<float>(u), det,
-       mptr<int64_t>(actions), mptr<float>(values), mptr<float>(logp));
+    fn(sh, cptr<float>(params), cptr<float>(obs), static_cast<std::size_t>(B), noise, ai, af, v, mptr<float>(logp));
   }
-  return py::make_tuple(actions, values, logp);
+  return py::make_tuple(actions, critic ? py::object(values) : py::object(py::none()), logp);
 }
 
 }  // namespace
@@ -268,10 +288,12 @@ void register_ppo(py::module_& m) {
         "respect to the policy head outputs and the values, written into dhead/dvalues (and dlog_std).");
   m.def("mlp_act", &mlp_act_py, py::arg("params"), py::arg("sizes"), py::arg("n_actions"), py::arg("activation"),
         py::arg("obs"), py::arg("u"), py::arg("actions"), py::arg("values"), py::arg("logp"),
-        py::arg("vectorized") = true,
-        "Rollout forward pass of the fused MLP actor-critic with a categorical head (flat float32 parameters): "
-        "actions by inverse CDF from one uniform per row (u; None: argmax), values and log-probabilities, written "
-        "into actions/values/logp, which are returned.");
+        py::arg("vectorized") = true, py::arg("gaussian") = false, py::arg("critic") = true,
+        "Rollout forward pass of the fused MLP actor-critic (critic=False: an actor alone) on flat float32 "
+        "parameters, each row computed on its own (no dependence on the batch size). Categorical head: actions "
+        "[B] by inverse CDF from one uniform per row (u [B]; None: argmax). Gaussian head (gaussian=True): actions "
+        "[B, A] = mean + exp(log_std) * u with u [B, A] standard normals (None: the mean). Values (None without a "
+        "critic) and log-probabilities are written into values/logp; returns (actions, values, logp).");
   m.def("ppo_mlp_epoch", &ppo_mlp_epoch_py, py::arg("params"), py::arg("grad"), py::arg("exp_avg"),
         py::arg("exp_avg_sq"), py::arg("sizes"), py::arg("n_actions"), py::arg("activation"), py::arg("gaussian"),
         py::arg("obs"), py::arg("actions"), py::arg("old_logp"), py::arg("adv"), py::arg("returns"),

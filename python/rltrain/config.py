@@ -112,10 +112,14 @@ class CommonConfig:
     """Environments per Ray worker (E); None: G / num_rollout_workers. ``num_rollout_workers * envs_per_worker``
     must equal G."""
     batch_invariant: bool | None = None
-    """Rollout forward passes compute every environment's row the same way whatever the batch size (one small
-    matrix product per row), so how the envs are split among workers cannot change a result; None: on with the
-    Ray backend, off locally (the batched matrix product is faster, but on CPU a row's rounding can depend on the
-    batch size). A local run with True ends bitwise where a Ray run with the same G does."""
+    """For policies other than rltrain's default MLPs: rollout forward passes compute every environment's row the
+    same way whatever the batch size (one small matrix product per row), so how the envs are split among workers
+    cannot change a result; None: on with the Ray backend, off locally (the batched matrix product is faster, but
+    on CPU a row's rounding can depend on the batch size). rltrain's default MLP policies (``ActorCriticPolicy`` /
+    ``SimpleGRPOPolicy``, categorical or Gaussian head, float32 on CPU) always roll out through the C++ forward
+    (``rltrain.algos.fused_mlp.NativeRollout``), whose rows never depend on the batch size: with them a default
+    local run ends bitwise where a Ray run with the same G does, whatever this says. For other policies set True
+    on the local run to get that equality."""
     rollout_timeout: float = 600.0
     """Seconds the learner waits for a Ray worker's rollout before it treats the worker as hung: it is killed,
     restarted with re-seeded envs, and its share of the iteration is collected again."""

@@ -26,13 +26,15 @@ struct PpoMlpShape {
   std::size_t A = 0;               // number of actions (categorical) or action dimension (Gaussian)
   bool relu = false;               // activation: tanh (false) or ReLU
   bool gaussian = false;           // head: categorical logits (false) or Gaussian means with a flat log-std
+  bool critic = true;              // a critic trunk and value head (false: an actor-only policy; rollouts only)
 
   std::size_t depth() const { return sizes.size() - 1; }
   std::size_t hidden() const { return sizes.back(); }
+  std::size_t trunks() const { return critic ? 2 : 1; }
   std::size_t num_params() const {
     std::size_t n = 0;
-    for (std::size_t k = 0; k + 1 < sizes.size(); ++k) n += 2 * sizes[k + 1] * (sizes[k] + 1);
-    n += A * hidden() + A + hidden() + 1;
+    for (std::size_t k = 0; k + 1 < sizes.size(); ++k) n += trunks() * sizes[k + 1] * (sizes[k] + 1);
+    n += A * hidden() + A + (critic ? hidden() + 1 : 0);
     return gaussian ? n + A : n;
   }
 };
@@ -349,36 +351,62 @@ inline PpoMlpEpochResult ppo_mlp_epoch(const PpoMlpShape& sh, const PpoMlpEpochA
 
 namespace rltrain {
 
-// The rollout's forward pass for the same network with a categorical head: actions, values and log-probabilities
-// for B observations. Sampling is by inverse CDF as ActorCriticPolicy._sample does it: the caller passes one
-// uniform u per row (torch.rand, so the random stream is the policy's own); the action is the first index whose
-// cumulative probability is >= u (clamped to A - 1), or the argmax when deterministic (u unused, may be null).
+// The rollout's forward pass for the same network (or its actor alone, sh.critic == false: per hidden layer the
+// actor's weights [1, out, in] and biases [1, out], then the policy head, then the log-std): actions, values and
+// log-probabilities for B observations. Every row is computed on its own in a fixed order (see gemm), so a row's
+// result does not depend on B: a batch split among rollout workers gives the same bits.
+// Categorical head: sampling by inverse CDF as ActorCriticPolicy._sample does it, from one uniform per row in noise
+// [B] (torch.rand, the policy's own stream): the first index whose cumulative probability is >= u (clamped to
+// A - 1); actions_i [B]. Gaussian head: actions_f [B, A] = mean + exp(log_std) * noise with one standard normal per
+// action dimension in noise [B, A], log-probability sum_j (-z_j^2 / 2 - log_std_j - log(2 pi) / 2) with
+// z = (a - mean) exp(-log_std). noise == nullptr: deterministic (argmax; the mean). values [B] only with a critic.
 template <std::size_t VW = 4>
-inline void mlp_act_categorical(const PpoMlpShape& sh, const float* params, const float* obs, std::size_t B,
-                                const float* u, bool deterministic, int64_t* actions, float* values, float* logp) {
+inline void mlp_act(const PpoMlpShape& sh, const float* params, const float* obs, std::size_t B, const float* noise,
+                    int64_t* actions_i, float* actions_f, float* values, float* logp) {
   using namespace mlp_detail;
-  const std::size_t L = sh.depth(), H = sh.hidden(), A = sh.A;
+  const std::size_t L = sh.depth(), H = sh.hidden(), A = sh.A, T = sh.trunks();
+  const bool deterministic = noise == nullptr;
   std::size_t off = 0, maxw = A * H;
   for (std::size_t k = 0; k < L; ++k) maxw = std::max(maxw, sh.sizes[k] * sh.sizes[k + 1]);
   std::vector<float> wt(maxw), head(B * A), h[2], out[2];
   const float* in[2] = {obs, obs};
   for (std::size_t k = 0; k < L; ++k) {
     const std::size_t i = sh.sizes[k], o = sh.sizes[k + 1];
-    const std::size_t offW = off, offb = off + 2 * o * i;
-    off += 2 * o * (i + 1);
-    for (std::size_t tr = 0; tr < 2; ++tr) {
+    const std::size_t offW = off, offb = off + T * o * i;
+    off += T * o * (i + 1);
+    for (std::size_t tr = 0; tr < T; ++tr) {
       out[tr].resize(B * o);
       linear_fwd<VW>(in[tr], B, i, params + offW + tr * o * i, params + offb + tr * o, o, out[tr].data(), wt.data());
       activate(out[tr].data(), B * o, sh.relu);
     }
-    for (std::size_t tr = 0; tr < 2; ++tr) {
+    for (std::size_t tr = 0; tr < T; ++tr) {
       h[tr].swap(out[tr]);
       in[tr] = h[tr].data();
     }
   }
   const std::size_t offPW = off, offPb = off + A * H, offVW = offPb + A, offVb = offVW + H;
   linear_fwd<VW>(in[0], B, H, params + offPW, params + offPb, A, head.data(), wt.data());
-  linear_fwd<VW>(in[1], B, H, params + offVW, params + offVb, 1, values, wt.data());
+  if (sh.critic) linear_fwd<VW>(in[1], B, H, params + offVW, params + offVb, 1, values, wt.data());
+  if (sh.gaussian) {
+    const float* log_std = params + (sh.critic ? offVb + 1 : offPb + A);
+    std::vector<float> scale(A), inv(A), cst(A);
+    for (std::size_t j = 0; j < A; ++j) {
+      scale[j] = std::exp(log_std[j]), inv[j] = std::exp(-log_std[j]);
+      cst[j] = -log_std[j] - 0.91893853320467274f;  // -log_std - log(2 pi) / 2
+    }
+    for (std::size_t r = 0; r < B; ++r) {
+      const float* mu = head.data() + r * A;
+      float* a = actions_f + r * A;
+      float lp = 0.0f;
+      for (std::size_t j = 0; j < A; ++j) {
+        a[j] = deterministic ? mu[j] : mu[j] + scale[j] * noise[r * A + j];
+        const float z = (a[j] - mu[j]) * inv[j];
+        lp += -0.5f * (z * z) + cst[j];
+      }
+      logp[r] = lp;
+    }
+    return;
+  }
   for (std::size_t r = 0; r < B; ++r) {
     const float* z = head.data() + r * A;
     float m = z[0];
@@ -394,13 +422,13 @@ inline void mlp_act_categorical(const PpoMlpShape& sh, const float* params, cons
       a = A - 1;
       for (std::size_t j = 0; j < A; ++j) {
         cdf += std::exp(z[j] - m - lse);
-        if (cdf >= u[r]) {
+        if (cdf >= noise[r]) {
           a = j;
           break;
         }
       }
     }
-    actions[r] = static_cast<int64_t>(a);
+    actions_i[r] = static_cast<int64_t>(a);
     logp[r] = z[a] - m - lse;
   }
 }

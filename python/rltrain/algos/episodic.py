@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from rltrain.algos.base import BaseTrainer
-from rltrain.algos.rollout import collect_episodes, make_act, reports_action_mask
+from rltrain.algos.rollout import collect_episodes, make_act, native_for, reports_action_mask
 
 __all__ = ["EpisodicTrainer", "valid_mask"]
 
@@ -47,7 +47,8 @@ class EpisodicTrainer(BaseTrainer):
             b = self._ray.collect_episodes(self._rollout_policy, seed, T, noise)
         else:
             assert self.env is not None
-            act = make_act(self._rollout_policy, self.cfg.batch_invariant_rollout())
+            pol = self._rollout_policy
+            act = make_act(pol, self.cfg.batch_invariant_rollout(), native_for(pol))
             b = collect_episodes(self.env, act, seed, T, noise, self._clip_actions, self.action_space,
                                  None if self.obs_rms is None else self._normalize_obs)
         lengths = b["lengths"]

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from rltrain import _core, kernels
-from rltrain.policies import ActorCriticPolicy
+from rltrain.policies import ActorCriticPolicy, SimpleGRPOPolicy
 
-__all__ = ["FlatAdam", "FusedActorCritic", "fused_eligible"]
+__all__ = ["FlatAdam", "FusedActorCritic", "NativeRollout", "fused_eligible", "native_rollout_eligible"]
 
 
 def _linears(seq: nn.Module | None) -> tuple[list[nn.Linear], str] | None:
@@ -63,6 +63,126 @@ def fused_eligible(policy: nn.Module) -> TypeGuard[ActorCriticPolicy]:
         return False
     a, v = _linears(policy.pi_trunk), _linears(policy.vf_trunk)
     return a is not None and v is not None
+
+
+def _native_layout(policy: nn.Module) -> list[tuple[nn.Module, str]] | None:
+    """The parameters of ``policy`` in ``rltrain._core.kernels.mlp_act``'s flat order, or None when that forward
+    pass cannot serve it: per hidden layer the actor's (and the critic's) weight, then the biases; the policy head;
+    the value head (actor-critic only); the log-std (Gaussian only)."""
+    if not isinstance(policy, (ActorCriticPolicy, SimpleGRPOPolicy)) or type(policy) not in (ActorCriticPolicy,
+                                                                                            SimpleGRPOPolicy):
+        return None
+    if (policy.backbone != "mlp" or len(policy.obs_shape) != 1 or policy.squash
+            or policy.distribution not in ("categorical", "gaussian")):
+        return None
+    trunks = [_linears(policy.pi_trunk)]
+    if isinstance(policy, ActorCriticPolicy):
+        if policy.vf_trunk is None:
+            return None  # one trunk feeding both heads: not the layout
+        trunks.append(_linears(policy.vf_trunk))
+    found = [t for t in trunks if t is not None]
+    if len(found) != len(trunks) or len({t[1] for t in found}) != 1:
+        return None
+    lins = [t[0] for t in found]
+    if not lins[0] or any([x.weight.shape for x in lin] != [x.weight.shape for x in lins[0]] for lin in lins):
+        return None
+    order: list[tuple[nn.Module, str]] = []
+    for layer in zip(*lins):
+        order += [(x, "weight") for x in layer] + [(x, "bias") for x in layer]
+    order += [(policy.pi_head, "weight"), (policy.pi_head, "bias")]
+    if isinstance(policy, ActorCriticPolicy):
+        order += [(policy.vf_head, "weight"), (policy.vf_head, "bias")]
+    if policy.distribution == "gaussian":
+        order.append((policy, "log_std"))
+    tensors = [getattr(m, n) for m, n in order]
+    if len(tensors) != len(list(policy.parameters())):
+        return None
+    if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
+        return None
+    return order
+
+
+def native_rollout_eligible(policy: nn.Module) -> bool:
+    """True for an unmodified ``ActorCriticPolicy`` (separate actor and critic MLP trunks of equal sizes) or
+    ``SimpleGRPOPolicy`` with at least one tanh or ReLU hidden layer, flat observations, a categorical or plain
+    Gaussian head and float32 parameters on CPU: the policies :class:`NativeRollout` runs."""
+    return _native_layout(policy) is not None
+
+
+class NativeRollout:
+    """The rollout forward pass of rltrain's default MLP policies in one C++ call per batch
+    (``rltrain._core.kernels.mlp_act``): actions, values (actor-critic) and log-probabilities, with the policy's own
+    sampling stream (one ``torch.rand`` uniform per row for a categorical head, one ``torch.randn`` normal per action
+    dimension for a Gaussian one, or the pre-drawn ``noise``). Every row is computed on its own in a fixed order, so
+    a row's result does not depend on the batch size: a Ray worker's E envs give the bits the local run with all G
+    envs gives. Results equal ``policy.act`` to float rounding (the sums run in another order).
+
+    The parameters are packed into one flat float32 buffer when the object is made (``refresh`` packs them again
+    after the policy changed), or ``flat`` is a buffer already in that layout whose values track the policy's (the
+    fused update's)."""
+
+    def __init__(self, policy: nn.Module, flat: torch.Tensor | None = None) -> None:
+        order = _native_layout(policy)
+        if order is None:
+            raise TypeError("policy: the native rollout needs an unmodified rltrain ActorCriticPolicy or "
+                            "SimpleGRPOPolicy with MLP trunks, a categorical or Gaussian head, float32 on CPU")
+        assert isinstance(policy, (ActorCriticPolicy, SimpleGRPOPolicy))  # _native_layout checked the type
+        self.policy = policy
+        self._order = order
+        pi = _linears(policy.pi_trunk)
+        assert pi is not None  # _native_layout checked the trunk
+        lins, self.act_name = pi
+        self.sizes = [int(lins[0].in_features)] + [int(x.out_features) for x in lins]
+        self.n_out = int(policy.pi_head.out_features)
+        self.critic = isinstance(policy, ActorCriticPolicy)
+        self.gaussian = policy.distribution == "gaussian"
+        size = sum(getattr(m, n).numel() for m, n in order)
+        if flat is not None and (flat.dtype != torch.float32 or flat.shape != (size,)):
+            raise ValueError(f"flat: expected a float32 tensor of shape ({size},), got {tuple(flat.shape)} "
+                             f"{flat.dtype}")
+        self._shared = flat is not None
+        self.flat = flat if flat is not None else self._pack()
+
+    def _pack(self) -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([getattr(m, n).detach().reshape(-1) for m, n in self._order])
+
+    def refresh(self) -> None:
+        """Packs the policy's current parameters (after ``load_state_dict`` or an update)."""
+        if not self._shared:
+            self.flat = self._pack()
+
+    def _noise(self, n: int, deterministic: bool, noise: torch.Tensor | None) -> torch.Tensor | None:
+        """The sampling noise as the kernel takes it: [n] uniforms or [n, A] standard normals (None: deterministic)."""
+        if deterministic:
+            return None
+        shape = (n, self.n_out) if self.gaussian else (n,)
+        if noise is None:  # the draws ActorCriticPolicy._sample would make
+            noise = torch.randn((n, self.n_out)) if self.gaussian else torch.rand((n, 1))
+        return noise.to(torch.float32).reshape(shape).contiguous()
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor, deterministic: bool = False,
+            noise: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """``policy.act(obs, deterministic, noise)``: (actions, values, log-probabilities) for an actor-critic,
+        (actions, log-probabilities) for an actor alone."""
+        x = obs.to(torch.float32).contiguous()
+        n = int(x.shape[0])
+        u = self._noise(n, deterministic, noise)
+        a = torch.empty((n, self.n_out)) if self.gaussian else torch.empty(n, dtype=torch.int64)
+        v = torch.empty(n) if self.critic else None
+        lp = torch.empty(n)
+        _core.kernels.mlp_act(self.flat.numpy(), self.sizes, self.n_out, self.act_name, x.numpy(),
+                              None if u is None else u.numpy(), a.numpy(), None if v is None else v.numpy(),
+                              lp.numpy(), gaussian=self.gaussian, critic=self.critic)
+        return (a, lp) if v is None else (a, v, lp)
+
+    @torch.no_grad()
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """State values (actor-critic only), the same bits ``act`` returns for these rows."""
+        if not self.critic:
+            raise TypeError("policy: an actor-only policy has no value function")
+        return self.act(obs, deterministic=True)[1]
 
 
 class FlatAdam(torch.optim.Optimizer):
@@ -190,8 +310,11 @@ class FusedActorCritic:
         self.native_epoch = self.depth >= 1 and self.flat.dtype == torch.float32
         """Whether :meth:`epoch` can run (float32 and at least one hidden layer); set it False to make the trainer
         run the minibatches through :meth:`step` instead (the tests compare the two)."""
-        self.native_act = self.native_epoch and policy.distribution == "categorical"
-        """Whether :meth:`act` runs in C++ (``rltrain._core.kernels.mlp_act``; categorical heads); False: torch."""
+        self.native: NativeRollout | None = (NativeRollout(policy, flat=self.flat)
+                                             if self.native_epoch and native_rollout_eligible(policy) else None)
+        """The C++ rollout forward on this object's flat parameters (:class:`NativeRollout`), or None."""
+        self.native_act = self.native is not None
+        """Whether :meth:`act` runs in C++ (``rltrain._core.kernels.mlp_act``); False: torch."""
 
     # --------------------------------------------------------------------------------- forward/backward
 
@@ -218,22 +341,10 @@ class FusedActorCritic:
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False,
             noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Same as ``ActorCriticPolicy.act`` (without ``batch_invariant``) with one pass through both trunks; for a
-        categorical head one C++ call that draws its uniforms with the same ``torch.rand`` call as
-        ``ActorCriticPolicy._sample`` (or takes them from ``noise``, ``rollout_noise``'s slice: the same random
-        stream, so the same actions up to logits that round differently right at a CDF boundary). The C++ call
-        computes every row on its own in a fixed order, so a row's result does not depend on the batch size."""
-        if self.native_act and obs.dtype == torch.float32 and obs.dim() == 2:
-            n = int(obs.shape[0])
-            if deterministic:
-                u = None
-            elif noise is None:
-                u = torch.rand((n, 1), dtype=obs.dtype)
-            else:
-                u = noise.to(obs.dtype).reshape(n, 1).contiguous()
-            a, v, lp = torch.empty(n, dtype=torch.int64), torch.empty(n), torch.empty(n)
-            _core.kernels.mlp_act(self.flat.numpy(), self.sizes, self.n_out, self.act_name, obs.contiguous().numpy(),
-                                  None if u is None else u.view(-1).numpy(), a.numpy(), v.numpy(), lp.numpy())
+        """Same as ``ActorCriticPolicy.act`` (without ``batch_invariant``): in C++ (:class:`NativeRollout`, whose
+        rows do not depend on the batch size) when :attr:`native_act`, else one torch pass through both trunks."""
+        if self.native is not None and self.native_act and obs.dtype == torch.float32 and obs.dim() == 2:
+            a, v, lp = self.native.act(obs, deterministic, noise)
             return a, v, lp
         out, values = self._heads(self._trunks(obs))
         a, logp = self.policy._sample(out, deterministic, noise)

@@ -19,7 +19,15 @@ import torch
 from rltrain import kernels
 from rltrain.algos.base import BaseTrainer
 from rltrain.algos.fused_mlp import FusedActorCritic, fused_eligible
-from rltrain.algos.rollout import ActFn, collect_steps, make_act, make_value, new_step_buffers, reports_action_mask
+from rltrain.algos.rollout import (
+    ActFn,
+    collect_steps,
+    make_act,
+    make_value,
+    native_for,
+    new_step_buffers,
+    reports_action_mask,
+)
 from rltrain.config import PPOConfig
 from rltrain.distributed.ddp import allreduce_sum, rank_world, shard, sync_start
 from rltrain.kernels import RewardNormalizer, RunningMeanStd
@@ -145,19 +153,24 @@ class PPOTrainer(BaseTrainer):
                 b[k][...] = v
         else:
             assert self.env is not None
-            # On CPU the fused trunks serve the rollout too (same parameters, one pass for actor and critic),
-            # unless the rollout must not depend on the batch size.
-            act: ActFn = make_act(pol, invariant)
-            if self.fused is not None and self._rollout_policy is self.policy and not invariant:
-                fused = self.fused
-
+            # rltrain's default MLP policies roll out through the C++ forward (rows independent of the batch size,
+            # so a local run and a Ray run agree whatever batch_invariant says); with the fused update it reads the
+            # fused flat parameters directly. Otherwise the fused trunks' torch pass, unless the rollout must not
+            # depend on the batch size.
+            fused = self.fused if self.fused is not None and self._rollout_policy is self.policy else None
+            native = fused.native if fused is not None and fused.native_act else (
+                native_for(pol) if self._mask is None else None)
+            act: ActFn = make_act(pol, invariant, native)
+            value = make_value(pol, invariant, native)
+            if native is None and fused is not None and not invariant:
                 def fused_act(o: torch.Tensor, n: torch.Tensor | None,
                               m: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+                    assert fused is not None
                     return fused.act(o, noise=n)  # never masked: a masked env has no fused step (see __init__)
                 act = fused_act
             obs_rms = self.obs_rms
             obs_raw, episodes, last_values, self._mask = collect_steps(
-                self.env, act, make_value(pol, invariant), self._obs, b, noise, self._clip_actions,
+                self.env, act, value, self._obs, b, noise, self._clip_actions,
                 normalize=None if obs_rms is None else self._normalize_obs,
                 observe=None if obs_rms is None else self._update_obs_stats, reward_norm=self.reward_norm,
                 mask=self._mask)

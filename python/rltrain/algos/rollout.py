@@ -16,8 +16,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-__all__ = ["ActFn", "ValueFn", "collect_episodes", "collect_steps", "episode_rows", "make_act", "new_step_buffers",
-           "reports_action_mask"]
+__all__ = ["ActFn", "ValueFn", "collect_episodes", "collect_steps", "episode_rows", "make_act", "make_value",
+           "native_for", "new_step_buffers", "reports_action_mask"]
 
 ActFn = Callable[[torch.Tensor, "torch.Tensor | None", "torch.Tensor | None"], tuple[torch.Tensor, ...]]
 """(observations, noise or None, action mask or None) -> the policy's ``act`` outputs (actions first,
@@ -25,9 +25,19 @@ log-probabilities last)."""
 ValueFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def make_act(policy: Any, batch_invariant: bool) -> ActFn:
+def native_for(policy: Any) -> Any:
+    """A :class:`rltrain.algos.fused_mlp.NativeRollout` for rltrain's default MLP policies on CPU (its parameters
+    packed now: call again after the policy changed), else None."""
+    from rltrain.algos.fused_mlp import NativeRollout, native_rollout_eligible
+
+    return NativeRollout(policy) if native_rollout_eligible(policy) else None
+
+
+def make_act(policy: Any, batch_invariant: bool, native: Any = None) -> ActFn:
     """``policy.act`` with the noise and batch-invariance arguments when the policy takes them (rltrain's own
-    policies); a user policy without them is called as ``act(obs)`` and samples from torch's global generator."""
+    policies); a user policy without them is called as ``act(obs)`` and samples from torch's global generator.
+    ``native`` (``native_for(policy)``): unmasked calls run through the C++ forward, whose rows never depend on the
+    batch size (``batch_invariant`` holds whatever it says)."""
     from rltrain.policies import _Actor
 
     if isinstance(policy, _Actor):
@@ -36,6 +46,9 @@ def make_act(policy: Any, batch_invariant: bool) -> ActFn:
         def act(obs: torch.Tensor, noise: torch.Tensor | None,
                 mask: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
             if mask is None:
+                if native is not None and obs.dim() == 2:
+                    fast: tuple[torch.Tensor, ...] = native.act(obs, noise=noise)
+                    return fast
                 out: tuple[torch.Tensor, ...] = actor.act(obs, noise=noise, batch_invariant=batch_invariant)
             else:
                 out = actor.act(obs, noise=noise, batch_invariant=batch_invariant, action_mask=mask)
@@ -49,9 +62,15 @@ def make_act(policy: Any, batch_invariant: bool) -> ActFn:
     return plain
 
 
-def make_value(policy: Any, batch_invariant: bool) -> ValueFn:
+def make_value(policy: Any, batch_invariant: bool, native: Any = None) -> ValueFn:
+    """``policy.value`` (``native``: through the C++ forward, as in ``make_act``)."""
     from rltrain.policies import ActorCriticPolicy
 
+    if native is not None and getattr(native, "critic", False):
+        def value(obs: torch.Tensor) -> torch.Tensor:
+            v: torch.Tensor = native.value(obs)
+            return v
+        return value
     if isinstance(policy, ActorCriticPolicy):
         return lambda obs: policy.value(obs, batch_invariant=batch_invariant)
     return lambda obs: policy.value(obs)

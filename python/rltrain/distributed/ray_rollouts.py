@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from rltrain.algos.rollout import clip_to, collect_episodes, collect_steps, make_act, make_value, new_step_buffers
+from rltrain.algos.rollout import (
+    clip_to,
+    collect_episodes,
+    collect_steps,
+    make_act,
+    make_value,
+    native_for,
+    new_step_buffers,
+)
 from rltrain.vec import make_vec
 
 __all__ = ["RayRollouts", "RolloutWorker", "ensure_ray"]
@@ -56,6 +64,7 @@ class RolloutWorker:
         self.env = make_vec(env, num_envs, backend=backend, seed=seed, identical_seeds=identical_seeds,
                             num_threads=num_threads)
         self.policy = policy.cpu()
+        self.batch_invariant = batch_invariant
         self.act = make_act(self.policy, batch_invariant)
         self.value = make_value(self.policy, batch_invariant)
         self.clip = clip_to(self.env.single_action_space)
@@ -67,6 +76,10 @@ class RolloutWorker:
 
     def _load(self, weights: dict[str, torch.Tensor]) -> None:
         self.policy.load_state_dict(weights)
+        # rltrain's default MLP policies: the C++ forward on the new weights, as in a local run.
+        native = native_for(self.policy)
+        self.act = make_act(self.policy, self.batch_invariant, native)
+        self.value = make_value(self.policy, self.batch_invariant, native)
 
     def reset(self, seed: int) -> np.ndarray:
         obs, _ = self.env.reset(seed=seed)
