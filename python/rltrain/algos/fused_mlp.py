@@ -142,6 +142,7 @@ class NativeRollout:
                              f"{flat.dtype}")
         self._shared = flat is not None
         self.flat = flat if flat is not None else self._pack()
+        self._flat_np = self.flat.numpy()  # a view: the shared buffer is updated in place
 
     def _pack(self) -> torch.Tensor:
         with torch.no_grad():
@@ -151,31 +152,33 @@ class NativeRollout:
         """Packs the policy's current parameters (after ``load_state_dict`` or an update)."""
         if not self._shared:
             self.flat = self._pack()
+            self._flat_np = self.flat.numpy()
 
-    def _noise(self, n: int, deterministic: bool, noise: torch.Tensor | None) -> torch.Tensor | None:
+    def _noise(self, n: int, deterministic: bool, noise: torch.Tensor | None) -> np.ndarray | None:
         """The sampling noise as the kernel takes it: [n] uniforms or [n, A] standard normals (None: deterministic)."""
         if deterministic:
             return None
-        shape = (n, self.n_out) if self.gaussian else (n,)
         if noise is None:  # the draws ActorCriticPolicy._sample would make
             noise = torch.randn((n, self.n_out)) if self.gaussian else torch.rand((n, 1))
-        return noise.to(torch.float32).reshape(shape).contiguous()
+        u = np.ascontiguousarray(noise.numpy(), dtype=np.float32)
+        return u.reshape((n, self.n_out) if self.gaussian else (n,))
 
     @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False,
             noise: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """``policy.act(obs, deterministic, noise)``: (actions, values, log-probabilities) for an actor-critic,
         (actions, log-probabilities) for an actor alone."""
-        x = obs.to(torch.float32).contiguous()
+        x = np.ascontiguousarray(obs.numpy(), dtype=np.float32)
         n = int(x.shape[0])
         u = self._noise(n, deterministic, noise)
-        a = torch.empty((n, self.n_out)) if self.gaussian else torch.empty(n, dtype=torch.int64)
-        v = torch.empty(n) if self.critic else None
-        lp = torch.empty(n)
-        _core.kernels.mlp_act(self.flat.numpy(), self.sizes, self.n_out, self.act_name, x.numpy(),
-                              None if u is None else u.numpy(), a.numpy(), None if v is None else v.numpy(),
-                              lp.numpy(), gaussian=self.gaussian, critic=self.critic)
-        return (a, lp) if v is None else (a, v, lp)
+        a = np.empty((n, self.n_out), np.float32) if self.gaussian else np.empty(n, np.int64)
+        v = np.empty(n, np.float32) if self.critic else None
+        lp = np.empty(n, np.float32)
+        _core.kernels.mlp_act(self._flat_np, self.sizes, self.n_out, self.act_name, x, u, a, v, lp,
+                              gaussian=self.gaussian, critic=self.critic)
+        if v is None:
+            return torch.from_numpy(a), torch.from_numpy(lp)
+        return torch.from_numpy(a), torch.from_numpy(v), torch.from_numpy(lp)
 
     @torch.no_grad()
     def value(self, obs: torch.Tensor) -> torch.Tensor:
