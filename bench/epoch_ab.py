@@ -3,7 +3,8 @@ one ``torch.randperm`` gather per epoch, then one C++ call per epoch, for RL-Zoo
 (8 envs x 32 steps, 20 epochs of one minibatch of 256) and LunarLander-v3's (16 x 1024, 4 epochs of 256
 minibatches of 64), the default 64x64 tanh actor-critic, on synthetic rollout data of the right shapes.
 
-Usage: ``python bench/epoch_ab.py --threads 1 --iters 15`` prints one JSON line per configuration with the median,
+Usage: ``python bench/epoch_ab.py --threads 1 --iters 15`` (``--threads 2``: two kernel threads and
+``FusedActorCritic.epoch_threads = 2``) prints one JSON line per configuration with the median,
 min and max milliseconds per iteration (the first iteration is a warm-up and not counted). Run it with
 ``PYTHONPATH`` pointing at the tree under test; A/B rounds alternate two trees (see bench/README.md, Floor).
 """
@@ -36,6 +37,8 @@ def run(name: str, threads: int, iters: int) -> dict[str, float | str | int]:
     torch.set_num_threads(1)
     fused = FusedActorCritic(ActorCriticPolicy(int(c["obs"]), int(c["act"])), lr=3e-4, adam_eps=1e-5)
     assert fused.native_epoch
+    if hasattr(fused, "epoch_threads"):  # trees before the two-thread epoch have no such setting
+        fused.epoch_threads = min(threads, 2)
     n = int(c["n"])
     g = torch.Generator().manual_seed(1)
     obs = torch.randn(n, int(c["obs"]), generator=g)

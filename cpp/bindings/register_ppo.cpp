@@ -109,9 +109,7 @@ PpoMlpEpochResult epoch_run(const EpochCall& c, ThreadPool* pool, typename PpoMl
 
 void entry_baseline(PpoMlpEpoch<4>& e, int what) { e.entry(what); }
 
-PpoMlpEpochResult epoch_baseline(const EpochCall& c, ThreadPool* pool) {
-  return epoch_run<4>(c, pool, entry_baseline);
-}
+PpoMlpEpochResult epoch_baseline(const EpochCall& c, ThreadPool* pool) { return epoch_run<4>(c, pool, entry_baseline); }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define RLTRAIN_MLP_X86 1
@@ -161,7 +159,7 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
                            py::object adv_o, py::object returns_o, py::object old_values_o, py::ssize_t minibatch,
                            double clip, double clip_vf, double ent_coef, double vf_coef, bool normalize_adv,
                            double max_grad_norm, double target_kl, double lr, double beta1, double beta2, double eps,
-                           double adam_step, py::object stats_o, bool vectorized, const std::string& isa) {
+                           double adam_step, py::object stats_o, bool vectorized, const std::string& isa, int threads) {
   if (sizes.size() < 2) throw py::value_error("sizes: expected [obs_dim, hidden_1, ..., hidden_L] with L >= 1");
   for (py::ssize_t s : sizes)
     if (s < 1) throw py::value_error("sizes: expected positive layer sizes");
@@ -176,9 +174,10 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
   isa_ok = isa_ok || (isa == "avx2" && __builtin_cpu_supports("avx2")) ||
            (isa == "avx512" && __builtin_cpu_supports("avx512f"));
 #endif
+  if (threads != 1 && threads != 2) throw py::value_error("threads: expected 1 or 2, got " + std::to_string(threads));
   if (!isa_ok)
-    throw py::value_error("isa: expected 'auto', 'baseline' or an instruction set this CPU has ('avx2', 'avx512'), got '" +
-                          isa + "'");
+    throw py::value_error(
+        "isa: expected 'auto', 'baseline' or an instruction set this CPU has ('avx2', 'avx512'), got '" + isa + "'");
   if (!(lr >= 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0) || !(adam_step >= 0))
     throw py::value_error("lr, beta1, beta2, eps, adam_step: expected lr >= 0, betas in [0, 1), eps > 0, step >= 0");
   PpoMlpShape sh;
@@ -230,10 +229,11 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
 #else
     (void)vectorized;
 #endif
-    const EpochCall c{sh, ea, mptr<float>(params), mptr<float>(grad), mptr<float>(m), mptr<float>(v),
-                      cptr<float>(obs), ai, af, cptr<float>(olp), cptr<float>(adv), cptr<float>(ret),
-                      cptr<float>(ov), mptr<double>(stats)};
-    const std::shared_ptr<ThreadPool> pool = kernel_pool();  // held for the call
+    const EpochCall c{
+        sh, ea, mptr<float>(params), mptr<float>(grad), mptr<float>(m),   mptr<float>(v),  cptr<float>(obs),
+        ai, af, cptr<float>(olp),    cptr<float>(adv),  cptr<float>(ret), cptr<float>(ov), mptr<double>(stats)};
+    // threads=2: the halves on two of the kernel pool's threads when it has them (held for the call).
+    const std::shared_ptr<ThreadPool> pool = threads == 2 ? kernel_pool() : nullptr;
     py::gil_scoped_release nogil;
     r = fn(c, pool.get());
   }
@@ -326,12 +326,12 @@ void register_ppo(py::module_& m) {
         py::arg("old_values"), py::arg("minibatch"), py::arg("clip"), py::arg("clip_vf"), py::arg("ent_coef"),
         py::arg("vf_coef"), py::arg("normalize_adv"), py::arg("max_grad_norm"), py::arg("target_kl"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("adam_step"), py::arg("stats"),
-        py::arg("vectorized") = true, py::arg("isa") = "auto",
+        py::arg("vectorized") = true, py::arg("isa") = "auto", py::arg("threads") = 1,
         "One PPO epoch of rltrain's fused MLP actor-critic over already shuffled samples (forward, loss gradient, "
         "backward, gradient-norm clipping, Adam per minibatch) on the flat float32 buffers, in place. Returns "
         "(optimiser steps taken, whether the KL early stop fired); stats rows get (pg, vf, -entropy, kl, clipfrac). "
-        "Each minibatch's two fixed row halves run on two kernel-pool threads when set_num_threads >= 2; the result "
-        "is the same for any thread count and any isa ('auto': the best this CPU has, or 'baseline' when "
+        "threads=2 runs each minibatch's two fixed row halves on two kernel-pool threads (when set_num_threads >= "
+        "2); the result is the same for either and for any isa ('auto': the best this CPU has, or 'baseline' when "
         "vectorized=False; 'baseline', 'avx2', 'avx512': that copy).");
 }
 

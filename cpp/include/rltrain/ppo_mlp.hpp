@@ -217,7 +217,6 @@ inline void activate_grad(const float* dh, const float* h, std::size_t n, bool r
   }
 }
 
-
 // The epoch's products. gemm_e: C[M, N] = init + A[M, K] B[K, N] with A read as scalars at A[m * ars + k * acs]
 // (any strides: A may be a transposed view, so no product needs a transposed copy of the activations or of their
 // gradients) and B, C row-major. init: zero, the bias row bias[N], or C itself. Every output adds its K products to
@@ -288,7 +287,7 @@ template <std::size_t VW, std::size_t R>
 inline void gemm_rows(std::size_t m, std::size_t N, std::size_t K, const float* A, std::size_t ars, std::size_t acs,
                       const float* B, std::size_t ldb, float* C, std::size_t ldc, Init init, const float* bias) {
   std::size_t n = 0;
-  if (VW >= 16) n = gemm_cols<16, R, 4>(m, n, N, K, A, ars, acs, B, ldb, C, ldc, init, bias);
+  if (VW >= 16 && R <= 4) n = gemm_cols<16, R, 4>(m, n, N, K, A, ars, acs, B, ldb, C, ldc, init, bias);
   n = gemm_cols<VW, R, 2>(m, n, N, K, A, ars, acs, B, ldb, C, ldc, init, bias);
   n = gemm_cols<VW, R, 1>(m, n, N, K, A, ars, acs, B, ldb, C, ldc, init, bias);
   if (VW > 4) n = gemm_cols<4, R, 1>(m, n, N, K, A, ars, acs, B, ldb, C, ldc, init, bias);
@@ -308,6 +307,9 @@ template <std::size_t VW>
 inline void gemm_e(std::size_t M, std::size_t N, std::size_t K, const float* A, std::size_t ars, std::size_t acs,
                    const float* B, std::size_t ldb, float* C, std::size_t ldc, Init init, const float* bias = nullptr) {
   std::size_t m = 0;
+  // Narrow outputs (a head, a small input layer) get too few accumulators from 4 rows to hide the adds' latency.
+  if (N <= 8)
+    for (; m + 8 <= M; m += 8) gemm_rows<VW, 8>(m, N, K, A, ars, acs, B, ldb, C, ldc, init, bias);
   for (; m + 4 <= M; m += 4) gemm_rows<VW, 4>(m, N, K, A, ars, acs, B, ldb, C, ldc, init, bias);
   for (; m < M; ++m) gemm_rows<VW, 1>(m, N, K, A, ars, acs, B, ldb, C, ldc, init, bias);
 }
@@ -362,25 +364,37 @@ class PpoMlpEpoch {
   PpoMlpEpoch(const PpoMlpShape& sh, const PpoMlpEpochArgs& ea, float* params, float* grad, float* exp_avg,
               float* exp_avg_sq, const float* obs, const int64_t* actions_i, const float* actions_f,
               const float* old_logp, const float* adv, const float* returns, const float* old_values, double* stats)
-      : sh_(sh), ea_(ea), params_(params), grad_(grad), exp_avg_(exp_avg), exp_avg_sq_(exp_avg_sq), obs_(obs),
-        actions_i_(actions_i), actions_f_(actions_f), old_logp_(old_logp), adv_(adv), returns_(returns),
-        old_values_(old_values), stats_(stats) {
+      : sh_(sh),
+        ea_(ea),
+        params_(params),
+        grad_(grad),
+        exp_avg_(exp_avg),
+        exp_avg_sq_(exp_avg_sq),
+        obs_(obs),
+        actions_i_(actions_i),
+        actions_f_(actions_f),
+        old_logp_(old_logp),
+        adv_(adv),
+        returns_(returns),
+        old_values_(old_values),
+        stats_(stats) {
     const std::size_t L = sh.depth(), H = sh.hidden(), A = sh.A, mb = ea.mb;
     offW_.resize(L), offb_.resize(L), offWt_.resize(L), hs_.resize(L);
-    std::size_t off = 0, offt = 0, maxh = 0;
+    std::size_t off = 0, offt = 0, maxh = 0, maxw = 0;
     for (std::size_t k = 0; k < L; ++k) {
       const std::size_t i = sh.sizes[k], o = sh.sizes[k + 1];
       offW_[k] = off, off += 2 * o * i;
       offb_[k] = off, off += 2 * o;
       offWt_[k] = offt, offt += 2 * o * i;
       maxh = std::max(maxh, o);
+      maxw = std::max(maxw, i * o);
       hs_[k].resize(2 * mb * o);
     }
     offPW_ = off, offPb_ = off + A * H, offVW_ = offPb_ + A, offVb_ = offVW_ + H, offLS_ = offVb_ + 1;
     offPWt_ = offt;
     wt_.resize(offt + A * H);
     head_.resize(mb * A), values_.resize(mb), dhead_.resize(mb * A), dvalues_.resize(mb);
-    for (std::size_t s = 0; s < 2; ++s) dh_[s].resize(mb * maxh), dz_[s].resize(mb * maxh);
+    for (std::size_t s = 0; s < 2; ++s) dh_[s].resize(mb * maxh), dz_[s].resize(mb * maxh), gwt_[s].resize(maxw);
     g1_.assign(sh.num_params(), 0.0f);
   }
 
@@ -412,7 +426,7 @@ class PpoMlpEpoch {
     if (phase == 0)
       forward(r0, r1);
     else
-      backward(r0, r1, s == 0 ? grad_ : g1_.data(), dh_[s].data(), dz_[s].data());
+      backward(r0, r1, s == 0 ? grad_ : g1_.data(), dh_[s].data(), dz_[s].data(), gwt_[s].data());
   }
 
  private:
@@ -559,8 +573,8 @@ class PpoMlpEpoch {
   }
 
   // Rows [r0, r1): the parameter gradient of their part of the loss into g (every parameter but the log-std),
-  // dh and dz: this half's workspaces.
-  void backward(std::size_t r0, std::size_t r1, float* g, float* dh, float* dz) {
+  // dh, dz and gwt: this half's workspaces.
+  void backward(std::size_t r0, std::size_t r1, float* g, float* dh, float* dz, float* gwt) {
     using mlp_detail::Init;
     const std::size_t L = sh_.depth(), H = sh_.hidden(), A = sh_.A, D = sh_.sizes[0], mb = ea_.mb, R = r1 - r0;
     const float* ha = hs_[L - 1].data() + r0 * H;
@@ -582,7 +596,12 @@ class PpoMlpEpoch {
         const float* h_out = hs_[k].data() + tr * mb * o + r0 * o;
         const float* h_in = k == 0 ? obs_ + (start_ + r0) * D : hs_[k - 1].data() + tr * mb * i + r0 * i;
         mlp_detail::activate_grad(dh, h_out, R * o, sh_.relu, dz);
-        mlp_detail::gemm_e<VW>(o, i, R, dz, 1, o, h_in, i, g + offW_[k] + tr * o * i, i, Init::Zero);
+        if (i < o) {  // gW^T [i, o] = h_in^T dz (wider blocks), then transposed: the same sums in the same order
+          mlp_detail::gemm_e<VW>(i, o, R, h_in, 1, i, dz, o, gwt, o, Init::Zero);
+          mlp_detail::transpose_tiled(gwt, i, o, g + offW_[k] + tr * o * i);
+        } else {
+          mlp_detail::gemm_e<VW>(o, i, R, dz, 1, o, h_in, i, g + offW_[k] + tr * o * i, i, Init::Zero);
+        }
         mlp_detail::column_sums(dz, R, o, g + offb_[k] + tr * o);
         if (k > 0) mlp_detail::gemm_e<VW>(R, i, o, dz, o, 1, params_ + offW_[k] + tr * o * i, i, dh, i, Init::Zero);
       }
@@ -601,7 +620,7 @@ class PpoMlpEpoch {
   std::vector<std::vector<float>> hs_;  // hs_[k]: output of hidden layer k, [2, mb, sizes[k + 1]]
   std::vector<float> wt_;               // transposed weights: per layer [2, in, out], then the policy head [H, A]
   std::vector<float> head_, values_, dhead_, dvalues_, g1_;
-  std::vector<float> dh_[2], dz_[2];  // per half
+  std::vector<float> dh_[2], dz_[2], gwt_[2];  // per half
   std::size_t start_ = 0, B_ = 0, split_ = 0;
   int phase_ = 0;
   std::uint64_t gen_ = 0;
