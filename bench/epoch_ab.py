@@ -50,7 +50,7 @@ def run(name: str, threads: int, iters: int) -> dict[str, float | str | int]:
     for _ in range(iters + 1):
         t0 = time.perf_counter()
         for _e in range(int(c["epochs"])):
-            shuffled = data
+            shuffled: tuple[torch.Tensor, ...] = data
             if int(c["mb"]) < n:
                 perm = torch.randperm(n, generator=g)
                 shuffled = tuple(x[perm] for x in data)
