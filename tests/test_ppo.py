@@ -152,7 +152,7 @@ EPOCH_SHAPES = {
 }
 
 
-def _run_epoch(case: str, isa: str, threads: int) -> tuple[np.ndarray, ...]:
+def _run_epoch(case: str, isa: str, threads: int, target_kl: float = -1.0) -> tuple[np.ndarray, ...]:
     from rltrain import _core, kernels
 
     c = EPOCH_SHAPES[case]
@@ -177,13 +177,14 @@ def _run_epoch(case: str, isa: str, threads: int) -> tuple[np.ndarray, ...]:
         steps, stopped = _core.kernels.ppo_mlp_epoch(
             params, grad, m, v, sizes, A, "relu" if c["relu"] else "tanh", c["gaussian"], obs, acts, *vecs, mb,
             clip=0.2, clip_vf=0.3, ent_coef=0.01, vf_coef=0.5, normalize_adv=True, max_grad_norm=0.5,
-            target_kl=-1.0, lr=3e-3, beta1=0.9, beta2=0.999, eps=1e-5, adam_step=2.0, stats=stats, isa=isa,
+            target_kl=target_kl, lr=3e-3, beta1=0.9, beta2=0.999, eps=1e-5, adam_step=2.0, stats=stats, isa=isa,
             threads=min(threads, 2))
     finally:
         kernels.set_num_threads(before)
-    assert (steps, stopped) == ((n + mb - 1) // mb, False)
+    if target_kl < 0:
+        assert (steps, stopped) == ((n + mb - 1) // mb, False)
     assert not np.array_equal(params, init)
-    return params, grad, m, v, stats
+    return params, grad, m, v, stats[:steps + int(stopped)], np.array([steps, stopped])
 
 
 @pytest.mark.parametrize("case", sorted(EPOCH_SHAPES))
@@ -197,6 +198,19 @@ def test_fast_epoch_same_bits_for_every_isa_and_thread_count(case: str) -> None:
     for isa, t in runs:
         for a, b in zip(ref, _run_epoch(case, isa, t)):
             np.testing.assert_array_equal(a, b, err_msg=f"{isa}, {t} threads")
+
+
+def test_fast_epoch_kl_early_stop_on_two_threads() -> None:
+    """The KL early stop ends a two-thread epoch (its helper thread is released) at the same minibatch and bits as
+    on one thread."""
+    kls = _run_epoch("tanh-8-64-64-A4", "baseline", 1)[4][:, 3]
+    target = float(kls[0]) / 1.5 * (1 + 1e-6)  # the first minibatch passes, the first with a larger KL stops
+    stop_at = int(np.argmax(kls > 1.5 * target))
+    assert stop_at > 0, kls
+    ref = _run_epoch("tanh-8-64-64-A4", "baseline", 1, target_kl=target)
+    assert list(ref[-1]) == [stop_at, 1]
+    for a, b in zip(ref, _run_epoch("tanh-8-64-64-A4", _cpu_isas()[-1], 2, target_kl=target)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_fast_epoch_isa_and_threads_arguments() -> None:
