@@ -63,12 +63,50 @@ def run(name: str, threads: int, iters: int) -> dict[str, float | str | int]:
             "checksum": float(np.float64(fused.flat.double().sum().item()))}
 
 
+def alternate_threads(name: str, pairs: int) -> dict[str, float | str | int]:
+    """One process, one tree: iterations alternate the epoch's 1 and 2 threads (kernel pool of 2), so both see the
+    same machine load; returns the medians and the per-pair speed-up of 2 threads over 1."""
+    from rltrain import kernels
+    from rltrain.algos.fused_mlp import FusedActorCritic
+    from rltrain.policies import ActorCriticPolicy
+
+    c = CONFIGS[name]
+    torch.set_num_threads(1)
+    kernels.set_num_threads(2)
+    torch.manual_seed(0)
+    fused = FusedActorCritic(ActorCriticPolicy(int(c["obs"]), int(c["act"])), lr=3e-4, adam_eps=1e-5)
+    n, mb = int(c["n"]), int(c["mb"])
+    g = torch.Generator().manual_seed(1)
+    data = (torch.randn(n, int(c["obs"]), generator=g), torch.randint(0, int(c["act"]), (n,), generator=g),
+            -torch.rand(n, generator=g) - 0.5, torch.randn(n, generator=g), torch.randn(n, generator=g),
+            torch.randn(n, generator=g))
+    ms: dict[int, list[float]] = {1: [], 2: []}
+    for it in range(2 * pairs):
+        fused.epoch_threads = 1 + it % 2
+        t0 = time.perf_counter()
+        for _e in range(int(c["epochs"])):
+            fused.epoch(*data, minibatch=mb, clip=0.2, clip_vf=None, ent_coef=0.01, vf_coef=0.5, max_grad_norm=0.5,
+                        target_kl=None, normalize_adv=bool(c["normalize_adv"]))
+        ms[fused.epoch_threads].append(1e3 * (time.perf_counter() - t0))
+    speedup = [a / b for a, b in zip(ms[1], ms[2])]
+    return {"config": name, "one_thread_ms": statistics.median(ms[1]), "two_threads_ms": statistics.median(ms[2]),
+            "speedup_median": statistics.median(speedup), "speedup_min": min(speedup),
+            "speedup_max": max(speedup), "load1": os.getloadavg()[0]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--iters", type=int, default=15)
     ap.add_argument("--configs", default="cartpole,lunarlander")
+    ap.add_argument("--alternate-threads", action="store_true",
+                    help="alternate 1 and 2 epoch threads per iteration in this process (see alternate_threads)")
     a = ap.parse_args()
+    if a.alternate_threads:
+        for name in a.configs.split(","):
+            print(json.dumps(alternate_threads(name, a.iters if name == "cartpole" else max(3, a.iters // 3))),
+                  flush=True)
+        return
     for name in a.configs.split(","):
         print(json.dumps(run(name, a.threads, a.iters if name == "cartpole" else max(3, a.iters // 3))), flush=True)
 
