@@ -115,34 +115,111 @@ def test_fast_epoch_kl_early_stop_matches_step(tmp_path) -> None:
         torch.testing.assert_close(a, b, rtol=2e-4, atol=2e-5)
 
 
-def test_fast_epoch_vectorized_equals_baseline() -> None:
-    """The AVX2 / AVX-512 copy of the C++ epoch and the baseline-ISA copy compute the same operations in the same
-    order, so they agree bitwise."""
+def _cpu_isas() -> list[str]:
+    """The instruction-set copies of the C++ epoch this CPU can run."""
     from rltrain import _core
 
+    out = ["baseline"]
+    for isa in ("avx2", "avx512"):
+        try:
+            _core.kernels.ppo_mlp_epoch(**{**_tiny_epoch_args(), "isa": isa})
+        except ValueError:
+            continue
+        out.append(isa)
+    return out
+
+
+def _tiny_epoch_args() -> dict:
+    P = 2 * 4 * (2 + 1) + 2 * 4 + 2 + 4 + 1  # trunks [2, 4] x 2, policy head [2, 4] + [2], value head [1, 4] + [1]
+    f = np.zeros(P, np.float32)
+    return dict(params=f.copy(), grad=f.copy(), exp_avg=f.copy(), exp_avg_sq=f.copy(), sizes=[2, 4], n_actions=2,
+                activation="tanh", gaussian=False, obs=np.zeros((4, 2), np.float32),
+                actions=np.zeros(4, np.int64), old_logp=np.zeros(4, np.float32), adv=np.zeros(4, np.float32),
+                returns=np.zeros(4, np.float32), old_values=np.zeros(4, np.float32), minibatch=2, clip=0.2,
+                clip_vf=-1.0, ent_coef=0.0, vf_coef=0.5, normalize_adv=False, max_grad_norm=-1.0, target_kl=-1.0,
+                lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, adam_step=0.0, stats=np.zeros((2, 5)))
+
+
+# Shapes that exercise every block of the C++ products: the default 64x64 net (LunarLander's obs and actions) with a
+# short last minibatch, minibatches whose halves are not multiples of the vector blocks, a 3-layer ReLU Gaussian net
+# of odd widths, and one minibatch of a single row (its second half is empty).
+EPOCH_SHAPES = {
+    "tanh-8-64-64-A4": dict(sizes=[8, 64, 64], A=4, n=250, mb=64, relu=False, gaussian=False),
+    "tanh-4-64-64-A2-mb256": dict(sizes=[4, 64, 64], A=2, n=256, mb=256, relu=False, gaussian=False),
+    "relu-5-37-19-A3-mb13": dict(sizes=[5, 37, 19], A=3, n=60, mb=13, relu=True, gaussian=False),
+    "gauss-relu-3-40-24-17-A2": dict(sizes=[3, 40, 24, 17], A=2, n=97, mb=33, relu=True, gaussian=True),
+    "tanh-6-20-A5-mb1": dict(sizes=[6, 20], A=5, n=3, mb=1, relu=False, gaussian=False),
+}
+
+
+def _run_epoch(case: str, isa: str, threads: int, target_kl: float = -1.0) -> tuple[np.ndarray, ...]:
+    from rltrain import _core, kernels
+
+    c = EPOCH_SHAPES[case]
+    sizes, A, n, mb = c["sizes"], c["A"], c["n"], c["mb"]
+    P = sum(2 * o * (i + 1) for i, o in zip(sizes[:-1], sizes[1:])) + A * sizes[-1] + A + sizes[-1] + 1
+    P += A if c["gaussian"] else 0
     rng = np.random.default_rng(0)
-    sizes, A, n, mb = [8, 64, 64], 4, 256, 64
-    P = sum(2 * o * (i + 1) for i, o in zip(sizes[:-1], sizes[1:])) + A * 64 + A + 64 + 1
-    init = (rng.standard_normal(P) * 0.1).astype(np.float32)
-    res = []
-    for vec in (True, False):
-        params = init.copy()
-        grad, m, v = np.zeros(P, np.float32), np.zeros(P, np.float32), np.zeros(P, np.float32)
-        data = np.random.default_rng(1)
-        obs = data.standard_normal((n, 8)).astype(np.float32)
-        acts = data.integers(0, A, n).astype(np.int64)
-        vecs = [data.standard_normal(n).astype(np.float32) for _ in range(4)]
-        vecs[0] = -np.abs(vecs[0]) - 1.0  # old log-probabilities
-        stats = np.zeros((n // mb, 5))
+    params = (rng.standard_normal(P) * 0.3).astype(np.float32)
+    init = params.copy()
+    grad, m, v = np.zeros(P, np.float32), np.zeros(P, np.float32), np.zeros(P, np.float32)
+    obs = (rng.standard_normal((n, sizes[0])) * 2).astype(np.float32)
+    if c["gaussian"]:
+        acts = rng.standard_normal((n, A)).astype(np.float32)
+    else:
+        acts = rng.integers(0, A, n).astype(np.int64)
+    vecs = [rng.standard_normal(n).astype(np.float32) for _ in range(4)]
+    vecs[0] = -np.abs(vecs[0]) - 1.0  # old log-probabilities
+    stats = np.zeros(((n + mb - 1) // mb, 5))
+    before = kernels.get_num_threads()
+    kernels.set_num_threads(threads)
+    try:
         steps, stopped = _core.kernels.ppo_mlp_epoch(
-            params, grad, m, v, sizes, A, "tanh", False, obs, acts, *vecs, mb, clip=0.2, clip_vf=-1.0,
-            ent_coef=0.01, vf_coef=0.5, normalize_adv=True, max_grad_norm=0.5, target_kl=-1.0, lr=3e-4, beta1=0.9,
-            beta2=0.999, eps=1e-5, adam_step=0.0, stats=stats, vectorized=vec)
-        assert (steps, stopped) == (n // mb, False)
-        assert not np.array_equal(params, init)
-        res.append((params, m, v, stats))
-    for a, b in zip(*res):
+            params, grad, m, v, sizes, A, "relu" if c["relu"] else "tanh", c["gaussian"], obs, acts, *vecs, mb,
+            clip=0.2, clip_vf=0.3, ent_coef=0.01, vf_coef=0.5, normalize_adv=True, max_grad_norm=0.5,
+            target_kl=target_kl, lr=3e-3, beta1=0.9, beta2=0.999, eps=1e-5, adam_step=2.0, stats=stats, isa=isa,
+            threads=min(threads, 2))
+    finally:
+        kernels.set_num_threads(before)
+    if target_kl < 0:
+        assert (steps, stopped) == ((n + mb - 1) // mb, False)
+    assert not np.array_equal(params, init)
+    return params, grad, m, v, stats[:steps + int(stopped)], np.array([steps, stopped])
+
+
+@pytest.mark.parametrize("case", sorted(EPOCH_SHAPES))
+def test_fast_epoch_same_bits_for_every_isa_and_thread_count(case: str) -> None:
+    """The baseline, AVX2 and AVX-512 copies of the C++ epoch compute the same operations in the same order, and each
+    minibatch is split into two fixed row halves whose gradients are added in a fixed order, so every copy on one
+    thread and with its halves on two (kernel pools of 2 and 3 threads) ends at the same bits."""
+    ref = _run_epoch(case, "baseline", 1)
+    runs = [(isa, t) for isa in _cpu_isas() for t in (1, 2, 3)]
+    assert len(runs) >= 3
+    for isa, t in runs:
+        for a, b in zip(ref, _run_epoch(case, isa, t)):
+            np.testing.assert_array_equal(a, b, err_msg=f"{isa}, {t} threads")
+
+
+def test_fast_epoch_kl_early_stop_on_two_threads() -> None:
+    """The KL early stop ends a two-thread epoch (its helper thread is released) at the same minibatch and bits as
+    on one thread."""
+    kls = _run_epoch("tanh-8-64-64-A4", "baseline", 1)[4][:, 3]
+    target = float(kls[0]) / 1.5 * (1 + 1e-6)  # the first minibatch passes, the first with a larger KL stops
+    stop_at = int(np.argmax(kls > 1.5 * target))
+    assert stop_at > 0, kls
+    ref = _run_epoch("tanh-8-64-64-A4", "baseline", 1, target_kl=target)
+    assert list(ref[-1]) == [stop_at, 1]
+    for a, b in zip(ref, _run_epoch("tanh-8-64-64-A4", _cpu_isas()[-1], 2, target_kl=target)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_fast_epoch_isa_and_threads_arguments() -> None:
+    from rltrain import _core
+
+    with pytest.raises(ValueError, match="isa"):
+        _core.kernels.ppo_mlp_epoch(**{**_tiny_epoch_args(), "isa": "neon9"})
+    with pytest.raises(ValueError, match="threads"):
+        _core.kernels.ppo_mlp_epoch(**{**_tiny_epoch_args(), "threads": 3})
 
 
 @pytest.mark.parametrize("activation", ["tanh", "relu"])

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "checks.hpp"
+#include "rltrain/kernel_pool.hpp"
 #include "rltrain/ppo_loss.hpp"
 #include "rltrain/ppo_mlp.hpp"
 
@@ -86,30 +87,42 @@ py::tuple ppo_loss_grad(py::object head_o, py::object actions_o, py::object old_
 }
 
 // The epoch compiled for the build's baseline ISA and, on x86-64 with GCC or Clang, for AVX2 and AVX-512 (8 and 16
-// floats per vector instead of 4), chosen at run time; flatten inlines the whole call tree into each copy. All
+// floats per vector instead of 4), chosen at run time; flatten inlines the whole call tree into each copy, and the
+// threads' entry (called from the kernel pool's threads through a pointer) is compiled for the same ISA. All
 // copies compute the same operations in the same order (-ffp-contract=off: no fused multiply-adds), so they agree
 // bitwise.
-PpoMlpEpochResult epoch_baseline(const PpoMlpShape& sh, const PpoMlpEpochArgs& ea, float* p, float* g, float* m,
-                                 float* v, const float* obs, const int64_t* ai, const float* af, const float* olp,
-                                 const float* adv, const float* ret, const float* ov, double* stats) {
-  return ppo_mlp_epoch<4>(sh, ea, p, g, m, v, obs, ai, af, olp, adv, ret, ov, stats);
+struct EpochCall {
+  const PpoMlpShape& sh;
+  const PpoMlpEpochArgs& ea;
+  float *p, *g, *m, *v;
+  const float* obs;
+  const int64_t* ai;
+  const float *af, *olp, *adv, *ret, *ov;
+  double* stats;
+};
+
+template <std::size_t VW>
+PpoMlpEpochResult epoch_run(const EpochCall& c, ThreadPool* pool, typename PpoMlpEpoch<VW>::EntryFn entry) {
+  PpoMlpEpoch<VW> e(c.sh, c.ea, c.p, c.g, c.m, c.v, c.obs, c.ai, c.af, c.olp, c.adv, c.ret, c.ov, c.stats);
+  return e.run(entry, pool);
 }
+
+void entry_baseline(PpoMlpEpoch<4>& e, int what) { e.entry(what); }
+
+PpoMlpEpochResult epoch_baseline(const EpochCall& c, ThreadPool* pool) { return epoch_run<4>(c, pool, entry_baseline); }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define RLTRAIN_MLP_X86 1
-__attribute__((target("avx2"),
-               flatten)) PpoMlpEpochResult epoch_avx2(const PpoMlpShape& sh, const PpoMlpEpochArgs& ea, float* p,
-                                                      float* g, float* m, float* v, const float* obs, const int64_t* ai,
-                                                      const float* af, const float* olp, const float* adv,
-                                                      const float* ret, const float* ov, double* stats) {
-  return ppo_mlp_epoch<8>(sh, ea, p, g, m, v, obs, ai, af, olp, adv, ret, ov, stats);
+__attribute__((target("avx2"), flatten)) void entry_avx2(PpoMlpEpoch<8>& e, int what) { e.entry(what); }
+
+__attribute__((target("avx2"), flatten)) PpoMlpEpochResult epoch_avx2(const EpochCall& c, ThreadPool* pool) {
+  return epoch_run<8>(c, pool, entry_avx2);
 }
 
-__attribute__((target("avx512f"), flatten)) PpoMlpEpochResult
-epoch_avx512(const PpoMlpShape& sh, const PpoMlpEpochArgs& ea, float* p, float* g, float* m, float* v, const float* obs,
-             const int64_t* ai, const float* af, const float* olp, const float* adv, const float* ret, const float* ov,
-             double* stats) {
-  return ppo_mlp_epoch<16>(sh, ea, p, g, m, v, obs, ai, af, olp, adv, ret, ov, stats);
+__attribute__((target("avx512f"), flatten)) void entry_avx512(PpoMlpEpoch<16>& e, int what) { e.entry(what); }
+
+__attribute__((target("avx512f"), flatten)) PpoMlpEpochResult epoch_avx512(const EpochCall& c, ThreadPool* pool) {
+  return epoch_run<16>(c, pool, entry_avx512);
 }
 #endif
 
@@ -146,7 +159,7 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
                            py::object adv_o, py::object returns_o, py::object old_values_o, py::ssize_t minibatch,
                            double clip, double clip_vf, double ent_coef, double vf_coef, bool normalize_adv,
                            double max_grad_norm, double target_kl, double lr, double beta1, double beta2, double eps,
-                           double adam_step, py::object stats_o, bool vectorized) {
+                           double adam_step, py::object stats_o, bool vectorized, const std::string& isa, int threads) {
   if (sizes.size() < 2) throw py::value_error("sizes: expected [obs_dim, hidden_1, ..., hidden_L] with L >= 1");
   for (py::ssize_t s : sizes)
     if (s < 1) throw py::value_error("sizes: expected positive layer sizes");
@@ -156,6 +169,15 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
   if (minibatch < 1) throw py::value_error("minibatch: expected a positive integer");
   if (!std::isfinite(clip) || clip < 0) throw py::value_error("clip: expected a finite number >= 0");
   if (std::isnan(clip_vf)) throw py::value_error("clip_vf: expected a number (< 0 disables value clipping)");
+  bool isa_ok = isa == "auto" || isa == "baseline";
+#ifdef RLTRAIN_MLP_X86
+  isa_ok = isa_ok || (isa == "avx2" && __builtin_cpu_supports("avx2")) ||
+           (isa == "avx512" && __builtin_cpu_supports("avx512f"));
+#endif
+  if (threads != 1 && threads != 2) throw py::value_error("threads: expected 1 or 2, got " + std::to_string(threads));
+  if (!isa_ok)
+    throw py::value_error(
+        "isa: expected 'auto', 'baseline' or an instruction set this CPU has ('avx2', 'avx512'), got '" + isa + "'");
   if (!(lr >= 0) || !(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1) || !(eps > 0) || !(adam_step >= 0))
     throw py::value_error("lr, beta1, beta2, eps, adam_step: expected lr >= 0, betas in [0, 1), eps > 0, step >= 0");
   PpoMlpShape sh;
@@ -200,16 +222,20 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
     const float* af = gaussian ? cptr<float>(actions) : nullptr;
     auto fn = epoch_baseline;
 #ifdef RLTRAIN_MLP_X86
-    if (vectorized && __builtin_cpu_supports("avx512f"))
+    if (isa == "avx512" || (isa == "auto" && vectorized && __builtin_cpu_supports("avx512f")))
       fn = epoch_avx512;
-    else if (vectorized && __builtin_cpu_supports("avx2"))
+    else if (isa == "avx2" || (isa == "auto" && vectorized && __builtin_cpu_supports("avx2")))
       fn = epoch_avx2;
 #else
     (void)vectorized;
 #endif
+    const EpochCall c{
+        sh, ea, mptr<float>(params), mptr<float>(grad), mptr<float>(m),   mptr<float>(v),  cptr<float>(obs),
+        ai, af, cptr<float>(olp),    cptr<float>(adv),  cptr<float>(ret), cptr<float>(ov), mptr<double>(stats)};
+    // threads=2: the halves on two of the kernel pool's threads when it has them (held for the call).
+    const std::shared_ptr<ThreadPool> pool = threads == 2 ? kernel_pool() : nullptr;
     py::gil_scoped_release nogil;
-    r = fn(sh, ea, mptr<float>(params), mptr<float>(grad), mptr<float>(m), mptr<float>(v), cptr<float>(obs), ai, af,
-           cptr<float>(olp), cptr<float>(adv), cptr<float>(ret), cptr<float>(ov), mptr<double>(stats));
+    r = fn(c, pool.get());
   }
   return py::make_tuple(static_cast<py::ssize_t>(r.steps), r.stopped);
 }
@@ -300,10 +326,13 @@ void register_ppo(py::module_& m) {
         py::arg("old_values"), py::arg("minibatch"), py::arg("clip"), py::arg("clip_vf"), py::arg("ent_coef"),
         py::arg("vf_coef"), py::arg("normalize_adv"), py::arg("max_grad_norm"), py::arg("target_kl"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("adam_step"), py::arg("stats"),
-        py::arg("vectorized") = true,
+        py::arg("vectorized") = true, py::arg("isa") = "auto", py::arg("threads") = 1,
         "One PPO epoch of rltrain's fused MLP actor-critic over already shuffled samples (forward, loss gradient, "
         "backward, gradient-norm clipping, Adam per minibatch) on the flat float32 buffers, in place. Returns "
-        "(optimiser steps taken, whether the KL early stop fired); stats rows get (pg, vf, -entropy, kl, clipfrac).");
+        "(optimiser steps taken, whether the KL early stop fired); stats rows get (pg, vf, -entropy, kl, clipfrac). "
+        "threads=2 runs each minibatch's two fixed row halves on two kernel-pool threads (when set_num_threads >= "
+        "2); the result is the same for either and for any isa ('auto': the best this CPU has, or 'baseline' when "
+        "vectorized=False; 'baseline', 'avx2', 'avx512': that copy).");
 }
 
 }  // namespace rltrain::bind

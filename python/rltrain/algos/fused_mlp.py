@@ -313,6 +313,11 @@ class FusedActorCritic:
         self.native_epoch = self.depth >= 1 and self.flat.dtype == torch.float32
         """Whether :meth:`epoch` can run (float32 and at least one hidden layer); set it False to make the trainer
         run the minibatches through :meth:`step` instead (the tests compare the two)."""
+        self.epoch_threads = 1
+        """Threads for :meth:`epoch`: 2 computes each minibatch's two fixed row halves on two of the kernel pool's
+        threads (``rltrain.kernels.set_num_threads`` >= 2), 1 one after the other; the parameters come out the same.
+        1 by default: on the shared 2-vCPU bench machine the hand-off per minibatch cost more than the second core
+        gave (bench/README.md, Floor)."""
         self.native: NativeRollout | None = (NativeRollout(policy, flat=self.flat)
                                              if self.native_epoch and native_rollout_eligible(policy) else None)
         """The C++ rollout forward on this object's flat parameters (:class:`NativeRollout`), or None."""
@@ -434,7 +439,7 @@ class FusedActorCritic:
             vf_coef=vf_coef, normalize_adv=normalize_adv,
             max_grad_norm=-1.0 if max_grad_norm is None else max_grad_norm,
             target_kl=-1.0 if target_kl is None else target_kl, lr=float(group["lr"]), beta1=b1, beta2=b2,
-            eps=float(group["eps"]), adam_step=float(st["step"]), stats=stats)
+            eps=float(group["eps"]), adam_step=float(st["step"]), stats=stats, threads=self.epoch_threads)
         st["step"] = float(st["step"]) + steps
         return stats[:steps + int(stopped)], int(steps), bool(stopped)
 
