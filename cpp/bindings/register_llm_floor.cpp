@@ -1,5 +1,6 @@
-// rltrain._core._testing: the bare-loop ceilings of rltrain.bench llm (llm_floor.hpp). Float32 C-contiguous
-// NumPy arrays only; the bench passes them; single-threaded, GIL released.
+// rltrain._core._testing: the bare-loop ceilings of rltrain.bench llm (llm_floor.hpp), and the instruction-set cap
+// of the vector clones (simd_isa.hpp). The floors take float32 C-contiguous NumPy arrays only; the bench passes
+// them; single-threaded, GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -7,6 +8,7 @@
 #include <stdexcept>
 
 #include "rltrain/llm_floor.hpp"
+#include "rltrain/simd_isa.hpp"
 
 namespace py = pybind11;
 
@@ -23,6 +25,16 @@ void same_size(const py::array& a, const py::array& b, const char* name) {
 }  // namespace
 
 void register_llm_floor(py::module_& m) {
+  m.def(
+      "cpu_isa", [] { return static_cast<int>(rltrain::simd::cpu_isa()); },
+      "The widest clone this CPU runs (simd_isa.hpp): 0 baseline, 1 AVX2, 2 AVX-512.");
+  m.def(
+      "set_isa_cap",
+      [](int cap) {
+        if (cap < 0 || cap > 2) throw py::value_error("cap: expected 0 (baseline), 1 (AVX2) or 2 (AVX-512)");
+        rltrain::simd::set_isa_cap(static_cast<rltrain::simd::Isa>(cap));
+      },
+      py::arg("cap"), "Run at most this clone from now on (tests compare the clones' bits).");
   m.def(
       "floor_groups",
       [](F32 x, F32 out, double eps) {
