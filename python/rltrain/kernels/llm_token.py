@@ -145,11 +145,11 @@ def token_returns(
         if tv is not None and plain(tv[0]) and _plain_mask(tv[1]) and plain_or_none(tv[2], tv[0].dtype) and disjoint(
                 tv[2], tv[0], tv[1]):
             try:
-                res = _core.kernels.token_returns(tv[0], tv[1], gamma, _MASKED[masked], tv[2])
+                got = _core.kernels.token_returns(tv[0], tv[1], gamma, _MASKED[masked], tv[2])
             except (ValueError, TypeError):
                 pass  # bad input: the general path words the error for tensors
             else:
-                return _tensor(res, out)
+                return _tensor(got, out)
     v = cpu_views(token_rewards, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):  # bad input: the general path words the error for tensors
@@ -306,11 +306,11 @@ def masked_whiten(
         if tv is not None and plain(tv[0]) and _plain_mask(tv[1]) and plain_or_none(tv[2], tv[0].dtype) and disjoint(
                 tv[2], tv[0], tv[1]):
             try:
-                res = _core.kernels.masked_whiten(tv[0], tv[1], shift_mean, eps, tv[2], times_mask)
+                got = _core.kernels.masked_whiten(tv[0], tv[1], shift_mean, eps, tv[2], times_mask)
             except (ValueError, TypeError):
                 pass  # bad input (or fewer than 2 masked entries): the general path words the error for tensors
             else:
-                return _tensor(res, out)
+                return _tensor(got, out)
     v = cpu_views(x, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
@@ -382,11 +382,11 @@ def kl_estimate(
         if (tv is not None and plain(tv[0]) and plain(tv[1], tv[0].dtype) and (tv[2] is None or _plain_mask(tv[2]))
                 and plain_or_none(tv[3], tv[0].dtype) and disjoint(tv[3], tv[0], tv[1], tv[2])):
             try:
-                res = _core.kernels.kl_estimate(tv[0], tv[1], tv[2], _KL_KINDS[kind], clamp, tv[3])
+                got = _core.kernels.kl_estimate(tv[0], tv[1], tv[2], _KL_KINDS[kind], clamp, tv[3])
             except (ValueError, TypeError):
                 pass  # bad input: the general path words the error for tensors
             else:
-                return _tensor(res, out)
+                return _tensor(got, out)
     v = cpu_views(logp, ref_logp, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
