@@ -79,6 +79,20 @@ void register_llm_floor(py::module_& m) {
       py::arg("ids"), py::arg("x"), py::arg("out"), py::arg("eps") = 1e-4,
       "Bench ceiling: scattered groups of 16 (counting sort, statistics, gather).");
   m.def(
+      "floor_pass",
+      [](F32 a, F32 b, F32 out) {
+        same_size(a, out, "out");
+        same_size(a, b, "b");
+        const float* ap = a.data();
+        const float* bp = b.data();
+        float* op = out.mutable_data();
+        const std::size_t n = static_cast<std::size_t>(a.size());
+        py::gil_scoped_release nogil;
+        rltrain::floor::floor_pass(ap, bp, op, n);
+      },
+      py::arg("a"), py::arg("b"), py::arg("out"),
+      "Bench ceiling: the bare elementwise pass out = a - b (two streams in, one out), single-threaded.");
+  m.def(
       "floor_chain",
       [](F32 r, F32 mask, F32 out, float gamma) {
         same_size(r, out, "out");
