@@ -201,6 +201,48 @@ RLTRAIN_SIMD_INLINE double exp_lanes(double x) {
   return x < -746.0 ? 0.0 : capped;
 }
 
+// exp_lanes for arguments in [-20, 20] (kl_estimate's clamp) or NaN: there 2^n and the result are normal numbers,
+// so p * 2^n in one multiplication is exactly what exp_lanes' two-step scaling gives (both exact) and its overflow
+// and underflow selects never fire: the same bits in fewer instructions (checked against exp_lanes over 1.1e7
+// arguments in [-25, 25], float and double).
+RLTRAIN_SIMD_INLINE float exp_lanes_clamped(float x) {
+  const float magic = 12582912.0f;
+  const float t = x * 1.44269504088896341f + magic;
+  const float nf = t - magic;
+  const std::uint32_t n = bit_cast<std::uint32_t>(t) - bit_cast<std::uint32_t>(magic);
+  const float r = (x - nf * 0.693359375f) - nf * -2.12194440e-4f;
+  float y = 1.9875691500e-4f;
+  y = y * r + 1.3981999507e-3f;
+  y = y * r + 8.3334519073e-3f;
+  y = y * r + 4.1665795894e-2f;
+  y = y * r + 1.6666665459e-1f;
+  y = y * r + 5.0000001201e-1f;
+  const float p = (y * (r * r) + r) + 1.0f;
+  return p * bit_cast<float>((n + 127u) << 23);
+}
+
+RLTRAIN_SIMD_INLINE double exp_lanes_clamped(double x) {
+  const double magic = 6755399441055744.0;
+  const double t = x * 1.4426950408889634 + magic;
+  const double nf = t - magic;
+  const std::uint64_t n = bit_cast<std::uint64_t>(t) - bit_cast<std::uint64_t>(magic);
+  const double r = (x - nf * 6.93147180369123816490e-01) - nf * 1.90821492927058770002e-10;
+  double y = 1.0 / 6227020800.0;
+  y = y * r + 1.0 / 479001600.0;
+  y = y * r + 1.0 / 39916800.0;
+  y = y * r + 1.0 / 3628800.0;
+  y = y * r + 1.0 / 362880.0;
+  y = y * r + 1.0 / 40320.0;
+  y = y * r + 1.0 / 5040.0;
+  y = y * r + 1.0 / 720.0;
+  y = y * r + 1.0 / 120.0;
+  y = y * r + 1.0 / 24.0;
+  y = y * r + 1.0 / 6.0;
+  y = y * r + 0.5;
+  const double p = (y * (r * r) + r) + 1.0;
+  return p * bit_cast<double>((n + 1023u) << 52);
+}
+
 }  // namespace token_detail
 
 // ------------------------------------------------------------------------------------------- kl_estimate
@@ -293,7 +335,7 @@ struct KlK3Clamp {
   T kl_hi, out_hi;  // 20 and 10, read from volatile memory (see kl_estimate)
   RLTRAIN_SIMD_INLINE T operator()(T d) const {
     const T kl = clamp(-d, -kl_hi, kl_hi);
-    return clamp((exp_lanes(kl) - kl) - T(1), -out_hi, out_hi);
+    return clamp((exp_lanes_clamped(kl) - kl) - T(1), -out_hi, out_hi);
   }
 };
 
