@@ -848,3 +848,18 @@ def test_matches_verl_kl_and_agg_loss(verl: Any) -> None:
     ours = K.aggregate_loss(r, m, mode="seq-mean-token-sum-norm", norm_constant=5)
     verl_norm = core_algos.agg_loss(r, m, "seq-mean-token-sum-norm", loss_scale_factor=5)
     torch.testing.assert_close(ours / nonempty, verl_norm, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+def test_k3_clamped_exp_gives_the_unclamped_bits(dtype: np.dtype) -> None:
+    """With clamp=True the kernel evaluates exp by a shorter scaling valid on the clamp's range [-20, 20]; inside
+    that range (and for NaN) its results must be the bits of the general exp, clipped to [-10, 10]."""
+    rng = np.random.default_rng(11)
+    kl = np.concatenate([rng.uniform(-20, 20, 200_000), np.linspace(-20, 20, 40_001), [np.nan, 0.0, -0.0]])
+    ref = kl.astype(dtype)
+    lp = np.zeros_like(ref)
+    got = K.kl_estimate(lp, ref, kind="k3", clamp=True)
+    want = np.clip(K.kl_estimate(lp, ref, kind="k3"), dtype.type(-10), dtype.type(10))
+    nan = np.isnan(ref)
+    assert np.isnan(got[nan]).all()  # np.clip may flip a NaN's sign bit: NaN positions are compared, not bits
+    assert_bits(got[~nan], want[~nan])
