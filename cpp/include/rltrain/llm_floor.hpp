@@ -17,6 +17,8 @@
 #include <cstring>
 #include <vector>
 
+#include "rltrain/simd_isa.hpp"
+
 namespace rltrain::floor {
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
@@ -145,8 +147,7 @@ RLTRAIN_FLOOR_INLINE void pass_plain(const float* __restrict a, const float* __r
 }
 
 #if defined(RLTRAIN_FLOOR_X86)
-__attribute__((target("avx512f,prefer-vector-width=512"))) inline void pass_avx512(const float* a, const float* b,
-                                                                                   float* out, std::size_t n) {
+RLTRAIN_TARGET_AVX512 inline void pass_avx512(const float* a, const float* b, float* out, std::size_t n) {
   pass_plain(a, b, out, n);
 }
 __attribute__((target("avx2"))) inline void pass_avx2(const float* a, const float* b, float* out, std::size_t n) {

@@ -346,9 +346,8 @@ __attribute__((target("avx2"))) void kl_range_avx2(std::size_t i0, std::size_t i
   kl_range(i0, i1, a, b, mask, o, f);
 }
 template <typename T, typename M, typename F>
-__attribute__((target("avx512f,prefer-vector-width=512"))) void kl_range_avx512(std::size_t i0, std::size_t i1,
-                                                                                const T* a, const T* b, const M* mask,
-                                                                                T* o, F f) {
+RLTRAIN_TARGET_AVX512 void kl_range_avx512(std::size_t i0, std::size_t i1, const T* a, const T* b, const M* mask, T* o,
+                                           F f) {
   kl_range(i0, i1, a, b, mask, o, f);
 }
 template <typename T>
@@ -357,10 +356,8 @@ __attribute__((target("avx2"))) void whiten_range_avx2(std::size_t i0, std::size
   whiten_range(i0, i1, a, mean, inv, back, shift_mean, o);
 }
 template <typename T>
-__attribute__((target("avx512f,prefer-vector-width=512"))) void whiten_range_avx512(std::size_t i0, std::size_t i1,
-                                                                                    const T* a, double mean, double inv,
-                                                                                    double back, bool shift_mean,
-                                                                                    T* o) {
+RLTRAIN_TARGET_AVX512 void whiten_range_avx512(std::size_t i0, std::size_t i1, const T* a, double mean, double inv,
+                                               double back, bool shift_mean, T* o) {
   whiten_range(i0, i1, a, mean, inv, back, shift_mean, o);
 }
 template <typename T, typename M>
@@ -369,10 +366,8 @@ __attribute__((target("avx2"))) void whiten_mask_range_avx2(std::size_t i0, std:
   whiten_mask_range(i0, i1, a, m, mean, inv, back, o);
 }
 template <typename T, typename M>
-__attribute__((target("avx512f,prefer-vector-width=512"))) void whiten_mask_range_avx512(std::size_t i0, std::size_t i1,
-                                                                                         const T* a, const M* m,
-                                                                                         double mean, double inv,
-                                                                                         double back, T* o) {
+RLTRAIN_TARGET_AVX512 void whiten_mask_range_avx512(std::size_t i0, std::size_t i1, const T* a, const M* m, double mean,
+                                                    double inv, double back, T* o) {
   whiten_mask_range(i0, i1, a, m, mean, inv, back, o);
 }
 #endif
@@ -655,9 +650,8 @@ __attribute__((target("avx2"))) void stats_blocks_avx2(const T* x, const M* mask
   stats_blocks<4>(x, mask, n, b0, b1, part);
 }
 template <typename T, typename M>
-__attribute__((target("avx512f,prefer-vector-width=512"))) void stats_blocks_avx512(const T* x, const M* mask,
-                                                                                    std::size_t n, std::size_t b0,
-                                                                                    std::size_t b1, BlockSums* part) {
+RLTRAIN_TARGET_AVX512 void stats_blocks_avx512(const T* x, const M* mask, std::size_t n, std::size_t b0, std::size_t b1,
+                                               BlockSums* part) {
   stats_blocks<8>(x, mask, n, b0, b1, part);
 }
 #endif

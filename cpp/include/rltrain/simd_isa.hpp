@@ -12,6 +12,14 @@
 #define RLTRAIN_X86_CLONES 1
 #endif
 
+// The AVX-512 clones' attribute: GCC's auto-vectoriser would otherwise stay at 256 bits under generic tuning; Clang
+// does not take prefer-vector-width in a target attribute (it would ignore the whole attribute).
+#if defined(RLTRAIN_X86_CLONES) && !defined(__clang__)
+#define RLTRAIN_TARGET_AVX512 __attribute__((target("avx512f,prefer-vector-width=512")))
+#elif defined(RLTRAIN_X86_CLONES)
+#define RLTRAIN_TARGET_AVX512 __attribute__((target("avx512f")))
+#endif
+
 #if defined(__GNUC__)
 #define RLTRAIN_SIMD_INLINE inline __attribute__((always_inline))
 #else
