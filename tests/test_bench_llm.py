@@ -19,13 +19,14 @@ def test_quick_run_covers_every_kernel_and_agrees_with_the_peers() -> None:
                        "kl_estimate k3", "group_advantages", "group_advantages group", "group_advantages batch",
                        "group_advantages none", "rloo_advantages", "group_advantages ids", "rloo_advantages ids"}
     floors = [r for r in rows if r["impl"].startswith(("floor", "call overhead"))]
-    # the bare loops: serial chain of the long row, groups, counting sort; call overheads of two kernels
-    assert sorted(r["impl"] for r in floors) == ["call overhead", "call overhead", "floor: bare counting sort",
-                                                  "floor: bare groups", "floor: float64 round trip",
-                                                  "floor: serial chain"]
+    # the bare loops: serial chain and elementwise pass of the long row, groups, counting sort; call overheads of
+    # four kernels
+    assert sorted(r["impl"] for r in floors) == ["call overhead"] * 4 + [
+        "floor: bare counting sort", "floor: bare groups", "floor: bare pass", "floor: float64 round trip",
+        "floor: serial chain"]
     assert all(r["median_ms"] > 0 for r in floors)
     with_floor = [r for r in rows if "%floor" in r]
-    assert len(with_floor) == 7 and all(r["%floor"] > 0 and r["impl"].startswith("rltrain") for r in with_floor)
+    assert len(with_floor) == 9 and all(r["%floor"] > 0 and r["impl"].startswith("rltrain") for r in with_floor)
     peers = [r for r in rows if not r["impl"].startswith(("rltrain", "floor", "call overhead"))]
     assert len(peers) == 14  # 4 token blocks x 2 shapes, 6 group blocks
     for r in peers:  # float32 on both sides; whitening divides by a std near 1
@@ -62,6 +63,10 @@ def test_floor_loops_compute_the_kernels_results() -> None:
     o = np.empty_like(r)
     _core._testing.floor_chain(r, m, o, 0.9)
     np.testing.assert_array_equal(o, R.token_returns(r[None], m[None], gamma=0.9, masked="carry")[0])
+    _core._testing.floor_pass(r, m, o)
+    np.testing.assert_array_equal(o, r - m)
+    with pytest.raises(ValueError, match="^b"):
+        _core._testing.floor_pass(r, m[:10], o)
     with pytest.raises(ValueError, match="^ids"):
         _core._testing.floor_scatter(np.zeros(x.size, np.int64), x, out)
     with pytest.raises(ValueError, match="^x"):

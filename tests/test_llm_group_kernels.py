@@ -631,3 +631,28 @@ def test_every_group_size_matches_the_reference(size: int) -> None:
             got = K.rloo_advantages(r, group_size=size)
             assert_close(got, R.rloo_advantages(r, group_size=size), dtype)
             assert bits_equal(got, K.rloo_advantages(scattered, inter)[where])
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+@pytest.mark.parametrize("size", [8, 16, 32, 64])
+def test_vector_clones_match_the_generic_loops_bitwise(size: int, dtype: np.dtype) -> None:
+    """Contiguous groups of 8-64 take llm_group_fixed.hpp's AVX2 / AVX-512 clones, and scale="batch" sums in
+    vectors; capped to the baseline (``_testing.set_isa_cap(0)``) the same calls run the generic loops. Every clone
+    must give the generic loops' bits (group counts not a multiple of 4, several 4096-element batch blocks)."""
+    rng = np.random.default_rng(size)
+    r = (rng.standard_normal(size * 1031) * 3.0 + 1.0).astype(dtype)
+    r[:size] = 2.5  # an all-equal group: std 0
+    calls = [lambda: K.rloo_advantages(r, group_size=size)]
+    for preset in ("trl", "verl", "dr_grpo", "rltrain"):
+        for scale in ("group", "batch", "none"):
+            calls.append(lambda p=preset, s=scale: K.group_advantages(r, group_size=size, preset=p, scale=s))
+    try:
+        results = []
+        for cap in range(_core._testing.cpu_isa() + 1):
+            _core._testing.set_isa_cap(cap)
+            results.append([np.asarray(c()) for c in calls])
+    finally:
+        _core._testing.set_isa_cap(2)
+    for cap, res in enumerate(results[1:], 1):
+        for k, (a, b) in enumerate(zip(results[0], res)):
+            assert a.tobytes() == b.tobytes(), f"call {k}: clone {cap} differs from the generic loops"

@@ -422,6 +422,39 @@ def test_results_identical_for_any_thread_count(name: str, dtype: np.dtype, rest
             assert bits_equal(a, b), f"{name}: {k} threads differ from 1 thread"
 
 
+CLONE_CALLS = {
+    **{k: v for k, v in LARGE_CALLS.items() if k.startswith(("masked_whiten", "kl"))},
+    **{f"kl_{kind}_{mk}": (lambda a, kind=kind, mk=mk: K.kl_estimate(
+        a["wide"], a["ref"], None if mk == "none" else a["m"].astype(mk), kind=kind))
+       for kind in ("k1", "k2", "k3", "abs") for mk in ("none", "bool", "int64", "float32")},
+    "kl_k3_clamp_wide": lambda a: K.kl_estimate(a["wide"], a["ref"], a["m"], clamp=True),
+    "masked_whiten_keep_mean": lambda a: K.masked_whiten(a["r"], a["m"], shift_mean=False),
+}
+
+
+@pytest.fixture
+def restore_isa() -> Any:
+    yield
+    _core._testing.set_isa_cap(2)
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+@pytest.mark.parametrize("name", sorted(CLONE_CALLS))
+def test_vector_clones_give_the_same_bits(name: str, dtype: np.dtype, restore_isa: None) -> None:
+    """The elementwise loops run as the x86-64 baseline, an AVX2 or an AVX-512 clone (simd_isa.hpp), whichever
+    the CPU has: every clone must give the same bits (the clones this CPU cannot run are not compared)."""
+    args = _large(dtype)
+    wide = np.concatenate([args["lp"].ravel()[:-8] * 40.0,  # k3's exp over [-200, 200]: overflow and underflow
+                           np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 88.5, -103.5, 709.0])]).astype(dtype)
+    args["wide"] = wide.reshape(args["lp"].shape)
+    results = []
+    for cap in range(_core._testing.cpu_isa() + 1):
+        _core._testing.set_isa_cap(cap)
+        results.append(CLONE_CALLS[name](args))
+    for cap, res in enumerate(results[1:], 1):
+        assert bits_equal(results[0], res), f"{name}: clone {cap} differs from the baseline"
+
+
 def test_concurrent_calls_from_python_threads(restore_threads: None) -> None:
     """Python threads calling the kernels at once (the GIL is released) all get the right result."""
     import threading
@@ -815,3 +848,18 @@ def test_matches_verl_kl_and_agg_loss(verl: Any) -> None:
     ours = K.aggregate_loss(r, m, mode="seq-mean-token-sum-norm", norm_constant=5)
     verl_norm = core_algos.agg_loss(r, m, "seq-mean-token-sum-norm", loss_scale_factor=5)
     torch.testing.assert_close(ours / nonempty, verl_norm, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+def test_k3_clamped_exp_gives_the_unclamped_bits(dtype: np.dtype) -> None:
+    """With clamp=True the kernel evaluates exp by a shorter scaling valid on the clamp's range [-20, 20]; inside
+    that range (and for NaN) its results must be the bits of the general exp, clipped to [-10, 10]."""
+    rng = np.random.default_rng(11)
+    kl = np.concatenate([rng.uniform(-20, 20, 200_000), np.linspace(-20, 20, 40_001), [np.nan, 0.0, -0.0]])
+    ref = kl.astype(dtype)
+    lp = np.zeros_like(ref)
+    got = K.kl_estimate(lp, ref, kind="k3", clamp=True)
+    want = np.clip(K.kl_estimate(lp, ref, kind="k3"), dtype.type(-10), dtype.type(10))
+    nan = np.isnan(ref)
+    assert np.isnan(got[nan]).all()  # np.clip may flip a NaN's sign bit: NaN positions are compared, not bits
+    assert_bits(got[~nan], want[~nan])

@@ -1,5 +1,6 @@
-// rltrain._core._testing: the bare-loop ceilings of rltrain.bench llm (llm_floor.hpp). Float32 C-contiguous
-// NumPy arrays only; the bench passes them; single-threaded, GIL released.
+// rltrain._core._testing: the bare-loop ceilings of rltrain.bench llm (llm_floor.hpp), and the instruction-set cap
+// of the vector clones (simd_isa.hpp). The floors take float32 C-contiguous NumPy arrays only; the bench passes
+// them; single-threaded, GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -7,6 +8,7 @@
 #include <stdexcept>
 
 #include "rltrain/llm_floor.hpp"
+#include "rltrain/simd_isa.hpp"
 
 namespace py = pybind11;
 
@@ -23,6 +25,16 @@ void same_size(const py::array& a, const py::array& b, const char* name) {
 }  // namespace
 
 void register_llm_floor(py::module_& m) {
+  m.def(
+      "cpu_isa", [] { return static_cast<int>(rltrain::simd::cpu_isa()); },
+      "The widest clone this CPU runs (simd_isa.hpp): 0 baseline, 1 AVX2, 2 AVX-512.");
+  m.def(
+      "set_isa_cap",
+      [](int cap) {
+        if (cap < 0 || cap > 2) throw py::value_error("cap: expected 0 (baseline), 1 (AVX2) or 2 (AVX-512)");
+        rltrain::simd::set_isa_cap(static_cast<rltrain::simd::Isa>(cap));
+      },
+      py::arg("cap"), "Run at most this clone from now on (tests compare the clones' bits).");
   m.def(
       "floor_groups",
       [](F32 x, F32 out, double eps) {
@@ -66,6 +78,20 @@ void register_llm_floor(py::module_& m) {
       },
       py::arg("ids"), py::arg("x"), py::arg("out"), py::arg("eps") = 1e-4,
       "Bench ceiling: scattered groups of 16 (counting sort, statistics, gather).");
+  m.def(
+      "floor_pass",
+      [](F32 a, F32 b, F32 out) {
+        same_size(a, out, "out");
+        same_size(a, b, "b");
+        const float* ap = a.data();
+        const float* bp = b.data();
+        float* op = out.mutable_data();
+        const std::size_t n = static_cast<std::size_t>(a.size());
+        py::gil_scoped_release nogil;
+        rltrain::floor::floor_pass(ap, bp, op, n);
+      },
+      py::arg("a"), py::arg("b"), py::arg("out"),
+      "Bench ceiling: the bare elementwise pass out = a - b (two streams in, one out), single-threaded.");
   m.def(
       "floor_chain",
       [](F32 r, F32 mask, F32 out, float gamma) {

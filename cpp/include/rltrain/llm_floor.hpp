@@ -8,6 +8,7 @@
 //   floor_scatter: the same with groups named by scattered dense ids: histogram, prefix sums, scatter of the values
 //                  into group order, the group statistics there, gather back.
 //   floor_chain:   one core's dependent recurrence over a row, the REINFORCE++ "carry" step, serial.
+//   floor_pass:    the bare elementwise pass out = a - b over float32 (what kl_estimate and masked_whiten move).
 #pragma once
 
 #include <cmath>
@@ -15,6 +16,8 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#include "rltrain/simd_isa.hpp"
 
 namespace rltrain::floor {
 
@@ -134,6 +137,30 @@ inline double floor_roundtrip(const float* x, float* out, std::size_t n, double 
   if (__builtin_cpu_supports("avx2")) return roundtrip_avx2(x, out, n, c);
 #endif
   return roundtrip_plain<2>(x, out, n, c);
+}
+
+// The bare elementwise pass: out[i] = a[i] - b[i], two float32 streams in and one out (the bytes kl_estimate and
+// masked_whiten with a float32 mask move), the compiler's vectorisation at the widest width the CPU has.
+RLTRAIN_FLOOR_INLINE void pass_plain(const float* __restrict a, const float* __restrict b, float* __restrict out,
+                                     std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = a[i] - b[i];
+}
+
+#if defined(RLTRAIN_FLOOR_X86)
+RLTRAIN_TARGET_AVX512 inline void pass_avx512(const float* a, const float* b, float* out, std::size_t n) {
+  pass_plain(a, b, out, n);
+}
+__attribute__((target("avx2"))) inline void pass_avx2(const float* a, const float* b, float* out, std::size_t n) {
+  pass_plain(a, b, out, n);
+}
+#endif
+
+inline void floor_pass(const float* a, const float* b, float* out, std::size_t n) {
+#if defined(RLTRAIN_FLOOR_X86)
+  if (__builtin_cpu_supports("avx512f")) return pass_avx512(a, b, out, n);
+  if (__builtin_cpu_supports("avx2")) return pass_avx2(a, b, out, n);
+#endif
+  pass_plain(a, b, out, n);
 }
 
 // ids: dense keys in [0, n / 16), each 16 times, any order.

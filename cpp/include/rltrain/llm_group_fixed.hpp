@@ -10,6 +10,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "rltrain/simd_isa.hpp"
+
 // GCC and Clang on x86: vector extensions, target attributes, __builtin_cpu_supports.
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define RLTRAIN_FIXED_GROUPS 1
@@ -247,14 +249,8 @@ __attribute__((target("avx512f"))) void block_sums_avx512(const T* x, std::size_
   block_sums<8, Squares>(x, n, k0, k1, m, part);
 }
 
-enum class Isa { Baseline, Avx2, Avx512 };
-
-inline Isa isa() {
-  static const Isa best = __builtin_cpu_supports("avx512f") ? Isa::Avx512
-                          : __builtin_cpu_supports("avx2")  ? Isa::Avx2
-                                                            : Isa::Baseline;
-  return best;
-}
+using simd::Isa;
+using simd::isa;  // the CPU's widest clone, lowered by simd::set_isa_cap (tests: Baseline takes the generic loops)
 
 template <int N, typename T>
 bool run_best(const T* x, T* out, std::size_t groups, const Params& p) {

@@ -20,7 +20,9 @@ single-threaded, called on the same arrays) time the work it cannot avoid: ``flo
 float64 sum, mean, squared deviations, sqrt, divide, store, written plainly), ``floor_roundtrip`` (the float64 round
 trip alone: load, convert, one add, one multiply, convert, store: less than any float64-statistics kernel does),
 ``floor_scatter`` (the groups after a counting sort of scattered dense ids, gathered back) and ``floor_chain`` (one
-core's serial REINFORCE++ recurrence over the row);
+core's serial REINFORCE++ recurrence over the row) and, for the one long row, ``floor_pass`` (the bare elementwise
+pass ``out = a - b`` over the row, the bytes ``kl_estimate`` and ``masked_whiten`` move: their floor is that pass
+plus their own call overhead on a [1, 8] row);
 ``call overhead`` rows time the kernel on a tiny input of the same kind (argument handling, binding, GIL). A kernel
 row's ``%floor`` = floor time / kernel time.
 """
@@ -289,19 +291,34 @@ def _token_section(rows: list[dict[str, Any]], rng: np.random.Generator, B: int,
         _row(rows, "token_returns", "(1, 8)", "call overhead", t_call)
     _row(rows, "token_returns", shape, "rltrain", t, nbytes=el * 4 * 3, floor=floor)
 
+    # one long row: the elementwise kernels against a bare pass over the same bytes plus their own call overhead
+    floor_w = floor_kl = None
+    if B == 1:
+        from rltrain import _core
+
+        ln, rfn, on = logp.numpy().ravel(), ref.numpy().ravel(), adv_o.numpy().ravel()
+        t_pass = _time(lambda: _core._testing.floor_pass(ln, rfn, on), quick=quick)
+        _row(rows, "kl_estimate k3", shape, "floor: bare pass", t_pass, nbytes=el * 4 * 3)
+        tw = (r[:, :8], m[:, :8], adv_o[:, :8], logp[:, :8], ref[:, :8])
+        t_call_w = _time(lambda: kernels.masked_whiten(tw[0], tw[1], out=tw[2]), quick=quick)
+        _row(rows, "masked_whiten", "(1, 8)", "call overhead", t_call_w)
+        t_call_kl = _time(lambda: kernels.kl_estimate(tw[3], tw[4], kind="k3", clamp=True, out=tw[2]), quick=quick)
+        _row(rows, "kl_estimate k3", "(1, 8)", "call overhead", t_call_kl)
+        floor_w, floor_kl = t_pass + t_call_w, t_pass + t_call_kl
+
     # masked_whiten
     diff = _maxdiff(verl["whiten"](r, m), kernels.masked_whiten(r, m))
     t_ours = _time(lambda: kernels.masked_whiten(r, m, out=adv_o), quick=quick)
     t_peer = _time(lambda: verl["whiten"](r, m), quick=quick)
     _row(rows, "masked_whiten", shape, verl_name, t_peer, base=t_ours, diff=diff)
-    _row(rows, "masked_whiten", shape, "rltrain", t_ours, nbytes=el * 4 * 3, base=t_ours)
+    _row(rows, "masked_whiten", shape, "rltrain", t_ours, nbytes=el * 4 * 3, base=t_ours, floor=floor_w)
 
     # kl_estimate (k3, verl's clamps)
     diff = _maxdiff(verl["kl"](logp, ref), kernels.kl_estimate(logp, ref, kind="k3", clamp=True))
     t_ours = _time(lambda: kernels.kl_estimate(logp, ref, kind="k3", clamp=True, out=adv_o), quick=quick)
     t_peer = _time(lambda: verl["kl"](logp, ref), quick=quick)
     _row(rows, "kl_estimate k3", shape, verl_name, t_peer, base=t_ours, diff=diff)
-    _row(rows, "kl_estimate k3", shape, "rltrain", t_ours, nbytes=el * 4 * 3, base=t_ours)
+    _row(rows, "kl_estimate k3", shape, "rltrain", t_ours, nbytes=el * 4 * 3, base=t_ours, floor=floor_kl)
 
 
 def _group_section(rows: list[dict[str, Any]], rng: np.random.Generator, quick: bool,

@@ -18,6 +18,7 @@ otherwise copied through the host kernel and back.
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,7 @@ from rltrain.kernels._convert import (
     check_out,
     copy_into,
     cpu_views,
+    disjoint,
     flag_array,
     float_dtype,
     is_torch,
@@ -44,6 +46,7 @@ from rltrain.kernels._convert import (
     plain_flags,
     plain_lengths,
     plain_or_none,
+    torch_views,
 )
 
 _MASKED = {"restart": 0, "carry": 1}
@@ -108,6 +111,19 @@ def _plain_mask(m: Any) -> bool:
     return plain_flags(m) or plain_lengths(m)
 
 
+def _no_overlap(out: Any, *xs: Any) -> bool:
+    """True when ``out`` is None, or it and every input are NumPy arrays (or None) whose address ranges do not meet:
+    the call then needs no scratch and ``aliased`` (several us) need not run. False means: ask ``aliased``."""
+    if out is None:
+        return True
+    return type(out) is np.ndarray and all(x is None or type(x) is np.ndarray for x in xs) and disjoint(out, *xs)
+
+
+def _tensor(res: Any, out: Any) -> Any:
+    """The result of a call through ``torch_views``: ``out`` itself, or a tensor on ``res``."""
+    return out if out is not None else sys.modules["torch"].from_numpy(res)
+
+
 # ------------------------------------------------------------------------------------------ token_returns
 
 
@@ -124,13 +140,24 @@ def token_returns(
       return carries unchanged across masked spans (tool observations) and is 0 there.
 
     ``gamma`` in [0, 1]. Returns ``[B, L]`` of the rewards' dtype (``out=`` to write into a buffer)."""
+    if type(token_rewards) is not np.ndarray and type(gamma) is float and type(masked) is str and masked in _MASKED:
+        tv = torch_views(token_rewards, mask, out)
+        if tv is not None and plain(tv[0]) and _plain_mask(tv[1]) and plain_or_none(tv[2], tv[0].dtype) and disjoint(
+                tv[2], tv[0], tv[1]):
+            try:
+                got = _core.kernels.token_returns(tv[0], tv[1], gamma, _MASKED[masked], tv[2])
+            except (ValueError, TypeError):
+                pass  # bad input: the general path words the error for tensors
+            else:
+                return _tensor(got, out)
     v = cpu_views(token_rewards, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):  # bad input: the general path words the error for tensors
             res = token_returns(v[0], v[1], gamma=gamma, masked=masked, out=v[2])
             return out if out is not None else as_tensor(res)
     mode = _code(masked, "masked", _MASKED)
-    if out is not None and aliased((("out", out),), (("token_rewards", token_rewards), ("mask", mask))):
+    if not _no_overlap(out, token_rewards, mask) and aliased((("out", out),), (("token_rewards", token_rewards),
+                                                                                 ("mask", mask))):
         return copy_into(out, token_returns(token_rewards, mask, gamma=gamma, masked=masked))
     if (
         type(gamma) is float
@@ -188,13 +215,27 @@ def token_gae(
     Masked tokens are skipped: the advantage and the next value carry backward through them.
     ``returns = advantages + values`` at every position. ``gamma``, ``lam`` in [0, 1] (Schulman et al. 2016:
     ``lam=0`` is the TD(0) error, ``lam=1`` the Monte-Carlo return minus V)."""
+    if (type(token_rewards) is not np.ndarray and type(gamma) is float and type(lam) is float
+            and (out is None or (type(out) is tuple and len(out) == 2))):
+        tv = torch_views(token_rewards, values, mask, *((None, None) if out is None else out))
+        if (tv is not None and plain(tv[0]) and plain(tv[1], tv[0].dtype) and _plain_mask(tv[2])
+                and plain_or_none(tv[3], tv[0].dtype) and plain_or_none(tv[4], tv[0].dtype)
+                and disjoint(tv[3], tv[0], tv[1], tv[2], tv[4]) and disjoint(tv[4], tv[0], tv[1], tv[2])):
+            try:
+                res2 = _core.kernels.token_gae(tv[0], tv[1], tv[2], gamma, lam, tv[3], tv[4])
+            except (ValueError, TypeError):
+                pass  # bad input: the general path words the error for tensors
+            else:
+                return tuple(out) if out is not None else (_tensor(res2[0], None), _tensor(res2[1], None))
     v = cpu_views(token_rewards, values, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
             res2 = token_gae(v[0], v[1], v[2], gamma=gamma, lam=lam, out=v[3])
             return tuple(out) if out is not None else as_tensor(res2)
     o_adv, o_ret = (None, None) if out is None else out_tuple(out, 2)
-    if out is not None and aliased(
+    if out is not None and not (
+        _no_overlap(o_adv, token_rewards, values, mask, o_ret) and _no_overlap(o_ret, token_rewards, values, mask)
+    ) and aliased(
         (("out[0] (advantages)", o_adv), ("out[1] (returns)", o_ret)),
         (("token_rewards", token_rewards), ("values", values), ("mask", mask)),
     ):
@@ -259,12 +300,24 @@ def masked_whiten(
     0/1, float masks by their value), in the same pass: ``masked_whiten(x, m, times_mask=True)`` is bitwise
     ``masked_whiten(x, m) * m``, the last step of verl's REINFORCE++ estimator. ``ValueError`` naming ``mask``
     when ``n < 2``."""
+    if (type(x) is not np.ndarray and type(eps) is float and type(shift_mean) is bool
+            and type(times_mask) is bool):
+        tv = torch_views(x, mask, out)
+        if tv is not None and plain(tv[0]) and _plain_mask(tv[1]) and plain_or_none(tv[2], tv[0].dtype) and disjoint(
+                tv[2], tv[0], tv[1]):
+            try:
+                got = _core.kernels.masked_whiten(tv[0], tv[1], shift_mean, eps, tv[2], times_mask)
+            except (ValueError, TypeError):
+                pass  # bad input (or fewer than 2 masked entries): the general path words the error for tensors
+            else:
+                return _tensor(got, out)
     v = cpu_views(x, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
             res = masked_whiten(v[0], v[1], shift_mean=shift_mean, eps=eps, times_mask=times_mask, out=v[2])
             return out if out is not None else as_tensor(res)
-    if out is not None and aliased((("out", out),), (("x", None if _same(out, x) else x), ("mask", mask))):
+    if not _no_overlap(out, x, mask) and aliased((("out", out),), (("x", None if _same(out, x) else x),
+                                                                   ("mask", mask))):
         return copy_into(out, masked_whiten(x, mask, shift_mean=shift_mean, eps=eps, times_mask=times_mask))
     if (
         type(eps) is float
@@ -324,13 +377,23 @@ def kl_estimate(
 
     Where ``mask == 0`` the output is exactly 0 (a select, not a product: no NaN from ``inf * 0``); elsewhere
     the mask's value does not scale the estimate."""
+    if type(logp) is not np.ndarray and type(clamp) is bool and type(kind) is str and kind in _KL_KINDS:
+        tv = torch_views(logp, ref_logp, mask, out)
+        if (tv is not None and plain(tv[0]) and plain(tv[1], tv[0].dtype) and (tv[2] is None or _plain_mask(tv[2]))
+                and plain_or_none(tv[3], tv[0].dtype) and disjoint(tv[3], tv[0], tv[1], tv[2])):
+            try:
+                got = _core.kernels.kl_estimate(tv[0], tv[1], tv[2], _KL_KINDS[kind], clamp, tv[3])
+            except (ValueError, TypeError):
+                pass  # bad input: the general path words the error for tensors
+            else:
+                return _tensor(got, out)
     v = cpu_views(logp, ref_logp, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
             res = kl_estimate(v[0], v[1], v[2], kind=kind, clamp=clamp, out=v[3])
             return out if out is not None else as_tensor(res)
     code = _code(kind, "kind", _KL_KINDS)
-    if out is not None and aliased(
+    if not _no_overlap(out, logp, ref_logp, mask) and aliased(
         (("out", out),),
         (("logp", None if _same(out, logp) else logp), ("ref_logp", None if _same(out, ref_logp) else ref_logp),
          ("mask", mask)),
