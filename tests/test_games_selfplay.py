@@ -63,8 +63,12 @@ def test_search_opponent_prob_second_weights_the_search_by_the_learners_side(tmp
         np.testing.assert_array_equal(t.league.assigned <= -2, second)
         seen_o, seen_x = seen_o + int(second.sum()), seen_x + int((~second).sum())
     assert seen_o > 0 and seen_x > 0
-    # None (the default) keeps one probability for both sides; out of range or summing past 1 is refused
-    assert SelfPlayConfig().search_opponent_prob_second is None
+    # None: one probability for both sides (here the search plays every game); out of range or past 1 is refused
+    t = SelfPlayTrainer(None, _cfg(tmp_path, random_opponent_prob=0.0, search_opponent_prob=1.0,
+                                   search_opponent_prob_second=None))
+    t.train(1)
+    assert t.league is not None and isinstance(t.env, GameVectorEnv) and (t.env.agent == -1).any()
+    assert (t.league.assigned <= -2).all()
     with pytest.raises(ValueError, match="search_opponent_prob_second"):
         SelfPlayTrainer(None, _cfg(tmp_path, search_opponent_prob_second=1.5))
     with pytest.raises(ValueError, match="search_opponent_prob_second"):

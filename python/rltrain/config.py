@@ -437,6 +437,11 @@ class SelfPlayConfig(PPOConfig):
     """Adam learning rate."""
     ent_coef: float = 0.01
     """Entropy bonus weight."""
+    lr_schedule: str = "linear"
+    """Learning-rate schedule (see :class:`CommonConfig`): linear to 0 over the ``train`` call (or
+    ``schedule_iters``), so the last iterations settle the greedy policy instead of moving it."""
+    ent_schedule: str = "linear"
+    """Entropy-coefficient schedule, same choices: linear to 0, so the policy sharpens as training ends."""
     hidden_sizes: tuple[int, ...] = (128, 128)
     """Hidden layer widths of the MLP policy."""
     target_kl: float | None = None
@@ -455,7 +460,7 @@ class SelfPlayConfig(PPOConfig):
     search_opponent_prob: float = 0.5
     """Probability that a game's opponent is the game's built-in search (``search_opponent``): a sparring partner
     that punishes every mistake at once (0: the league and the random player only)."""
-    search_opponent_prob_second: float | None = None
+    search_opponent_prob_second: float | None = 0.7
     """Probability of the search opponent in the games where the learner moves second (it plays O, the search opens);
     None: ``search_opponent_prob``. The first player's opening is where a mixed pool pays the learner to gamble:
     a reply that wins often against the random player and the league can lose every game against perfect play, and
