@@ -93,10 +93,23 @@ def main() -> None:
     p.add_argument("--eval-every", type=int, default=0, help="also evaluate (and write the JSON) every this many "
                    "iterations (default: only at the end)")
     p.add_argument("--json", help="write the results here")
+    p.add_argument("--merge", nargs="+", metavar="JSON", help="instead of training, combine the complete results "
+                   "of one-seed runs made in parallel (same game, iterations and overrides) into --json")
     a = p.parse_args()
     overrides = _parse_set(a.set)
     runs: list[dict[str, Any]] = []
     kind = "exact" if a.game == "tictactoe" else "sampled"
+    if a.merge:
+        for path in a.merge:
+            with open(path) as f:
+                part = json.load(f)
+            if not part["complete"] or part["game"] != a.game or part["iters"] != a.iters:
+                raise SystemExit(f"--merge: {path} is not a complete {a.game} run of {a.iters} iterations")
+            if runs and part["overrides"] != overrides:
+                raise SystemExit(f"--merge: {path} has other overrides ({part['overrides']})")
+            overrides = part["overrides"]
+            runs.extend(part["runs"])
+        a.seeds = [r["seed"] for r in runs]
 
     def write(partial: dict[str, Any] | None = None) -> None:
         done = runs + ([partial] if partial is not None else [])
@@ -117,6 +130,9 @@ def main() -> None:
                 json.dump(out, f, indent=1)
         print(json.dumps({k: v["median"] for k, v in summary.items()}), flush=True)
 
+    if a.merge:
+        write()
+        return
     for seed in a.seeds:
         r = run_seed(a.game, seed, a.iters, overrides, a.games, a.eval_every or a.iters, write)
         runs.append(r)

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from rltrain import SelfPlayConfig, SelfPlayTrainer, _core
-from rltrain.games import evaluate_vs
+from rltrain.games import GameVectorEnv, evaluate_vs
 
 TTT = "rltrain/TicTacToe-v0"
 
@@ -49,6 +49,30 @@ def test_selfplay_smoke_league_and_metrics(tmp_path: Any) -> None:
     c4.train(1)
     assert c4.league is not None and c4.league.search_depths == [1, 3]
     assert set(np.unique(c4.league.assigned)) & {-2, -3}
+
+
+def test_search_opponent_prob_second_weights_the_search_by_the_learners_side(tmp_path: Any) -> None:
+    # The search plays every game the learner plays as O and none it plays as X: the league reads each game's side.
+    t = SelfPlayTrainer(None, _cfg(tmp_path, random_opponent_prob=0.0, search_opponent_prob=0.0,
+                                   search_opponent_prob_second=1.0))
+    seen_o = seen_x = 0
+    for _ in range(3):
+        t.train(1)
+        assert t.league is not None and isinstance(t.env, GameVectorEnv)
+        second = t.env.agent == -1
+        np.testing.assert_array_equal(t.league.assigned <= -2, second)
+        seen_o, seen_x = seen_o + int(second.sum()), seen_x + int((~second).sum())
+    assert seen_o > 0 and seen_x > 0
+    # None: one probability for both sides (here the search plays every game); out of range or past 1 is refused
+    t = SelfPlayTrainer(None, _cfg(tmp_path, random_opponent_prob=0.0, search_opponent_prob=1.0,
+                                   search_opponent_prob_second=None))
+    t.train(1)
+    assert t.league is not None and isinstance(t.env, GameVectorEnv) and (t.env.agent == -1).any()
+    assert (t.league.assigned <= -2).all()
+    with pytest.raises(ValueError, match="search_opponent_prob_second"):
+        SelfPlayTrainer(None, _cfg(tmp_path, search_opponent_prob_second=1.5))
+    with pytest.raises(ValueError, match="search_opponent_prob_second"):
+        SelfPlayTrainer(None, _cfg(tmp_path, random_opponent_prob=0.3, search_opponent_prob_second=0.8))
 
 
 def test_selfplay_save_load_continues_exactly(tmp_path: Any) -> None:

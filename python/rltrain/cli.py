@@ -92,6 +92,8 @@ class SelfPlayCommand(_RunOptions, SelfPlayConfig):
 
     env: str = "rltrain/TicTacToe-v0"
     """The game: rltrain/TicTacToe-v0 or rltrain/ConnectFour-v0."""
+    iters: int = 400
+    """Training iterations (400: the TicTacToe run of bench/README.md, "Games", under 2 CPU minutes)."""
 
 
 ALGOS: dict[str, tuple[type, str]] = {

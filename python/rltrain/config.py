@@ -441,6 +441,11 @@ class SelfPlayConfig(PPOConfig):
     """Adam learning rate."""
     ent_coef: float = 0.01
     """Entropy bonus weight."""
+    lr_schedule: str = "linear"
+    """Learning-rate schedule (see :class:`CommonConfig`): linear to 0 over the ``train`` call (or
+    ``schedule_iters``), so the last iterations settle the greedy policy instead of moving it."""
+    ent_schedule: str = "linear"
+    """Entropy-coefficient schedule, same choices: linear to 0, so the policy sharpens as training ends."""
     hidden_sizes: tuple[int, ...] = (128, 128)
     """Hidden layer widths of the MLP policy."""
     target_kl: float | None = None
@@ -459,6 +464,12 @@ class SelfPlayConfig(PPOConfig):
     search_opponent_prob: float = 0.5
     """Probability that a game's opponent is the game's built-in search (``search_opponent``): a sparring partner
     that punishes every mistake at once (0: the league and the random player only)."""
+    search_opponent_prob_second: float | None = 0.7
+    """Probability of the search opponent in the games where the learner moves second (it plays O, the search opens);
+    None: ``search_opponent_prob``. The first player's opening is where a mixed pool pays the learner to gamble:
+    a reply that wins often against the random player and the league can lose every game against perfect play, and
+    the learner cannot tell its opponents apart. Weighting the search more heavily in these games makes the safe
+    reply the better bet without changing the mix the learner sees as the first player."""
     search_opponent: str | None = None
     """That search: None for the game's own ("minimax" for TicTacToe, "alphabeta:2" for ConnectFour), an opponent
     string such as "alphabeta:4", or a comma-separated list ("alphabeta:1,alphabeta:2,alphabeta:4": one drawn per
@@ -482,6 +493,11 @@ class SelfPlayConfig(PPOConfig):
             probability(getattr(self, name), name)
         if self.random_opponent_prob + self.search_opponent_prob > 1:
             raise ValueError("search_opponent_prob: random_opponent_prob + search_opponent_prob must be <= 1")
+        if self.search_opponent_prob_second is not None:
+            probability(self.search_opponent_prob_second, "search_opponent_prob_second")
+            if self.random_opponent_prob + self.search_opponent_prob_second > 1:
+                raise ValueError("search_opponent_prob_second: random_opponent_prob + search_opponent_prob_second "
+                                 "must be <= 1")
         names = self.search_opponent.split(",") if isinstance(self.search_opponent, str) else []
 
         def is_search(name: str) -> bool:

@@ -2,8 +2,9 @@
 
 The learner is an ordinary PPO agent on a :class:`rltrain.games.GameVectorEnv` whose opponent is a
 :class:`League`, a batched player: at the start of each game, env by env, it draws who plays the other side (the
-latest frozen version with ``latest_prob``, the built-in random or search opponent with their probabilities,
-otherwise an older version uniformly) and then answers every step with one masked forward pass per frozen version
+latest frozen version with ``latest_prob``, the built-in random or search opponent with their probabilities
+(the search's may differ in the games the learner plays second: ``search_opponent_prob_second``), otherwise an
+older version uniformly) and then answers every step with one masked forward pass per frozen version
 in use. A frozen copy of the learner joins every ``snapshot_interval`` iterations; past ``league_size`` the oldest
 (but the first, the untrained start) leaves. The learner's side is drawn per game (``agent_player="random"``), so
 it learns to play first and second; its policy is masked by ``info["action_mask"]``, so it never plays an illegal
@@ -14,6 +15,7 @@ exactly as an uninterrupted run.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,9 @@ class League:
         self.members: list[torch.nn.Module] = []
         self.member_iters: list[int] = []
         self.assigned = np.full(num_envs, _RANDOM, np.int64)
+        # The learner's side per env (+1 X, -1 O) for a game about to start; the trainer points it at its games.
+        # Without it every game uses search_opponent_prob.
+        self.sides: Callable[[np.ndarray], np.ndarray] | None = None
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5E1F]))
 
     # ---------------------------------------------------------------------------------------------- pool
@@ -68,11 +73,16 @@ class League:
     def reset(self, env_ids: np.ndarray) -> None:
         c = self.cfg
         n_members = len(self.members)
-        for i in env_ids:
+        second = (np.asarray(self.sides(env_ids)) == -1 if self.sides is not None
+                  else np.zeros(len(env_ids), bool))
+        for k, i in enumerate(env_ids):
             u = self.rng.random()
+            p_search = c.search_opponent_prob
+            if second[k] and c.search_opponent_prob_second is not None:
+                p_search = c.search_opponent_prob_second
             if u < c.random_opponent_prob or n_members == 0:
                 self.assigned[i] = _RANDOM
-            elif u < c.random_opponent_prob + c.search_opponent_prob:
+            elif u < c.random_opponent_prob + p_search:
                 self.assigned[i] = _SEARCH - int(self.rng.integers(0, len(self.search_depths)))
             elif n_members == 1 or self.rng.random() < c.latest_prob:
                 self.assigned[i] = n_members - 1
@@ -151,9 +161,16 @@ class SelfPlayTrainer(PPOTrainer):
         super().__init__(policy, cfg, device)
         self.league = League(self.policy, str(cfg.env), cfg.G, cfg, self.seed)  # validate(): a game id
         self.league.add(self.policy, 0)
+        self.league.sides = self._learner_sides
         if self.env is not None:
             self.env.opponent = self.league  # type: ignore[attr-defined]
             self.env._player = self.league  # type: ignore[attr-defined]
+
+    def _learner_sides(self, env_ids: np.ndarray) -> np.ndarray:
+        """The learner's side in games ``env_ids`` (+1 X, -1 O): the games draw it before asking the league."""
+        assert isinstance(self.env, GameVectorEnv)
+        sides: np.ndarray = self.env.agent[env_ids]
+        return sides
 
     def _make_env(self) -> Any:
         if self.env is None:
