@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
+from typing import Any
 
 import numpy as np
 import pytest
@@ -382,3 +383,35 @@ def test_users_script_runs_unchanged_with_eval_and_video(tmp_path) -> None:
     with open(videos[0], "rb") as f:
         head = f.read(12)
     assert head[4:8] == b"ftyp" and os.path.getsize(videos[0]) > 1000
+
+
+@pytest.mark.parametrize("target_kl", [None, 0.002])
+def test_fast_epoch_many_epochs_in_one_call_equal_a_loop_of_calls(target_kl: float | None) -> None:
+    """epochs=K over the same samples (PPO's single-minibatch case) gives the bits of K one-epoch calls, also when
+    the KL early stop ends it part way (0.002 stops these data after a few epochs)."""
+    from rltrain.algos.fused_mlp import FusedActorCritic
+
+    def run(multi: bool) -> tuple[torch.Tensor, np.ndarray, int, bool]:
+        torch.manual_seed(0)
+        fused = FusedActorCritic(ActorCriticPolicy(4, 2), lr=1e-3, adam_eps=1e-5)
+        g = torch.Generator().manual_seed(1)
+        n = 256
+        data = (torch.randn(n, 4, generator=g), torch.randint(0, 2, (n,), generator=g), torch.full((n,), -0.69),
+                torch.randn(n, generator=g), torch.randn(n, generator=g), torch.randn(n, generator=g))
+        kw: dict[str, Any] = {"minibatch": n, "clip": 0.2, "clip_vf": None, "ent_coef": 0.0, "vf_coef": 0.5,
+                              "max_grad_norm": 0.5, "target_kl": target_kl}
+        if multi:
+            rows, done, stopped = fused.epoch(*data, epochs=20, **kw)
+            return fused.flat.clone(), rows, done, stopped
+        parts, done, stopped = [], 0, False
+        for _ in range(20):
+            rows, d, stopped = fused.epoch(*data, **kw)
+            parts.append(rows)
+            done += d
+            if stopped:
+                break
+        return fused.flat.clone(), np.concatenate(parts), done, stopped
+
+    a, b = run(True), run(False)
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2:] == b[2:]
+    assert a[3] == (target_kl is not None) and (a[2] < 20) == a[3]

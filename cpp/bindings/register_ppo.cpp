@@ -159,7 +159,8 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
                            py::object adv_o, py::object returns_o, py::object old_values_o, py::ssize_t minibatch,
                            double clip, double clip_vf, double ent_coef, double vf_coef, bool normalize_adv,
                            double max_grad_norm, double target_kl, double lr, double beta1, double beta2, double eps,
-                           double adam_step, py::object stats_o, bool vectorized, const std::string& isa, int threads) {
+                           double adam_step, py::object stats_o, bool vectorized, const std::string& isa, int threads,
+                           py::ssize_t epochs) {
   if (sizes.size() < 2) throw py::value_error("sizes: expected [obs_dim, hidden_1, ..., hidden_L] with L >= 1");
   for (py::ssize_t s : sizes)
     if (s < 1) throw py::value_error("sizes: expected positive layer sizes");
@@ -167,6 +168,7 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
   if (activation != "tanh" && activation != "relu")
     throw py::value_error("activation: expected 'tanh' or 'relu', got '" + activation + "'");
   if (minibatch < 1) throw py::value_error("minibatch: expected a positive integer");
+  if (epochs < 1) throw py::value_error("epochs: expected a positive integer");
   if (!std::isfinite(clip) || clip < 0) throw py::value_error("clip: expected a finite number >= 0");
   if (std::isnan(clip_vf)) throw py::value_error("clip_vf: expected a number (< 0 disables value clipping)");
   bool isa_ok = isa == "auto" || isa == "baseline";
@@ -208,7 +210,8 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
   py::array ret = checked_vec(returns_o, "returns", n, false), ov = checked_vec(old_values_o, "old_values", n, false);
   py::array stats = as_array(stats_o, "stats");
   if (kind_of(stats) != Kind::F64) throw py::type_error("stats: expected dtype float64, got " + dtype_str(stats));
-  require_shape(stats, "stats", {(n + minibatch - 1) / minibatch, 5});
+  const py::ssize_t rows = (n + minibatch - 1) / minibatch;
+  require_shape(stats, "stats", {epochs * rows, 5});
   require_writable(stats, "stats");
   PpoMlpEpochArgs ea;
   ea.loss.clip = clip, ea.loss.clip_vf = clip_vf, ea.loss.ent_coef = ent_coef, ea.loss.vf_coef = vf_coef;
@@ -229,13 +232,32 @@ py::tuple ppo_mlp_epoch_py(py::object params_o, py::object grad_o, py::object ex
 #else
     (void)vectorized;
 #endif
-    const EpochCall c{
-        sh, ea, mptr<float>(params), mptr<float>(grad), mptr<float>(m),   mptr<float>(v),  cptr<float>(obs),
-        ai, af, cptr<float>(olp),    cptr<float>(adv),  cptr<float>(ret), cptr<float>(ov), mptr<double>(stats)};
     // threads=2: the halves on two of the kernel pool's threads when it has them (held for the call).
     const std::shared_ptr<ThreadPool> pool = threads == 2 ? kernel_pool() : nullptr;
     py::gil_scoped_release nogil;
-    r = fn(c, pool.get());
+    // epochs > 1: the same samples again (the caller's unshuffled single-minibatch case), Adam's step count
+    // carried on, stats rows epoch after epoch; a KL early stop ends the call.
+    for (py::ssize_t e = 0; e < epochs && !r.stopped; ++e) {
+      PpoMlpEpochArgs ea_e = ea;
+      ea_e.adam_step = adam_step + static_cast<double>(r.steps);
+      const EpochCall c{sh,
+                        ea_e,
+                        mptr<float>(params),
+                        mptr<float>(grad),
+                        mptr<float>(m),
+                        mptr<float>(v),
+                        cptr<float>(obs),
+                        ai,
+                        af,
+                        cptr<float>(olp),
+                        cptr<float>(adv),
+                        cptr<float>(ret),
+                        cptr<float>(ov),
+                        mptr<double>(stats) + static_cast<std::size_t>(e * rows * 5)};
+      const PpoMlpEpochResult re = fn(c, pool.get());
+      r.steps += re.steps;
+      r.stopped = re.stopped;
+    }
   }
   return py::make_tuple(static_cast<py::ssize_t>(r.steps), r.stopped);
 }
@@ -326,13 +348,14 @@ void register_ppo(py::module_& m) {
         py::arg("old_values"), py::arg("minibatch"), py::arg("clip"), py::arg("clip_vf"), py::arg("ent_coef"),
         py::arg("vf_coef"), py::arg("normalize_adv"), py::arg("max_grad_norm"), py::arg("target_kl"), py::arg("lr"),
         py::arg("beta1"), py::arg("beta2"), py::arg("eps"), py::arg("adam_step"), py::arg("stats"),
-        py::arg("vectorized") = true, py::arg("isa") = "auto", py::arg("threads") = 1,
+        py::arg("vectorized") = true, py::arg("isa") = "auto", py::arg("threads") = 1, py::arg("epochs") = 1,
         "One PPO epoch of rltrain's fused MLP actor-critic over already shuffled samples (forward, loss gradient, "
         "backward, gradient-norm clipping, Adam per minibatch) on the flat float32 buffers, in place. Returns "
         "(optimiser steps taken, whether the KL early stop fired); stats rows get (pg, vf, -entropy, kl, clipfrac). "
         "threads=2 runs each minibatch's two fixed row halves on two kernel-pool threads (when set_num_threads >= "
         "2); the result is the same for either and for any isa ('auto': the best this CPU has, or 'baseline' when "
-        "vectorized=False; 'baseline', 'avx2', 'avx512': that copy).");
+        "vectorized=False; 'baseline', 'avx2', 'avx512': that copy). epochs > 1 repeats the epoch over the same "
+        "samples (stats then has epochs * minibatches rows) and stops at a KL early stop.");
 }
 
 }  // namespace rltrain::bind

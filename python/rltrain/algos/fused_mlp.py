@@ -27,6 +27,9 @@ from torch import nn
 from rltrain import _core, kernels
 from rltrain.policies import ActorCriticPolicy, SimpleGRPOPolicy
 
+EPOCH_THREADS_MIN_ROWS = 128
+"""Minibatches of at least this many rows run their two row halves on two threads by default (FusedActorCritic)."""
+
 __all__ = ["FlatAdam", "FusedActorCritic", "NativeRollout", "fused_eligible", "native_rollout_eligible"]
 
 
@@ -163,7 +166,6 @@ class NativeRollout:
         u = np.ascontiguousarray(noise.numpy(), dtype=np.float32)
         return u.reshape((n, self.n_out) if self.gaussian else (n,))
 
-    @torch.no_grad()
     def act(self, obs: torch.Tensor, deterministic: bool = False,
             noise: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
         """``policy.act(obs, deterministic, noise)``: (actions, values, log-probabilities) for an actor-critic,
@@ -180,7 +182,6 @@ class NativeRollout:
             return torch.from_numpy(a), torch.from_numpy(lp)
         return torch.from_numpy(a), torch.from_numpy(v), torch.from_numpy(lp)
 
-    @torch.no_grad()
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """State values (actor-critic only), the same bits ``act`` returns for these rows."""
         if not self.critic:
@@ -313,11 +314,13 @@ class FusedActorCritic:
         self.native_epoch = self.depth >= 1 and self.flat.dtype == torch.float32
         """Whether :meth:`epoch` can run (float32 and at least one hidden layer); set it False to make the trainer
         run the minibatches through :meth:`step` instead (the tests compare the two)."""
-        self.epoch_threads = 1
+        self.epoch_threads: int | None = None
         """Threads for :meth:`epoch`: 2 computes each minibatch's two fixed row halves on two of the kernel pool's
-        threads (``rltrain.kernels.set_num_threads`` >= 2), 1 one after the other; the parameters come out the same.
-        1 by default: on the shared 2-vCPU bench machine the hand-off per minibatch cost more than the second core
-        gave (bench/README.md, Floor)."""
+        threads, 1 one after the other; the parameters come out bitwise the same. None (default): 2 for minibatches
+        of at least ``EPOCH_THREADS_MIN_ROWS`` rows when the kernel pool has 2 or more threads
+        (``rltrain.kernels.set_num_threads`` / ``RLTRAIN_NUM_THREADS``), else 1: on an idle 2-vCPU machine two
+        threads ran CartPole's RL-Zoo update (minibatch 256) 1.24x faster end to end, and LunarLander's (minibatch
+        64) 2% slower, the hand-off per minibatch costing what the second core gives (bench/README.md, Floor)."""
         self.native: NativeRollout | None = (NativeRollout(policy, flat=self.flat)
                                              if self.native_epoch and native_rollout_eligible(policy) else None)
         """The C++ rollout forward on this object's flat parameters (:class:`NativeRollout`), or None."""
@@ -411,12 +414,13 @@ class FusedActorCritic:
     def epoch(self, obs: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor, adv: torch.Tensor,
               returns: torch.Tensor, old_values: torch.Tensor, *, minibatch: int, clip: float, clip_vf: float | None,
               ent_coef: float, vf_coef: float, max_grad_norm: float | None, target_kl: float | None,
-              normalize_adv: bool = False) -> tuple[np.ndarray, int, bool]:
+              normalize_adv: bool = False, epochs: int = 1) -> tuple[np.ndarray, int, bool]:
         """Every minibatch of one epoch over already shuffled samples in one C++ call
         (``rltrain._core.kernels.ppo_mlp_epoch``): the same steps as :meth:`step` on consecutive slices of
         ``minibatch`` samples, with Adam's state kept in this optimizer. Returns the statistics rows (pg, vf, ent,
         kl, clipfrac) of the minibatches it evaluated, the number of optimiser steps and whether the KL early stop
-        fired (then the last row is the minibatch that stopped it, with no step)."""
+        fired (then the last row is the minibatch that stopped it, with no step). ``epochs`` > 1 runs that many
+        epochs over the same (unshuffled) samples in the one call, as a loop of calls would."""
         if not self.native_epoch:
             raise TypeError("epoch: needs float32 parameters and at least one hidden layer (use step)")
         group = self.optimizer.param_groups[0]
@@ -426,7 +430,7 @@ class FusedActorCritic:
             st["exp_avg"] = torch.zeros_like(self.flat)
             st["exp_avg_sq"] = torch.zeros_like(self.flat)
         n = int(obs.shape[0])
-        stats = np.zeros(((n + minibatch - 1) // minibatch, 5))
+        stats = np.zeros((epochs * ((n + minibatch - 1) // minibatch), 5))
 
         def c(t: torch.Tensor) -> np.ndarray:
             return t.detach().contiguous().numpy()
@@ -439,9 +443,15 @@ class FusedActorCritic:
             vf_coef=vf_coef, normalize_adv=normalize_adv,
             max_grad_norm=-1.0 if max_grad_norm is None else max_grad_norm,
             target_kl=-1.0 if target_kl is None else target_kl, lr=float(group["lr"]), beta1=b1, beta2=b2,
-            eps=float(group["eps"]), adam_step=float(st["step"]), stats=stats, threads=self.epoch_threads)
+            eps=float(group["eps"]), adam_step=float(st["step"]), stats=stats, threads=self._threads(minibatch, n),
+            epochs=epochs)
         st["step"] = float(st["step"]) + steps
         return stats[:steps + int(stopped)], int(steps), bool(stopped)
+
+    def _threads(self, minibatch: int, n: int) -> int:
+        if self.epoch_threads is not None:
+            return self.epoch_threads
+        return 2 if min(minibatch, n) >= EPOCH_THREADS_MIN_ROWS and kernels.get_num_threads() >= 2 else 1
 
     def _loss_grad(self, out: torch.Tensor, values: torch.Tensor, actions: torch.Tensor, old_logp: torch.Tensor,
                    adv: torch.Tensor, returns: torch.Tensor, old_values: torch.Tensor, clip: float,

@@ -236,7 +236,9 @@ class PPOTrainer(BaseTrainer):
         if whole and cfg.normalize_advantage and n > 1:
             adv_all = (adv_all - adv_all.mean()) / (adv_all.std() + 1e-8)
         tensors = (obs, actions, old_logp, adv_all, ret_all, old_values, masks)
-        for _epoch in range(cfg.epochs):
+        # One minibatch and no shuffling: every epoch sees the same samples, so the C++ call runs them all at once.
+        epochs_per_call = cfg.epochs if whole and fused is not None and fused.native_epoch else 1
+        for _epoch in range(0, cfg.epochs, epochs_per_call):
             # One gather per tensor and epoch; minibatches are then contiguous slices of the shuffled copies.
             shuffled: tuple[torch.Tensor, ...] = tensors
             if not whole:
@@ -247,7 +249,7 @@ class PPOTrainer(BaseTrainer):
                 rows, done, stopped = fused.epoch(
                     *shuffled[:6], minibatch=mb, clip=clip, clip_vf=clip_vf, ent_coef=ent_coef, vf_coef=cfg.vf_coef,
                     max_grad_norm=cfg.max_grad_norm, target_kl=cfg.target_kl,
-                    normalize_adv=cfg.normalize_advantage and not whole)
+                    normalize_adv=cfg.normalize_advantage and not whole, epochs=epochs_per_call)
                 for row in rows:
                     for k, x in zip(("pg", "vf", "ent", "kl", "clipfrac"), row):
                         stats[k].append(x)
