@@ -26,7 +26,7 @@ mkdir -p "$logs"
 # threads is not supported by TSan, and no test here does that.
 # No suppressions: no report has come from rltrain, Box2D or the uninstrumented libraries so far.
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:history_size=4:log_path=$logs/tsan"
-export PYTHONPATH="$PWD/build/tsan-site" RLTRAIN_EXPECT_SANITIZED=thread RLTRAIN_REQUIRE_BOX2D=1
+export PYTHONPATH="$PWD/build/tsan-site" RLTRAIN_EXPECT_SANITIZED=thread HYPOTHESIS_PROFILE=sanitizer RLTRAIN_REQUIRE_BOX2D=1
 # The runtime is preloaded (python is not built with it); processes the tests start inherit it.
 run=(env "LD_PRELOAD=$(g++ -print-file-name=libtsan.so)")
 # TSan (GCC 12) needs the address-space layout it expects, which kernels with more mmap randomisation break

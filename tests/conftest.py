@@ -20,6 +20,10 @@ _COMMON = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
 }
 settings.register_profile("ci", max_examples=100, derandomize=True, **_COMMON)
+# The sanitizer stages of .ci/run (ASan + UBSan, ThreadSanitizer) run the property tests with fewer examples: there
+# every call is 3-20x slower, and they look for memory errors and races, which the fixed-shape tests and the first
+# examples (Hypothesis tries the small and edge cases first) reach; the default suite keeps 100.
+settings.register_profile("sanitizer", max_examples=25, derandomize=True, **_COMMON)
 settings.register_profile("thorough", max_examples=1000, derandomize=True, **_COMMON)
 settings.register_profile("random", max_examples=200, derandomize=False, **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
