@@ -1,5 +1,7 @@
 """The package's layers: importing a module never pulls in a module of a higher layer, nor a heavy library its
-layer does without. Each module is imported in a fresh interpreter and its ``sys.modules`` inspected.
+layer does without. Each module is imported in a forked child of a fresh interpreter that has imported nothing of
+rltrain, only the third-party packages its layer may load (numpy; gymnasium from envs up; torch from models up), so
+that those are not imported again for every module, and the child's ``sys.modules`` is inspected.
 
 Layers, bottom to top (a module belongs to the first prefix that matches it; every module must match one):
   core        the compiled extensions and the argument checks
@@ -55,14 +57,62 @@ def test_every_module_has_a_layer() -> None:
     assert unassigned == [], f"modules without a layer in tests/test_layering.py: {unassigned}"
 
 
+# Runs in a fresh interpreter: imports the preloads, then forks one child per module, which imports it and sends
+# back its sorted sys.modules (or the error) through a pipe.
+_PROBE = """
+import importlib, json, os, sys
+preload, modules = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for name in preload:
+    importlib.import_module(name)
+early = [m for m in sys.modules if m == "rltrain" or m.startswith("rltrain.")]
+assert not early, early
+results = {}
+for module in modules:
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        try:
+            importlib.import_module(module)
+            payload = {"loaded": sorted(sys.modules)}
+        except BaseException as e:
+            payload = {"error": repr(e)}
+        with os.fdopen(w, "w") as f:
+            f.write(json.dumps(payload))
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        data = f.read()
+    os.waitpid(pid, 0)
+    results[module] = json.loads(data) if data else {"error": "the child sent nothing"}
+print(json.dumps(results))
+"""
+
+# Third-party packages each layer may load (none of them is banned there), imported once before the forks.
+_PRELOAD = {0: ["numpy"], 1: ["numpy"], 2: ["numpy", "gymnasium"], 3: ["numpy", "torch", "gymnasium"],
+            4: ["numpy", "torch", "gymnasium"]}
+_CHECKED = [m for m in _package_modules() if (_layer_of(m) or 0) < len(LAYERS) - 1]
+_cache: dict[str, dict[str, object]] = {}
+
+
 def _loaded_by(module: str) -> list[str]:
-    code = f"import importlib, json, sys\nimportlib.import_module({module!r})\nprint(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    if module not in _cache:
+        batches: dict[tuple[str, ...], list[str]] = {}
+        for m in _CHECKED:
+            batches.setdefault(tuple(_PRELOAD.get(_layer_of(m) or 0, [])), []).append(m)
+        for preload, modules in batches.items():
+            out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(list(preload)), json.dumps(modules)],
+                                 capture_output=True, text=True, timeout=300)
+            assert out.returncode == 0, out.stderr
+            _cache.update(json.loads(out.stdout.strip().splitlines()[-1]))
+    result = _cache[module]
+    assert "error" not in result, f"importing {module} failed: {result['error']}"
+    loaded = result["loaded"]
+    assert isinstance(loaded, list)
+    return [str(m) for m in loaded]
 
 
-@pytest.mark.parametrize("module", [m for m in _package_modules() if (_layer_of(m) or 0) < len(LAYERS) - 1])
+@pytest.mark.parametrize("module", _CHECKED)
 def test_no_module_of_a_higher_layer(module: str) -> None:
     layer = _layer_of(module)
     assert layer is not None
