@@ -113,15 +113,23 @@ PpoMlpEpochResult epoch_baseline(const EpochCall& c, ThreadPool* pool) { return 
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define RLTRAIN_MLP_X86 1
-__attribute__((target("avx2"), flatten)) void entry_avx2(PpoMlpEpoch<8>& e, int what) { e.entry(what); }
+// Sanitizer builds leave flatten out: inlining the whole instrumented call tree into each copy made this file take
+// over 5 CPU minutes to compile under ASan + UBSan (72 s without). Those builds look for memory errors and races;
+// their copies call the same functions compiled for the baseline (the same operations, so the same bits).
+#if defined(RLTRAIN_SANITIZED) || defined(RLTRAIN_TSAN)
+#define RLTRAIN_MLP_CLONE(isa) __attribute__((target(isa)))
+#else
+#define RLTRAIN_MLP_CLONE(isa) __attribute__((target(isa), flatten))
+#endif
+RLTRAIN_MLP_CLONE("avx2") void entry_avx2(PpoMlpEpoch<8>& e, int what) { e.entry(what); }
 
-__attribute__((target("avx2"), flatten)) PpoMlpEpochResult epoch_avx2(const EpochCall& c, ThreadPool* pool) {
+RLTRAIN_MLP_CLONE("avx2") PpoMlpEpochResult epoch_avx2(const EpochCall& c, ThreadPool* pool) {
   return epoch_run<8>(c, pool, entry_avx2);
 }
 
-__attribute__((target("avx512f"), flatten)) void entry_avx512(PpoMlpEpoch<16>& e, int what) { e.entry(what); }
+RLTRAIN_MLP_CLONE("avx512f") void entry_avx512(PpoMlpEpoch<16>& e, int what) { e.entry(what); }
 
-__attribute__((target("avx512f"), flatten)) PpoMlpEpochResult epoch_avx512(const EpochCall& c, ThreadPool* pool) {
+RLTRAIN_MLP_CLONE("avx512f") PpoMlpEpochResult epoch_avx512(const EpochCall& c, ThreadPool* pool) {
   return epoch_run<16>(c, pool, entry_avx512);
 }
 #endif
@@ -132,15 +140,15 @@ void act_baseline(const PpoMlpShape& sh, const float* p, const float* obs, std::
 }
 
 #ifdef RLTRAIN_MLP_X86
-__attribute__((target("avx2"), flatten)) void act_avx2(const PpoMlpShape& sh, const float* p, const float* obs,
-                                                       std::size_t B, const float* noise, int64_t* ai, float* af,
-                                                       float* v, float* lp) {
+RLTRAIN_MLP_CLONE("avx2")
+void act_avx2(const PpoMlpShape& sh, const float* p, const float* obs, std::size_t B, const float* noise, int64_t* ai,
+              float* af, float* v, float* lp) {
   mlp_act<8>(sh, p, obs, B, noise, ai, af, v, lp);
 }
 
-__attribute__((target("avx512f"), flatten)) void act_avx512(const PpoMlpShape& sh, const float* p, const float* obs,
-                                                            std::size_t B, const float* noise, int64_t* ai, float* af,
-                                                            float* v, float* lp) {
+RLTRAIN_MLP_CLONE("avx512f")
+void act_avx512(const PpoMlpShape& sh, const float* p, const float* obs, std::size_t B, const float* noise, int64_t* ai,
+                float* af, float* v, float* lp) {
   mlp_act<16>(sh, p, obs, B, noise, ai, af, v, lp);
 }
 #endif
