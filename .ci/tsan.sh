@@ -65,6 +65,15 @@ status=0
   || status=$?
 check tests "$status"
 
+echo "== ThreadSanitizer: the C++ PPO epoch (two threads sharing each minibatch) and rollout forward"
+# torch runs on one thread here: its OpenMP team (uninstrumented libgomp / MKL) makes reports ThreadSanitizer cannot
+# attribute (a memset in MKL's sorgqr under torch's orthogonal init). This found a real race in the epoch's hand-off
+# (fixed 2026-12-01: the phase now travels with the generation in one atomic word).
+status=0
+OMP_NUM_THREADS=1 "${run[@]}" python -m pytest -p no:cacheprovider -q --timeout=300 tests/test_native_rollout.py \
+  tests/test_ppo.py -k "fast or fused or native_rollout" || status=$?
+check "PPO epoch tests" "$status"
+
 echo "== ThreadSanitizer: concurrent-use stress ($((SECONDS - start)) s)"
 status=0
 "${run[@]}" python - <<'EOF' || status=$?

@@ -430,17 +430,21 @@ class PpoMlpEpoch {
   }
 
  private:
-  // The hand-off of halves between the loop and the helper: state_ = generation << 2 | halves claimed (0-2), kStop
+  // The hand-off of halves between the loop and the helper: state_ = generation << 3 | phase << 2 | halves claimed
+  // (0-2), kStop
   // at the end. Whoever claims a half (compare-and-swap) computes it, so the loop takes both when the helper is late
   // (a descheduled thread never holds the minibatch up unless it is inside a half), and waits only for a half the
   // helper has claimed. Which thread computes a half does not change its result.
   static constexpr std::uint64_t kStop = ~std::uint64_t(0);
 
-  void claim_and_run(int phase, std::uint64_t gen) {
+  // The phase travels in state_ with its generation: a helper that saw generation g never reads the phase of a
+  // later one (a separate phase_ field, rewritten by the loop for g + 1 while a late helper read it, was a data race
+  // that ThreadSanitizer reported, harmless only because g's halves were all claimed by then).
+  void claim_and_run(std::uint64_t gen) {
     std::uint64_t s = state_.load(std::memory_order_acquire);
-    while ((s >> 2) == gen && (s & 3) < 2) {
+    while ((s >> 3) == gen && (s & 3) < 2) {
       if (state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) {
-        half(phase, static_cast<std::size_t>(s & 3));
+        half(static_cast<int>((s >> 2) & 1), static_cast<std::size_t>(s & 3));
         done_.fetch_add(1, std::memory_order_release);
         s = state_.load(std::memory_order_acquire);
       }
@@ -452,9 +456,9 @@ class PpoMlpEpoch {
     for (int spins = 0;;) {
       const std::uint64_t s = state_.load(std::memory_order_acquire);
       if (s == kStop) return;
-      if ((s >> 2) != seen) {
-        seen = s >> 2;
-        claim_and_run(phase_, seen);
+      if ((s >> 3) != seen) {
+        seen = s >> 3;
+        claim_and_run(seen);
         spins = 0;
       } else if (++spins < 4000) {
         RLTRAIN_PAUSE();
@@ -470,11 +474,10 @@ class PpoMlpEpoch {
       half(phase, 0), half(phase, 1);
       return;
     }
-    phase_ = phase;
     done_.store(0, std::memory_order_relaxed);
     ++gen_;
-    state_.store(gen_ << 2, std::memory_order_release);
-    claim_and_run(phase, gen_);
+    state_.store(gen_ << 3 | static_cast<std::uint64_t>(phase) << 2, std::memory_order_release);
+    claim_and_run(gen_);
     for (int spins = 0; done_.load(std::memory_order_acquire) < 2; ++spins) {
       if (spins < 4000)
         RLTRAIN_PAUSE();
@@ -622,7 +625,6 @@ class PpoMlpEpoch {
   std::vector<float> head_, values_, dhead_, dvalues_, g1_;
   std::vector<float> dh_[2], dz_[2], gwt_[2];  // per half
   std::size_t start_ = 0, B_ = 0, split_ = 0;
-  int phase_ = 0;
   std::uint64_t gen_ = 0;
   std::atomic<std::uint64_t> state_{0};
   std::atomic<int> done_{0};
