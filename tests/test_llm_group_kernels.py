@@ -583,7 +583,7 @@ def test_group_ids_take_the_expected_path(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize("name", ["group_advantages", "rloo_advantages"])
 @pytest.mark.parametrize("dtype", F_DTYPES)
 def test_torch_cpu_calls_match_numpy_bits(name: str, dtype: np.dtype) -> None:
-    """Plain torch CPU tensors go straight to the binding (rltrain.kernels.llm_group._torch_views); tensors it
+    """Plain torch CPU tensors go straight to the C++ entry (_core.kernels.<name>_fast); tensors it
     must not take that way (grad, out= sharing memory with the rewards, wrong out dtype, non-contiguous) still
     give the NumPy results or the NumPy errors."""
     fn = getattr(K, name)

@@ -137,6 +137,31 @@ class _Kernels(types.ModuleType):  # stub-only: the type of rltrain._core.kernel
         rewards: Any, group_ids: Any, group_size: int | None, out: Any
     ) -> npt.NDArray[np.floating[Any]]: ...
     @staticmethod
+    def group_advantages_fast(
+        rewards: Any,
+        group_ids: Any,
+        group_size: Any,
+        preset: Any,
+        scale: Any,
+        ddof: Any,
+        eps: Any,
+        eps_on: Any,
+        reward_weights: Any,
+        combine: Any,
+        out: Any,
+        presets: dict[str, tuple[int, int, float, int, int]],
+    ) -> Any: ...
+    @staticmethod
+    def rloo_advantages_fast(rewards: Any, group_ids: Any, group_size: Any, out: Any) -> Any: ...
+    @staticmethod
+    def token_returns_fast(token_rewards: Any, mask: Any, gamma: Any, masked: Any, out: Any) -> Any: ...
+    @staticmethod
+    def token_gae_fast(token_rewards: Any, values: Any, mask: Any, gamma: Any, lam: Any, out: Any) -> Any: ...
+    @staticmethod
+    def masked_whiten_fast(x: Any, mask: Any, shift_mean: Any, eps: Any, times_mask: Any, out: Any) -> Any: ...
+    @staticmethod
+    def kl_estimate_fast(logp: Any, ref_logp: Any, mask: Any, kind: Any, clamp: Any, out: Any) -> Any: ...
+    @staticmethod
     def token_returns(
         token_rewards: Any, mask: Any, gamma: float, carry: int, out: Any
     ) -> npt.NDArray[np.floating[Any]]: ...
