@@ -1,6 +1,6 @@
 // rltrain._core._testing: the bare-loop ceilings of rltrain.bench llm (llm_floor.hpp), and the instruction-set cap
-// of the vector clones (simd_isa.hpp). The floors take float32 C-contiguous NumPy arrays only; the bench passes
-// them; single-threaded, GIL released.
+// of the vector clones (simd_isa.hpp) and the group kernels' register switch (llm_group_fixed.hpp). The floors take
+// float32 C-contiguous NumPy arrays only; the bench passes them; single-threaded, GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "rltrain/llm_floor.hpp"
+#include "rltrain/llm_group_fixed.hpp"
 #include "rltrain/simd_isa.hpp"
 
 namespace py = pybind11;
@@ -35,6 +36,11 @@ void register_llm_floor(py::module_& m) {
         rltrain::simd::set_isa_cap(static_cast<rltrain::simd::Isa>(cap));
       },
       py::arg("cap"), "Run at most this clone from now on (tests compare the clones' bits).");
+  m.def(
+      "set_group_regs", [](bool on) { rltrain::llm::fixed::regs_enabled().store(on, std::memory_order_relaxed); },
+      py::arg("on"),
+      "Whether the AVX-512 group kernels hold groups of 8-32 in registers (default) or take three passes "
+      "(llm_group_fixed.hpp; tests compare their bits, the bench times both).");
   m.def(
       "floor_groups",
       [](F32 x, F32 out, double eps) {
