@@ -668,12 +668,18 @@ def test_vector_clones_match_the_generic_loops_bitwise(size: int, dtype: np.dtyp
 @pytest.mark.parametrize("size", [8, 16, 32, 64])
 def test_non_finite_reward_in_a_whole_batch_of_groups(size: int) -> None:
     """The vector clones take whole batches of four groups apart from the last one to three (AVX-512: in
-    registers): a non-finite reward anywhere, in a whole batch or the remainder, raises naming its index."""
+    registers): a non-finite reward anywhere, in a whole batch or the remainder, raises naming its index; so do
+    scattered ids naming groups of one such size (gathered into member order, run there, scattered back)."""
+    scattered = np.arange(66 * size) % 66
     for pos in (0, 5 * size + 3, 65 * size + 1):
         r = np.ones(66 * size, np.float32)
         r[pos] = np.inf
         for scale in ("group", "batch", "none"):
             with pytest.raises(ValueError, match=f"at index {pos}$"):
                 K.group_advantages(r, group_size=size, scale=scale)
+            with pytest.raises(ValueError, match=f"at index {pos}$"):
+                K.group_advantages(r, scattered, scale=scale)
         with pytest.raises(ValueError, match=f"at index {pos}$"):
             K.rloo_advantages(r, group_size=size)
+        with pytest.raises(ValueError, match=f"at index {pos}$"):
+            K.rloo_advantages(r, scattered)

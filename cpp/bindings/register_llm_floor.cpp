@@ -85,6 +85,33 @@ void register_llm_floor(py::module_& m) {
       py::arg("ids"), py::arg("x"), py::arg("out"), py::arg("eps") = 1e-4,
       "Bench ceiling: scattered groups of 16 (counting sort, statistics, gather).");
   m.def(
+      "floor_divider",
+      [](F32 x, double eps) {
+        const float* xp = x.data();
+        const std::size_t n = static_cast<std::size_t>(x.size());
+        py::gil_scoped_release nogil;
+        return rltrain::floor::floor_divider(xp, n, eps);
+      },
+      py::arg("x"), py::arg("eps") = 1e-4,
+      "Bench ceiling: the divisions and square roots alone of scale='group' in groups of 16 (n / 16 groups, four "
+      "per instruction); returns their sum.");
+  m.def(
+      "floor_permute",
+      [](py::array_t<int64_t, py::array::c_style> order, F32 x, F32 tmp, F32 out) {
+        same_size(x, out, "out");
+        same_size(x, tmp, "tmp");
+        same_size(x, order, "order");
+        const int64_t* ip = order.data();
+        const float* xp = x.data();
+        float* tp = tmp.mutable_data();
+        float* op = out.mutable_data();
+        const std::size_t n = static_cast<std::size_t>(x.size());
+        py::gil_scoped_release nogil;
+        rltrain::floor::floor_permute(ip, xp, tp, op, n);
+      },
+      py::arg("order"), py::arg("x"), py::arg("tmp"), py::arg("out"),
+      "Bench ceiling: a random gather into group order and the scatter back (order: a permutation of 0..n-1).");
+  m.def(
       "floor_pass",
       [](F32 a, F32 b, F32 out) {
         same_size(a, out, "out");
