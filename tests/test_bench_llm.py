@@ -22,8 +22,8 @@ def test_quick_run_covers_every_kernel_and_agrees_with_the_peers() -> None:
     # the bare loops: serial chain and elementwise pass of the long row, groups, counting sort; call overheads of
     # four kernels
     assert sorted(r["impl"] for r in floors) == ["call overhead"] * 4 + [
-        "floor: bare counting sort", "floor: bare groups", "floor: bare pass", "floor: float64 round trip",
-        "floor: serial chain"]
+        "floor: bare counting sort", "floor: bare groups", "floor: bare pass", "floor: divider (group only)",
+        "floor: float64 round trip", "floor: random gather + scatter", "floor: serial chain"]
     assert all(r["median_ms"] > 0 for r in floors)
     with_floor = [r for r in rows if "%floor" in r]
     assert len(with_floor) == 9 and all(r["%floor"] > 0 and r["impl"].startswith("rltrain") for r in with_floor)
@@ -67,6 +67,13 @@ def test_floor_loops_compute_the_kernels_results() -> None:
     np.testing.assert_array_equal(o, r - m)
     with pytest.raises(ValueError, match="^b"):
         _core._testing.floor_pass(r, m[:10], o)
+    order, tmp, moved = np.argsort(ids, kind="stable").astype(np.int64), np.empty_like(x), np.empty_like(x)
+    _core._testing.floor_permute(order, x, tmp, moved)
+    np.testing.assert_array_equal(tmp, x[order])  # group order: each group's members contiguous
+    np.testing.assert_array_equal(moved, x)  # and back
+    v = np.abs(x[: x.size // 64 * 64].reshape(-1, 64)[:, :4].astype(np.float64))
+    want_div = float((1.0 / (np.sqrt(v / 15.0) + 1e-4)).sum())
+    assert _core._testing.floor_divider(x, 1e-4) == pytest.approx(want_div, rel=1e-12)
     with pytest.raises(ValueError, match="^ids"):
         _core._testing.floor_scatter(np.zeros(x.size, np.int64), x, out)
     with pytest.raises(ValueError, match="^x"):

@@ -27,6 +27,7 @@ import torch
 
 import test_llm_group_kernels as G
 import test_llm_token_kernels as T
+from rltrain import _core
 from rltrain import kernels as K
 from rltrain.kernels import _convert, _device, _torch_paths
 
@@ -63,8 +64,12 @@ class Dispatch:
 
 @pytest.fixture
 def as_device(monkeypatch: pytest.MonkeyPatch) -> Iterator[Dispatch]:
-    """CPU tensors count as device tensors."""
+    """CPU tensors count as device tensors. The C++ entries of plain calls (``_core.kernels.<name>_fast``) read a
+    tensor's own ``is_cpu`` and take every CPU tensor; they are switched off here (a device tensor is never plain:
+    ``test_fast_entries_leave_device_tensors_alone``)."""
     monkeypatch.setattr(_device, "on_device", _convert.is_torch)
+    for name in NAMES:
+        monkeypatch.setattr(_core.kernels, f"{name}_fast", lambda *args: NotImplemented)
     yield Dispatch(monkeypatch)
 
 
@@ -481,3 +486,26 @@ def test_the_cuda_test_body_on_cpu_tensors(as_device: Dispatch, monkeypatch: pyt
     here on CPU tensors taken for device ones, so it is known to be right before a GPU runs it."""
     T.check_device_dispatch("cpu", monkeypatch)
     assert all(as_device.calls[name] > 0 for name in NAMES)
+
+
+def test_fast_entries_leave_device_tensors_alone() -> None:
+    """The C++ entries of plain calls answer NotImplemented for tensors off the CPU (``meta`` here: no data), so a
+    CUDA call always reaches the device dispatch; the same call on CPU tensors they take whole."""
+    fk = _core.kernels
+    for dev in ("meta", "cpu"):
+        r = torch.zeros(32, device=dev)
+        ids = torch.zeros(32, dtype=torch.int64, device=dev)
+        x, m = torch.zeros(2, 16, device=dev), torch.ones(2, 16, device=dev)
+        got = [
+            fk.group_advantages_fast(r, ids, None, "trl", None, None, None, None, None, "sum", None,
+                                     {"trl": (0, 1, 1e-4, 0, 0)}),
+            fk.rloo_advantages_fast(r, None, 16, None),
+            fk.token_returns_fast(x, m, 1.0, "carry", None),
+            fk.token_gae_fast(x, x, m, 1.0, 1.0, None),
+            fk.masked_whiten_fast(x, m, True, 1e-8, False, None),
+            fk.kl_estimate_fast(x, x, m, "k3", True, None),
+        ]
+        if dev == "meta":
+            assert all(g is NotImplemented for g in got)
+        else:
+            assert not any(g is NotImplemented for g in got)

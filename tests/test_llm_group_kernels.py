@@ -583,7 +583,7 @@ def test_group_ids_take_the_expected_path(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize("name", ["group_advantages", "rloo_advantages"])
 @pytest.mark.parametrize("dtype", F_DTYPES)
 def test_torch_cpu_calls_match_numpy_bits(name: str, dtype: np.dtype) -> None:
-    """Plain torch CPU tensors go straight to the binding (rltrain.kernels.llm_group._torch_views); tensors it
+    """Plain torch CPU tensors go straight to the C++ entry (_core.kernels.<name>_fast); tensors it
     must not take that way (grad, out= sharing memory with the rewards, wrong out dtype, non-contiguous) still
     give the NumPy results or the NumPy errors."""
     fn = getattr(K, name)
@@ -638,10 +638,13 @@ def test_every_group_size_matches_the_reference(size: int) -> None:
 def test_vector_clones_match_the_generic_loops_bitwise(size: int, dtype: np.dtype) -> None:
     """Contiguous groups of 8-64 take llm_group_fixed.hpp's AVX2 / AVX-512 clones, and scale="batch" sums in
     vectors; capped to the baseline (``_testing.set_isa_cap(0)``) the same calls run the generic loops. Every clone
-    must give the generic loops' bits (group counts not a multiple of 4, several 4096-element batch blocks)."""
+    must give the generic loops' bits (group counts not a multiple of 4, several 4096-element batch blocks), and the
+    AVX-512 clone the same with groups of 8-32 held in registers or not (``_testing.set_group_regs``)."""
     rng = np.random.default_rng(size)
     r = (rng.standard_normal(size * 1031) * 3.0 + 1.0).astype(dtype)
     r[:size] = 2.5  # an all-equal group: std 0
+    r[size : 2 * size] = -0.0  # an all -0.0 group: its lanes start from +0.0, so its mean is +0.0
+    r[2 * size : 3 * size : 2] = -0.0
     calls = [lambda: K.rloo_advantages(r, group_size=size)]
     for preset in ("trl", "verl", "dr_grpo", "rltrain"):
         for scale in ("group", "batch", "none"):
@@ -651,8 +654,32 @@ def test_vector_clones_match_the_generic_loops_bitwise(size: int, dtype: np.dtyp
         for cap in range(_core._testing.cpu_isa() + 1):
             _core._testing.set_isa_cap(cap)
             results.append([np.asarray(c()) for c in calls])
+        if _core._testing.cpu_isa() == 2:
+            _core._testing.set_group_regs(False)
+            results.append([np.asarray(c()) for c in calls])
     finally:
         _core._testing.set_isa_cap(2)
+        _core._testing.set_group_regs(True)
     for cap, res in enumerate(results[1:], 1):
         for k, (a, b) in enumerate(zip(results[0], res)):
             assert a.tobytes() == b.tobytes(), f"call {k}: clone {cap} differs from the generic loops"
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64])
+def test_non_finite_reward_in_a_whole_batch_of_groups(size: int) -> None:
+    """The vector clones take whole batches of four groups apart from the last one to three (AVX-512: in
+    registers): a non-finite reward anywhere, in a whole batch or the remainder, raises naming its index; so do
+    scattered ids naming groups of one such size (gathered into member order, run there, scattered back)."""
+    scattered = np.arange(66 * size) % 66
+    for pos in (0, 5 * size + 3, 65 * size + 1):
+        r = np.ones(66 * size, np.float32)
+        r[pos] = np.inf
+        for scale in ("group", "batch", "none"):
+            with pytest.raises(ValueError, match=f"at index {pos}$"):
+                K.group_advantages(r, group_size=size, scale=scale)
+            with pytest.raises(ValueError, match=f"at index {pos}$"):
+                K.group_advantages(r, scattered, scale=scale)
+        with pytest.raises(ValueError, match=f"at index {pos}$"):
+            K.rloo_advantages(r, group_size=size)
+        with pytest.raises(ValueError, match=f"at index {pos}$"):
+            K.rloo_advantages(r, scattered)

@@ -1,6 +1,6 @@
 // rltrain._core._testing: the bare-loop ceilings of rltrain.bench llm (llm_floor.hpp), and the instruction-set cap
-// of the vector clones (simd_isa.hpp). The floors take float32 C-contiguous NumPy arrays only; the bench passes
-// them; single-threaded, GIL released.
+// of the vector clones (simd_isa.hpp) and the group kernels' register switch (llm_group_fixed.hpp). The floors take
+// float32 C-contiguous NumPy arrays only; the bench passes them; single-threaded, GIL released.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "rltrain/llm_floor.hpp"
+#include "rltrain/llm_group_fixed.hpp"
 #include "rltrain/simd_isa.hpp"
 
 namespace py = pybind11;
@@ -35,6 +36,11 @@ void register_llm_floor(py::module_& m) {
         rltrain::simd::set_isa_cap(static_cast<rltrain::simd::Isa>(cap));
       },
       py::arg("cap"), "Run at most this clone from now on (tests compare the clones' bits).");
+  m.def(
+      "set_group_regs", [](bool on) { rltrain::llm::fixed::regs_enabled().store(on, std::memory_order_relaxed); },
+      py::arg("on"),
+      "Whether the AVX-512 group kernels hold groups of 8-32 in registers (default) or take three passes "
+      "(llm_group_fixed.hpp; tests compare their bits, the bench times both).");
   m.def(
       "floor_groups",
       [](F32 x, F32 out, double eps) {
@@ -78,6 +84,33 @@ void register_llm_floor(py::module_& m) {
       },
       py::arg("ids"), py::arg("x"), py::arg("out"), py::arg("eps") = 1e-4,
       "Bench ceiling: scattered groups of 16 (counting sort, statistics, gather).");
+  m.def(
+      "floor_divider",
+      [](F32 x, double eps) {
+        const float* xp = x.data();
+        const std::size_t n = static_cast<std::size_t>(x.size());
+        py::gil_scoped_release nogil;
+        return rltrain::floor::floor_divider(xp, n, eps);
+      },
+      py::arg("x"), py::arg("eps") = 1e-4,
+      "Bench ceiling: the divisions and square roots alone of scale='group' in groups of 16 (n / 16 groups, four "
+      "per instruction); returns their sum.");
+  m.def(
+      "floor_permute",
+      [](py::array_t<int64_t, py::array::c_style> order, F32 x, F32 tmp, F32 out) {
+        same_size(x, out, "out");
+        same_size(x, tmp, "tmp");
+        same_size(x, order, "order");
+        const int64_t* ip = order.data();
+        const float* xp = x.data();
+        float* tp = tmp.mutable_data();
+        float* op = out.mutable_data();
+        const std::size_t n = static_cast<std::size_t>(x.size());
+        py::gil_scoped_release nogil;
+        rltrain::floor::floor_permute(ip, xp, tp, op, n);
+      },
+      py::arg("order"), py::arg("x"), py::arg("tmp"), py::arg("out"),
+      "Bench ceiling: a random gather into group order and the scatter back (order: a permutation of 0..n-1).");
   m.def(
       "floor_pass",
       [](F32 a, F32 b, F32 out) {

@@ -1,6 +1,8 @@
 // pybind11 registration of the LLM group kernels (group_advantages, rloo_advantages): check dtype/shape/contiguity
 // and option codes, release the GIL, call llm_group.hpp. The wrappers in rltrain.kernels.llm_group resolve presets
-// and convert torch tensors, other integer id dtypes and non-contiguous arrays first.
+// and convert torch tensors, other integer id dtypes and non-contiguous arrays first. The *_fast entries
+// (fast_args.hpp) take a plain call (NumPy or CPU torch, preset names, Python scalars) whole and answer
+// NotImplemented to anything else.
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -10,6 +12,7 @@
 #include <pybind11/stl.h>
 
 #include "checks.hpp"
+#include "fast_args.hpp"
 #include "rltrain/kernel_pool.hpp"
 #include "rltrain/llm_group.hpp"
 
@@ -137,6 +140,137 @@ py::array rloo_advantages(py::object rewards_o, py::object ids_o, std::optional<
   return out;
 }
 
+// ------------------------------------------------------------------------------------------ the plain path
+
+// group_advantages_fast(rewards, group_ids, group_size, preset, scale, ddof, eps, eps_on, reward_weights, combine,
+// out, presets): the wrapper's arguments as given, plus its table presets {name: (scale, ddof, eps, eps_on,
+// singleton) codes}. Plain: rewards [B] or [B, R] float, group_ids None or int64 [B] (B <= 2**30), group_size None
+// or an int dividing B, a preset name, scale/eps_on None or a name, ddof None or an int in [0, 2**62), eps None or
+// a finite float >= 0, no reward_weights, combine a name, out None or a writable [B] of the rewards' dtype sharing
+// no memory with them; all arrays NumPy or all CPU tensors. Returns out (or a new array / tensor), else
+// NotImplemented.
+PyObject* group_fast_body(PyObject* const* args, Py_ssize_t nargs) {
+  if (!fast::arity("group_advantages_fast", nargs, 12)) return nullptr;
+  static const char* const kScales[] = {"group", "batch", "none"};
+  static const char* const kEpsOn[] = {"std", "var"};
+  static const char* const kCombine[] = {"sum", "normalize_then_sum"};
+  if (args[8] != Py_None || !PyDict_CheckExact(args[11])) return fast::not_plain();
+  PyObject* preset = PyUnicode_CheckExact(args[3]) ? PyDict_GetItemWithError(args[11], args[3]) : nullptr;
+  if (preset == nullptr || !PyTuple_CheckExact(preset) || PyTuple_GET_SIZE(preset) != 5) {
+    PyErr_Clear();
+    return fast::not_plain();
+  }
+  int64_t scale = 0, ddof = 0, eps_on = 0, singleton = 0, v = 0;
+  double eps = 0.0;
+  if (!fast::exact_int(PyTuple_GET_ITEM(preset, 0), 0, 3, scale) ||
+      !fast::exact_int(PyTuple_GET_ITEM(preset, 1), 0, int64_t(1) << 62, ddof) ||
+      !fast::exact_float(PyTuple_GET_ITEM(preset, 2), eps) ||
+      !fast::exact_int(PyTuple_GET_ITEM(preset, 3), 0, 2, eps_on) ||
+      !fast::exact_int(PyTuple_GET_ITEM(preset, 4), 0, 2, singleton))
+    return fast::not_plain();
+  if (args[4] != Py_None && (scale = fast::str_code(args[4], kScales, 3)) < 0) return fast::not_plain();
+  if (args[5] != Py_None && !fast::exact_int(args[5], 0, int64_t(1) << 62, ddof)) return fast::not_plain();
+  if (args[6] != Py_None && !(fast::exact_float(args[6], eps) && std::isfinite(eps) && eps >= 0.0))
+    return fast::not_plain();
+  if (args[7] != Py_None && (eps_on = fast::str_code(args[7], kEpsOn, 2)) < 0) return fast::not_plain();
+  const int combine = fast::str_code(args[9], kCombine, 2);
+  if (combine < 0) return fast::not_plain();
+  int fam = -1;
+  fast::View r, ids, out;
+  if (!fast::view(args[0], r, fam) || (r.kind != Kind::F32 && r.kind != Kind::F64) || r.ndim < 1 || r.ndim > 2)
+    return fast::not_plain();
+  const py::ssize_t B = r.shape[0];
+  const bool has_ids = args[1] != Py_None;
+  std::size_t gs = 0;
+  if (has_ids) {
+    if (args[2] != Py_None || !fast::view(args[1], ids, fam) || ids.kind != Kind::I64 || ids.ndim != 1 ||
+        ids.shape[0] != B || B > (py::ssize_t(1) << 30))
+      return fast::not_plain();
+  } else if (args[2] != Py_None) {
+    if (!fast::exact_int(args[2], 1, int64_t(1) << 62, v) || B % v != 0) return fast::not_plain();
+    gs = static_cast<std::size_t>(v);
+  }
+  py::object res;
+  if (args[10] != Py_None) {
+    if (!fast::view(args[10], out, fam, true) || out.kind != r.kind || out.ndim != 1 || out.shape[0] != B ||
+        out.overlaps(r) || (has_ids && out.overlaps(ids)))
+      return fast::not_plain();
+    res = py::reinterpret_borrow<py::object>(args[10]);
+  } else {
+    res = fast::new_output(r.torch, r.shape, 1, r.kind, out);
+  }
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    LlmGroupArgs<T> a;
+    a.B = static_cast<std::size_t>(B), a.R = r.ndim == 2 ? static_cast<std::size_t>(r.shape[1]) : 1;
+    a.two_d = r.ndim == 2;
+    a.rewards = reinterpret_cast<const T*>(r.ptr);
+    a.group_ids = has_ids ? reinterpret_cast<const int64_t*>(ids.ptr) : nullptr;
+    a.group_size = gs;
+    a.norm.scale = static_cast<llm::Scale>(scale), a.norm.ddof = ddof, a.norm.eps = eps;
+    a.norm.eps_on = static_cast<llm::EpsOn>(eps_on), a.norm.singleton = static_cast<llm::Singleton>(singleton);
+    a.combine = static_cast<llm::Combine>(combine);
+    a.out = reinterpret_cast<T*>(out.ptr);
+    py::gil_scoped_release nogil;
+    rltrain::group_advantages(a, *kernel_pool());
+  };
+  if (r.kind == Kind::F32)
+    run(float{});
+  else
+    run(double{});
+  return res.release().ptr();
+}
+
+// rloo_advantages_fast(rewards, group_ids, group_size, out): as group_advantages_fast, rewards [B] only.
+PyObject* rloo_fast_body(PyObject* const* args, Py_ssize_t nargs) {
+  if (!fast::arity("rloo_advantages_fast", nargs, 4)) return nullptr;
+  int fam = -1;
+  fast::View r, ids, out;
+  if (!fast::view(args[0], r, fam) || (r.kind != Kind::F32 && r.kind != Kind::F64) || r.ndim != 1)
+    return fast::not_plain();
+  const py::ssize_t B = r.shape[0];
+  const bool has_ids = args[1] != Py_None;
+  std::size_t gs = 0;
+  int64_t v = 0;
+  if (has_ids) {
+    if (args[2] != Py_None || !fast::view(args[1], ids, fam) || ids.kind != Kind::I64 || ids.ndim != 1 ||
+        ids.shape[0] != B || B > (py::ssize_t(1) << 30))
+      return fast::not_plain();
+  } else if (args[2] != Py_None) {
+    if (!fast::exact_int(args[2], 1, int64_t(1) << 62, v) || B % v != 0) return fast::not_plain();
+    gs = static_cast<std::size_t>(v);
+  }
+  py::object res;
+  if (args[3] != Py_None) {
+    if (!fast::view(args[3], out, fam, true) || out.kind != r.kind || !out.same_shape(r) || out.overlaps(r) ||
+        (has_ids && out.overlaps(ids)))
+      return fast::not_plain();
+    res = py::reinterpret_borrow<py::object>(args[3]);
+  } else {
+    res = fast::new_output(r.torch, r.shape, 1, r.kind, out);
+  }
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    const T* rp = reinterpret_cast<const T*>(r.ptr);
+    const int64_t* g = has_ids ? reinterpret_cast<const int64_t*>(ids.ptr) : nullptr;
+    T* o = reinterpret_cast<T*>(out.ptr);
+    py::gil_scoped_release nogil;
+    rltrain::rloo_advantages(static_cast<std::size_t>(B), rp, g, gs, o, *kernel_pool());
+  };
+  if (r.kind == Kind::F32)
+    run(float{});
+  else
+    run(double{});
+  return res.release().ptr();
+}
+
+PyMethodDef kGroupFast = {"group_advantages_fast", fast::entry_cfunction<group_fast_body>(), METH_FASTCALL,
+                          "group_advantages_fast(rewards, group_ids, group_size, preset, scale, ddof, eps, eps_on, "
+                          "reward_weights, combine, out, presets): a plain call whole, else NotImplemented."};
+PyMethodDef kRlooFast = {"rloo_advantages_fast", fast::entry_cfunction<rloo_fast_body>(), METH_FASTCALL,
+                         "rloo_advantages_fast(rewards, group_ids, group_size, out): a plain call whole, else "
+                         "NotImplemented."};
+
 }  // namespace
 
 void register_llm_group(py::module_& m) {
@@ -146,6 +280,8 @@ void register_llm_group(py::module_& m) {
         "Group-relative advantages of rewards [B] or [B, R] (codes as in rltrain.kernels.llm_group).");
   m.def("rloo_advantages", &rloo_advantages, py::arg("rewards"), py::arg("group_ids"), py::arg("group_size"),
         py::arg("out"), "Leave-one-out advantages of rewards [B].");
+  fast::def(m, &kGroupFast);
+  fast::def(m, &kRlooFast);
 }
 
 }  // namespace rltrain::bind

@@ -1,11 +1,15 @@
 // pybind11 registration of the per-token LLM kernels (llm_token.hpp): check dtype/shape/contiguity, release
 // the GIL, call the C++. rltrain.kernels.llm_token does the friendly conversions (torch, non-contiguous, out=).
+// The *_fast entries (fast_args.hpp) take a plain call (NumPy or CPU torch, Python scalars, names) whole and answer
+// NotImplemented to anything else.
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
 #include "checks.hpp"
+#include "fast_args.hpp"
 #include "rltrain/kernel_pool.hpp"
 #include "rltrain/llm_token.hpp"
 
@@ -159,6 +163,164 @@ py::array kl_estimate(py::object logp_o, py::object ref_o, py::object mask_o, in
   return out;
 }
 
+// ------------------------------------------------------------------------------------------ the plain path
+
+bool float_kind(const fast::View& v) { return v.kind == Kind::F32 || v.kind == Kind::F64; }
+
+// A plain float input like `like` (same kind and shape).
+bool same_float(PyObject* o, fast::View& v, int& fam, const fast::View& like) {
+  return fast::view(o, v, fam) && v.kind == like.kind && v.same_shape(like);
+}
+
+// A mask of like's shape (bool, uint8, int64, float32, float64).
+bool plain_mask(PyObject* o, fast::View& v, int& fam, const fast::View& like) {
+  return fast::view(o, v, fam) && v.same_shape(like);
+}
+
+// out: None (a new output like `like`, in res) or a writable plain array of like's kind and shape that shares no
+// memory with the inputs `ins` (null entries skipped); false when it is neither.
+bool plain_out(PyObject* o, fast::View& v, int& fam, const fast::View& like,
+               std::initializer_list<const fast::View*> ins, py::object& res) {
+  if (o == Py_None) {
+    res = fast::new_output(like.torch, like.shape, like.ndim, like.kind, v);
+    return true;
+  }
+  if (!fast::view(o, v, fam, true) || v.kind != like.kind || !v.same_shape(like)) return false;
+  for (const fast::View* x : ins)
+    if (x != nullptr && v.overlaps(*x)) return false;
+  res = py::reinterpret_borrow<py::object>(o);
+  return true;
+}
+
+// token_returns_fast(token_rewards, mask, gamma, masked, out)
+PyObject* returns_fast_body(PyObject* const* args, Py_ssize_t nargs) {
+  if (!fast::arity("token_returns_fast", nargs, 5)) return nullptr;
+  static const char* const kMasked[] = {"restart", "carry"};
+  double gamma = 0.0;
+  const int carry = fast::str_code(args[3], kMasked, 2);
+  if (carry < 0 || !fast::exact_float(args[2], gamma) || !(gamma >= 0.0 && gamma <= 1.0)) return fast::not_plain();
+  int fam = -1;
+  fast::View r, m, o;
+  py::object res;
+  if (!fast::view(args[0], r, fam) || !float_kind(r) || r.ndim != 2 || !plain_mask(args[1], m, fam, r) ||
+      !plain_out(args[4], o, fam, r, {&r, &m}, res))
+    return fast::not_plain();
+  with_types(r.kind, m.kind, [&](auto t, auto mt) {
+    using T = decltype(t);
+    using M = decltype(mt);
+    TokenScan1<T, M> b;
+    b.B = static_cast<std::size_t>(r.shape[0]), b.L = static_cast<std::size_t>(r.shape[1]);
+    b.in[0] = reinterpret_cast<const T*>(r.ptr), b.mask = reinterpret_cast<const M*>(m.ptr);
+    b.out[0] = reinterpret_cast<T*>(o.ptr);
+    py::gil_scoped_release nogil;
+    rltrain::token_returns(b, gamma, carry == 1, *kernel_pool());
+  });
+  return res.release().ptr();
+}
+
+// token_gae_fast(token_rewards, values, mask, gamma, lam, out): out None or a tuple of two (each None or a buffer).
+PyObject* gae_fast_body(PyObject* const* args, Py_ssize_t nargs) {
+  if (!fast::arity("token_gae_fast", nargs, 6)) return nullptr;
+  double gamma = 0.0, lam = 0.0;
+  if (!fast::exact_float(args[3], gamma) || !(gamma >= 0.0 && gamma <= 1.0) || !fast::exact_float(args[4], lam) ||
+      !(lam >= 0.0 && lam <= 1.0))
+    return fast::not_plain();
+  PyObject *adv_o = Py_None, *ret_o = Py_None;
+  if (args[5] != Py_None) {
+    if (!PyTuple_CheckExact(args[5]) || PyTuple_GET_SIZE(args[5]) != 2) return fast::not_plain();
+    adv_o = PyTuple_GET_ITEM(args[5], 0), ret_o = PyTuple_GET_ITEM(args[5], 1);
+  }
+  int fam = -1;
+  fast::View r, v, m, a, o;
+  py::object res_a, res_r;
+  if (!fast::view(args[0], r, fam) || !float_kind(r) || r.ndim != 2 || !same_float(args[1], v, fam, r) ||
+      !plain_mask(args[2], m, fam, r) || !plain_out(adv_o, a, fam, r, {&r, &v, &m}, res_a) ||
+      !plain_out(ret_o, o, fam, r, {&r, &v, &m, &a}, res_r))
+    return fast::not_plain();
+  with_types(r.kind, m.kind, [&](auto t, auto mt) {
+    using T = decltype(t);
+    using M = decltype(mt);
+    TokenScan2<T, M> b;
+    b.B = static_cast<std::size_t>(r.shape[0]), b.L = static_cast<std::size_t>(r.shape[1]);
+    b.in[0] = reinterpret_cast<const T*>(r.ptr), b.in[1] = reinterpret_cast<const T*>(v.ptr);
+    b.mask = reinterpret_cast<const M*>(m.ptr);
+    b.out[0] = reinterpret_cast<T*>(a.ptr), b.out[1] = reinterpret_cast<T*>(o.ptr);
+    py::gil_scoped_release nogil;
+    rltrain::token_gae(b, gamma, lam, *kernel_pool());
+  });
+  return py::make_tuple(res_a, res_r).release().ptr();
+}
+
+// masked_whiten_fast(x, mask, shift_mean, eps, times_mask, out); NotImplemented also when fewer than 2 entries are
+// masked (the converting path raises that error).
+PyObject* whiten_fast_body(PyObject* const* args, Py_ssize_t nargs) {
+  if (!fast::arity("masked_whiten_fast", nargs, 6)) return nullptr;
+  bool shift_mean = false, times_mask = false;
+  double eps = 0.0;
+  if (!fast::exact_bool(args[2], shift_mean) || !fast::exact_bool(args[4], times_mask) ||
+      !fast::exact_float(args[3], eps) || !std::isfinite(eps) || eps < 0.0)
+    return fast::not_plain();
+  int fam = -1;
+  fast::View x, m, o;
+  py::object res;
+  if (!fast::view(args[0], x, fam) || !float_kind(x) || x.ndim < 1 || !plain_mask(args[1], m, fam, x) ||
+      !plain_out(args[5], o, fam, x, {&x, &m}, res))
+    return fast::not_plain();
+  bool enough = true;
+  with_types(x.kind, m.kind, [&](auto t, auto mt) {
+    using T = decltype(t);
+    using M = decltype(mt);
+    const T* xp = reinterpret_cast<const T*>(x.ptr);
+    const M* mp = reinterpret_cast<const M*>(m.ptr);
+    T* op = reinterpret_cast<T*>(o.ptr);
+    py::gil_scoped_release nogil;
+    const WhitenStats st = masked_stats(x.size, xp, mp, *kernel_pool());
+    enough = st.n >= 2.0;  // NaN too
+    if (enough) whiten_apply(x.size, xp, st, eps, shift_mean, op, *kernel_pool(), times_mask ? mp : nullptr);
+  });
+  return enough ? res.release().ptr() : fast::not_plain();
+}
+
+// kl_estimate_fast(logp, ref_logp, mask, kind, clamp, out): kind a name ("k1", "kl", "k2", "mse", "k3",
+// "low_var_kl", "abs").
+PyObject* kl_fast_body(PyObject* const* args, Py_ssize_t nargs) {
+  if (!fast::arity("kl_estimate_fast", nargs, 6)) return nullptr;
+  static const char* const kKinds[] = {"k1", "kl", "k2", "mse", "k3", "low_var_kl", "abs"};  // code: index / 2
+  bool clamp = false;
+  const int k = fast::str_code(args[3], kKinds, 7);
+  if (k < 0 || !fast::exact_bool(args[4], clamp)) return fast::not_plain();
+  int fam = -1;
+  fast::View a, b, m, o;
+  py::object res;
+  const bool has_mask = args[2] != Py_None;
+  if (!fast::view(args[0], a, fam) || !float_kind(a) || a.ndim < 1 || !same_float(args[1], b, fam, a) ||
+      (has_mask && !plain_mask(args[2], m, fam, a)) ||
+      !plain_out(args[5], o, fam, a, {&a, &b, has_mask ? &m : nullptr}, res))
+    return fast::not_plain();
+  with_types(a.kind, has_mask ? m.kind : Kind::U8, [&](auto t, auto mt) {
+    using T = decltype(t);
+    using M = decltype(mt);
+    const M* mp = has_mask ? reinterpret_cast<const M*>(m.ptr) : nullptr;
+    py::gil_scoped_release nogil;
+    rltrain::kl_estimate(a.size, reinterpret_cast<const T*>(a.ptr), reinterpret_cast<const T*>(b.ptr), mp,
+                         static_cast<KlKind>(k / 2), clamp, reinterpret_cast<T*>(o.ptr), *kernel_pool());
+  });
+  return res.release().ptr();
+}
+
+PyMethodDef kReturnsFast = {"token_returns_fast", fast::entry_cfunction<returns_fast_body>(), METH_FASTCALL,
+                            "token_returns_fast(token_rewards, mask, gamma, masked, out): a plain call whole, "
+                            "else NotImplemented."};
+PyMethodDef kGaeFast = {"token_gae_fast", fast::entry_cfunction<gae_fast_body>(), METH_FASTCALL,
+                        "token_gae_fast(token_rewards, values, mask, gamma, lam, out): a plain call whole, else "
+                        "NotImplemented."};
+PyMethodDef kWhitenFast = {"masked_whiten_fast", fast::entry_cfunction<whiten_fast_body>(), METH_FASTCALL,
+                           "masked_whiten_fast(x, mask, shift_mean, eps, times_mask, out): a plain call whole, "
+                           "else NotImplemented."};
+PyMethodDef kKlFast = {"kl_estimate_fast", fast::entry_cfunction<kl_fast_body>(), METH_FASTCALL,
+                       "kl_estimate_fast(logp, ref_logp, mask, kind, clamp, out): a plain call whole, else "
+                       "NotImplemented."};
+
 }  // namespace
 
 void register_llm_token(py::module_& m) {
@@ -170,6 +332,10 @@ void register_llm_token(py::module_& m) {
         py::arg("out"), py::arg("times_mask") = false);
   m.def("kl_estimate", &kl_estimate, py::arg("logp"), py::arg("ref_logp"), py::arg("mask"), py::arg("kind"),
         py::arg("clamp"), py::arg("out"));
+  fast::def(m, &kReturnsFast);
+  fast::def(m, &kGaeFast);
+  fast::def(m, &kWhitenFast);
+  fast::def(m, &kKlFast);
 }
 
 }  // namespace rltrain::bind

@@ -7,6 +7,10 @@
 //   floor_roundtrip: the float64 round trip alone (load, convert, one add, one multiply, convert, store).
 //   floor_scatter: the same with groups named by scattered dense ids: histogram, prefix sums, scatter of the values
 //                  into group order, the group statistics there, gather back.
+//   floor_permute: the data movement alone of any random-order group-by: gather the values into group order
+//                  (tmp[j] = x[order[j]]) and scatter them back (out[order[j]] = tmp[j]), no arithmetic.
+//   floor_divider: the divider work alone of scale="group" in groups of 16, four groups per instruction as the
+//                  kernel's clones take it: var / 15, sqrt, + eps, 1 / d (ymm), for n / 16 groups.
 //   floor_chain:   one core's dependent recurrence over a row, the REINFORCE++ "carry" step, serial.
 //   floor_pass:    the bare elementwise pass out = a - b over float32 (what kl_estimate and masked_whiten move).
 #pragma once
@@ -139,6 +143,35 @@ inline double floor_roundtrip(const float* x, float* out, std::size_t n, double 
   return roundtrip_plain<2>(x, out, n, c);
 }
 
+// var / 15 -> sqrt -> + eps -> 1 / d for groups of four variances |x[4b .. 4b + 3]| (b < n / 64: one batch of four
+// groups of 16 per 64 rewards), summed so that nothing is dropped; independent batches, as in the kernel.
+template <int W>
+RLTRAIN_FLOOR_INLINE double divider_plain(const float* x, std::size_t n, double eps) {
+  using D = typename FloorVec<4>::D;
+  D acc = {0.0, 0.0, 0.0, 0.0};
+  for (std::size_t b = 0; b + 64 <= n; b += 64) {
+    D v;
+    for (int k = 0; k < 4; ++k) v[k] = std::fabs(static_cast<double>(x[b + k]));
+    v = v / 15.0;
+    for (int k = 0; k < 4; ++k) v[k] = std::sqrt(v[k]);
+    acc += 1.0 / (v + eps);
+  }
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
+#if defined(RLTRAIN_FLOOR_X86)
+__attribute__((target("avx2"))) inline double divider_avx2(const float* x, std::size_t n, double eps) {
+  return divider_plain<4>(x, n, eps);
+}
+#endif
+
+inline double floor_divider(const float* x, std::size_t n, double eps) {
+#if defined(RLTRAIN_FLOOR_X86)
+  if (__builtin_cpu_supports("avx2")) return divider_avx2(x, n, eps);
+#endif
+  return divider_plain<4>(x, n, eps);
+}
+
 // The bare elementwise pass: out[i] = a[i] - b[i], two float32 streams in and one out (the bytes kl_estimate and
 // masked_whiten with a float32 mask move), the compiler's vectorisation at the widest width the CPU has.
 RLTRAIN_FLOOR_INLINE void pass_plain(const float* __restrict a, const float* __restrict b, float* __restrict out,
@@ -177,6 +210,19 @@ inline void floor_scatter(const int64_t* ids, const float* x, float* out, std::s
   }
   floor_groups(sorted.data(), res.data(), n, eps);
   for (std::size_t i = 0; i < n; ++i) out[i] = res[pos[i]];
+}
+
+// tmp[j] = x[order[j]], then out[order[j]] = tmp[j]: a random gather and a random scatter of n floats (an entry
+// of order outside [0, n) is skipped: the caller's array is never trusted as an index).
+inline void floor_permute(const int64_t* order, const float* x, float* tmp, float* out, std::size_t n) {
+  for (std::size_t j = 0; j < n; ++j) {
+    const uint64_t i = static_cast<uint64_t>(order[j]);
+    tmp[j] = i < n ? x[i] : 0.0f;
+  }
+  for (std::size_t j = 0; j < n; ++j) {
+    const uint64_t i = static_cast<uint64_t>(order[j]);
+    if (i < n) out[i] = tmp[j];
+  }
 }
 
 // out[t] = m[t] * (r[t] + gamma * run); run = out[t] + run * (1 - m[t]), t from n - 1 down: one dependent chain.

@@ -5,6 +5,7 @@
 // Why: the generic loops (runtime group sizes, pointer batches) run at ~2 ns per element; these at ~0.5-0.7.
 #pragma once
 
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
@@ -171,13 +172,105 @@ RLTRAIN_ALWAYS_INLINE bool run(const T* x, T* out, std::size_t groups, const Par
   return nonfinite == 0.0;
 }
 
+// b[k] = a[k] + a[k + 4]: an eight-lane sum half combined, as lanes<> leaves it.
+RLTRAIN_ALWAYS_INLINE void half(Vec<4>::D& b, const Vec<8>::D& a) {
+  b = __builtin_shufflevector(a, a, 0, 1, 2, 3) + __builtin_shufflevector(a, a, 4, 5, 6, 7);
+}
+
+// run<N, 8> for N <= 32 with each batch of four groups held in registers (4 * N / 8 of the 32 zmm registers):
+// every reward is loaded and widened once, and the deviations x - mean of the squares pass are the ones the output
+// scales (the same operations on the same values as block_stats + emit, so the same bits). Why: widening float to
+// double takes two uops on the vector ports, and run<> widens each reward three times; here once.
+template <int N, typename T>
+RLTRAIN_ALWAYS_INLINE bool run_regs(const T* x, T* out, std::size_t groups, const Params& p) {
+  using D = Vec<8>::D;
+  using S = Vec<4>::D;
+  constexpr int K = N / 8;
+  static_assert(K >= 1 && K <= 4, "four groups of N <= 32 doubles fit the register file");
+  const bool pos = static_cast<double>(N) > p.ddof;
+  const double dv = static_cast<double>(N) - p.ddof, eps = p.eps, rloo_inv = 1.0 / (N - 1.0);
+  constexpr double inv_n = 1.0 / N;         // N is a power of two: s * inv_n is s / N exactly
+  const std::size_t full = groups / 4 * 4;  // whole batches here (constant trip counts keep v in registers)
+  S nonfinite = {0.0, 0.0, 0.0, 0.0};
+  for (std::size_t g = 0; g < full; g += 4) {
+    const T* xb = x + g * N;
+    T* ob = out + g * N;
+    D v[4][K];
+    S b[4];
+#pragma GCC unroll 16
+    for (int l = 0; l < 4; ++l) {
+#pragma GCC unroll 4
+      for (int k = 0; k < K; ++k) load<8>(v[l][k], xb + l * N + k * 8);
+      D a = D{} + v[l][0];  // from +0.0, as lanes<>: a -0.0 reward must not leave a -0.0 lane
+#pragma GCC unroll 4
+      for (int k = 1; k < K; ++k) a += v[l][k];
+      half(b[l], a);
+    }
+    S s;
+    fold4(s, b);
+    nonfinite += s * 0.0;
+    if (p.mode == Mode::Rloo) {
+#pragma GCC unroll 16
+      for (int l = 0; l < 4; ++l)
+#pragma GCC unroll 4
+        for (int k = 0; k < K; ++k) {
+          const D r = v[l][k] - (s[l] - v[l][k]) * rloo_inv;
+          store<8>(ob + l * N + k * 8, r);
+        }
+      continue;
+    }
+    const S mean = s * inv_n;
+    S inv = S{} + p.inv;
+#pragma GCC unroll 16
+    for (int l = 0; l < 4; ++l)
+#pragma GCC unroll 4
+      for (int k = 0; k < K; ++k) v[l][k] -= mean[l];  // the deviations, kept for the output
+    if (p.mode == Mode::Group) {
+#pragma GCC unroll 16
+      for (int l = 0; l < 4; ++l) {
+        D a = v[l][0] * v[l][0];  // = +0.0 + d * d: a square is never -0.0
+#pragma GCC unroll 4
+        for (int k = 1; k < K; ++k) a += v[l][k] * v[l][k];
+        half(b[l], a);
+      }
+      S var;
+      fold4(var, b);
+      var = pos ? var / dv : S{0.0, 0.0, 0.0, 0.0};
+      if (!p.eps_on_std) var += eps;
+      for (int l = 0; l < 4; ++l) inv[l] = std::sqrt(var[l]);
+      if (p.eps_on_std) inv += eps;
+      inv = 1.0 / inv;
+    }
+#pragma GCC unroll 16
+    for (int l = 0; l < 4; ++l)
+#pragma GCC unroll 4
+      for (int k = 0; k < K; ++k) {
+        const D r = v[l][k] * inv[l];
+        store<8>(ob + l * N + k * 8, r);
+      }
+  }
+  const bool ok = (nonfinite[0] + nonfinite[1]) + (nonfinite[2] + nonfinite[3]) == 0.0;
+  if (full == groups) return ok;
+  return run<N, 8>(x + full * N, out + full * N, groups - full, p) && ok;  // the last 1-3 groups
+}
+
 template <int N, typename T>
 __attribute__((target("avx2"))) bool run_avx2(const T* x, T* out, std::size_t groups, const Params& p) {
   return run<N, 4>(x, out, groups, p);
 }
 
+// Whether the AVX-512 clone holds groups of N <= 32 in registers (run_regs; default) or runs run<N, 8> (tests
+// compare the two bit for bit; the LLM bench times both in one process).
+inline std::atomic<bool>& regs_enabled() {
+  static std::atomic<bool> on{true};
+  return on;
+}
+
 template <int N, typename T>
 __attribute__((target("avx512f"))) bool run_avx512(const T* x, T* out, std::size_t groups, const Params& p) {
+  if constexpr (N <= 32) {
+    if (regs_enabled().load(std::memory_order_relaxed)) return run_regs<N>(x, out, groups, p);
+  }
   return run<N, 8>(x, out, groups, p);
 }
 

@@ -19,8 +19,13 @@ Floors: where a kernel is far from the copy, the bare loops of ``rltrain._core._
 single-threaded, called on the same arrays) time the work it cannot avoid: ``floor_groups`` (groups of 16: load,
 float64 sum, mean, squared deviations, sqrt, divide, store, written plainly), ``floor_roundtrip`` (the float64 round
 trip alone: load, convert, one add, one multiply, convert, store: less than any float64-statistics kernel does),
-``floor_scatter`` (the groups after a counting sort of scattered dense ids, gathered back) and ``floor_chain`` (one
-core's serial REINFORCE++ recurrence over the row) and, for the one long row, ``floor_pass`` (the bare elementwise
+``floor_scatter`` (the groups after a counting sort of scattered dense ids, gathered back), ``floor_permute`` (the
+data movement alone of any random-order group-by: a bare random gather of the rewards into group order and the
+scatter back, no grouping work and no arithmetic: the scattered-id rows' ``%floor`` is against it),
+``floor_divider`` (the divisions and square roots alone that ``scale="group"`` needs per group of 16: var / 15,
+sqrt, + eps, 1 / d, four groups per instruction as the kernel's vector clones take them: the "group" row costs
+about the "none" row plus this, the divider overlapping little with the passes), ``floor_chain`` (one core's
+serial REINFORCE++ recurrence over the row) and, for the one long row, ``floor_pass`` (the bare elementwise
 pass ``out = a - b`` over the row, the bytes ``kl_estimate`` and ``masked_whiten`` move: their floor is that pass
 plus their own call overhead on a [1, 8] row);
 ``call overhead`` rows time the kernel on a tiny input of the same kind (argument handling, binding, GIL). A kernel
@@ -337,6 +342,8 @@ def _group_section(rows: list[dict[str, Any]], rng: np.random.Generator, quick: 
     _row(rows, "group_advantages", shape, "floor: bare groups", floor)
     t_rt = _time(lambda: _core._testing.floor_roundtrip(rn, on, 0.5), quick=quick)
     _row(rows, "group_advantages", shape, "floor: float64 round trip", t_rt, nbytes=B * 8)
+    t_div = _time(lambda: _core._testing.floor_divider(rn, 1e-4), quick=quick)
+    _row(rows, "group_advantages", shape, "floor: divider (group only)", t_div)
     tiny_r, tiny_o = rewards[:GROUP], out[:GROUP]
     t_call = _time(lambda: kernels.group_advantages(tiny_r, group_size=GROUP, preset="trl", out=tiny_o), quick=quick)
     _row(rows, "group_advantages", f"({GROUP},) / {GROUP}", "call overhead", t_call)
@@ -365,8 +372,11 @@ def _group_section(rows: list[dict[str, Any]], rng: np.random.Generator, quick: 
     ids = (np.arange(B) // GROUP)[perm]
     uids = np.array([f"uid-{i}" for i in ids], dtype=object)
     ids_t = torch.from_numpy(ids)
-    floor = _time(lambda: _core._testing.floor_scatter(ids, rn, on, 1e-4), quick=quick)
-    _row(rows, "group_advantages ids", f"({B},) shuffled", "floor: bare counting sort", floor)
+    floor_cs = _time(lambda: _core._testing.floor_scatter(ids, rn, on, 1e-4), quick=quick)
+    _row(rows, "group_advantages ids", f"({B},) shuffled", "floor: bare counting sort", floor_cs)
+    order, tmp = np.argsort(ids, kind="stable").astype(np.int64), np.empty_like(rn)
+    floor = _time(lambda: _core._testing.floor_permute(order, rn, tmp, on), quick=quick)
+    _row(rows, "group_advantages ids", f"({B},) shuffled", "floor: random gather + scatter", floor, nbytes=B * 8)
     diff = _maxdiff(verl["grpo"](rewards.clone(), uids, True), kernels.group_advantages(rewards, ids_t, preset="verl"))
     t_ours = _time(lambda: kernels.group_advantages(rewards, ids_t, preset="verl", out=out), quick=quick)
     t_peer = _time(lambda: verl["grpo"](rewards.clone(), uids, True), slow=True, quick=quick)

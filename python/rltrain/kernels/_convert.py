@@ -6,7 +6,6 @@ torch is never imported here unless a tensor was passed in (``import rltrain.ker
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -123,32 +122,6 @@ def cpu_views(*xs: Any) -> list[Any] | None:
         else:
             views.append(x)
     return views if tensor else None
-
-
-def torch_views(*xs: Any) -> list[Any] | None:
-    """NumPy views of the arguments of a plain torch CPU call, for the wrappers' first fast path: each argument
-    None or exactly ``torch.Tensor``, on the CPU, one that ``numpy()`` takes (no grad, no conjugate or negative
-    view); None otherwise (``cpu_views`` and the converting path then handle the call). Costs about a third of
-    ``cpu_views`` followed by the recursive plain call it leads to. torch is looked up in ``sys.modules``, never
-    imported: a tensor exists only once torch is."""
-    torch = sys.modules.get("torch")
-    if torch is None:
-        return None
-    from rltrain.kernels import _device  # the one device test (tests patch it)
-
-    tensor, on_device = torch.Tensor, _device.on_device
-    views: list[Any] = []
-    for x in xs:
-        if x is None:
-            views.append(None)
-            continue
-        if type(x) is not tensor or on_device(x):
-            return None
-        try:
-            views.append(x.numpy())
-        except (TypeError, RuntimeError):  # grad, a conjugate or negative view, a dtype numpy lacks
-            return None
-    return views
 
 
 def disjoint(out: Any, *xs: Any) -> bool:

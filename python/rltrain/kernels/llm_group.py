@@ -3,10 +3,12 @@ conventions of TRL, verl, Dr. GRPO and rltrain; several reward columns, GDPO) an
 
 Each function validates its arguments (``ValueError``/``TypeError`` naming the argument), converts torch tensors,
 other integer id dtypes and non-contiguous arrays, and calls the C++ core (``cpp/include/rltrain/llm_group.hpp``)
-with the GIL released. A plain call (C-contiguous NumPy rewards, int64 ids or an int group size, a preset and plain
-overrides, no weights) goes straight to the binding, which checks shapes and ranges itself. CUDA tensors are checked
-by the same code on their metadata (``rltrain.kernels._device``: ids and ``out=`` must be on the rewards' device;
-``reward_weights`` is read on the host and moved there), then take the torch path of
+with the GIL released. A plain call (C-contiguous NumPy rewards or CPU torch tensors, int64 ids or an int group
+size, a preset and plain overrides, no weights, ``out=`` None or a disjoint buffer) is taken whole by the binding's
+``*_fast`` entry (``cpp/bindings/fast_args.hpp``: the checks, the views of the tensors and the output in C++, about
+1 us a call); it answers ``NotImplemented`` to anything else, which then takes the converting path below.
+CUDA tensors are checked by the same code on their metadata (``rltrain.kernels._device``: ids and ``out=`` must
+be on the rewards' device; ``reward_weights`` is read on the host and moved there), then take the torch path of
 ``rltrain.kernels._torch_paths`` where ``CUDA_PATH`` says so, else are computed on the host and copied back.
 ``rltrain.reference`` holds the NumPy specification.
 """
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 from typing import Any
 
 import numpy as np
@@ -114,41 +115,6 @@ def _out_overlaps(out: Any, *inputs: Any) -> bool:
     ):
         return False
     return aliased((("out", out),), tuple(("input", x) for x in inputs))
-
-
-_Views = tuple[np.ndarray, np.ndarray | None, np.ndarray | None]  # rewards, group_ids, out
-
-
-def _torch_views(rewards: Any, group_ids: Any, out: Any) -> _Views | None:
-    """NumPy views of a plain torch CPU call, which then goes straight to the binding as a plain NumPy call does:
-    ``rewards`` a C-contiguous float tensor, ``group_ids`` None or a C-contiguous int64 tensor, ``out`` None or a
-    C-contiguous tensor of the rewards' dtype that shares no memory with them (all exactly ``torch.Tensor``, on
-    the CPU, without grad: ``numpy()`` refuses the rest). None otherwise: the converting path handles the call.
-    torch is looked up in ``sys.modules``, never imported: a tensor exists only once torch is."""
-    torch = sys.modules.get("torch")
-    if torch is None or _device.on_device(rewards):
-        return None
-    tensor = torch.Tensor
-    if type(rewards) is not tensor or not (group_ids is None or type(group_ids) is tensor) or not (
-        out is None or type(out) is tensor
-    ):
-        return None
-    try:
-        r = rewards.numpy()
-        ids = None if group_ids is None else group_ids.numpy()
-        o = None if out is None else out.numpy()
-    except (RuntimeError, TypeError):  # grad, another device, a negative or conjugate view
-        return None
-    if not (plain(r) and (ids is None or plain_lengths(ids)) and plain_or_none(o, r.dtype)):
-        return None
-    if o is not None and (np.may_share_memory(o, r) or (ids is not None and np.may_share_memory(o, ids))):
-        return None
-    return r, ids, o
-
-
-def _as_torch(res: np.ndarray, out: Any) -> Any:
-    """The result of a call through ``_torch_views``: ``out`` itself, or a tensor on ``res``."""
-    return out if out is not None else sys.modules["torch"].from_numpy(res)
 
 
 def _ids(io: Io, group_ids: Any, group_size: Any, B: int) -> tuple[Any, int | None]:
@@ -337,20 +303,10 @@ def group_advantages(
     ``compute_grpo_outcome_advantage`` (``preset="verl"``, ``group_ids`` = its ``index`` as integers;
     ``scale="none"`` for ``norm_adv_by_std_in_grpo=False``).
     """
-    plain_options = (
-        reward_weights is None
-        and type(combine) is str
-        and combine in _COMBINE
-        and (group_size is None or (type(group_size) is int and 0 < group_size < _GS_MAX))
-    )
-    if plain_options and type(rewards) is not np.ndarray:
-        views = _torch_views(rewards, group_ids, out)
-        codes = _plain_settings(preset, scale, ddof, eps, eps_on)
-        if views is not None and codes is not None:
-            rv, iv, ov = views
-            with contextlib.suppress(ValueError, TypeError):  # bad input: the general path words it for tensors
-                res = _core.kernels.group_advantages(rv, iv, group_size, *codes, None, _COMBINE[combine], ov)
-                return _as_torch(res, out)
+    res = _core.kernels.group_advantages_fast(rewards, group_ids, group_size, preset, scale, ddof, eps, eps_on,
+                                              reward_weights, combine, out, _PRESET_CODES)
+    if res is not NotImplemented:  # a plain call (NumPy or CPU torch), computed whole in C++
+        return res
     v = cpu_views(rewards, group_ids, reward_weights, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):  # bad input: the general path words the error for tensors
@@ -361,6 +317,12 @@ def group_advantages(
         return copy_into(out, group_advantages(
             rewards, group_ids, group_size=group_size, preset=preset, scale=scale, ddof=ddof, eps=eps, eps_on=eps_on,
             reward_weights=reward_weights, combine=combine))
+    plain_options = (
+        reward_weights is None
+        and type(combine) is str
+        and combine in _COMBINE
+        and (group_size is None or (type(group_size) is int and 0 < group_size < _GS_MAX))
+    )
     if (
         plain_options
         and plain(rewards)
@@ -397,12 +359,10 @@ def rloo_advantages(rewards: Any, group_ids: Any = None, *, group_size: int | No
     verl's RLOO for groups of two or more (verl leaves a singleton's score unchanged; here it gets 0).
     torch in -> torch out; ``out=`` a ``[B]`` buffer. ``rltrain.reference.rloo_advantages`` is the specification.
     """
+    res = _core.kernels.rloo_advantages_fast(rewards, group_ids, group_size, out)
+    if res is not NotImplemented:
+        return res
     plain_size = group_size is None or (type(group_size) is int and 0 < group_size < _GS_MAX)
-    if plain_size and type(rewards) is not np.ndarray:
-        views = _torch_views(rewards, group_ids, out)
-        if views is not None:
-            with contextlib.suppress(ValueError, TypeError):
-                return _as_torch(_core.kernels.rloo_advantages(*views[:2], group_size, views[2]), out)
     v = cpu_views(rewards, group_ids, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):

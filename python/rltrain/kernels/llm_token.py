@@ -4,8 +4,11 @@
 Each function validates its arguments (``ValueError``/``TypeError`` naming the argument and the expected versus
 actual shape or dtype), converts torch tensors and non-contiguous arrays, and calls the C++ core with the GIL
 released; large inputs are split over the kernel pool (rows for the scans, elements otherwise) with results
-identical for any thread count. A plain call (C-contiguous NumPy arrays, Python float scalars) goes straight to
-the binding, which checks shapes, dtypes and ranges itself. ``rltrain.reference`` holds the NumPy specification.
+identical for any thread count. A plain call (C-contiguous NumPy arrays or CPU torch tensors, Python float and bool
+scalars, option names, ``out=`` None or disjoint from the inputs) is taken whole by the binding's ``*_fast`` entry
+(``cpp/bindings/fast_args.hpp``: checks, tensor views and output in C++); it answers ``NotImplemented`` to anything
+else, which takes the converting path (a plain NumPy call with an in-place ``out=`` still goes straight to the
+binding, which checks shapes, dtypes and ranges itself). ``rltrain.reference`` holds the NumPy specification.
 
 Masks are bool, uint8 or int64 (non-zero = 1; other integers are converted) or float32/float64 (the value enters
 the formulas by multiplication, as verl's ``x * mask``). The output dtype is that of the float inputs.
@@ -18,7 +21,6 @@ otherwise copied through the host kernel and back.
 from __future__ import annotations
 
 import contextlib
-import sys
 from typing import Any
 
 import numpy as np
@@ -46,7 +48,6 @@ from rltrain.kernels._convert import (
     plain_flags,
     plain_lengths,
     plain_or_none,
-    torch_views,
 )
 
 _MASKED = {"restart": 0, "carry": 1}
@@ -119,11 +120,6 @@ def _no_overlap(out: Any, *xs: Any) -> bool:
     return type(out) is np.ndarray and all(x is None or type(x) is np.ndarray for x in xs) and disjoint(out, *xs)
 
 
-def _tensor(res: Any, out: Any) -> Any:
-    """The result of a call through ``torch_views``: ``out`` itself, or a tensor on ``res``."""
-    return out if out is not None else sys.modules["torch"].from_numpy(res)
-
-
 # ------------------------------------------------------------------------------------------ token_returns
 
 
@@ -140,16 +136,9 @@ def token_returns(
       return carries unchanged across masked spans (tool observations) and is 0 there.
 
     ``gamma`` in [0, 1]. Returns ``[B, L]`` of the rewards' dtype (``out=`` to write into a buffer)."""
-    if type(token_rewards) is not np.ndarray and type(gamma) is float and type(masked) is str and masked in _MASKED:
-        tv = torch_views(token_rewards, mask, out)
-        if tv is not None and plain(tv[0]) and _plain_mask(tv[1]) and plain_or_none(tv[2], tv[0].dtype) and disjoint(
-                tv[2], tv[0], tv[1]):
-            try:
-                got = _core.kernels.token_returns(tv[0], tv[1], gamma, _MASKED[masked], tv[2])
-            except (ValueError, TypeError):
-                pass  # bad input: the general path words the error for tensors
-            else:
-                return _tensor(got, out)
+    res = _core.kernels.token_returns_fast(token_rewards, mask, gamma, masked, out)
+    if res is not NotImplemented:  # a plain call (NumPy or CPU torch), computed whole in C++
+        return res
     v = cpu_views(token_rewards, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):  # bad input: the general path words the error for tensors
@@ -215,18 +204,9 @@ def token_gae(
     Masked tokens are skipped: the advantage and the next value carry backward through them.
     ``returns = advantages + values`` at every position. ``gamma``, ``lam`` in [0, 1] (Schulman et al. 2016:
     ``lam=0`` is the TD(0) error, ``lam=1`` the Monte-Carlo return minus V)."""
-    if (type(token_rewards) is not np.ndarray and type(gamma) is float and type(lam) is float
-            and (out is None or (type(out) is tuple and len(out) == 2))):
-        tv = torch_views(token_rewards, values, mask, *((None, None) if out is None else out))
-        if (tv is not None and plain(tv[0]) and plain(tv[1], tv[0].dtype) and _plain_mask(tv[2])
-                and plain_or_none(tv[3], tv[0].dtype) and plain_or_none(tv[4], tv[0].dtype)
-                and disjoint(tv[3], tv[0], tv[1], tv[2], tv[4]) and disjoint(tv[4], tv[0], tv[1], tv[2])):
-            try:
-                res2 = _core.kernels.token_gae(tv[0], tv[1], tv[2], gamma, lam, tv[3], tv[4])
-            except (ValueError, TypeError):
-                pass  # bad input: the general path words the error for tensors
-            else:
-                return tuple(out) if out is not None else (_tensor(res2[0], None), _tensor(res2[1], None))
+    fast: tuple[Any, Any] = _core.kernels.token_gae_fast(token_rewards, values, mask, gamma, lam, out)
+    if fast is not NotImplemented:
+        return fast
     v = cpu_views(token_rewards, values, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
@@ -300,17 +280,9 @@ def masked_whiten(
     0/1, float masks by their value), in the same pass: ``masked_whiten(x, m, times_mask=True)`` is bitwise
     ``masked_whiten(x, m) * m``, the last step of verl's REINFORCE++ estimator. ``ValueError`` naming ``mask``
     when ``n < 2``."""
-    if (type(x) is not np.ndarray and type(eps) is float and type(shift_mean) is bool
-            and type(times_mask) is bool):
-        tv = torch_views(x, mask, out)
-        if tv is not None and plain(tv[0]) and _plain_mask(tv[1]) and plain_or_none(tv[2], tv[0].dtype) and disjoint(
-                tv[2], tv[0], tv[1]):
-            try:
-                got = _core.kernels.masked_whiten(tv[0], tv[1], shift_mean, eps, tv[2], times_mask)
-            except (ValueError, TypeError):
-                pass  # bad input (or fewer than 2 masked entries): the general path words the error for tensors
-            else:
-                return _tensor(got, out)
+    res = _core.kernels.masked_whiten_fast(x, mask, shift_mean, eps, times_mask, out)
+    if res is not NotImplemented:
+        return res
     v = cpu_views(x, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
@@ -377,16 +349,9 @@ def kl_estimate(
 
     Where ``mask == 0`` the output is exactly 0 (a select, not a product: no NaN from ``inf * 0``); elsewhere
     the mask's value does not scale the estimate."""
-    if type(logp) is not np.ndarray and type(clamp) is bool and type(kind) is str and kind in _KL_KINDS:
-        tv = torch_views(logp, ref_logp, mask, out)
-        if (tv is not None and plain(tv[0]) and plain(tv[1], tv[0].dtype) and (tv[2] is None or _plain_mask(tv[2]))
-                and plain_or_none(tv[3], tv[0].dtype) and disjoint(tv[3], tv[0], tv[1], tv[2])):
-            try:
-                got = _core.kernels.kl_estimate(tv[0], tv[1], tv[2], _KL_KINDS[kind], clamp, tv[3])
-            except (ValueError, TypeError):
-                pass  # bad input: the general path words the error for tensors
-            else:
-                return _tensor(got, out)
+    res = _core.kernels.kl_estimate_fast(logp, ref_logp, mask, kind, clamp, out)
+    if res is not NotImplemented:
+        return res
     v = cpu_views(logp, ref_logp, mask, out)
     if v is not None:
         with contextlib.suppress(ValueError, TypeError):
