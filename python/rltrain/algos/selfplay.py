@@ -1,18 +1,18 @@
 """Self-play for two-player board games: PPO against a league of frozen past versions of the learner.
 
-The learner is an ordinary PPO agent on a :class:`rltrain.games.GameVectorEnv` whose opponent is a
-:class:`League`, a batched player: at the start of each game, env by env, it draws who plays the other side (the
-latest frozen version with ``latest_prob``, the built-in random or search opponent with their probabilities
-(the search's may differ in the games the learner plays second: ``search_opponent_prob_second``; the search plays
-a random legal move with probability ``search_epsilon``), otherwise an older version uniformly) and then answers
-every step with one masked forward pass per frozen version in use. A frozen copy of the learner joins every
-``snapshot_interval`` iterations; past ``league_size`` the oldest (but the first, the untrained start) leaves. The learner's side is drawn per game (``agent_player="random"``), so
-it learns to play first and second; its policy is masked by ``info["action_mask"]``, so it never plays an illegal
-move. With ``keep_best`` (on by default for TicTacToe, which has an exact scorer) the trainer scores its greedy
-policy exactly every ``keep_best_interval`` iterations and ends the schedule on the best snapshot scored (model
-selection, as Stable-Baselines3's ``EvalCallback`` keeps a best model). Checkpoints hold the league (weights,
-assignments, RNG), the best snapshot so far and the games' state: load + train continues exactly as an
-uninterrupted run.
+The learner is an ordinary PPO agent on a :class:`rltrain.games.GameVectorEnv` whose opponent is a :class:`League`,
+a batched player: at the start of each game, env by env, it draws who plays the other side (the latest frozen
+version with ``latest_prob``, the built-in random or search opponent with their probabilities (the search's may
+differ in the games the learner plays second: ``search_opponent_prob_second``; the search plays a random legal move
+with probability ``search_epsilon``), otherwise an older version uniformly) and then answers every step with one
+masked forward pass per frozen version in use. A frozen copy of the learner joins every ``snapshot_interval``
+iterations; past ``league_size`` the oldest (but the first, the untrained start) leaves. The learner's side is drawn
+per game (``agent_player="random"``), so it learns to play first and second; its policy is masked by
+``info["action_mask"]``, so it never plays an illegal move. With ``keep_best`` (on by default for TicTacToe, which
+has an exact scorer) the trainer scores its greedy policy exactly every ``keep_best_interval`` iterations and ends
+the schedule on the best snapshot scored (model selection, as Stable-Baselines3's ``EvalCallback`` keeps a best
+model). Checkpoints hold the league (weights, assignments, RNG), the best snapshot so far and the games' state: load
++ train continues exactly as an uninterrupted run.
 """
 
 from __future__ import annotations
