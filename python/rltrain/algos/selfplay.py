@@ -157,7 +157,9 @@ class League:
 class SelfPlayTrainer(PPOTrainer):
     """``SelfPlayTrainer(None, SelfPlayConfig(env="rltrain/TicTacToe-v0", seed=0)).train(150)``: PPO against a
     league of its own frozen versions (see the module docstring). The trained policy plays any opponent through
-    :func:`rltrain.games.evaluate_vs` and ``rltrain play``."""
+    :func:`rltrain.games.evaluate_vs` and ``rltrain play``. With ``keep_best``, ``selected_snapshot`` holds the
+    iteration and exact scores of the snapshot the last schedule ended on (``best_snapshot``: the best so far in
+    the current schedule)."""
 
     algo = "selfplay"
     config_class = SelfPlayConfig
