@@ -74,8 +74,12 @@ def run_seed(game: str, seed: int, iters: int, overrides: dict[str, Any], games:
             ev = _evaluate(game, ckpt, seed, games)  # not counted in the training time
             curve.append({"iters": trainer.iteration, "env_steps": trainer.num_timesteps,
                           "train_cpu_s": round(cpu, 2), **ev})
+            sel = trainer.selected_snapshot  # keep_best: the snapshot the schedule ended on, and its own scores
             result.update({"iters": trainer.iteration, "env_steps": trainer.num_timesteps,
-                           "train_cpu_s": round(cpu, 2), "train_wall_s": round(wall, 2), **ev, "curve": curve})
+                           "train_cpu_s": round(cpu, 2), "train_wall_s": round(wall, 2),
+                           "keep_best_selected": None if sel is None else {"iteration": sel["iteration"],
+                                                                           "scores": sel["scores"]},
+                           **ev, "curve": curve})
             if progress is not None:
                 progress(result)
             c0, w0 = time.process_time(), time.perf_counter()

@@ -470,23 +470,47 @@ class SelfPlayConfig(PPOConfig):
     a reply that wins often against the random player and the league can lose every game against perfect play, and
     the learner cannot tell its opponents apart. Weighting the search more heavily in these games makes the safe
     reply the better bet without changing the mix the learner sees as the first player."""
+    search_epsilon: float | None = None
+    """Probability that the search opponent plays a uniformly random legal move instead of its search move, move by
+    move (an epsilon-greedy sparring partner): its games then also hold the positions a mistake leaves (a threat
+    not blocked, a win on offer), which otherwise only the rare games against the random player show, while it
+    still punishes most mistakes of the learner's. None: 0.2 for TicTacToe (bench/README.md, "Games"), 0 for
+    ConnectFour (not measured there)."""
     search_opponent: str | None = None
     """That search: None for the game's own ("minimax" for TicTacToe, "alphabeta:2" for ConnectFour), an opponent
     string such as "alphabeta:4", or a comma-separated list ("alphabeta:1,alphabeta:2,alphabeta:4": one drawn per
     game)."""
     opponent_greedy: bool = False
     """League versions play their greedy move (True) or sample their masked policy (False)."""
+    keep_best: bool | None = None
+    """Model selection during training (as Stable-Baselines3's ``EvalCallback`` keeps its best model): every
+    ``keep_best_interval`` iterations, and at the end of the schedule, the current greedy policy is scored exactly
+    against the game's built-in opponents (:func:`rltrain.games.exact_tictactoe_scores`: every game perfect play
+    and the random player can make); at the end of the schedule (the last iteration of the ``train`` call, or
+    iteration ``schedule_iters``) the learner's weights become those of the best snapshot scored. Best: fewest
+    losses against perfect play (as X plus as O), then the highest expected score against the random player
+    (wins minus losses, as X plus as O); ties go to the later snapshot. The scoring runs inside ``train`` and
+    counts as training time. None: on for the games with an exact scorer (TicTacToe), off for the others; True
+    on a game without one is a ValueError."""
+    keep_best_interval: int = 5
+    """Iterations between the scorings of ``keep_best``."""
     log_dir: str = "./runs/SelfPlay"
     """Directory for TensorBoard events, the CSV log and checkpoints."""
 
     def validate(self) -> None:
         super().validate()
-        from rltrain.vec.games import agent_side, is_game, native_opponent
+        from rltrain.vec.games import agent_side, game_info, is_game, native_opponent
 
         if not isinstance(self.env, str) or not is_game(self.env):
             raise ValueError(f"env: self-play needs a board game id ('rltrain/TicTacToe-v0', "
                              f"'rltrain/ConnectFour-v0'), got {self.env!r}")
         agent_side(self.agent_player)
+        if self.keep_best is not None and not isinstance(self.keep_best, bool):
+            raise TypeError(f"keep_best: expected True, False or None, got {type(self.keep_best).__name__}")
+        if self.keep_best and game_info(str(self.env)).search != "minimax":
+            raise ValueError(f"keep_best: needs a game with an exact scorer ('rltrain/TicTacToe-v0'), got env "
+                             f"{self.env!r}")
+        integer(self.keep_best_interval, "keep_best_interval", lo=1)
         integer(self.snapshot_interval, "snapshot_interval", lo=1)
         integer(self.league_size, "league_size", lo=1)
         for name in ("latest_prob", "random_opponent_prob", "search_opponent_prob"):
@@ -498,6 +522,8 @@ class SelfPlayConfig(PPOConfig):
             if self.random_opponent_prob + self.search_opponent_prob_second > 1:
                 raise ValueError("search_opponent_prob_second: random_opponent_prob + search_opponent_prob_second "
                                  "must be <= 1")
+        if self.search_epsilon is not None:
+            probability(self.search_epsilon, "search_epsilon")
         names = self.search_opponent.split(",") if isinstance(self.search_opponent, str) else []
 
         def is_search(name: str) -> bool:

@@ -1,15 +1,18 @@
 """Self-play for two-player board games: PPO against a league of frozen past versions of the learner.
 
-The learner is an ordinary PPO agent on a :class:`rltrain.games.GameVectorEnv` whose opponent is a
-:class:`League`, a batched player: at the start of each game, env by env, it draws who plays the other side (the
-latest frozen version with ``latest_prob``, the built-in random or search opponent with their probabilities
-(the search's may differ in the games the learner plays second: ``search_opponent_prob_second``), otherwise an
-older version uniformly) and then answers every step with one masked forward pass per frozen version
-in use. A frozen copy of the learner joins every ``snapshot_interval`` iterations; past ``league_size`` the oldest
-(but the first, the untrained start) leaves. The learner's side is drawn per game (``agent_player="random"``), so
-it learns to play first and second; its policy is masked by ``info["action_mask"]``, so it never plays an illegal
-move. Checkpoints hold the league (weights, assignments, RNG) and the games' state: load + train continues
-exactly as an uninterrupted run.
+The learner is an ordinary PPO agent on a :class:`rltrain.games.GameVectorEnv` whose opponent is a :class:`League`,
+a batched player: at the start of each game, env by env, it draws who plays the other side (the latest frozen
+version with ``latest_prob``, the built-in random or search opponent with their probabilities (the search's may
+differ in the games the learner plays second: ``search_opponent_prob_second``; the search plays a random legal move
+with probability ``search_epsilon``), otherwise an older version uniformly) and then answers every step with one
+masked forward pass per frozen version in use. A frozen copy of the learner joins every ``snapshot_interval``
+iterations; past ``league_size`` the oldest (but the first, the untrained start) leaves. The learner's side is drawn
+per game (``agent_player="random"``), so it learns to play first and second; its policy is masked by
+``info["action_mask"]``, so it never plays an illegal move. With ``keep_best`` (on by default for TicTacToe, which
+has an exact scorer) the trainer scores its greedy policy exactly every ``keep_best_interval`` iterations and ends
+the schedule on the best snapshot scored (model selection, as Stable-Baselines3's ``EvalCallback`` keeps a best
+model). Checkpoints hold the league (weights, assignments, RNG), the best snapshot so far and the games' state: load
++ train continues exactly as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class League:
             nat = native_opponent(env_id, name.strip())
             assert nat is not None  # SelfPlayConfig.validate checked the names
             self.search_depths.append(nat[1])
+        eps = cfg.search_epsilon
+        self.search_epsilon = (0.2 if game_info(env_id).search == "minimax" else 0.0) if eps is None else float(eps)
         self.members: list[torch.nn.Module] = []
         self.member_iters: list[int] = []
         self.assigned = np.full(num_envs, _RANDOM, np.int64)
@@ -101,7 +106,12 @@ class League:
                     out[k] = legal[self.rng.integers(0, len(legal))]
             elif code <= _SEARCH:
                 depth = self.search_depths[_SEARCH - int(code)]
+                eps = self.search_epsilon
                 for k in rows:
+                    if eps > 0 and self.rng.random() < eps:
+                        legal = np.flatnonzero(masks[k])
+                        out[k] = legal[self.rng.integers(0, len(legal))]
+                        continue
                     own = boards[k].astype(np.int8)  # the searcher's view: +1 its own stones; search as X
                     if game_info(self.env_id).search == "minimax":
                         best = _core.envs.tictactoe_best_moves(own, 1)
@@ -147,7 +157,9 @@ class League:
 class SelfPlayTrainer(PPOTrainer):
     """``SelfPlayTrainer(None, SelfPlayConfig(env="rltrain/TicTacToe-v0", seed=0)).train(150)``: PPO against a
     league of its own frozen versions (see the module docstring). The trained policy plays any opponent through
-    :func:`rltrain.games.evaluate_vs` and ``rltrain play``."""
+    :func:`rltrain.games.evaluate_vs` and ``rltrain play``. With ``keep_best``, ``selected_snapshot`` holds the
+    iteration and exact scores of the snapshot the last schedule ended on (``best_snapshot``: the best so far in
+    the current schedule)."""
 
     algo = "selfplay"
     config_class = SelfPlayConfig
@@ -158,6 +170,10 @@ class SelfPlayTrainer(PPOTrainer):
         if not isinstance(cfg, SelfPlayConfig):
             raise TypeError(f"cfg: expected a SelfPlayConfig, got {type(cfg).__name__}")
         self.league: League | None = None
+        # keep_best: the best snapshot of the current schedule ({"iteration", "key", "scores", "weights"}) and the
+        # one the last schedule ended on (without weights).
+        self.best_snapshot: dict[str, Any] | None = None
+        self.selected_snapshot: dict[str, Any] | None = None
         super().__init__(policy, cfg, device)
         self.league = League(self.policy, str(cfg.env), cfg.G, cfg, self.seed)  # validate(): a game id
         self.league.add(self.policy, 0)
@@ -196,16 +212,61 @@ class SelfPlayTrainer(PPOTrainer):
             out["selfplay/draw"] = float(np.mean([r == 0 for r in recent]))
             out["selfplay/loss"] = float(np.mean([r < 0 for r in recent]))
         out["selfplay/league_size"] = float(len(self.league.members))
+        if self._keep_best():
+            done = self.iteration + 1
+            sched = self.cfg.schedule_iters
+            end = done == sched if sched is not None else progress >= 1.0
+            if done % self.cfg.keep_best_interval == 0 or end:
+                self._score_snapshot(done, out)
+            if end:
+                self._restore_best(out)
         return out
+
+    def _keep_best(self) -> bool:
+        kb = self.cfg.keep_best
+        return game_info(str(self.cfg.env)).search == "minimax" if kb is None else kb
+
+    def _score_snapshot(self, done: int, out: dict[str, float]) -> None:
+        """Scores the current greedy policy exactly; it becomes the best snapshot when it ranks at least as high
+        (see ``SelfPlayConfig.keep_best``)."""
+        from rltrain.games import exact_tictactoe_scores
+
+        on_cpu = next(self.policy.parameters()).device.type == "cpu"
+        pol = self.policy if on_cpu else copy.deepcopy(self.policy).cpu()
+        scores = exact_tictactoe_scores(pol, obs_rms=self.obs_rms)
+        rX, rO, mX, mO = (scores[k] for k in ("random/X", "random/O", "minimax/X", "minimax/O"))
+        key = (-(mX["loss"] + mO["loss"]), rX["win"] - rX["loss"] + rO["win"] - rO["loss"])
+        for k, v in scores.items():
+            out[f"selfplay/exact_{k.replace('/', '_')}_win"] = v["win"]
+            out[f"selfplay/exact_{k.replace('/', '_')}_loss"] = v["loss"]
+        best = self.best_snapshot
+        if best is None or key >= tuple(best["key"]):
+            self.best_snapshot = {"iteration": done, "key": key, "scores": scores,
+                                  "weights": {k: v.detach().cpu().clone() for k, v in self.policy.state_dict().items()}}
+
+    def _restore_best(self, out: dict[str, float]) -> None:
+        """Ends the schedule on the best snapshot scored in it."""
+        best = self.best_snapshot
+        if best is None:
+            return
+        self.policy.load_state_dict(best["weights"])
+        self._sync_rollout_policy()
+        self.selected_snapshot = {k: v for k, v in best.items() if k != "weights"}
+        self.best_snapshot = None
+        out["selfplay/selected_iteration"] = float(best["iteration"])
 
     def _extra_state(self) -> dict[str, Any]:
         assert self.league is not None
-        return {**super()._extra_state(), "league": self.league.state_dict()}
+        return {**super()._extra_state(), "league": self.league.state_dict(),
+                "best_snapshot": _plain_snapshot(self.best_snapshot),
+                "selected_snapshot": _plain_snapshot(self.selected_snapshot)}
 
     def _load_extra_state(self, state: dict[str, Any]) -> None:
         super()._load_extra_state(state)
         assert self.league is not None
         self.league.load_state_dict(state["league"])
+        self.best_snapshot = _snapshot_from_plain(state.get("best_snapshot"))
+        self.selected_snapshot = _snapshot_from_plain(state.get("selected_snapshot"))
         # The first reset of the rebuilt games draws new assignments; the saved ones are put back after it.
         self._pending_league: dict[str, Any] | None = state["league"]
 
@@ -227,3 +288,16 @@ class _Unset:
 
     def moves(self, boards: np.ndarray, masks: np.ndarray, env_ids: np.ndarray) -> np.ndarray:
         raise RuntimeError("SelfPlayTrainer: the league is not attached yet")
+
+
+def _plain_snapshot(snap: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A keep_best snapshot as plain data for a checkpoint (lists, floats, tensors)."""
+    if snap is None:
+        return None
+    return {**snap, "key": [float(x) for x in snap["key"]]}
+
+
+def _snapshot_from_plain(snap: dict[str, Any] | None) -> dict[str, Any] | None:
+    if snap is None:
+        return None
+    return {**snap, "iteration": int(snap["iteration"]), "key": tuple(float(x) for x in snap["key"])}

@@ -20,7 +20,8 @@ from rltrain.games.players import CallablePlayer, PolicyPlayer, as_player, load_
 from rltrain.vec.games import GAMES, action_mask
 
 __all__ = ["GAMES", "CallablePlayer", "GameEnv", "GameVectorEnv", "PolicyPlayer", "action_mask", "as_player",
-           "evaluate_vs", "exact_tictactoe_outcomes", "game_for_policy", "load_policy", "winning_lines"]
+           "evaluate_vs", "exact_tictactoe_outcomes", "exact_tictactoe_scores", "game_for_policy", "load_policy",
+           "winning_lines"]
 
 
 def game_for_policy(policy: Any) -> str:
@@ -126,3 +127,94 @@ def exact_tictactoe_outcomes(policy_or_checkpoint: Any, opponent: str, agent_pla
 
     rec((0,) * 9, 1, 1.0)
     return out
+
+
+_TTT_POSITIONS: dict[str, Any] = {}
+
+
+def _tictactoe_positions() -> dict[str, Any]:
+    """Every reachable unfinished TicTacToe position (X +1, O -1, X moves first), once per process: ``index``
+    (board -> row), ``boards`` (``[n, 9]`` float32, X's view), ``mover`` (``[n]``, +1 X / -1 O) and ``perfect``
+    (per row, the perfect moves of the mover as the minimax opponent plays them)."""
+    if not _TTT_POSITIONS:
+        from rltrain import _core
+
+        index: dict[tuple[int, ...], int] = {}
+        order: list[tuple[int, ...]] = []
+        stack: list[tuple[int, ...]] = [(0,) * 9]
+        while stack:
+            b = stack.pop()
+            if b in index:
+                continue
+            index[b] = len(order)
+            order.append(b)
+            mover = 1 if sum(b) == 0 else -1
+            for a in range(9):
+                if b[a] == 0:
+                    nb = b[:a] + (mover,) + b[a + 1:]
+                    if not _ttt_won(nb, mover) and not all(nb):
+                        stack.append(nb)
+        movers = np.array([1 if sum(b) == 0 else -1 for b in order], np.int64)
+        _TTT_POSITIONS.update(
+            index=index, boards=np.array(order, np.float32), mover=movers,
+            perfect=[tuple(int(m) for m in _core.envs.tictactoe_best_moves(np.array(b, np.int8), int(p)))
+                     for b, p in zip(order, movers)])
+    return _TTT_POSITIONS
+
+
+def _ttt_won(b: tuple[int, ...], p: int) -> bool:
+    return any(b[i] == p and b[j] == p and b[k] == p for i, j, k in _TTT_LINES)
+
+
+@torch.no_grad()
+def exact_tictactoe_scores(policy_or_checkpoint: Any, *, obs_rms: Any = None) -> dict[str, dict[str, float]]:
+    """:func:`exact_tictactoe_outcomes` for all four matches at once (keys ``"random/X"``, ``"random/O"``,
+    ``"minimax/X"``, ``"minimax/O"``; values ``{"win", "draw", "loss"}``), cheaply enough to run during training:
+    the greedy move of every reachable position comes from one batched forward pass, and the outcome
+    probabilities from one pass of dynamic programming over the positions per match (the greedy player is
+    deterministic, so a position's outcome does not depend on how it was reached). ``obs_rms``: observation
+    statistics for a bare policy module (a trainer or a checkpoint brings its own)."""
+    policy, rms = _resolve_player(policy_or_checkpoint)
+    rms = obs_rms if rms is None else rms
+    pos = _tictactoe_positions()
+    boards, mover = pos["boards"], pos["mover"]
+    own = boards * mover[:, None].astype(np.float32)  # each position from its mover's point of view
+    greedy = PolicyPlayer(policy, deterministic=True, obs_rms=rms).moves(own, own == 0,
+                                                                          np.arange(len(own)))
+    out: dict[str, dict[str, float]] = {}
+    for opponent in ("random", "minimax"):
+        for side in ("X", "O"):
+            w, d, lo = _ttt_outcome((0,) * 9, 1 if side == "X" else -1, opponent == "random", greedy, pos, {})
+            out[f"{opponent}/{side}"] = {"win": w, "draw": d, "loss": lo}
+    return out
+
+
+def _ttt_outcome(b: tuple[int, ...], me: int, random_opponent: bool, greedy: np.ndarray, pos: dict[str, Any],
+                 memo: dict[int, tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(win, draw, loss) probabilities from the unfinished position ``b`` for the greedy player ``me`` (+1 X, -1 O)
+    against the random or the minimax opponent; ``memo`` caches positions by row."""
+    i = pos["index"][b]
+    got = memo.get(i)
+    if got is not None:
+        return got
+    to_move = int(pos["mover"][i])
+    if to_move == me:
+        moves: Any = (int(greedy[i]),)
+    else:
+        moves = [a for a in range(9) if b[a] == 0] if random_opponent else pos["perfect"][i]
+    p = 1.0 / len(moves)
+    w = d = lo = 0.0
+    for a in moves:
+        nb = b[:a] + (to_move,) + b[a + 1:]
+        if _ttt_won(nb, to_move):
+            if to_move == me:
+                w += p
+            else:
+                lo += p
+        elif all(nb):
+            d += p
+        else:
+            sw, sd, sl = _ttt_outcome(nb, me, random_opponent, greedy, pos, memo)
+            w, d, lo = w + p * sw, d + p * sd, lo + p * sl
+    memo[i] = (w, d, lo)
+    return memo[i]
