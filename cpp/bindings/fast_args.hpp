@@ -316,7 +316,7 @@ inline bool arity(const char* name, Py_ssize_t got, Py_ssize_t want) {
 
 // An entry as PyMethodDef stores it (METH_FASTCALL functions are stored as PyCFunction).
 template <PyObject* (*Body)(PyObject* const*, Py_ssize_t)>
-PyCFunction entry_cfunction() {
+PyCFunction entry_cfunction() noexcept {
   return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<Body>));
 }
 

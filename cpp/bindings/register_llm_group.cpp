@@ -168,11 +168,17 @@ PyObject* group_fast_body(PyObject* const* args, Py_ssize_t nargs) {
       !fast::exact_int(PyTuple_GET_ITEM(preset, 3), 0, 2, eps_on) ||
       !fast::exact_int(PyTuple_GET_ITEM(preset, 4), 0, 2, singleton))
     return fast::not_plain();
-  if (args[4] != Py_None && (scale = fast::str_code(args[4], kScales, 3)) < 0) return fast::not_plain();
+  if (args[4] != Py_None) {
+    scale = fast::str_code(args[4], kScales, 3);
+    if (scale < 0) return fast::not_plain();
+  }
   if (args[5] != Py_None && !fast::exact_int(args[5], 0, int64_t(1) << 62, ddof)) return fast::not_plain();
   if (args[6] != Py_None && !(fast::exact_float(args[6], eps) && std::isfinite(eps) && eps >= 0.0))
     return fast::not_plain();
-  if (args[7] != Py_None && (eps_on = fast::str_code(args[7], kEpsOn, 2)) < 0) return fast::not_plain();
+  if (args[7] != Py_None) {
+    eps_on = fast::str_code(args[7], kEpsOn, 2);
+    if (eps_on < 0) return fast::not_plain();
+  }
   const int combine = fast::str_code(args[9], kCombine, 2);
   if (combine < 0) return fast::not_plain();
   int fam = -1;
