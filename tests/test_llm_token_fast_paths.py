@@ -1,10 +1,12 @@
 """The per-token kernels' two special paths (SPEC §6 rules unchanged):
 
 * few long rows (``B`` below the scan's lane block, 8 rows for ``token_returns`` and 4 for ``token_gae``, with
-  ``L >= 512 * block``) run as a chunked scan. Its chunks depend on ``L`` only, so results are bit-identical for
-  any thread count, but the chunk carries round differently from the row order: against the float64 reference
-  each result is within ``4 * eps * sum(|r| + |v|)`` of its row, the bound the row-order float computation itself
-  meets (checked here too). Every other shape stays bit-identical to the reference (test_llm_token_kernels.py).
+  ``L >= 512 * block``) run as a blocked scan (long_row_scan.hpp: blocks of 16 float / 8 double tokens composed
+  inside a vector). Its blocks depend on ``L`` only, so results are bit-identical for any thread count and on every
+  vector clone, but composed maps round differently from the row order: against the float64 reference each result
+  is within ``4 * eps * sum(|r| + |v|)`` of its row, the bound the row-order float computation itself meets
+  (checked here too); a row with an inf or NaN is computed in the row order. Every other shape stays
+  bit-identical to the reference (test_llm_token_kernels.py).
 * ``out=`` that is exactly an input of an elementwise kernel (``masked_whiten(x, m, out=x)``,
   ``kl_estimate(lp, ref, out=lp)``) runs in place without a scratch buffer; a partial overlap still goes through
   scratch.
@@ -18,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from rltrain import _core
 from rltrain import kernels as K
 from rltrain import reference as R
 from rltrain.kernels import llm_token
@@ -169,3 +172,54 @@ def test_partial_overlap_still_goes_through_scratch() -> None:
     want_m = K.kl_estimate(lp, refp, mf)
     K.kl_estimate(lp, refp, mf, out=mf)
     np.testing.assert_array_equal(mf, want_m)
+
+
+@pytest.fixture
+def restore_isa() -> Any:
+    yield
+    _core._testing.set_isa_cap(2)
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+def test_long_row_scan_same_bits_on_every_clone(dtype: np.dtype, restore_isa: None) -> None:
+    """The blocked scan of few long rows (long_row_scan.hpp) runs the same vector operations in the baseline, AVX2
+    and AVX-512 clones: the same bits on each (the clones this CPU cannot run are not compared)."""
+    rng = np.random.default_rng(21)
+    B, L = 3, 9001  # L mod 16 and L mod 8 != 0: the row-order head runs too
+    r, v = rng.standard_normal((B, L)).astype(dtype), rng.standard_normal((B, L)).astype(dtype)
+    b = rng.random((B, L)) < 0.85
+    b[1, 4000:4800] = False
+    w = np.where(b, rng.random((B, L)), 0.0)
+    masks = [b, b.astype(np.uint8) * 5, b.astype(np.int64), w.astype(np.float32), w.astype(np.float64)]
+    results = []
+    for cap in range(_core._testing.cpu_isa() + 1):
+        _core._testing.set_isa_cap(cap)
+        out = []
+        for m in masks:
+            out += [K.token_returns(r, m, gamma=0.99), K.token_returns(r, m, gamma=0.99, masked="carry"),
+                    *K.token_gae(r, v, m, gamma=0.99, lam=0.95)]
+        results.append(out)
+    for cap, res in enumerate(results[1:], 1):
+        for i, (a, c) in enumerate(zip(results[0], res)):
+            assert a.tobytes() == c.tobytes(), f"clone {cap} differs from the baseline (result {i})"
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the reference's inf * 0
+def test_long_row_scan_non_finite_where_the_row_order_has_them(dtype: np.dtype) -> None:
+    """An inf or NaN reaches the same positions as in the row order (and only those)."""
+    rng = np.random.default_rng(22)
+    L = 4100
+    r, v = rng.standard_normal((1, L)).astype(dtype), rng.standard_normal((1, L)).astype(dtype)
+    m = rng.random((1, L)) < 0.9
+    m[0, 2000:2100] = False
+    r[0, 3000], r[0, 1500], v[0, 600] = np.inf, np.nan, -np.inf
+    for masked in ("restart", "carry"):
+        got, want = K.token_returns(r, m, gamma=0.99, masked=masked), R.token_returns(r, m, gamma=0.99, masked=masked)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+    for got, want in zip(K.token_gae(r, v, m, gamma=0.99, lam=0.95), R.token_gae(r, v, m, gamma=0.99, lam=0.95)):
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))

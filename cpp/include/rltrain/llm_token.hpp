@@ -16,6 +16,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "rltrain/long_row_scan.hpp"
 #include "rltrain/simd_isa.hpp"
 #include "rltrain/thread_pool.hpp"
 #include "rltrain/token_scan.hpp"
@@ -45,11 +46,6 @@ struct ReturnsRestartStep {
     y[0] = ret;
     s[0] = ret * m;
   }
-  // P <- J P with J = d s' / d s = gamma m (the chunked scan's carries, token_scan.hpp)
-  template <typename V>
-  void chain(V m, V* P) const {
-    P[0] = (splat<V>(gamma) * m) * P[0];
-  }
 };
 
 // masked="carry" (verl's compute_reinforce_plus_plus_outcome_advantage): new = r[t] + gamma * run;
@@ -64,15 +60,20 @@ struct ReturnsCarryStep {
     y[0] = kept;
     s[0] = kept + s[0] * (splat<V>(T(1)) - m);
   }
-  // J = gamma m + (1 - m)
-  template <typename V>
-  void chain(V m, V* P) const {
-    P[0] = (splat<V>(gamma) * m + (splat<V>(T(1)) - m)) * P[0];
-  }
 };
 
 template <typename T, typename M>
 void token_returns(const TokenScan1<T, M>& b, double gamma, bool carry, ThreadPool& pool) {
+  if (scan_long_rows<1, 1>(b.B, b.L)) {
+    const T g = static_cast<T>(gamma);
+    long_scan::each_row(b.B, pool, [&](std::size_t r0, std::size_t r1) {
+      if (carry)
+        long_scan::returns_rows_best(b, r0, r1, true, g, ReturnsCarryStep<T>{g});
+      else
+        long_scan::returns_rows_best(b, r0, r1, false, g, ReturnsRestartStep<T>{g});
+    });
+    return;
+  }
   if (carry)
     scan<1>(b, ReturnsCarryStep<T>{static_cast<T>(gamma)}, pool);
   else
@@ -98,19 +99,17 @@ struct TokenGaeStep {
     y[0] = s[1];
     y[1] = s[1] + v;
   }
-  // J = [[1 - m, 0], [gamma m, gl m + (1 - m)]] (lower triangular, so P stays so: P[1] = 0 throughout)
-  template <typename V>
-  void chain(V m, V* P) const {
-    const V keep = splat<V>(T(1)) - m, a = splat<V>(gl) * m + keep;
-    P[2] = (splat<V>(gamma) * m) * P[0] + a * P[2];
-    P[0] = keep * P[0];
-    P[3] = a * P[3];
-  }
 };
 
 template <typename T, typename M>
 void token_gae(const TokenScan2<T, M>& b, double gamma, double lam, ThreadPool& pool) {
   const TokenGaeStep<T> step{static_cast<T>(gamma), static_cast<T>(gamma * lam)};
+  if (scan_long_rows<2, 2>(b.B, b.L)) {
+    long_scan::each_row(b.B, pool, [&](std::size_t r0, std::size_t r1) {
+      long_scan::gae_rows_best(b, r0, r1, step.gamma, step.gl, step);
+    });
+    return;
+  }
   scan<2>(b, step, pool);
 }
 

@@ -5,8 +5,8 @@
 // Every lane performs exactly the scalar operations of its row in the same order, so a row's result does not
 // depend on which block, lane or thread computed it: any split of the rows gives bit-identical output. Without
 // SSE2 every row runs scalar. One row alone is a latency-bound recurrence (each step waits for the last): few
-// long rows (B below the block, L >= 512 x block) take the chunked scan at the end of this file instead, whose
-// results differ from the row-by-row order by the rounding of the chunk carries (still the same for any split).
+// long rows (scan_long_rows below) take long_row_scan.hpp's blocked scan instead, whose results differ from the
+// row-by-row order by rounding (still the same for any split).
 #pragma once
 
 #include <algorithm>
@@ -298,136 +298,19 @@ void split_rows(std::size_t B, std::size_t L, Fn&& fn, ThreadPool& pool) {
   pool.parallel_for(tasks, [&](std::size_t k) { fn(k * rows, std::min(B, (k + 1) * rows)); });
 }
 
-// ----------------------------------------------------------------------------------------- chunked scan
-// Few long rows: each step is affine in the state, s <- J_t s + c_t, so a row splits into C chunks that run side
-// by side on the lanes like C rows (Blelloch's scan of affine maps, one level): (1) each chunk from state 0
-// gives its end state e_c and the product P_c of its J_t (Step::chain); (2) the carries go through the chunks
-// in order, s_in(c - 1) = P_c s_in(c) + e_c (in double); (3) each chunk reruns from its carry, writing the
-// outputs. The chunks depend on L only, never on the threads; the outputs are those of the row order except
-// for the rounding of the carries. Taken when B < R (the block of scan_block_rows) and L >= 512 R; then
-// C = chunk_count(L) chunks of chunk_columns(L, C) columns each, and the last columns left over (fewer than C,
-// or 16 C) run first, in order.
-
-constexpr std::size_t kChunkColumns = 512;
-
+// ------------------------------------------------------------------------------------------ few long rows
+// One row alone is a latency-bound recurrence, and lanes of rows need a block of R rows: few long rows (B below
+// the block R of scan_block_rows, L >= 512 R) run on long_row_scan.hpp's blocked scan instead (token_returns and
+// token_gae choose it; the rule depends on B and L only, never on the threads).
 template <int NI, int NO>
-constexpr bool scan_chunked(std::size_t B, std::size_t L) {
+constexpr bool scan_long_rows(std::size_t B, std::size_t L) {
   constexpr std::size_t R = scan_block_rows<NI, NO>();
-  return B < R && L >= kChunkColumns * R;
+  return B < R && L >= 512 * R;
 }
 
-// C = R k chunks, k = min(7, L / (512 R)) made odd: with a power-of-two L the chunk length is then no power of
-// two. Chunk rows that lie a multiple of 4 KiB apart would share their L1 sets (see kScanBlockRows), so a
-// length that is a multiple of 64 elements is shortened by 16 (one line or two apart).
-template <int NI, int NO>
-constexpr std::size_t chunk_count(std::size_t L) {
-  constexpr std::size_t R = scan_block_rows<NI, NO>();
-  const std::size_t k = std::min<std::size_t>(7, L / (kChunkColumns * R));
-  return R * (k % 2 == 1 ? k : k - 1);
-}
-
-constexpr std::size_t chunk_columns(std::size_t L, std::size_t C) {
-  const std::size_t Lc = L / C;
-  return Lc % 64 == 0 ? Lc - 16 : Lc;
-}
-
-namespace scan_detail {
-
-// Step (1): state = (s [NS], P [NS x NS] row-major), no outputs; P <- J_t P.
-template <int NS, int NO, typename Step>
-struct ChunkSummary {
-  Step step;
-  template <typename V>
-  void operator()(V* s, const V* x, V m, V*) const {
-    V y[NO];
-    step(s, x, m, y);
-    step.chain(m, s + NS);
-  }
-};
-
-}  // namespace scan_detail
-
-// Chunk rows [c0, c1) of `states` side by side, kChunkWide times the rows of a block of scan_block_rows (then blocks
-// of R for the rest): the chunks of a row lie Lc apart, never a multiple of 64 elements (chunk_columns), so they do
-// not share L1 sets as the rows of a power-of-two row length do, and more vector recurrences in flight cover more
-// of the step's latency. Every lane still performs its chunk's scalar operations: the same bits as blocks of R.
-#ifndef RLTRAIN_CHUNK_WIDE
-#define RLTRAIN_CHUNK_WIDE 2
-#endif
-constexpr std::size_t kChunkWide = RLTRAIN_CHUNK_WIDE;
-
-template <int NS, std::size_t R, typename T, typename M, int NI, int NO, typename Step>
-void scan_chunk_rows(const ScanBuffers<T, M, NI, NO>& b, std::size_t c0, std::size_t c1, const Step& step, T* states) {
-  constexpr std::size_t RW = kChunkWide * R;
-  const std::size_t wide_end = c0 + (c1 - c0) / RW * RW;
-  if (wide_end > c0) scan_rows_by<NS, RW>(b, c0, wide_end, step, states);
-  if (c1 > wide_end) scan_rows_by<NS, R>(b, wide_end, c1, step, states + (wide_end - c0) * NS);
-}
-
-// Rows through chunks (scan_chunked(B, L) says when); `pool` runs the chunks of a row as tasks of R.
-template <int NS, typename T, typename M, int NI, int NO, typename Step>
-void scan_rows_chunked(const ScanBuffers<T, M, NI, NO>& b, const Step& step, ThreadPool& pool) {
-  constexpr std::size_t R = scan_block_rows<NI, NO>();
-  constexpr int NP = NS + NS * NS;
-  const std::size_t C = chunk_count<NI, NO>(b.L), Lc = chunk_columns(b.L, C);
-  // tasks of whole blocks of R chunks, ~kTaskElements or more each (split_rows' grain: one 32k row is one task)
-  const std::size_t head = C * Lc, per_task = R * ((kTaskElements + R * Lc - 1) / (R * Lc));
-  const std::size_t tasks = (C + per_task - 1) / per_task;
-  std::vector<T> sum(C * NP), carry(C * NS);
-  for (std::size_t row = 0; row < b.B; ++row) {
-    const std::size_t base = row * b.L;
-    // the last L mod C columns, in order, from state 0: the carry into the last chunk
-    ScanBuffers<T, M, NI, NO> tail;
-    tail.B = 1, tail.L = b.L - head, tail.mask = b.mask + base + head;
-    for (int i = 0; i < NI; ++i) tail.in[i] = b.in[i] + base + head;
-    for (int o = 0; o < NO; ++o) tail.out[o] = b.out[o] + base + head;
-    T s_end[NS] = {};
-    scan_rows<NS>(tail, 0, 1, step, s_end);
-    // the chunks as the rows of a [C, Lc] buffer
-    ScanBuffers<T, M, NI, NO> ch;
-    ch.B = C, ch.L = Lc, ch.mask = b.mask + base;
-    for (int i = 0; i < NI; ++i) ch.in[i] = b.in[i] + base;
-    for (int o = 0; o < NO; ++o) ch.out[o] = b.out[o] + base;
-    ScanBuffers<T, M, NI, 0> ch_in;
-    ch_in.B = C, ch_in.L = Lc, ch_in.mask = ch.mask;
-    for (int i = 0; i < NI; ++i) ch_in.in[i] = ch.in[i];
-    const scan_detail::ChunkSummary<NS, NO, Step> summary{step};
-    pool.parallel_for(tasks, [&](std::size_t k) {
-      const std::size_t c0 = k * per_task, c1 = std::min(C, c0 + per_task);
-      T* p = sum.data() + c0 * NP;
-      for (std::size_t c = 0; c < c1 - c0; ++c) {
-        std::fill(p + c * NP, p + (c + 1) * NP, T(0));
-        for (int d = 0; d < NS; ++d) p[c * NP + NS + d * NS + d] = T(1);
-      }
-      scan_chunk_rows<NP, R>(ch_in, c0, c1, summary, p);
-    });
-    double s[NS];
-    for (int k = 0; k < NS; ++k) s[k] = static_cast<double>(s_end[k]);
-    for (std::size_t c = C; c-- > 0;) {
-      const T* p = sum.data() + c * NP;
-      double next[NS];
-      for (int k = 0; k < NS; ++k) {
-        carry[c * NS + k] = static_cast<T>(s[k]);
-        double v = static_cast<double>(p[k]);
-        for (int j = 0; j < NS; ++j) v += static_cast<double>(p[NS + k * NS + j]) * s[j];
-        next[k] = v;
-      }
-      for (int k = 0; k < NS; ++k) s[k] = next[k];
-    }
-    pool.parallel_for(tasks, [&](std::size_t k) {
-      const std::size_t c0 = k * per_task, c1 = std::min(C, c0 + per_task);
-      scan_chunk_rows<NS, R>(ch, c0, c1, step, carry.data() + c0 * NS);
-    });
-  }
-}
-
-// The scan of every row: chunked for few long rows, else rows split over the pool.
+// The scan of every row, rows split over the pool.
 template <int NS, typename T, typename M, int NI, int NO, typename Step>
 void scan(const ScanBuffers<T, M, NI, NO>& b, const Step& step, ThreadPool& pool) {
-  if (scan_chunked<NI, NO>(b.B, b.L)) {
-    scan_rows_chunked<NS>(b, step, pool);
-    return;
-  }
   split_rows(b.B, b.L, [&](std::size_t r0, std::size_t r1) { scan_rows<NS>(b, r0, r1, step); }, pool);
 }
 
