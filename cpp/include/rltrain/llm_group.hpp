@@ -40,11 +40,13 @@ struct Norm {
   Singleton singleton = Singleton::Center;
 };
 
-// Threads: a pass over fewer than kSplitMin elements runs on the caller alone (measured on a 2-vCPU VM: at 65,536
-// rewards a second thread made the call 2x slower whenever another process was running); larger ones are split
-// into tasks of about kGrainElems elements. Batch reductions run over fixed blocks of kBatchBlock elements.
-constexpr std::size_t kSplitMin = std::size_t(1) << 18;
-constexpr std::size_t kGrainElems = std::size_t(1) << 16;
+// Threads: a pass over fewer than kSplitMin elements runs on the caller alone; larger ones are split into tasks of
+// about kGrainElems elements (65,536 rewards: two tasks). A second thread used to make the call much slower
+// whenever another process was running (the pool waited for a descheduled worker); the pool's claimed calls no
+// longer wait for a worker that has not started (thread_pool.hpp). Batch reductions run over fixed blocks of
+// kBatchBlock elements.
+constexpr std::size_t kSplitMin = std::size_t(1) << 16;
+constexpr std::size_t kGrainElems = std::size_t(1) << 15;
 constexpr std::size_t kBatchBlock = 4096;
 
 // ------------------------------------------------------------------------------------------ inputs and sums

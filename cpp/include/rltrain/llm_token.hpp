@@ -117,8 +117,8 @@ void token_gae(const TokenScan2<T, M>& b, double gamma, double lam, ThreadPool& 
 
 namespace token_detail {
 
-// Elements per task of the elementwise kernels (a multiple of the whitening block).
-constexpr std::size_t kChunk = std::size_t(1) << 16;
+// Elements per task of the elementwise kernels (a multiple of the whitening block; one 32,768-token row: two tasks).
+constexpr std::size_t kChunk = std::size_t(1) << 14;
 
 template <typename Fn>
 void split_elements(std::size_t n, Fn&& fn, ThreadPool& pool) {
@@ -655,6 +655,35 @@ RLTRAIN_TARGET_AVX512 void stats_blocks_avx512(const T* x, const M* mask, std::s
 }
 #endif
 
+// The squared deviations about `mean` of a block whose weights sum to 0 (masked_stats' later sweep).
+template <int W, typename T, typename M>
+RLTRAIN_SIMD_INLINE double zero_block_sq_dev(const T* x, const M* mask, std::size_t len, double mean) {
+  return sum_sq_dev<W>(x, mask, len, mean);
+}
+
+#if defined(RLTRAIN_X86_CLONES)
+template <typename T, typename M>
+__attribute__((target("avx2"))) double zero_block_sq_dev_avx2(const T* x, const M* mask, std::size_t len, double mean) {
+  return zero_block_sq_dev<4>(x, mask, len, mean);
+}
+template <typename T, typename M>
+RLTRAIN_TARGET_AVX512 double zero_block_sq_dev_avx512(const T* x, const M* mask, std::size_t len, double mean) {
+  return zero_block_sq_dev<8>(x, mask, len, mean);
+}
+#endif
+
+// zero_block_sq_dev on the widest clone the CPU has (the same bits on each; the baseline's plain loops took
+// 1.6 ns per element: 13 us for the masked last quarter of a 32,768-token row).
+template <typename T, typename M>
+double zero_block_sq_dev_best(const T* x, const M* mask, std::size_t len, double mean) {
+#if defined(RLTRAIN_X86_CLONES)
+  const simd::Isa best = simd::isa();
+  if (best == simd::Isa::Avx512) return zero_block_sq_dev_avx512(x, mask, len, mean);
+  if (best == simd::Isa::Avx2) return zero_block_sq_dev_avx2(x, mask, len, mean);
+#endif
+  return zero_block_sq_dev<0>(x, mask, len, mean);
+}
+
 template <typename T, typename M>
 void stats_blocks_best(const T* x, const M* mask, std::size_t n, std::size_t b0, std::size_t b1, BlockSums* part) {
 #if defined(RLTRAIN_X86_CLONES)
@@ -692,7 +721,7 @@ WhitenStats masked_stats(std::size_t n, const T* x, const M* mask, ThreadPool& p
       m2 += p.m2 + p.s0 * (d * d);
     } else {
       const std::size_t i0 = b * kWhitenBlock;
-      m2 += sum_sq_dev(x + i0, mask + i0, std::min(n, i0 + kWhitenBlock) - i0, s.mean);
+      m2 += zero_block_sq_dev_best(x + i0, mask + i0, std::min(n, i0 + kWhitenBlock) - i0, s.mean);
     }
   }
   s.var = (m2 / s.n) * (s.n / (s.n - 1.0));
