@@ -223,3 +223,25 @@ def test_long_row_scan_non_finite_where_the_row_order_has_them(dtype: np.dtype) 
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_array_equal(np.isposinf(got), np.isposinf(want))
         np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+def test_long_row_gae_float_mask_of_zeros_and_ones_equals_bool_mask(dtype: np.dtype) -> None:
+    """A float mask holding only 0.0 and 1.0 takes the same select path as a bool mask (the same bits); one
+    fractional value (or a -0.0) anywhere sends the row through the arithmetic scan, still within the bound."""
+    rng = np.random.default_rng(23)
+    L = 6000
+    r, v = rng.standard_normal((1, L)).astype(dtype), rng.standard_normal((1, L)).astype(dtype)
+    b = rng.random((1, L)) < 0.8
+    want = K.token_gae(r, v, b, gamma=0.99, lam=0.95)
+    for got, w in zip(K.token_gae(r, v, b.astype(dtype), gamma=0.99, lam=0.95), want):
+        assert got.tobytes() == w.tobytes()
+    r64, v64 = r.astype(np.float64), v.astype(np.float64)
+    scale = (np.abs(r64) + np.abs(v64)).sum(axis=1, keepdims=True)
+    for odd in (0.5, -0.0):
+        m = b.astype(dtype)
+        m[0, 77] = odd
+        got_a, got_r = K.token_gae(r, v, m, gamma=0.99, lam=0.95)
+        want_a, want_r = R.token_gae(r64, v64, m, gamma=0.99, lam=0.95)
+        _within(got_a, want_a, scale, dtype)
+        _within(got_r, want_r, scale, dtype)
