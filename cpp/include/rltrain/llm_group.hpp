@@ -407,8 +407,8 @@ bool uniform_scatter(const int64_t* ids, std::size_t n, int64_t lo, std::size_t 
 // uniform_scatter with fixed::fixed_groups run on the sorted rewards, with the parameters params(p) sets (false:
 // the rewards are not finite, flagged in bad); flags bad on a non-finite group sum.
 template <typename T, class Params>
-bool uniform_fast_path(const int64_t* ids, std::size_t n, int64_t lo, std::size_t count, std::size_t size,
-                       const T* x, T* out, Params&& params, std::atomic<bool>& bad, ThreadPool& pool) {
+bool uniform_fast_path(const int64_t* ids, std::size_t n, int64_t lo, std::size_t count, std::size_t size, const T* x,
+                       T* out, Params&& params, std::atomic<bool>& bad, ThreadPool& pool) {
   if (!fixed::fixed_size_supported(size)) return false;
   auto run = [&](const T* xs, T* os) {
     fixed::Params p;
@@ -585,7 +585,8 @@ void rloo_advantages(std::size_t B, const T* rewards, const int64_t* group_ids, 
       [&](const auto& gr) {
         fixed::Params fp;
         rloo(fp);
-        if (!fixed_fast_path(gr, B, rewards, out, fp, bad, pool)) rloo_groups(gr, B, Contig<T>{rewards}, out, bad, pool);
+        if (!fixed_fast_path(gr, B, rewards, out, fp, bad, pool))
+          rloo_groups(gr, B, Contig<T>{rewards}, out, bad, pool);
       },
       [&](int64_t lo, std::size_t count, std::size_t size) {
         return uniform_fast_path(group_ids, B, lo, count, size, rewards, out, rloo, bad, pool);

@@ -49,7 +49,8 @@ struct SortedGroups {  // scattered members: group g = order[offsets[g] .. offse
 
 // The grouping that integer ids describe, built once per call (the ids are read, never trusted as indices).
 struct IdGrouping {
-  enum class Kind { Fixed, Runs, Sorted, Done } kind = Kind::Runs;  // Done: the uniform hook took the call
+  // Done: the uniform hook of group_ids_layout took the call (no grouping to run).
+  enum class Kind { Fixed, Runs, Sorted, Done } kind = Kind::Runs;
   std::size_t n = 0, run = 0;        // Fixed: runs of `run` elements each
   std::vector<std::size_t> offsets;  // Runs, Sorted: groups + 1 entries
   std::vector<uint32_t> order;       // Sorted only: 4-byte indices halve the bytes its random accesses touch
@@ -249,7 +250,8 @@ IdGrouping group_ids_layout(const int64_t* ids, std::size_t n, Uniform&& uniform
     if (distinct(heads, n)) return out;  // Kind::Runs
   }
   if (offset_keys(scan.lo, scan.hi, n)) {
-    const std::size_t count = static_cast<std::size_t>(static_cast<uint64_t>(scan.hi) - static_cast<uint64_t>(scan.lo)) + 1;
+    const std::size_t count =
+        static_cast<std::size_t>(static_cast<uint64_t>(scan.hi) - static_cast<uint64_t>(scan.lo)) + 1;
     if (n % count == 0 && uniform(scan.lo, count, n / count)) {
       out.kind = IdGrouping::Kind::Done;
       return out;
