@@ -727,11 +727,14 @@ def _scattered_cases() -> list[tuple[str, np.ndarray]]:
         ("groups of one", shuffled(np.arange(300))),
         ("groups of 4", shuffled(np.arange(400) // 4)),
         ("sparse 16s", shuffled(np.arange(1024) // 16) * 2**40 - 2**62),  # hashed keys: the general path
+        # hashed keys in a table that grows (rehashes) with the distinct ids: all distinct, and uneven groups
+        ("sparse, all distinct", shuffled(np.arange(5000)) * 2**52 - 2**62),
+        ("sparse uneven", shuffled(np.repeat(np.arange(700), np.arange(700) % 5 + 1)) * 2**33 + 12345),
     ]
 
 
 @pytest.mark.parametrize("dtype", F_DTYPES)
-@pytest.mark.parametrize("case", range(10))
+@pytest.mark.parametrize("case", range(12))
 def test_scattered_groups_of_one_size_match_contiguous_bits(case: int, dtype: np.dtype) -> None:
     """Scattered ids take the one-pass counting sort of the rewards where the groups all have one size of 8-64,
     and the general counting sort otherwise (a group larger or smaller, an empty key, other sizes, hashed keys).

@@ -350,15 +350,17 @@ bool fixed_fast_path(const Groups& gr, std::size_t n, const T* x, T* out, const 
     if (!fixed::fixed_size_supported(size) || size * ng != n) return false;
     for (std::size_t g = 1; g < ng; ++g)
       if (gr.end(g) - gr.begin(g) != size) return false;
-    std::vector<T> buf(2 * n);
-    T* xs = buf.data();
-    T* os = xs + n;
+    std::unique_ptr<T[]> buf(new T[n]);  // run in place (as out = rewards may be)
+    T* xs = buf.get();
     for (std::size_t j = 0; j < n; ++j) xs[j] = x[gr.index(j)];
     split_items(ng, n, pool, [&](std::size_t g0, std::size_t g1) {
-      if (!fixed::fixed_groups(size, xs + g0 * size, os + g0 * size, g1 - g0, p))
+      if (!fixed::fixed_groups(size, xs + g0 * size, xs + g0 * size, g1 - g0, p))
         bad.store(true, std::memory_order_relaxed);
     });
-    for (std::size_t j = 0; j < n; ++j) out[gr.index(j)] = os[j];
+    for (std::size_t j = 0; j < n; ++j) {  // stores to random places: prefetched, as the counting sorts'
+      if (j + kScatterAhead < n) prefetch_write(out + gr.index(j + kScatterAhead));
+      out[gr.index(j)] = xs[j];
+    }
     return true;
   } else {
     (void)gr, (void)n, (void)x, (void)out, (void)p, (void)bad, (void)pool;
