@@ -377,38 +377,38 @@ bool fixed_fast_path(const Groups& gr, std::size_t n, const T* x, T* out, const 
 // otherwise). Why: the general path builds the member order (a scatter of indices), then gathers the rewards
 // through it and scatters the results back: three passes of random accesses; this takes one of each, and keeps
 // the places in 2 bytes where n <= 65,536. The ids are read once (a key out of range raises).
-// Scratch memory for uniform_scatter: up to kKeepScratch bytes stay with the calling thread between calls, larger
-// requests are the caller's own (`own`). Why: fresh pages fault on first touch, and at B = 65,536 the ~70 faults a
-// call of freshly mapped buffers took ~90 us, 40% of the call (glibc maps blocks this large afresh until its
-// threshold adapts, and returns them when the heap trims).
-constexpr std::size_t kKeepScratch = std::size_t(4) << 20;
+// Scratch memory for uniform_scatter: up to kKeepScratch bytes a buffer stay with the calling thread between calls
+// (buffer `which` of three), larger requests are the caller's own (`own`). Why: fresh pages fault on first touch,
+// and at B = 65,536 the ~70 faults a call of freshly mapped buffers took ~90 us, 40% of the call (glibc maps blocks
+// this large afresh until its threshold adapts, and returns them when the heap trims). Three separate blocks, as
+// separate allocations were: carved from one block, the scale="group" call measured ~15% slower.
+constexpr std::size_t kKeepScratch = std::size_t(2) << 20;
 
-inline unsigned char* scratch(std::size_t bytes, std::unique_ptr<unsigned char[]>& own) {
+inline unsigned char* scratch(int which, std::size_t bytes, std::unique_ptr<unsigned char[]>& own) {
   struct Kept {
     std::unique_ptr<unsigned char[]> p;
     std::size_t size = 0;
   };
-  thread_local Kept kept;
+  thread_local Kept kept[3];
   if (bytes > kKeepScratch) {
     own.reset(new unsigned char[bytes]);
     return own.get();
   }
-  if (kept.size < bytes) {
-    kept.p.reset(new unsigned char[bytes]);
-    kept.size = bytes;
+  Kept& k = kept[which];
+  if (k.size < bytes) {
+    k.p.reset(new unsigned char[bytes]);
+    k.size = bytes;
   }
-  return kept.p.get();
+  return k.p.get();
 }
 
 template <typename P, typename T, class Run>
 bool uniform_scatter(const int64_t* ids, std::size_t n, int64_t lo, std::size_t count, std::size_t size, const T* x,
                      T* out, Run&& run) {
-  static_assert(sizeof(T) % sizeof(uint32_t) == 0 && sizeof(uint32_t) % sizeof(P) == 0, "aligned carving");
-  std::unique_ptr<unsigned char[]> own;
-  unsigned char* mem = scratch(n * sizeof(T) + count * sizeof(uint32_t) + n * sizeof(P), own);
-  T* xs = reinterpret_cast<T*>(mem);  // [n] then uint32 [count] then P [n]
-  uint32_t* start = reinterpret_cast<uint32_t*>(mem + n * sizeof(T));
-  P* pos = reinterpret_cast<P*>(mem + n * sizeof(T) + count * sizeof(uint32_t));
+  std::unique_ptr<unsigned char[]> own[3];
+  T* xs = reinterpret_cast<T*>(scratch(0, n * sizeof(T), own[0]));
+  uint32_t* start = reinterpret_cast<uint32_t*>(scratch(1, count * sizeof(uint32_t), own[1]));
+  P* pos = reinterpret_cast<P*>(scratch(2, n * sizeof(P), own[2]));
   for (std::size_t k = 0; k < count; ++k) start[k] = static_cast<uint32_t>(k * size);
   const uint64_t base = static_cast<uint64_t>(lo);
   for (std::size_t i = 0; i < n; ++i) {
