@@ -541,9 +541,25 @@ int main() {
       {7, 7, 7},                      // one group
       {5},
   };
-  const char* names[] = {"fixed", "runs", "sorted"};
+  // Runs of 4 on average over several scan chunks: 1023 boundaries in 4096 elements are runs, 1024 are not.
+  std::vector<int64_t> fours(4096), more(4096);
+  for (std::size_t i = 0; i < fours.size(); ++i) fours[i] = more[i] = static_cast<int64_t>(i < 8 ? 0 : i / 4 - 1);
+  fours[4095] = more[4095] = -1;
+  more[4094] = -2;
+  cases.push_back(fours);
+  cases.push_back(more);
+  const char* names[] = {"fixed", "runs", "sorted", "done"};
   for (const auto& ids : cases) {
-    const IdGrouping g = rltrain::llm::group_ids_layout(ids.data(), ids.size());
+    // The uniform hook is offered dense ids spanning n / size values; declining, it leaves the counting sort.
+    const IdGrouping g = rltrain::llm::group_ids_layout(ids.data(), ids.size(), [](int64_t lo, std::size_t count,
+                                                                                   std::size_t size) {
+      std::printf("offered %lld %zu %zu: ", static_cast<long long>(lo), count, size);
+      return false;
+    });
+    if (ids.size() == 4096) {
+      std::printf("%s %zu\n", names[static_cast<int>(g.kind)], g.offsets.size());
+      continue;
+    }
     std::printf("%s", names[static_cast<int>(g.kind)]);
     if (g.kind == IdGrouping::Kind::Fixed) std::printf(" %zu", g.run);
     for (std::size_t k = 0; k < g.order.size(); ++k) std::printf(" %zu", g.order[k]);
@@ -569,11 +585,13 @@ def test_group_ids_take_the_expected_path(tmp_path: pathlib.Path) -> None:
         "fixed 2 |",
         "runs | 0 1 6 12",
         "sorted 3 4 5 1 2 0 | 0 3 5 6",
-        "sorted 0 1 2 3 8 9 10 11 4 5 6 7 | 0 8 12",
-        "sorted 1 3 4 5 0 2 | 0 2 4 6",
+        "offered 1 2 6: sorted 0 1 2 3 8 9 10 11 4 5 6 7 | 0 8 12",
+        "offered 1 3 2: sorted 1 3 4 5 0 2 | 0 2 4 6",
         "sorted 0 2 1 3 | 0 2 3 4",
         "fixed 3 |",
         "fixed 1 |",
+        "runs 1025",
+        "sorted 1026",
     ]
 
 
@@ -683,3 +701,86 @@ def test_non_finite_reward_in_a_whole_batch_of_groups(size: int) -> None:
             K.rloo_advantages(r, group_size=size)
         with pytest.raises(ValueError, match=f"at index {pos}$"):
             K.rloo_advantages(r, scattered)
+
+
+# ------------------------------------------------------- scattered ids in groups of one size (llm_group.hpp)
+
+
+def _scattered_cases() -> list[tuple[str, np.ndarray]]:
+    """(name, ids): dense scattered ids in groups all of 8-64 (counting-sorted with the rewards in one pass), and
+    ids offered that path that must leave it (a larger group, an empty key, a size it does not run)."""
+    rng = np.random.default_rng(15)
+
+    def shuffled(ids: np.ndarray) -> np.ndarray:
+        return np.asarray(ids[rng.permutation(ids.size)], np.int64)
+
+    return [
+        ("16 x 4096", shuffled(np.arange(65_536) // 16)),  # the bench's case: 2-byte places
+        ("8 x 8203, over 2**16", shuffled(np.arange(8 * 8203) // 8)),  # 4-byte places
+        ("64 x 5, negative", shuffled(np.arange(320) // 64 - 1000)),
+        ("32 x 3, int64 extremes", shuffled(np.arange(96) // 32 + (2**63 - 3))),
+        # n / count = 16, but one group of 12 and one of 20: the pass stops at the first overflow, none written
+        ("uneven 12/20/16/16", shuffled(np.repeat(np.arange(4), [12, 20, 16, 16]))),
+        ("uneven, larger first", np.repeat(np.arange(4), [20, 12, 16, 16])),
+        # keys 0-4 for 80 elements (16 each on average), key 3 empty, key 4 twice as large
+        ("empty key", shuffled(np.repeat(np.array([0, 1, 2, 4]), [16, 16, 16, 32]))),
+        ("groups of one", shuffled(np.arange(300))),
+        ("groups of 4", shuffled(np.arange(400) // 4)),
+        ("sparse 16s", shuffled(np.arange(1024) // 16) * 2**40 - 2**62),  # hashed keys: the general path
+        # hashed keys in a table that grows (rehashes) with the distinct ids: all distinct, and uneven groups
+        ("sparse, all distinct", shuffled(np.arange(5000)) * 2**52 - 2**62),
+        ("sparse uneven", shuffled(np.repeat(np.arange(700), np.arange(700) % 5 + 1)) * 2**33 + 12345),
+    ]
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+@pytest.mark.parametrize("case", range(12))
+def test_scattered_groups_of_one_size_match_contiguous_bits(case: int, dtype: np.dtype) -> None:
+    """Scattered ids take the one-pass counting sort of the rewards where the groups all have one size of 8-64,
+    and the general counting sort otherwise (a group larger or smaller, an empty key, other sizes, hashed keys).
+    Either way: the bits of the same groups made contiguous (members in ascending element order), values close to
+    the reference, and the same bits from every vector clone and from the generic loops (isa cap 0)."""
+    name, ids = _scattered_cases()[case]
+    rng = np.random.default_rng(case)
+    r = (rng.standard_normal(ids.size) * 3 + 1).astype(dtype)
+    order = np.argsort(ids, kind="stable")  # the groups made contiguous, members in element order
+    rc = np.ascontiguousarray(r[order])
+    _, counts = np.unique(ids[order], return_counts=True)
+    runs = np.repeat(np.arange(counts.size), counts)  # contiguous runs: the group kernels' run path
+    calls: list[tuple[str, Any, Any]] = [
+        ("rloo", lambda x, i: K.rloo_advantages(x, i), R.rloo_advantages),
+        ("verl", lambda x, i: K.group_advantages(x, i, preset="verl"),
+         lambda x, i: R.group_advantages(x, i, preset="verl")),
+        ("trl var", lambda x, i: K.group_advantages(x, i, preset="trl", eps_on="var"),
+         lambda x, i: R.group_advantages(x, i, preset="trl", eps_on="var")),
+        ("dr_grpo", lambda x, i: K.group_advantages(x, i, preset="dr_grpo"),
+         lambda x, i: R.group_advantages(x, i, preset="dr_grpo")),
+    ]
+    for label, fn, ref in calls:
+        got = fn(r, ids)
+        assert_close(got, ref(r, ids), dtype)
+        assert bits_equal(got[order], fn(rc, runs)), f"{name} {label}: differs from contiguous groups"
+        try:
+            for cap in range(_core._testing.cpu_isa()):
+                _core._testing.set_isa_cap(cap)
+                assert bits_equal(fn(r, ids), got), f"{name} {label}: clone {cap} differs"
+        finally:
+            _core._testing.set_isa_cap(2)
+    out = np.full_like(r, np.nan)
+    assert K.rloo_advantages(r, ids, out=out) is out and bits_equal(out, K.rloo_advantages(r, ids))
+    # scale="batch": the batch statistics over the elements in their own order, as the reference's
+    got = K.group_advantages(r, ids, preset="verl", scale="batch")
+    assert_close(got, R.group_advantages(r, ids, preset="verl", scale="batch"), dtype)
+
+
+def test_scattered_groups_of_one_size_raise_on_bad_rewards() -> None:
+    """The one-pass path raises naming the first non-finite reward (after sorting, the group sums see it)."""
+    ids = np.random.default_rng(2).permutation(np.arange(4096) // 16)
+    for pos in (0, 1234, 4095):
+        r = np.zeros(4096)
+        r[pos] = np.nan
+        for scale in ("group", "batch", "none"):
+            with pytest.raises(ValueError, match=f"at index {pos}$"):
+                K.group_advantages(r, ids, preset="verl", scale=scale)
+        with pytest.raises(ValueError, match=f"at index {pos}$"):
+            K.rloo_advantages(r, ids)

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
@@ -351,20 +352,102 @@ bool fixed_fast_path(const Groups& gr, std::size_t n, const T* x, T* out, const 
     if (!fixed::fixed_size_supported(size) || size * ng != n) return false;
     for (std::size_t g = 1; g < ng; ++g)
       if (gr.end(g) - gr.begin(g) != size) return false;
-    std::vector<T> buf(2 * n);
-    T* xs = buf.data();
-    T* os = xs + n;
+    std::unique_ptr<T[]> buf(new T[n]);  // run in place (as out = rewards may be)
+    T* xs = buf.get();
     for (std::size_t j = 0; j < n; ++j) xs[j] = x[gr.index(j)];
     split_items(ng, n, pool, [&](std::size_t g0, std::size_t g1) {
-      if (!fixed::fixed_groups(size, xs + g0 * size, os + g0 * size, g1 - g0, p))
+      if (!fixed::fixed_groups(size, xs + g0 * size, xs + g0 * size, g1 - g0, p))
         bad.store(true, std::memory_order_relaxed);
     });
-    for (std::size_t j = 0; j < n; ++j) out[gr.index(j)] = os[j];
+    for (std::size_t j = 0; j < n; ++j) {  // stores to random places: prefetched, as the counting sorts'
+      if (j + kScatterAhead < n) prefetch_write(out + gr.index(j + kScatterAhead));
+      out[gr.index(j)] = xs[j];
+    }
     return true;
   } else {
     (void)gr, (void)n, (void)x, (void)out, (void)p, (void)bad, (void)pool;
     return false;
   }
+}
+
+// Scattered dense ids (id - lo in [0, count)) whose groups all have `size` members (fixed_size_supported): one
+// pass over the ids counting-sorts the rewards themselves into group order, assuming that layout (group k at
+// [k * size, (k + 1) * size)) and noting each element's place; the groups run there in place (the vector
+// copies); a gather takes the results back. As the counting sort of group_ids_layout, members stay in ascending
+// element order, so the bits are those of the SortedGroups path. Returns false, having written nothing to out,
+// when a group turns out to have more members than `size` (then, the total being count * size, none has fewer
+// otherwise). Why: the general path builds the member order (a scatter of indices), then gathers the rewards
+// through it and scatters the results back: three passes of random accesses; this takes one of each, and keeps
+// the places in 2 bytes where n <= 65,536. The ids are read once (a key out of range raises).
+// Scratch memory for uniform_scatter: up to kKeepScratch bytes a buffer stay with the calling thread between calls
+// (buffer `which` of three), larger requests are the caller's own (`own`). Why: fresh pages fault on first touch,
+// and at B = 65,536 the ~70 faults a call of freshly mapped buffers took ~90 us, 40% of the call (glibc maps blocks
+// this large afresh until its threshold adapts, and returns them when the heap trims). Three separate blocks, as
+// separate allocations were: carved from one block, the scale="group" call measured ~15% slower.
+constexpr std::size_t kKeepScratch = std::size_t(2) << 20;
+
+inline unsigned char* scratch(int which, std::size_t bytes, std::unique_ptr<unsigned char[]>& own) {
+  struct Kept {
+    std::unique_ptr<unsigned char[]> p;
+    std::size_t size = 0;
+  };
+  thread_local Kept kept[3];
+  if (bytes > kKeepScratch) {
+    own.reset(new unsigned char[bytes]);
+    return own.get();
+  }
+  Kept& k = kept[which];
+  if (k.size < bytes) {
+    k.p.reset(new unsigned char[bytes]);
+    k.size = bytes;
+  }
+  return k.p.get();
+}
+
+template <typename P, typename T, class Run>
+bool uniform_scatter(const int64_t* ids, std::size_t n, int64_t lo, std::size_t count, std::size_t size, const T* x,
+                     T* out, Run&& run) {
+  std::unique_ptr<unsigned char[]> own[3];
+  T* xs = reinterpret_cast<T*>(scratch(0, n * sizeof(T), own[0]));
+  uint32_t* start = reinterpret_cast<uint32_t*>(scratch(1, count * sizeof(uint32_t), own[1]));
+  P* pos = reinterpret_cast<P*>(scratch(2, n * sizeof(P), own[2]));
+  for (std::size_t k = 0; k < count; ++k) start[k] = static_cast<uint32_t>(k * size);
+  const uint64_t base = static_cast<uint64_t>(lo);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kScatterAhead < n) {  // a hint only: an id changed meanwhile prefetches some other place
+      const uint64_t ahead = static_cast<uint64_t>(ids[i + kScatterAhead]) - base;
+      prefetch_write(xs + start[ahead < count ? ahead : 0]);
+    }
+    const uint64_t k = static_cast<uint64_t>(ids[i]) - base;
+    if (k >= count) ids_changed();
+    const uint32_t at = start[k];
+    if (at >= (k + 1) * size) return false;  // a group larger than size
+    start[k] = at + 1;
+    xs[at] = x[i];
+    pos[i] = static_cast<P>(at);
+  }
+  if (!run(static_cast<const T*>(xs), xs)) return true;  // non-finite: flagged by run, raised by the caller
+  for (std::size_t i = 0; i < n; ++i) out[i] = xs[pos[i]];
+  return true;
+}
+
+// uniform_scatter with fixed::fixed_groups run on the sorted rewards, with the parameters params(p) sets (false:
+// the rewards are not finite, flagged in bad); flags bad on a non-finite group sum.
+template <typename T, class Params>
+bool uniform_fast_path(const int64_t* ids, std::size_t n, int64_t lo, std::size_t count, std::size_t size, const T* x,
+                       T* out, Params&& params, std::atomic<bool>& bad, ThreadPool& pool) {
+  if (!fixed::fixed_size_supported(size)) return false;
+  auto run = [&](const T* xs, T* os) {
+    fixed::Params p;
+    if (!params(p)) return false;
+    split_items(count, n, pool, [&](std::size_t g0, std::size_t g1) {
+      if (!fixed::fixed_groups(size, xs + g0 * size, os + g0 * size, g1 - g0, p))
+        bad.store(true, std::memory_order_relaxed);
+    });
+    return !bad.load();
+  };
+  if (n <= (std::size_t(1) << 16)) return uniform_scatter<uint16_t>(ids, n, lo, count, size, x, out, run);
+  return uniform_scatter<uint32_t>(ids, n, lo, count, size, x, out, run);
 }
 
 // Elementwise f(i0, i1) over [0, n).
@@ -386,20 +469,26 @@ template <typename T>
   throw std::invalid_argument("rewards: expected values whose (weighted) sums are finite in float64; they overflow");
 }
 
-// Runs fn(grouping) with the grouping the ids or group_size describe.
-template <class Fn>
-void with_groups(std::size_t n, const int64_t* ids, std::size_t group_size, Fn&& fn) {
+// Runs fn(grouping) with the grouping the ids or group_size describe; uniform(lo, count, size) may take scattered
+// ids in groups of one size first (group_ids_layout).
+template <class Fn, class Uniform>
+void with_groups(std::size_t n, const int64_t* ids, std::size_t group_size, Fn&& fn, Uniform&& uniform) {
   if (ids != nullptr) {
-    const IdGrouping layout = group_ids_layout(ids, n);
+    const IdGrouping layout = group_ids_layout(ids, n, uniform);
     if (layout.kind == IdGrouping::Kind::Fixed)
       fn(layout.fixed());
     else if (layout.kind == IdGrouping::Kind::Runs)
       fn(layout.runs());
-    else
+    else if (layout.kind == IdGrouping::Kind::Sorted)
       fn(layout.scattered());
   } else {
     fn(FixedGroups{n, group_size == 0 ? n : group_size});
   }
+}
+
+template <class Fn>
+void with_groups(std::size_t n, const int64_t* ids, std::size_t group_size, Fn&& fn) {
+  with_groups(n, ids, group_size, fn, [](int64_t, std::size_t, std::size_t) { return false; });
 }
 
 }  // namespace llm
@@ -437,15 +526,31 @@ void group_advantages(const LlmGroupArgs<T>& a, ThreadPool& pool) {
     if (!batch_stats(x, B, a.norm.ddof, pool, mean, var)) bad.store(true, std::memory_order_relaxed);
     return denominator(var, a.norm);
   };
-  with_groups(B, a.group_ids, a.group_size, [&](const auto& gr) {
+  // The parameters of the vector copies for 1-D rewards (false when the batch statistics are not finite).
+  auto fixed_params = [&](fixed::Params& fp, double& bd) {
+    bd = batch_denom(Contig<T>{a.rewards});
+    if (bad.load()) return false;
+    fp.mode = a.norm.scale == Scale::Group ? fixed::Mode::Group : fixed::Mode::Shift;
+    fp.ddof = static_cast<double>(a.norm.ddof), fp.eps = a.norm.eps, fp.eps_on_std = a.norm.eps_on == EpsOn::Std;
+    fp.inv = a.norm.scale == Scale::Batch ? 1.0 / bd : 1.0;  // as normalize_groups' batch_inv
+    return true;
+  };
+  auto uniform = [&](int64_t lo, std::size_t count, std::size_t size) {
+    if (a.combine != Combine::Sum || a.two_d) return false;
+    return uniform_fast_path(
+        a.group_ids, B, lo, count, size, a.rewards, out,
+        [&](fixed::Params& fp) {
+          double bd = 1.0;
+          return fixed_params(fp, bd);
+        },
+        bad, pool);
+  };
+  auto grouped = [&](const auto& gr) {
     if (a.combine == Combine::Sum && !a.two_d) {
       const Contig<T> x{a.rewards};
-      const double bd = batch_denom(x);
-      if (bad.load()) return;
       fixed::Params fp;
-      fp.mode = a.norm.scale == Scale::Group ? fixed::Mode::Group : fixed::Mode::Shift;
-      fp.ddof = static_cast<double>(a.norm.ddof), fp.eps = a.norm.eps, fp.eps_on_std = a.norm.eps_on == EpsOn::Std;
-      fp.inv = a.norm.scale == Scale::Batch ? 1.0 / bd : 1.0;  // as normalize_groups' batch_inv
+      double bd = 1.0;
+      if (!fixed_params(fp, bd)) return;
       if (fixed_fast_path(gr, B, a.rewards, out, fp, bad, pool)) return;
       normalize_groups(gr, B, x, a.norm, bd, [out](std::size_t i, double v) { out[i] = static_cast<T>(v); }, bad, pool);
       return;
@@ -486,7 +591,8 @@ void group_advantages(const LlmGroupArgs<T>& a, ThreadPool& pool) {
     for_elements(B, pool, [&](std::size_t i0, std::size_t i1) {
       for (std::size_t i = i0; i < i1; ++i) out[i] = static_cast<T>((s[i] - mean) * inv);
     });
-  });
+  };
+  with_groups(B, a.group_ids, a.group_size, grouped, uniform);
   if (bad.load()) non_finite_rewards(a.rewards, B, a.two_d ? R : 1, a.two_d);
 }
 
@@ -497,11 +603,21 @@ void rloo_advantages(std::size_t B, const T* rewards, const int64_t* group_ids, 
   using namespace llm;
   if (B == 0) return;
   std::atomic<bool> bad{false};
-  with_groups(B, group_ids, group_size, [&](const auto& gr) {
-    fixed::Params fp;
+  auto rloo = [](fixed::Params& fp) {
     fp.mode = fixed::Mode::Rloo;
-    if (!fixed_fast_path(gr, B, rewards, out, fp, bad, pool)) rloo_groups(gr, B, Contig<T>{rewards}, out, bad, pool);
-  });
+    return true;
+  };
+  with_groups(
+      B, group_ids, group_size,
+      [&](const auto& gr) {
+        fixed::Params fp;
+        rloo(fp);
+        if (!fixed_fast_path(gr, B, rewards, out, fp, bad, pool))
+          rloo_groups(gr, B, Contig<T>{rewards}, out, bad, pool);
+      },
+      [&](int64_t lo, std::size_t count, std::size_t size) {
+        return uniform_fast_path(group_ids, B, lo, count, size, rewards, out, rloo, bad, pool);
+      });
   if (bad.load()) non_finite_rewards(rewards, B, 1, false);
 }
 

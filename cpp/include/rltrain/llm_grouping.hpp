@@ -3,6 +3,8 @@
 // group_ids [B] -> equal runs (FixedGroups) | runs (RunGroups) | counting sort of dense keys (SortedGroups).
 // A grouping lists group g's members as positions [begin(g), end(g)) of a member order; index(j) is the element at
 // position j. Members are always in ascending element order, so every grouping path sums a group identically.
+// A caller may also take scattered dense ids whose groups all have one size itself (the `uniform` hook of
+// group_ids_layout: llm_group.hpp counting-sorts the rewards together with the ids there, Kind::Done).
 #pragma once
 
 #include <algorithm>
@@ -10,6 +12,8 @@
 #include <cstdint>
 #include <stdexcept>
 #include <vector>
+
+#include "rltrain/simd_isa.hpp"
 
 namespace rltrain::llm {
 
@@ -45,7 +49,8 @@ struct SortedGroups {  // scattered members: group g = order[offsets[g] .. offse
 
 // The grouping that integer ids describe, built once per call (the ids are read, never trusted as indices).
 struct IdGrouping {
-  enum class Kind { Fixed, Runs, Sorted } kind = Kind::Runs;
+  // Done: the uniform hook of group_ids_layout took the call (no grouping to run).
+  enum class Kind { Fixed, Runs, Sorted, Done } kind = Kind::Runs;
   std::size_t n = 0, run = 0;        // Fixed: runs of `run` elements each
   std::vector<std::size_t> offsets;  // Runs, Sorted: groups + 1 entries
   std::vector<uint32_t> order;       // Sorted only: 4-byte indices halve the bytes its random accesses touch
@@ -53,6 +58,18 @@ struct IdGrouping {
   RunGroups runs() const { return {offsets.data(), offsets.size() - 1}; }
   SortedGroups scattered() const { return {offsets.data(), order.data(), offsets.size() - 1}; }
 };
+
+// How many elements ahead the counting sorts prefetch the random place they will store to.
+constexpr std::size_t kScatterAhead = 32;
+
+template <typename P>
+inline void prefetch_write(const P* p) {
+#if defined(__GNUC__)
+  __builtin_prefetch(p, 1);
+#else
+  (void)p;
+#endif
+}
 
 [[noreturn]] inline void ids_changed() {
   throw std::invalid_argument("group_ids: changed by another thread while the kernel ran");
@@ -77,19 +94,78 @@ inline bool distinct(const std::vector<int64_t>& v, std::size_t n) {
   return std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end();
 }
 
-// Dense group keys in [0, count) for every element: id - min(ids) when the ids span fewer than 4n values, else
-// numbered by first appearance through an open-addressing hash table. The ids are read once here (the caller's
-// array may be changed by another thread meanwhile: a key out of range raises instead of indexing out of bounds).
-inline std::vector<uint32_t> dense_keys(const int64_t* ids, std::size_t n, std::size_t& count) {
-  std::vector<uint32_t> key(n);
-  int64_t lo = ids[0], hi = ids[0];
-  for (std::size_t i = 1; i < n; ++i) {
-    lo = std::min(lo, ids[i]);
-    hi = std::max(hi, ids[i]);
+// One pass over the ids: their least and greatest value and, while there are at most `limit` of them, the number
+// of boundaries (i >= 1 with ids[i] != ids[i - 1]; more than `limit`: only that is known, and counting stops).
+// Why one pass: reading 8 bytes an id is most of what either costs; the boundaries of scattered ids pass any
+// limit within the first few hundred elements. Vector clones as llm_group_fixed.hpp's (integer work: any clone
+// gives the same answer).
+struct IdScan {
+  int64_t lo = 0, hi = 0;
+  std::size_t boundaries = 0;
+  bool many = false;  // boundaries > limit
+};
+
+RLTRAIN_SIMD_INLINE void scan_min_max(const int64_t* ids, std::size_t n, int64_t& lo_out, int64_t& hi_out) {
+  int64_t lo = lo_out, hi = hi_out;
+  for (std::size_t i = 0; i < n; ++i) {
+    const int64_t v = ids[i];
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
   }
-  const uint64_t range = static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo);
-  if (range < 4 * static_cast<uint64_t>(n)) {
-    count = static_cast<std::size_t>(range) + 1;
+  lo_out = lo, hi_out = hi;
+}
+
+RLTRAIN_SIMD_INLINE std::size_t scan_boundaries(const int64_t* ids, std::size_t i0, std::size_t i1) {
+  std::size_t b = 0;
+  for (std::size_t i = i0; i < i1; ++i) b += ids[i] != ids[i - 1] ? 1 : 0;
+  return b;
+}
+
+RLTRAIN_SIMD_INLINE IdScan scan_ids_body(const int64_t* ids, std::size_t n, std::size_t limit) {
+  constexpr std::size_t kChunk = 512;
+  IdScan s;
+  s.lo = s.hi = ids[0];
+  std::size_t i = 0;
+  for (; i < n && !s.many; i += kChunk) {  // chunk by chunk while the boundaries count
+    const std::size_t e = std::min(n, i + kChunk);
+    scan_min_max(ids + i, e - i, s.lo, s.hi);
+    s.boundaries += scan_boundaries(ids, std::max<std::size_t>(i, 1), e);
+    s.many = s.boundaries > limit;
+  }
+  if (i < n) scan_min_max(ids + i, n - i, s.lo, s.hi);
+  return s;
+}
+
+#if defined(RLTRAIN_X86_CLONES)
+RLTRAIN_TARGET_AVX512 inline IdScan scan_ids_avx512(const int64_t* ids, std::size_t n, std::size_t limit) {
+  return scan_ids_body(ids, n, limit);
+}
+__attribute__((target("avx2"))) inline IdScan scan_ids_avx2(const int64_t* ids, std::size_t n, std::size_t limit) {
+  return scan_ids_body(ids, n, limit);
+}
+#endif
+
+inline IdScan scan_ids(const int64_t* ids, std::size_t n, std::size_t limit) {
+#if defined(RLTRAIN_X86_CLONES)
+  if (simd::isa() == simd::Isa::Avx512) return scan_ids_avx512(ids, n, limit);
+  if (simd::isa() == simd::Isa::Avx2) return scan_ids_avx2(ids, n, limit);
+#endif
+  return scan_ids_body(ids, n, limit);
+}
+
+// Whether ids spanning [lo, hi] take offset keys (id - lo): fewer than 4n values.
+inline bool offset_keys(int64_t lo, int64_t hi, std::size_t n) {
+  return static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo) < 4 * static_cast<uint64_t>(n);  // exact for any pair
+}
+
+// Dense group keys in [0, count) for every element: id - lo when the ids (whose range [lo, hi] a scan found) span
+// fewer than 4n values, else numbered by first appearance through an open-addressing hash table. The ids are read
+// once here (the caller's array may be changed by another thread meanwhile: a key out of range raises instead of
+// indexing out of bounds).
+inline std::vector<uint32_t> dense_keys(const int64_t* ids, std::size_t n, int64_t lo, int64_t hi, std::size_t& count) {
+  std::vector<uint32_t> key(n);
+  if (offset_keys(lo, hi, n)) {
+    count = static_cast<std::size_t>(static_cast<uint64_t>(hi) - static_cast<uint64_t>(lo)) + 1;
     for (std::size_t i = 0; i < n; ++i) {
       const uint64_t k = static_cast<uint64_t>(ids[i]) - static_cast<uint64_t>(lo);
       if (k >= count) ids_changed();
@@ -97,22 +173,45 @@ inline std::vector<uint32_t> dense_keys(const int64_t* ids, std::size_t n, std::
     }
     return key;
   }
-  std::size_t cap = 16;
-  while (cap < 2 * n) cap *= 2;
+  // The table grows with the distinct ids (kept at most half full), not with n: 4096 groups of 16 take a 128 KiB
+  // table (in cache) where one sized for 65,536 distinct ids took 1.5 MiB of random probes.
+  struct Slot {
+    int64_t id;
+    uint32_t key;  // kEmpty: a free slot
+  };
   constexpr uint32_t kEmpty = 0xffffffffu;
-  std::vector<int64_t> slot_id(cap);
-  std::vector<uint32_t> slot_key(cap, kEmpty);
+  // Fibonacci hashing: the top `bits` bits of the product (its low bits are those of v: ids that are multiples of
+  // a large power of two would share a few homes).
+  auto home = [](int64_t v, int bits) {
+    return static_cast<std::size_t>((static_cast<uint64_t>(v) * 0x9E3779B97F4A7C15ull) >> (64 - bits));
+  };
+  int bits = 4;
+  std::vector<Slot> slots(std::size_t(1) << bits, Slot{0, kEmpty});
+  std::size_t mask = slots.size() - 1;
   uint32_t next = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const int64_t v = ids[i];
-    uint64_t h = static_cast<uint64_t>(v) * 0x9E3779B97F4A7C15ull;  // Fibonacci hashing: the top bits
-    std::size_t at = static_cast<std::size_t>(h >> 32) & (cap - 1);
-    while (slot_key[at] != kEmpty && slot_id[at] != v) at = (at + 1) & (cap - 1);
-    if (slot_key[at] == kEmpty) {
-      slot_id[at] = v;
-      slot_key[at] = next++;
+    std::size_t at = home(v, bits);
+    while (slots[at].key != kEmpty && slots[at].id != v) at = (at + 1) & mask;
+    if (slots[at].key == kEmpty) {
+      slots[at] = Slot{v, next++};
+      if (2 * static_cast<std::size_t>(next) > slots.size()) {  // rehash into twice the slots
+        std::vector<Slot> grown(2 * slots.size(), Slot{0, kEmpty});
+        const std::size_t gmask = grown.size() - 1;
+        for (const Slot& s : slots) {
+          if (s.key == kEmpty) continue;
+          std::size_t to = home(s.id, bits + 1);
+          while (grown[to].key != kEmpty) to = (to + 1) & gmask;
+          grown[to] = s;
+        }
+        slots.swap(grown);
+        mask = gmask;
+        ++bits;
+        at = home(v, bits);
+        while (slots[at].id != v || slots[at].key == kEmpty) at = (at + 1) & mask;
+      }
     }
-    key[i] = slot_key[at];
+    key[i] = slots[at].key;
   }
   count = next;
   return key;
@@ -120,11 +219,15 @@ inline std::vector<uint32_t> dense_keys(const int64_t* ids, std::size_t n, std::
 
 // The grouping of ids. The length L of the first run of equal ids tells whether they may be runs of one length
 // (ids = repeat(distinct ids, L), the common case; checked with a vectorised xor-or pass per run; no offsets
-// needed). Otherwise, where the runs are 4 elements long on average or more, one pass finds where they start.
-// When each id has a single run, the runs are the groups; else (or with shorter runs) the elements are grouped by a
-// counting sort of dense keys, which keeps members in ascending index order, so a group sums the same way on every
-// path. n < 2^32 (the binding checks it).
-inline IdGrouping group_ids_layout(const int64_t* ids, std::size_t n) {
+// needed). Otherwise one scan (scan_ids) finds the ids' range and, where the runs are 4 elements long on average or
+// more, that they are runs; a second pass finds where they start. When each id has a single run, the runs are the
+// groups. Else (or with shorter runs) the elements are grouped by a counting sort of dense keys, which keeps members
+// in ascending index order, so a group sums the same way on every path. Before that, ids spanning exactly n / size
+// values (offset keys, none missing if the groups all have `size` members) are offered to uniform(lo, count,
+// size): true means it took the call (Kind::Done), false that it did nothing of consequence (a group was not of
+// that size). n < 2^32 (the binding checks it).
+template <class Uniform>
+IdGrouping group_ids_layout(const int64_t* ids, std::size_t n, Uniform&& uniform) {
   IdGrouping out;
   out.n = n;
   if (n == 0) {
@@ -154,26 +257,32 @@ inline IdGrouping group_ids_layout(const int64_t* ids, std::size_t n) {
       }
     }
   }
-  if (heads.empty()) {
-    std::size_t boundaries = 0;
-    for (std::size_t i = 1; i < n; ++i) boundaries += ids[i] != ids[i - 1] ? 1 : 0;
-    if (4 * (boundaries + 1) <= n) {
-      out.offsets.reserve(boundaries + 2);
-      heads.reserve(boundaries + 1);
-      out.offsets.push_back(0);
-      heads.push_back(ids[0]);
-      for (std::size_t i = 1; i < n; ++i)
-        if (ids[i] != ids[i - 1]) {
-          out.offsets.push_back(i);
-          heads.push_back(ids[i]);
-        }
-      out.offsets.push_back(n);
-      if (distinct(heads, n)) return out;  // Kind::Runs
+  // Runs need 4 * (boundaries + 1) <= n.
+  const IdScan scan = scan_ids(ids, n, heads.empty() ? n / 4 : 0);
+  if (heads.empty() && !scan.many && 4 * (scan.boundaries + 1) <= n) {
+    out.offsets.reserve(scan.boundaries + 2);
+    heads.reserve(scan.boundaries + 1);
+    out.offsets.push_back(0);
+    heads.push_back(ids[0]);
+    for (std::size_t i = 1; i < n; ++i)
+      if (ids[i] != ids[i - 1]) {
+        out.offsets.push_back(i);
+        heads.push_back(ids[i]);
+      }
+    out.offsets.push_back(n);
+    if (distinct(heads, n)) return out;  // Kind::Runs
+  }
+  if (offset_keys(scan.lo, scan.hi, n)) {
+    const std::size_t count =
+        static_cast<std::size_t>(static_cast<uint64_t>(scan.hi) - static_cast<uint64_t>(scan.lo)) + 1;
+    if (n % count == 0 && uniform(scan.lo, count, n / count)) {
+      out.kind = IdGrouping::Kind::Done;
+      return out;
     }
   }
   out.kind = IdGrouping::Kind::Sorted;
   std::size_t count = 0;
-  const std::vector<uint32_t> key = dense_keys(ids, n, count);
+  const std::vector<uint32_t> key = dense_keys(ids, n, scan.lo, scan.hi, count);
   std::vector<uint32_t> start(count + 1, 0);
   for (std::size_t i = 0; i < n; ++i) ++start[key[i] + 1];
   out.offsets.clear();
@@ -184,8 +293,16 @@ inline IdGrouping group_ids_layout(const int64_t* ids, std::size_t n) {
   out.offsets.push_back(n);
   out.order.resize(n);
   uint32_t* order = out.order.data();
-  for (std::size_t i = 0; i < n; ++i) order[start[key[i]]++] = static_cast<uint32_t>(i);
+  // Stores to random places: prefetching the place kScatterAhead elements on halves the pass (measured).
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kScatterAhead < n) prefetch_write(order + start[key[i + kScatterAhead]]);
+    order[start[key[i]]++] = static_cast<uint32_t>(i);
+  }
   return out;
+}
+
+inline IdGrouping group_ids_layout(const int64_t* ids, std::size_t n) {
+  return group_ids_layout(ids, n, [](int64_t, std::size_t, std::size_t) { return false; });
 }
 
 }  // namespace rltrain::llm
