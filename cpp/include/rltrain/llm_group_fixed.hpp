@@ -275,14 +275,14 @@ __attribute__((target("avx512f"))) bool run_avx512(const T* x, T* out, std::size
 }
 
 // Whole-batch lane sums (llm_group.hpp's batch_stats): part[k] = the lane sum of block k, x[k * kSumBlock, min(n,
-// (k + 1) * kSumBlock)) for k in [k0, k1), of x (or, when Squares, of (x - m)^2), bit for bit as lane_sum /
+// (k + 1) * kSumBlock)) for k in [k0, k1), of x (or, when Squares, of (x - m[k])^2), bit for bit as lane_sum /
 // lane_ssd and combine_lanes give it (lane j = the elements i with i % 8 == j, from +0.0; ((a0 + a4) + (a2 + a6))
 // + ((a1 + a5) + (a3 + a7))). Four blocks run side by side: one block's eight lanes are a single dependency chain
 // of vector additions (latency-bound: 4 cycles per 8 elements), four overlap.
 constexpr std::size_t kSumBlock = 4096;  // llm_group.hpp's kBatchBlock
 
 template <int W, bool Squares, typename T>
-RLTRAIN_ALWAYS_INLINE void block_sums(const T* x, std::size_t n, std::size_t k0, std::size_t k1, double m,
+RLTRAIN_ALWAYS_INLINE void block_sums(const T* x, std::size_t n, std::size_t k0, std::size_t k1, const double* m,
                                       double* part) {
   using D = typename Vec<W>::D;
   constexpr int K = 8 / W;
@@ -290,9 +290,11 @@ RLTRAIN_ALWAYS_INLINE void block_sums(const T* x, std::size_t n, std::size_t k0,
     const std::size_t nb = k1 - kb < 4 ? k1 - kb : 4;
     const T* xb[4];
     std::size_t cnt[4];
+    double mb[4];
     std::size_t common = kSumBlock;
     for (std::size_t b = 0; b < 4; ++b) {
       const std::size_t k = kb + (b < nb ? b : 0);  // padding blocks repeat the first (discarded)
+      mb[b] = Squares ? m[k] : 0.0;
       const std::size_t lo = k * kSumBlock, hi = n < lo + kSumBlock ? n : lo + kSumBlock;
       xb[b] = x + lo;
       cnt[b] = hi - lo;
@@ -305,7 +307,7 @@ RLTRAIN_ALWAYS_INLINE void block_sums(const T* x, std::size_t n, std::size_t k0,
         D v;
         load<W>(v, xb[b] + i + k * W);
         if constexpr (Squares) {
-          const D d = v - m;
+          const D d = v - mb[b];
           a[b][k] += d * d;
         } else {
           a[b][k] += v;
@@ -322,7 +324,7 @@ RLTRAIN_ALWAYS_INLINE void block_sums(const T* x, std::size_t n, std::size_t k0,
       std::memcpy(l, a[b], sizeof l);
       const std::size_t rem = cnt[b] - j;  // add_tail: +0.0 into the unused lanes
       for (std::size_t k = 0; k < 8; ++k) {
-        const double t = k < rem ? static_cast<double>(xb[b][j + k]) - (Squares ? m : 0.0) : 0.0;
+        const double t = k < rem ? static_cast<double>(xb[b][j + k]) - mb[b] : 0.0;
         l[k] += Squares ? t * t : t;
       }
       part[kb + b] = ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]));
@@ -332,13 +334,13 @@ RLTRAIN_ALWAYS_INLINE void block_sums(const T* x, std::size_t n, std::size_t k0,
 
 template <bool Squares, typename T>
 __attribute__((target("avx2"))) void block_sums_avx2(const T* x, std::size_t n, std::size_t k0, std::size_t k1,
-                                                     double m, double* part) {
+                                                     const double* m, double* part) {
   block_sums<4, Squares>(x, n, k0, k1, m, part);
 }
 
 template <bool Squares, typename T>
 __attribute__((target("avx512f"))) void block_sums_avx512(const T* x, std::size_t n, std::size_t k0, std::size_t k1,
-                                                          double m, double* part) {
+                                                          const double* m, double* part) {
   block_sums<8, Squares>(x, n, k0, k1, m, part);
 }
 
@@ -374,9 +376,10 @@ inline bool batch_sums_supported() {
 #endif
 }
 
-// part[k] for blocks [k0, k1) of x [n] (see block_sums); batch_sums_supported() only.
+// part[k] for blocks [k0, k1) of x [n] (see block_sums; m: the means by block, read when Squares);
+// batch_sums_supported() only.
 template <bool Squares, typename T>
-void batch_lane_sums(const T* x, std::size_t n, std::size_t k0, std::size_t k1, double m, double* part) {
+void batch_lane_sums(const T* x, std::size_t n, std::size_t k0, std::size_t k1, const double* m, double* part) {
 #if defined(RLTRAIN_FIXED_GROUPS)
   if (isa() == Isa::Avx512)
     block_sums_avx512<Squares>(x, n, k0, k1, m, part);
