@@ -245,3 +245,23 @@ def test_long_row_gae_float_mask_of_zeros_and_ones_equals_bool_mask(dtype: np.dt
         want_a, want_r = R.token_gae(r64, v64, m, gamma=0.99, lam=0.95)
         _within(got_a, want_a, scale, dtype)
         _within(got_r, want_r, scale, dtype)
+
+
+@pytest.mark.parametrize("dtype", F_DTYPES)
+@pytest.mark.parametrize("hidden", [None, np.nan, np.inf, 1e100, 1e200])
+def test_masked_whiten_zero_weight_blocks_as_the_reference(dtype: np.dtype, hidden: float | None) -> None:
+    """Blocks whose weights are all 0 add nothing to the variance unless a value there is not finite, or so large
+    that its squared deviation overflows (then verl's sum((x - mean)^2 * mask) is NaN, and so is every output)."""
+    rng = np.random.default_rng(24)
+    L = 32_768
+    x = rng.standard_normal((1, L)).astype(dtype)
+    for m in ((np.arange(L) < L * 3 // 4)[None, :], (np.arange(L) < L * 3 // 4).astype(dtype)[None, :]):
+        xx = x.copy()
+        if hidden is not None:
+            with np.errstate(over="ignore"):
+                xx[0, L - 100] = dtype.type(hidden)  # 1e200 is inf in float32
+        got, want = K.masked_whiten(xx, m), R.masked_whiten(xx, m)
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        ok = ~np.isnan(want)
+        tol = 8 * float(np.finfo(dtype).eps) * float(np.abs(want[ok]).max(initial=1.0))
+        np.testing.assert_allclose(got[ok], want[ok], rtol=0, atol=tol)
