@@ -142,59 +142,70 @@ void split_items(std::size_t count, std::size_t elems, ThreadPool& pool, Fn&& fn
 // blocks combine in block order (Chan et al.): ss = sum_k m2_k + n_k (mean_k - mean)^2. One parallel pass, not
 // two (a sum, then the squares about the batch mean): 2 us less at 65,536 rewards on two threads. false when a sum
 // is not finite. A strided source is gathered block by block.
+struct BlockStats {
+  std::size_t n = 0, blocks = 0;
+  std::vector<double> v;  // sum, mean, m2: blocks each
+  explicit BlockStats(std::size_t n_) : n(n_), blocks((n_ + kBatchBlock - 1) / kBatchBlock), v(3 * blocks) {}
+  double* sum() { return v.data(); }
+  double* mean() { return v.data() + blocks; }
+  double* m2() { return v.data() + 2 * blocks; }
+  std::size_t count(std::size_t k) const { return std::min(n, (k + 1) * kBatchBlock) - k * kBatchBlock; }
+};
+
+// Blocks [k0, k1) of st; vec: the vector lane sums (contiguous sources on a CPU with AVX2; the same bits).
 template <class Src>
-bool batch_stats(const Src& src, std::size_t n, int64_t ddof, ThreadPool& pool, double& mean, double& var) {
-  const std::size_t blocks = (n + kBatchBlock - 1) / kBatchBlock;
-  double local[3 * 16];
-  std::vector<double> heap;
-  double* sum = local;
-  if (blocks > 16) {
-    heap.resize(3 * blocks);
-    sum = heap.data();
-  }
-  double* bmean = sum + blocks;
-  double* m2 = bmean + blocks;
-  auto count = [n](std::size_t k) { return std::min(n, (k + 1) * kBatchBlock) - k * kBatchBlock; };
+void block_stats(const Src& src, std::size_t k0, std::size_t k1, bool vec, BlockStats& st) {
   static_assert(kBatchBlock == fixed::kSumBlock, "the vector block sums use the same blocks");
-  bool vec = false;
-  if constexpr (Src::kContiguous) vec = fixed::batch_sums_supported();
-  split_items(blocks, n, pool, [&](std::size_t k0, std::size_t k1) {
+  double *sum = st.sum(), *bmean = st.mean(), *m2 = st.m2();
+  if constexpr (Src::kContiguous) {
+    if (vec) {  // four blocks side by side in vectors
+      fixed::batch_lane_sums<false>(src.p, st.n, k0, k1, nullptr, sum);
+      for (std::size_t k = k0; k < k1; ++k) bmean[k] = sum[k] / static_cast<double>(st.count(k));
+      fixed::batch_lane_sums<true>(src.p, st.n, k0, k1, bmean, m2);
+      return;
+    }
+  }
+  std::vector<double> buf(Src::kContiguous ? 0 : kBatchBlock);
+  for (std::size_t k = k0; k < k1; ++k) {
+    const std::size_t b = k * kBatchBlock, cnt = st.count(k);
+    auto one = [&](const auto* x) {
+      sum[k] = lane_sum(x, cnt);
+      bmean[k] = sum[k] / static_cast<double>(cnt);
+      m2[k] = lane_ssd(x, cnt, bmean[k]);
+    };
     if constexpr (Src::kContiguous) {
-      if (vec) {  // the same bits as the loops below, four blocks side by side in vectors
-        fixed::batch_lane_sums<false>(src.p, n, k0, k1, nullptr, sum);
-        for (std::size_t k = k0; k < k1; ++k) bmean[k] = sum[k] / static_cast<double>(count(k));
-        fixed::batch_lane_sums<true>(src.p, n, k0, k1, bmean, m2);
-        return;
-      }
+      one(src.p + b);
+    } else {
+      for (std::size_t j = 0; j < cnt; ++j) buf[j] = src[b + j];
+      one(static_cast<const double*>(buf.data()));
     }
-    std::vector<double> buf(Src::kContiguous ? 0 : kBatchBlock);
-    for (std::size_t k = k0; k < k1; ++k) {
-      const std::size_t b = k * kBatchBlock, cnt = count(k);
-      auto one = [&](const auto* x) {
-        sum[k] = lane_sum(x, cnt);
-        bmean[k] = sum[k] / static_cast<double>(cnt);
-        m2[k] = lane_ssd(x, cnt, bmean[k]);
-      };
-      if constexpr (Src::kContiguous) {
-        one(src.p + b);
-      } else {
-        for (std::size_t j = 0; j < cnt; ++j) buf[j] = src[b + j];
-        one(static_cast<const double*>(buf.data()));
-      }
-    }
-  });
+  }
+}
+
+// The blocks combined in block order; false when a sum is not finite.
+inline bool combine_block_stats(BlockStats& st, int64_t ddof, double& mean, double& var) {
+  const double *sum = st.sum(), *bmean = st.mean(), *m2 = st.m2();
   double s = 0.0;
-  for (std::size_t k = 0; k < blocks; ++k) s += sum[k];
+  for (std::size_t k = 0; k < st.blocks; ++k) s += sum[k];
   if (!std::isfinite(s)) return false;
-  mean = s / static_cast<double>(n);
+  mean = s / static_cast<double>(st.n);
   double ss = 0.0;
-  for (std::size_t k = 0; k < blocks; ++k) {
+  for (std::size_t k = 0; k < st.blocks; ++k) {
     const double d = bmean[k] - mean;
-    ss += m2[k] + static_cast<double>(count(k)) * (d * d);
+    ss += m2[k] + static_cast<double>(st.count(k)) * (d * d);
   }
   if (!std::isfinite(ss)) return false;
-  var = variance(ss, n, ddof);
+  var = variance(ss, st.n, ddof);
   return true;
+}
+
+template <class Src>
+bool batch_stats(const Src& src, std::size_t n, int64_t ddof, ThreadPool& pool, double& mean, double& var) {
+  BlockStats st(n);
+  bool vec = false;
+  if constexpr (Src::kContiguous) vec = fixed::batch_sums_supported();
+  split_items(st.blocks, n, pool, [&](std::size_t k0, std::size_t k1) { block_stats(src, k0, k1, vec, st); });
+  return combine_block_stats(st, ddof, mean, var);
 }
 
 // ------------------------------------------------------------------------------------------ the passes
@@ -511,6 +522,48 @@ struct LlmGroupArgs {
 };
 
 // group_advantages (SPEC §6); rltrain.reference.group_advantages is the specification. Throws
+// scale="batch" over contiguous groups of a vector size, split over the pool: the batch statistics and the groups
+// in one parallel_for (one hand-off to the pool, not two). Tasks [0, S) sum blocks; tasks [S, S + G) wait until
+// every block is summed, combine the blocks (each the same way: the same bits) and run their groups. The pool hands
+// tasks out in index order (a call inline runs them in order), so every block task is running or done when a group
+// task waits: no task waits on one that has not started. The same bits as batch_stats then fixed_fast_path.
+template <typename T>
+void batch_groups_fused(std::size_t size, std::size_t n, const T* x, T* out, const llm::Norm& norm,
+                        std::atomic<bool>& bad, ThreadPool& pool) {
+  using namespace llm;
+  BlockStats st(n);
+  const std::size_t per_stat = std::max<std::size_t>(1, kGrainElems / kBatchBlock);
+  const std::size_t stat_tasks = (st.blocks + per_stat - 1) / per_stat;
+  const std::size_t groups = n / size, per_out = std::max<std::size_t>(1, kGrainElems / size);
+  const std::size_t out_tasks = (groups + per_out - 1) / per_out;
+  std::atomic<std::size_t> summed{0};
+  pool.parallel_for(stat_tasks + out_tasks, [&](std::size_t t) {
+    if (t < stat_tasks) {
+      block_stats(Contig<T>{x}, t * per_stat, std::min(st.blocks, (t + 1) * per_stat), true, st);
+      summed.fetch_add(1, std::memory_order_acq_rel);
+      return;
+    }
+    for (int spins = 0; summed.load(std::memory_order_acquire) != stat_tasks; ++spins) {
+      if (spins < 4000)
+        RLTRAIN_PAUSE();
+      else
+        std::this_thread::yield();
+    }
+    double mean = 0.0, var = 0.0;
+    if (!combine_block_stats(st, norm.ddof, mean, var)) {
+      bad.store(true, std::memory_order_relaxed);
+      return;
+    }
+    fixed::Params fp;
+    fp.mode = fixed::Mode::Shift;
+    fp.ddof = static_cast<double>(norm.ddof), fp.eps = norm.eps, fp.eps_on_std = norm.eps_on == EpsOn::Std;
+    fp.inv = 1.0 / denominator(var, norm);
+    const std::size_t g0 = (t - stat_tasks) * per_out, g1 = std::min(groups, g0 + per_out);
+    if (!fixed::fixed_groups(size, x + g0 * size, out + g0 * size, g1 - g0, fp))
+      bad.store(true, std::memory_order_relaxed);
+  });
+}
+
 // std::invalid_argument on non-finite rewards.
 template <typename T>
 void group_advantages(const LlmGroupArgs<T>& a, ThreadPool& pool) {
@@ -548,6 +601,13 @@ void group_advantages(const LlmGroupArgs<T>& a, ThreadPool& pool) {
   };
   auto grouped = [&](const auto& gr) {
     if (a.combine == Combine::Sum && !a.two_d) {
+      if constexpr (std::is_same_v<std::decay_t<decltype(gr)>, FixedGroups>) {
+        if (a.norm.scale == Scale::Batch && B >= kSplitMin && fixed::fixed_size_supported(gr.size) &&
+            fixed::batch_sums_supported()) {
+          batch_groups_fused(gr.size, B, a.rewards, out, a.norm, bad, pool);
+          return;
+        }
+      }
       const Contig<T> x{a.rewards};
       fixed::Params fp;
       double bd = 1.0;
