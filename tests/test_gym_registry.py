@@ -196,3 +196,20 @@ def test_registered_by_import_rltrain(gymnasium_first: bool) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["NativeVectorEnv", "NativeEnv"]
+
+
+@pytest.mark.parametrize("first", ["from rltrain.vec.native import NativeVectorEnv",
+                                   "import rltrain.vec.gym_registry", "from rltrain.envs import lunar"])
+def test_registered_when_an_rltrain_submodule_is_the_first_import(first: str) -> None:
+    """A submodule that imports gymnasium as the process's first rltrain import: the ids are registered by
+    gymnasium's post-import hook while that submodule is still loading, which must not be a circular import (it
+    was for rltrain.vec.native: a warning, and no ids). Warnings are errors here."""
+    out = _fresh(
+        first + "\n"
+        "import gymnasium\n"
+        "v = gymnasium.make_vec('rltrain/CartPole-v1', num_envs=2)\n"
+        "print(type(v).__name__)\n",
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["NativeVectorEnv"]
+    assert "could not register" not in out.stderr

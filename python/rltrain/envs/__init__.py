@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 from typing import TYPE_CHECKING, Any
 
 import gymnasium
-
-from rltrain.vec.gym_registry import register_gym_ids
 
 if TYPE_CHECKING:
     from rltrain.envs.lunar import DenseLunarLander, SparseLunarLander
@@ -26,6 +25,18 @@ ENV_IDS: dict[str, str] = {
     "rltrain/SparseLunarLander-v0": "rltrain.envs.lunar:SparseLunarLander",
 }
 """gymnasium id -> entry point of every environment this package registers."""
+
+
+def _register_native_ids() -> None:
+    """rltrain/<id> for every native env (rltrain.vec.gym_registry), or, when that module is still loading (its own
+    gymnasium import brought us here), a note for it to register them when it ends."""
+    module = sys.modules.get("rltrain.vec.gym_registry")
+    if module is not None and not hasattr(module, "register_gym_ids"):
+        setattr(module, "_register_when_loaded", True)  # noqa: B010 (a module still loading: not typed)
+        return
+    from rltrain.vec.gym_registry import register_gym_ids
+
+    register_gym_ids()
 
 
 def _register() -> None:
@@ -48,7 +59,7 @@ def _register() -> None:
                 kwargs={"max_episode_steps": None} if sparse else {},
                 additional_wrappers=(sparse_payout,) if sparse else (),
             )
-    register_gym_ids()
+    _register_native_ids()
     for game_id in ("rltrain/TicTacToe-v0", "rltrain/ConnectFour-v0"):
         if game_id not in gymnasium.registry:
             gymnasium.register(id=game_id, entry_point=functools.partial(_make_game, game_id),

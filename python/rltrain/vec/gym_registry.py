@@ -21,13 +21,19 @@ module-prefixed id ``gymnasium.make_vec("rltrain.envs:rltrain/CartPole-v1", 16)`
 from __future__ import annotations
 
 import functools
-from typing import Any, SupportsFloat
+from typing import TYPE_CHECKING, Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 
-from rltrain.vec.native import NativeVectorEnv, native_spaces
 from rltrain.vec.registry import native_env_spec, native_envs
+
+if TYPE_CHECKING:
+    from rltrain.vec.native import NativeVectorEnv
+
+# rltrain.vec.native is imported where it is used: it imports gymnasium, whose first import registers these ids
+# (rltrain/__init__.py), so a module-level import here made `from rltrain.vec.native import NativeVectorEnv`, as
+# a process's first rltrain import, a circular one (the registration failed with a warning).
 
 __all__ = ["NAMESPACE", "NativeEnv", "gym_id", "make_native_vec", "register_gym_ids"]
 
@@ -61,6 +67,8 @@ def make_native_vec(
 ) -> NativeVectorEnv:
     """The vector entry point of ``rltrain/<native_id>``: ``gymnasium.make_vec``'s arguments to the batcher."""
     _no_render(native_id, render_mode)
+    from rltrain.vec.native import NativeVectorEnv
+
     return NativeVectorEnv(native_id, num_envs, seed=seed, identical_seeds=identical_seeds,
                            num_threads=num_threads, **env_kwargs)
 
@@ -98,6 +106,8 @@ class NativeEnv(gym.Env[np.ndarray, Any]):
         self.native_config: dict[str, Any] = dict(env_kwargs)
         if max_episode_steps is not None:
             self.native_config["max_episode_steps"] = max_episode_steps
+        from rltrain.vec.native import native_spaces
+
         self.observation_space, self.action_space = native_spaces(native_id, **env_kwargs)
         self.render_mode = None
         self._seeded = False
@@ -139,3 +149,11 @@ def register_gym_ids() -> list[str]:
             kwargs=dict(base.kwargs) if base else {},
         )
     return ids
+
+
+# `_register_when_loaded` is set by rltrain.envs when it ran while this module was still loading:
+# `import rltrain.vec.gym_registry` as a process's first rltrain import runs gymnasium's first import above, whose
+# post-import hook (rltrain/__init__.py) loads rltrain.envs, which then leaves these ids to the end of this module.
+# (Not assigned beforehand here: an assignment after the gymnasium import would undo rltrain.envs' note.)
+if globals().get("_register_when_loaded"):
+    register_gym_ids()
